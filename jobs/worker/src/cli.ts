@@ -1,0 +1,30 @@
+// Entry point of `pipeline-worker` and of the worker container. Exit codes: 0 success, 1 unexpected
+// failure, 2 wrong arguments or environment, 3 input unreadable or outputs unwritable, 4 data that
+// cannot make a model. A failure prints one line on stderr and leaves no _SUCCESS.
+import { parseWorkerConfig, USAGE } from './config.ts';
+import { UsageError, WorkerError } from './errors.ts';
+import { runLogreg } from './logreg/run.ts';
+
+function log(message: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ severity: 'INFO', message, ...fields })}\n`);
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  try {
+    const config = parseWorkerConfig(argv, env);
+    const summary = await runLogreg(config, (message, fields) => log(message, { jobId: config.jobId, ...fields }));
+    log('done', { ...summary });
+    return 0;
+  } catch (err) {
+    const exitCode = err instanceof WorkerError ? err.exitCode : 1;
+    const reason = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`pipeline-worker: ${reason.replaceAll('\n', ' ')}\n`);
+    if (err instanceof UsageError) process.stderr.write(`${USAGE}\n`);
+    if (!(err instanceof WorkerError) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return exitCode;
+  }
+}

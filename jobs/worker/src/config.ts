@@ -1,0 +1,90 @@
+// The worker's settings, from command-line flags or, as a container entry point, from the environment
+// of DESIGN.md. A flag wins over its variable. Pure: everything comes in as arguments.
+import { parseArgs } from 'node:util';
+import { UsageError } from './errors.ts';
+import { parseLocation, type Location } from './io/location.ts';
+
+export const TASKS = ['logreg'] as const;
+export type Task = (typeof TASKS)[number];
+
+export interface WorkerConfig {
+  task: Task;
+  input: Location;
+  inputGeneration?: string;
+  output: Location;
+  target?: string;
+  exclude: string[];
+  c: number;
+  jobId?: string;
+  attempt: number;
+}
+
+export const USAGE = `usage: pipeline-worker --input PATH|gs://BUCKET/OBJECT --output DIR|gs://BUCKET/PREFIX/
+                       [--target COLUMN] [--c NUMBER] [--exclude COL1,COL2] [--task logreg]
+Every flag can also come from the environment: INPUT_URI, OUTPUT_URI, TARGET_COLUMN, REGULARIZATION_C,
+EXCLUDE_COLUMNS, TASK; and INPUT_GENERATION, JOB_ID, ATTEMPT.`;
+
+export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): WorkerConfig {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        input: { type: 'string' },
+        output: { type: 'string' },
+        target: { type: 'string' },
+        c: { type: 'string' },
+        exclude: { type: 'string' },
+        task: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const setting = (flag: string | undefined, variable: string): string | undefined => {
+    const value = flag ?? env[variable];
+    return value === undefined || value === '' ? undefined : value;
+  };
+
+  const task = setting(values.task, 'TASK') ?? 'logreg';
+  if (!(TASKS as readonly string[]).includes(task)) {
+    throw new UsageError(`TASK "${task}" is not a task of this worker (known: ${TASKS.join(', ')})`);
+  }
+  const inputUri = setting(values.input, 'INPUT_URI');
+  if (inputUri === undefined) throw new UsageError('no input: pass --input or set INPUT_URI');
+  const outputUri = setting(values.output, 'OUTPUT_URI');
+  if (outputUri === undefined) throw new UsageError('no output: pass --output or set OUTPUT_URI');
+
+  const cText = setting(values.c, 'REGULARIZATION_C') ?? '1';
+  const c = Number(cText);
+  if (!Number.isFinite(c) || c <= 0) throw new UsageError(`--c / REGULARIZATION_C must be a positive number, got "${cText}"`);
+
+  const generation = setting(undefined, 'INPUT_GENERATION');
+  if (generation !== undefined && !/^\d{1,19}$/.test(generation)) {
+    throw new UsageError(`INPUT_GENERATION must be an object generation (digits), got "${generation}"`);
+  }
+  const attemptText = setting(undefined, 'ATTEMPT') ?? '1';
+  const attempt = Number(attemptText);
+  if (!Number.isInteger(attempt) || attempt < 1) throw new UsageError(`ATTEMPT must be a whole number >= 1, got "${attemptText}"`);
+
+  const excludeText = setting(values.exclude, 'EXCLUDE_COLUMNS');
+  const exclude = excludeText === undefined ? [] : excludeText.split(',').map((name) => name.trim()).filter(Boolean);
+
+  const input = parseLocation(inputUri, 'input');
+  if (generation !== undefined && input.kind !== 'gcs') {
+    throw new UsageError('INPUT_GENERATION is set but the input is not a gs:// object');
+  }
+  return {
+    task: task as Task,
+    input,
+    inputGeneration: generation,
+    output: parseLocation(outputUri, 'output'),
+    target: setting(values.target, 'TARGET_COLUMN'),
+    exclude,
+    c,
+    jobId: setting(undefined, 'JOB_ID'),
+    attempt,
+  };
+}

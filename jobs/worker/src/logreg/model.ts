@@ -1,0 +1,139 @@
+// Fitting the logistic regression on a loaded dataset, and predicting with it.
+import type { Dataset } from './dataset.ts';
+import { BLOCK_ROWS } from './dataset.ts';
+import { DEFAULT_LBFGS, minimize, type LbfgsOptions } from './lbfgs.ts';
+import { makeObjective, vectorCount } from './objective.ts';
+import { computeScaling, standardizeInPlace, type Scaling } from './standardize.ts';
+import { DataError } from '../errors.ts';
+
+export interface FittedModel {
+  classes: string[];
+  featureNames: string[];
+  c: number;
+  scaling: Scaling;
+  /** Per coefficient vector (one for two classes, one per class otherwise): intercept, then weights. */
+  standardized: { intercepts: number[]; coefficients: number[][] };
+  original: { intercepts: number[]; coefficients: number[][] };
+  optimizer: { iterations: number; evaluations: number; converged: boolean; gradientRatio: number; message: string };
+  objective: number;
+  /** Parameters in standardized units, vector by vector: [intercept, w_1 .. w_d]. */
+  theta: Float64Array;
+}
+
+/** Standardizes the dataset in place and fits the model. */
+export function fitModel(ds: Dataset, c: number, options: LbfgsOptions = DEFAULT_LBFGS): FittedModel {
+  if (!(c > 0) || !Number.isFinite(c)) throw new DataError(`C must be a positive number, got ${c}`);
+  if (ds.counts.trainable === 0) {
+    throw new DataError(`no trainable rows: every row was skipped or has an empty "${ds.targetName}"`);
+  }
+  if (ds.classes.length < 2) {
+    throw new DataError(`the target "${ds.targetName}" has one class only (${JSON.stringify(ds.classes[0])})`);
+  }
+  const scaling = computeScaling(ds);
+  standardizeInPlace(ds, scaling);
+  const k = ds.classes.length;
+  const vectors = vectorCount(k);
+  const stride = ds.d + 1;
+  const objective = makeObjective(ds, k, c);
+  const result = minimize(objective, new Float64Array(vectors * stride), options);
+  const theta = result.x;
+  if (vectors > 1) centerIntercepts(theta, vectors, stride);
+
+  const standardized = { intercepts: [] as number[], coefficients: [] as number[][] };
+  const original = { intercepts: [] as number[], coefficients: [] as number[][] };
+  for (let v = 0; v < vectors; v++) {
+    const intercept = theta[v * stride];
+    const weights = Array.from(theta.subarray(v * stride + 1, (v + 1) * stride));
+    standardized.intercepts.push(intercept);
+    standardized.coefficients.push(weights);
+    let shift = 0;
+    const originalWeights = weights.map((w, j) => {
+      if (scaling.constant[j]) return 0;
+      shift += (w * scaling.mean[j]) / scaling.std[j];
+      return w / scaling.std[j];
+    });
+    original.intercepts.push(intercept - shift);
+    original.coefficients.push(originalWeights);
+  }
+  return {
+    classes: ds.classes,
+    featureNames: ds.featureNames,
+    c,
+    scaling,
+    standardized,
+    original,
+    optimizer: {
+      iterations: result.iterations,
+      evaluations: result.evaluations,
+      converged: result.converged,
+      gradientRatio: result.gradientRatio,
+      message: result.message,
+    },
+    objective: result.value,
+    theta,
+  };
+}
+
+/**
+ * The softmax is unchanged when every intercept moves by the same amount, and intercepts are not
+ * penalized, so the optimum fixes them only up to that shift. Report the one whose intercepts sum to 0.
+ */
+function centerIntercepts(theta: Float64Array, vectors: number, stride: number): void {
+  let sum = 0;
+  for (let v = 0; v < vectors; v++) sum += theta[v * stride];
+  const mean = sum / vectors;
+  for (let v = 0; v < vectors; v++) theta[v * stride] -= mean;
+}
+
+/**
+ * Probabilities for every row of the (standardized) matrix: for two classes one column, P(second
+ * class); otherwise one column per class. Row-major, rows x columns.
+ */
+export function predictProbabilities(ds: Dataset, model: FittedModel): { columns: number; values: Float64Array } {
+  const { d, rows, blocks } = ds;
+  const k = model.classes.length;
+  const columns = k === 2 ? 1 : k;
+  const stride = d + 1;
+  const theta = model.theta;
+  const values = new Float64Array(rows * columns);
+  const scores = new Float64Array(k);
+  for (let b = 0; b < blocks.length; b++) {
+    const x = blocks[b];
+    const first = b * BLOCK_ROWS;
+    const count = Math.min(BLOCK_ROWS, rows - first);
+    for (let i = 0; i < count; i++) {
+      const base = i * d;
+      const out = (first + i) * columns;
+      if (k === 2) {
+        let z = theta[0];
+        for (let j = 0; j < d; j++) z += theta[1 + j] * x[base + j];
+        const e = Math.exp(-Math.abs(z));
+        values[out] = z >= 0 ? 1 / (1 + e) : e / (1 + e);
+        continue;
+      }
+      let max = -Infinity;
+      for (let m = 0; m < k; m++) {
+        let s = theta[m * stride];
+        for (let j = 0; j < d; j++) s += theta[m * stride + 1 + j] * x[base + j];
+        scores[m] = s;
+        if (s > max) max = s;
+      }
+      let sum = 0;
+      for (let m = 0; m < k; m++) {
+        scores[m] = Math.exp(scores[m] - max);
+        sum += scores[m];
+      }
+      for (let m = 0; m < k; m++) values[out + m] = scores[m] / sum;
+    }
+  }
+  return { columns, values };
+}
+
+/** The predicted class of a row: the most probable one (for two classes, the second when p > 0.5). */
+export function predictedClass(probabilities: Float64Array, columns: number, row: number): number {
+  if (columns === 1) return probabilities[row] > 0.5 ? 1 : 0;
+  let best = 0;
+  const base = row * columns;
+  for (let m = 1; m < columns; m++) if (probabilities[base + m] > probabilities[base + best]) best = m;
+  return best;
+}
