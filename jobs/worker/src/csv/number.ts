@@ -20,6 +20,9 @@ const ZERO = 48;
 const NINE = 57;
 const SPACE = 32;
 const TAB = 9;
+const COMMA = 44;
+const LF = 10;
+const CR = 13;
 
 export function parseDecimal(bytes: Uint8Array, start: number, end: number): number {
   let i = start;
@@ -108,4 +111,53 @@ function latin1(bytes: Uint8Array, start: number, end: number): string {
 /** The same grammar for a JavaScript string (a quoted or unescaped field). */
 export function parseDecimalString(text: string): number {
   return parseDecimal(Buffer.from(text, 'utf8'), 0, Buffer.byteLength(text, 'utf8'));
+}
+
+/** Where the last scanDecimal stopped: the field's end (a delimiter, a line break, or the limit). */
+export const scanned = { end: 0 };
+
+/**
+ * parseDecimal fused with finding the end of an unquoted field: reads from `start` until a comma,
+ * CR or LF (or `limit`), stores that position in `scanned.end`, and returns the field's number (NaN
+ * if it is not one). The plain case (sign, up to 15 digits, optional fraction, no spaces or exponent)
+ * is parsed as it is scanned; anything else is handed to parseDecimal, so the two always agree.
+ */
+export function scanDecimal(bytes: Uint8Array, start: number, limit: number): number {
+  let i = start;
+  let negative = false;
+  if (i < limit && bytes[i] === MINUS) {
+    negative = true;
+    i++;
+  }
+  let mantissa = 0;
+  let digits = 0;
+  let fraction = 0;
+  let c = 0;
+  for (; i < limit; i++) {
+    c = bytes[i];
+    if (c < ZERO || c > NINE) break;
+    mantissa = mantissa * 10 + (c - ZERO);
+    digits++;
+  }
+  if (i < limit && c === DOT) {
+    for (i++; i < limit; i++) {
+      c = bytes[i];
+      if (c < ZERO || c > NINE) break;
+      mantissa = mantissa * 10 + (c - ZERO);
+      digits++;
+      fraction++;
+    }
+  }
+  if (digits > 0 && digits <= 15 && (i === limit || c === COMMA || c === LF || c === CR)) {
+    scanned.end = i;
+    const value = fraction === 0 ? mantissa : mantissa / POW10[fraction];
+    return negative ? -value : value;
+  }
+  while (i < limit) {
+    c = bytes[i];
+    if (c === COMMA || c === LF || c === CR) break;
+    i++;
+  }
+  scanned.end = i;
+  return parseDecimal(bytes, start, i);
 }

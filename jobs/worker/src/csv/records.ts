@@ -8,6 +8,8 @@
 // decides. Each record knows its byte offset and length in the input (without the line ending) and the
 // line it starts on, so a second pass can copy it verbatim and a report can point at it.
 
+import { scanDecimal, scanned } from './number.ts';
+
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
 const COMMA = 44;
@@ -36,6 +38,11 @@ export interface CsvRecord {
   starts: Int32Array;
   ends: Int32Array;
   kinds: Uint8Array;
+  /**
+   * For the columns flagged with `parseNumbersIn`, unquoted fields are parsed while scanned: the
+   * value (NaN if not a number) is here. Other entries are stale.
+   */
+  numbers: Float64Array;
   /** Position of the record's first byte in `bytes`. */
   start: number;
   /** Absolute byte offset of the record's first byte in the input. */
@@ -57,6 +64,7 @@ export class CsvRecordReader {
   private line = 1;
   private bomChecked = false;
   private ended = false;
+  private numeric: Uint8Array = new Uint8Array(0);
 
   constructor(onRecord: RecordHandler) {
     this.onRecord = onRecord;
@@ -66,12 +74,19 @@ export class CsvRecordReader {
       starts: new Int32Array(64),
       ends: new Int32Array(64),
       kinds: new Uint8Array(64),
+      numbers: new Float64Array(64),
       start: 0,
       offset: 0,
       length: 0,
       line: 1,
       error: undefined,
     };
+  }
+
+  /** Parse unquoted fields of these columns (by index) as numbers while scanning them. */
+  parseNumbersIn(columns: readonly number[]): void {
+    this.numeric = new Uint8Array(Math.max(0, ...columns) + 1);
+    for (const col of columns) this.numeric[col] = 1;
   }
 
   push(chunk: Uint8Array): void {
@@ -169,6 +184,11 @@ export class CsvRecordReader {
             fieldEnd = pos;
           }
         }
+      } else if (fieldCount < this.numeric.length && this.numeric[fieldCount] === 1) {
+        fieldStart = pos;
+        rec.numbers[fieldCount] = scanDecimal(buf, pos, len);
+        pos = scanned.end;
+        fieldEnd = pos;
       } else {
         fieldStart = pos;
         while (pos < len) {
@@ -237,12 +257,15 @@ function growFields(rec: CsvRecord): void {
   const starts = new Int32Array(size);
   const ends = new Int32Array(size);
   const kinds = new Uint8Array(size);
+  const numbers = new Float64Array(size);
   starts.set(rec.starts);
   ends.set(rec.ends);
   kinds.set(rec.kinds);
+  numbers.set(rec.numbers);
   rec.starts = starts;
   rec.ends = ends;
   rec.kinds = kinds;
+  rec.numbers = numbers;
 }
 
 /** The text of field `i`, with doubled quotes undone. */

@@ -102,7 +102,7 @@ function streamFile(
     async write(chunk) {
       check();
       if (!stream.write(chunk)) {
-        await Promise.race([once(stream, 'drain'), once(stream, 'close')]);
+        await once(stream, 'drain');
         check();
       }
     },

@@ -94,7 +94,8 @@ export class DatasetBuilder {
     if (this.sample !== undefined) this.planColumns();
     if (this.counts.read === 0) throw new DataError('the input has a header but no data rows');
     const { classes, remap } = sortClasses(this.labels);
-    const y = this.y.view();
+    const y = new Int32Array(new SharedArrayBuffer(this.y.length * 4));
+    y.set(this.y.view());
     for (let i = 0; i < y.length; i++) if (y[i] >= 0) y[i] = remap[y[i]];
     return {
       columns: this.columns,
@@ -124,7 +125,7 @@ export class DatasetBuilder {
       if (this.sample.length >= SAMPLE_ROWS) this.planColumns();
       return;
     }
-    this.ingest(rec);
+    this.ingest(rec, true);
   }
 
   private readHeader(rec: CsvRecord): void {
@@ -185,10 +186,12 @@ export class DatasetBuilder {
     this.featureColumns = Int32Array.from(features);
     this.featureNames = features.map((c) => columns[c]);
     this.d = features.length;
-    for (const rec of sample) this.ingest(rec);
+    for (const rec of sample) this.ingest(rec, false);
+    this.reader.parseNumbersIn(features);
   }
 
-  private ingest(rec: CsvRecord): void {
+  /** `parsed`: the reader has already parsed the unquoted feature fields into `rec.numbers`. */
+  private ingest(rec: CsvRecord, parsed: boolean): void {
     const ncols = this.columns!.length;
     if (rec.error !== undefined) {
       this.skip(rec.line, rec.error, false, rec);
@@ -201,7 +204,8 @@ export class DatasetBuilder {
     const d = this.d;
     const slot = this.rows % BLOCK_ROWS;
     if (slot === 0 && this.blocks.length * BLOCK_ROWS === this.rows) {
-      this.blocks.push(new Float64Array(BLOCK_ROWS * d));
+      // Shared memory, so that a helper thread can read the matrix without a copy.
+      this.blocks.push(new Float64Array(new SharedArrayBuffer(BLOCK_ROWS * d * 8)));
     }
     const block = this.blocks[this.blocks.length - 1];
     const base = slot * d;
@@ -210,9 +214,11 @@ export class DatasetBuilder {
     for (let k = 0; k < d; k++) {
       const col = cols[k];
       const value =
-        rec.kinds[col] === FIELD_PLAIN
-          ? parseDecimal(bytes, rec.starts[col], rec.ends[col])
-          : fieldNumber(rec, col);
+        rec.kinds[col] !== FIELD_PLAIN
+          ? fieldNumber(rec, col)
+          : parsed
+            ? rec.numbers[col]
+            : parseDecimal(bytes, rec.starts[col], rec.ends[col]);
       if (Number.isNaN(value)) {
         const name = this.columns![col];
         const reason =

@@ -34,18 +34,28 @@ const WOLFE_CURVATURE = 0.9;
 const APPROXIMATE_EPSILON = 1e-6;
 const MAX_LINE_SEARCH_STEPS = 40;
 
-export function minimize(fg: ValueAndGradient, x0: Float64Array, options = DEFAULT_LBFGS): LbfgsResult {
+/**
+ * Minimizes from x0. The stopping test is relative to `referenceNorm`, by default the gradient norm at
+ * x0; a caller that warm-starts passes the norm at its natural start so the test means the same.
+ */
+export function minimize(
+  fg: ValueAndGradient,
+  x0: Float64Array,
+  options = DEFAULT_LBFGS,
+  referenceNorm?: number,
+): LbfgsResult {
   const n = x0.length;
   let x = Float64Array.from(x0);
   let g = new Float64Array(n);
   let f = fg(x, g);
   let evaluations = 1;
-  const initialNorm = norm(g);
+  const initialNorm = referenceNorm ?? norm(g);
   if (!Number.isFinite(f) || !Number.isFinite(initialNorm)) {
     return { x, value: f, iterations: 0, evaluations, converged: false, gradientRatio: NaN, message: 'the objective is not finite at the start' };
   }
-  if (initialNorm === 0) {
-    return { x, value: f, iterations: 0, evaluations, converged: true, gradientRatio: 0, message: 'gradient is zero at the start' };
+  if (norm(g) <= options.tolerance * initialNorm) {
+    const gradientRatio = initialNorm === 0 ? 0 : norm(g) / initialNorm;
+    return { x, value: f, iterations: 0, evaluations, converged: true, gradientRatio, message: 'already optimal at the start' };
   }
   const history: { s: Float64Array; y: Float64Array; rho: number }[] = [];
   const direction = new Float64Array(n);

@@ -39,7 +39,7 @@ export async function writePredictions(
 ): Promise<number> {
   const sink = new ByteSink(out);
   const header = Buffer.from(`,${predictionColumnNames(ds.columns, ds.classes).map(csvField).join(',')}\n`);
-  const labels = ds.classes.map((label) => Buffer.from(`,${csvField(label)}`));
+  const labels: Buffer[] = ds.classes.map((label) => Buffer.from(`,${csvField(label)}`));
   const emptySuffix = Buffer.from(`${','.repeat(1 + probabilities.columns)}\n`);
   const { offsets, lengths, rows } = ds.output;
   const { columns, values } = probabilities;
@@ -59,7 +59,8 @@ export async function writePredictions(
   let start = ds.header.offset;
   let end = start + ds.header.length;
   let position = 0;
-  for await (const chunk of input.read()) {
+  for await (const data of input.read()) {
+    const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
     const chunkEnd = position + chunk.length;
     while (record < total && start < chunkEnd) {
       const from = Math.max(start, position);
@@ -92,10 +93,10 @@ class ByteSink {
     this.out = out;
   }
 
-  bytes(source: Uint8Array, from: number, to: number): void {
+  bytes(source: Buffer, from: number, to: number): void {
     while (from < to) {
       const n = Math.min(to - from, this.buffer.length - this.used);
-      this.buffer.set(source.subarray(from, from + n), this.used);
+      source.copy(this.buffer, this.used, from, from + n);
       this.used += n;
       from += n;
       if (this.used === this.buffer.length) this.rotate();
@@ -104,7 +105,7 @@ class ByteSink {
 
   ascii(text: string): void {
     if (this.buffer.length - this.used < text.length) this.rotate();
-    this.used += this.buffer.latin1Write(text, this.used);
+    this.used += this.buffer.write(text, this.used, 'latin1');
   }
 
   async drain(): Promise<void> {
