@@ -1,5 +1,5 @@
 // Writes jobs/worker/data/financial_statements.csv: yearly statements of 600 synthetic companies,
-// 2021-2025, in thousands of dollars, with `distress_next_year` (1 when the company entered financial
+// 2021-2025, in thousands of dollars, Altman's five ratios, and `distress_next_year` (1 when the company entered financial
 // distress the following year). Distress follows Altman's Z-score (E. Altman, 1968) plus sector risk and
 // noise; the 2025 rows have an empty target because next year is not known yet: the worker predicts
 // them without training on them. Deterministic: a fixed seed gives the same file, byte for byte.
@@ -40,12 +40,13 @@ export function normal(rand: () => number): () => number {
 }
 
 const money = (value: number) => value.toFixed(2);
+const ratio = (value: number) => value.toFixed(4);
 
 export function generateStatements(): string {
   const rand = random(SEED);
   const gauss = normal(rand);
   const lines = [
-    'company_id,sector,fiscal_year,revenue,total_assets,total_liabilities,current_assets,current_liabilities,cash,retained_earnings,ebit,net_income,interest_expense,distress_next_year',
+    'company_id,sector,fiscal_year,revenue,total_assets,total_liabilities,current_assets,current_liabilities,cash,retained_earnings,ebit,net_income,interest_expense,working_capital_to_assets,retained_earnings_to_assets,ebit_to_assets,equity_to_liabilities,sales_to_assets,distress_next_year',
   ];
   for (let c = 1; c <= COMPANIES; c++) {
     const sector = SECTORS[Math.floor(rand() * SECTORS.length)];
@@ -73,7 +74,7 @@ export function generateStatements(): string {
         (3.3 * ebit) / assets +
         (0.6 * Math.max(equity, 0)) / liabilities +
         revenue / assets;
-      const risk = -2.4 - 1.5 * (z - 1.8) + sector.risk + 0.8 * gauss();
+      const risk = -2.6 - 2.5 * (z - 1.8) + sector.risk + 0.3 * gauss();
       const distressed = rand() < 1 / (1 + Math.exp(-risk)) ? '1' : '0';
       lines.push(
         [
@@ -90,6 +91,11 @@ export function generateStatements(): string {
           money(ebit),
           money(netIncome),
           money(interest),
+          ratio((currentAssets - currentLiabilities) / assets),
+          ratio(retained / assets),
+          ratio(ebit / assets),
+          ratio(equity / liabilities),
+          ratio(revenue / assets),
           year === YEARS[YEARS.length - 1] ? '' : distressed,
         ].join(','),
       );

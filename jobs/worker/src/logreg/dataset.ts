@@ -20,6 +20,15 @@ const SKIPPED_EXAMPLES = 20;
 export interface DatasetOptions {
   target?: string;
   exclude: readonly string[];
+  /** Rows per block of the matrix (tests use small blocks to exercise the block logic). */
+  blockRows?: number;
+}
+
+/** A block of rows with their labels: the unit the fit iterates over and splits between threads. */
+export interface Segment {
+  x: Float64Array;
+  y: Int32Array;
+  rows: number;
 }
 
 export interface SkippedRow {
@@ -40,8 +49,9 @@ export interface Dataset {
   unused: UnusedColumn[];
   /** Number of features (columns of the matrix). */
   d: number;
-  /** Row-major feature blocks of BLOCK_ROWS rows each; the last may be partly filled. */
+  /** Row-major feature blocks of `blockRows` rows each; the last may be partly filled. */
   blocks: Float64Array[];
+  blockRows: number;
   /** Rows in the matrix. */
   rows: number;
   /** Per row: index into `classes`, or -1 when the target is empty. */
@@ -67,6 +77,7 @@ export class DatasetBuilder {
 
   private d = 0;
   private blocks: Float64Array[] = [];
+  private readonly blockRows: number;
   private rows = 0;
   private readonly y = new Growable(Int32Array);
   private readonly classIds = new Map<string, number>();
@@ -81,6 +92,7 @@ export class DatasetBuilder {
 
   constructor(options: DatasetOptions) {
     this.options = options;
+    this.blockRows = options.blockRows ?? BLOCK_ROWS;
     this.reader = new CsvRecordReader((rec) => this.onRecord(rec));
   }
 
@@ -91,8 +103,8 @@ export class DatasetBuilder {
   finish(): Dataset {
     this.reader.end();
     if (this.columns === undefined) throw new DataError('the input is empty: no header row');
-    if (this.sample !== undefined) this.planColumns();
     if (this.counts.read === 0) throw new DataError('the input has a header but no data rows');
+    if (this.sample !== undefined) this.planColumns();
     const { classes, remap } = sortClasses(this.labels);
     const y = new Int32Array(new SharedArrayBuffer(this.y.length * 4));
     y.set(this.y.view());
@@ -105,6 +117,7 @@ export class DatasetBuilder {
       unused: this.unused,
       d: this.d,
       blocks: this.blocks,
+      blockRows: this.blockRows,
       rows: this.rows,
       y,
       classes,
@@ -202,10 +215,10 @@ export class DatasetBuilder {
       return;
     }
     const d = this.d;
-    const slot = this.rows % BLOCK_ROWS;
-    if (slot === 0 && this.blocks.length * BLOCK_ROWS === this.rows) {
+    const slot = this.rows % this.blockRows;
+    if (slot === 0 && this.blocks.length * this.blockRows === this.rows) {
       // Shared memory, so that a helper thread can read the matrix without a copy.
-      this.blocks.push(new Float64Array(new SharedArrayBuffer(BLOCK_ROWS * d * 8)));
+      this.blocks.push(new Float64Array(new SharedArrayBuffer(this.blockRows * d * 8)));
     }
     const block = this.blocks[this.blocks.length - 1];
     const base = slot * d;
@@ -284,6 +297,14 @@ export class DatasetBuilder {
       this.outRows.push(-1);
     }
   }
+}
+
+export function segmentsOf(ds: Dataset): Segment[] {
+  return ds.blocks.map((x, b) => {
+    const first = b * ds.blockRows;
+    const rows = Math.min(ds.blockRows, ds.rows - first);
+    return { x, y: ds.y.subarray(first, first + rows), rows };
+  });
 }
 
 function fieldNumber(rec: CsvRecord, col: number): number {

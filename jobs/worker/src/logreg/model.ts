@@ -1,8 +1,7 @@
 // Fitting the logistic regression on a loaded dataset, and predicting with it.
-import type { Dataset } from './dataset.ts';
-import { BLOCK_ROWS } from './dataset.ts';
+import { segmentsOf, type Dataset, type Segment } from './dataset.ts';
 import { DEFAULT_LBFGS, minimize, type LbfgsOptions } from './lbfgs.ts';
-import { dataTerm, penalized, segmentsOf, vectorCount, type Segment } from './objective.ts';
+import { dataTerm, penalized, vectorCount } from './objective.ts';
 import { parallelDataTerm } from './parallel.ts';
 import { availableParallelism } from 'node:os';
 import { computeScaling, standardizeInPlace, type Scaling } from './standardize.ts';
@@ -33,12 +32,14 @@ export interface FitOptions {
   lbfgs?: LbfgsOptions;
   /** 1 or 2; default 2 when the machine has two cores and the data is large enough to gain from it. */
   threads?: number;
+  /** Sample size of the warm start, used when there are more than 4x this many training rows. */
+  warmStartRows?: number;
 }
 
 /** Below this many multiply-adds per pass, a helper thread costs more to start than it saves. */
 const PARALLEL_MIN_WORK = 2_000_000;
 /** With more training rows than 4x this, the fit starts from the optimum of a sample of about this many. */
-const WARM_START_ROWS = 4 * BLOCK_ROWS;
+const WARM_START_ROWS = 65536;
 
 /** Standardizes the dataset in place and fits the model. */
 export function fitModel(ds: Dataset, c: number, options: FitOptions = {}): FittedModel {
@@ -63,7 +64,7 @@ export function fitModel(ds: Dataset, c: number, options: FitOptions = {}): Fitt
     const objective = penalized(parallel?.term ?? dataTerm(segments, ds.d, k), ds.d, vectors, c);
     const lbfgs = options.lbfgs ?? DEFAULT_LBFGS;
     const zero = new Float64Array(parameters);
-    const start = warmStart(segments, ds, k, vectors, c, lbfgs);
+    const start = warmStart(segments, ds, k, vectors, c, lbfgs, options.warmStartRows ?? WARM_START_ROWS);
     const referenceNorm = start === undefined ? undefined : gradientNorm(objective, zero);
     result = minimize(objective, start ?? zero, lbfgs, referenceNorm);
   } finally {
@@ -121,14 +122,15 @@ function warmStart(
   vectors: number,
   c: number,
   lbfgs: LbfgsOptions,
+  sampleRows: number,
 ): Float64Array | undefined {
-  if (ds.counts.trainable <= 4 * WARM_START_ROWS) return undefined;
-  const every = Math.ceil(segments.length / (WARM_START_ROWS / BLOCK_ROWS));
+  if (ds.counts.trainable <= 4 * sampleRows) return undefined;
+  const every = Math.ceil(segments.length / Math.max(1, Math.round(sampleRows / ds.blockRows)));
   const sample = segments.filter((_, i) => i % every === 0);
-  let sampleRows = 0;
-  for (const { y, rows } of sample) for (let i = 0; i < rows; i++) if (y[i] >= 0) sampleRows++;
-  if (sampleRows === 0) return undefined;
-  const sampleC = (c * ds.counts.trainable) / sampleRows;
+  let trainable = 0;
+  for (const { y, rows } of sample) for (let i = 0; i < rows; i++) if (y[i] >= 0) trainable++;
+  if (trainable === 0 || sample.length === segments.length) return undefined;
+  const sampleC = (c * ds.counts.trainable) / trainable;
   const objective = penalized(dataTerm(sample, ds.d, classCount), ds.d, vectors, sampleC);
   const result = minimize(objective, new Float64Array(vectors * (ds.d + 1)), { ...lbfgs, tolerance: 1e-5 });
   return Number.isFinite(result.value) ? result.x : undefined;
@@ -156,17 +158,15 @@ function centerIntercepts(theta: Float64Array, vectors: number, stride: number):
  * class); otherwise one column per class. Row-major, rows x columns.
  */
 export function predictProbabilities(ds: Dataset, model: FittedModel): { columns: number; values: Float64Array } {
-  const { d, rows, blocks } = ds;
+  const { d, rows } = ds;
   const k = model.classes.length;
   const columns = k === 2 ? 1 : k;
   const stride = d + 1;
   const theta = model.theta;
   const values = new Float64Array(rows * columns);
   const scores = new Float64Array(k);
-  for (let b = 0; b < blocks.length; b++) {
-    const x = blocks[b];
-    const first = b * BLOCK_ROWS;
-    const count = Math.min(BLOCK_ROWS, rows - first);
+  let first = 0;
+  for (const { x, rows: count } of segmentsOf(ds)) {
     for (let i = 0; i < count; i++) {
       const base = i * d;
       const out = (first + i) * columns;
@@ -191,6 +191,7 @@ export function predictProbabilities(ds: Dataset, model: FittedModel): { columns
       }
       for (let m = 0; m < k; m++) values[out + m] = scores[m] / sum;
     }
+    first += count;
   }
   return { columns, values };
 }

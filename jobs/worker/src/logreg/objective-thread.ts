@@ -3,7 +3,7 @@
 import { workerData } from 'node:worker_threads';
 import { dataTerm } from './objective.ts';
 
-import type { Segment } from './objective.ts';
+import type { Segment } from './dataset.ts';
 
 interface HelperData {
   segments: Segment[];

@@ -6,14 +6,7 @@
 // vector (sigmoid of the score = P(second class)); K > 2 classes use K of them (multinomial softmax).
 // The data term is computed over segments (blocks of rows with their labels) so that the rows can be
 // split between threads; sums are taken per segment and then added, which keeps rounding error small.
-import type { Dataset } from './dataset.ts';
-import { BLOCK_ROWS } from './dataset.ts';
-
-export interface Segment {
-  x: Float64Array;
-  y: Int32Array;
-  rows: number;
-}
+import type { Segment } from './dataset.ts';
 
 export type ObjectiveFn = (theta: Float64Array, gradient: Float64Array) => number;
 
@@ -23,14 +16,6 @@ export type DataTerm = (theta: Float64Array, gradient: Float64Array) => number;
 /** Number of coefficient vectors for K classes. */
 export function vectorCount(classCount: number): number {
   return classCount === 2 ? 1 : classCount;
-}
-
-export function segmentsOf(ds: Dataset): Segment[] {
-  return ds.blocks.map((x, b) => {
-    const first = b * BLOCK_ROWS;
-    const rows = Math.min(BLOCK_ROWS, ds.rows - first);
-    return { x, y: ds.y.subarray(first, first + rows), rows };
-  });
 }
 
 /** f and its gradient from a data term (possibly spread over threads), C and the penalty. */

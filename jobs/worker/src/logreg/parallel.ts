@@ -3,7 +3,8 @@
 // synchronized with Atomics. The objective stays a plain synchronous function for the optimizer.
 // If the helper does not start within a few seconds, the caller computes everything on its own.
 import { Worker } from 'node:worker_threads';
-import { dataTerm, type DataTerm, type Segment } from './objective.ts';
+import type { Segment } from './dataset.ts';
+import { dataTerm, type DataTerm } from './objective.ts';
 
 const COMMAND = 0; // sequence number of the last request (-1: stop)
 const DONE = 1; // sequence number of the last result

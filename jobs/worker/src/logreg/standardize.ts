@@ -1,8 +1,7 @@
 // Standardization with the mean and population standard deviation of the training rows (rows with a
 // target). A feature that is constant over the training rows contributes nothing: its standardized
 // value is 0 for every row, so its coefficient stays exactly 0.
-import type { Dataset } from './dataset.ts';
-import { BLOCK_ROWS } from './dataset.ts';
+import { segmentsOf, type Dataset } from './dataset.ts';
 
 export interface Scaling {
   mean: Float64Array;
@@ -45,24 +44,18 @@ export function computeScaling(ds: Dataset): Scaling {
 
 /** Rewrites every row of the matrix (training and predict-only) in standardized units. */
 export function standardizeInPlace(ds: Dataset, scaling: Scaling): void {
-  const { d, rows } = ds;
+  const { d } = ds;
   const { mean, std, constant } = scaling;
-  for (let b = 0; b < ds.blocks.length; b++) {
-    const block = ds.blocks[b];
-    const count = Math.min(BLOCK_ROWS, rows - b * BLOCK_ROWS);
-    for (let i = 0; i < count; i++) {
-      const base = i * d;
-      for (let j = 0; j < d; j++) block[base + j] = constant[j] ? 0 : (block[base + j] - mean[j]) / std[j];
+  for (const { x, rows } of segmentsOf(ds)) {
+    for (let base = 0; base < rows * d; base += d) {
+      for (let j = 0; j < d; j++) x[base + j] = constant[j] ? 0 : (x[base + j] - mean[j]) / std[j];
     }
   }
 }
 
 function forEachTrainingRow(ds: Dataset, visit: (block: Float64Array, base: number) => void): void {
-  const { d, rows, y } = ds;
-  for (let b = 0; b < ds.blocks.length; b++) {
-    const block = ds.blocks[b];
-    const first = b * BLOCK_ROWS;
-    const count = Math.min(BLOCK_ROWS, rows - first);
-    for (let i = 0; i < count; i++) if (y[first + i] >= 0) visit(block, i * d);
+  const { d } = ds;
+  for (const { x, y, rows } of segmentsOf(ds)) {
+    for (let i = 0; i < rows; i++) if (y[i] >= 0) visit(x, i * d);
   }
 }
