@@ -45,7 +45,7 @@ function baselineSeconds(file: string): number {
   const fd = fs.openSync(file, 'r');
   const chunk = Buffer.allocUnsafe(MiB);
   let lines = 0;
-  for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0; ) {
+  for (let n; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0;) {
     for (let at = chunk.indexOf(10, 0); at >= 0 && at < n; at = chunk.indexOf(10, at + 1)) lines++;
   }
   fs.closeSync(fd);
@@ -68,10 +68,14 @@ export function benchWorker(): boolean {
   baselineSeconds(input); // warm the page cache for both
   const baseline = baselineSeconds(input);
   const started = performance.now();
-  const run = spawnSync(process.execPath, [path.join(root, 'jobs/worker/bin/pipeline-worker.js'), '--input', input, '--output', output], {
-    encoding: 'utf8',
-    env: { ...process.env, METADATA_SERVER_DETECTION: 'none' },
-  });
+  const run = spawnSync(
+    process.execPath,
+    [path.join(root, 'jobs/worker/bin/pipeline-worker.js'), '--input', input, '--output', output],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, METADATA_SERVER_DETECTION: 'none' },
+    },
+  );
   const seconds = (performance.now() - started) / 1000;
   if (run.status !== 0) throw new Error(`worker failed (${run.status}): ${run.stderr}`);
   const model = JSON.parse(fs.readFileSync(path.join(output, 'model.json'), 'utf8'));

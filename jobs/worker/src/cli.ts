@@ -16,7 +16,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   try {
     const config = parseWorkerConfig(argv, env);
-    const summary = await runLogreg(config, (message, fields) => log(message, { jobId: config.jobId, ...fields }));
+    const summary = await runLogreg(config, (message, fields) =>
+      log(message, { jobId: config.jobId, ...fields }),
+    );
     log('done', { ...summary });
     return 0;
   } catch (err) {
@@ -24,7 +26,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     const reason = err instanceof Error ? err.message : String(err);
     process.stderr.write(`pipeline-worker: ${reason.replaceAll('\n', ' ')}\n`);
     if (err instanceof UsageError) process.stderr.write(`${USAGE}\n`);
-    if (!(err instanceof WorkerError) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    if (!(err instanceof WorkerError) && err instanceof Error && err.stack)
+      process.stderr.write(`${err.stack}\n`);
     return exitCode;
   }
 }

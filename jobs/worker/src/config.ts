@@ -59,7 +59,8 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
 
   const cText = setting(values.c, 'REGULARIZATION_C') ?? '1';
   const c = Number(cText);
-  if (!Number.isFinite(c) || c <= 0) throw new UsageError(`--c / REGULARIZATION_C must be a positive number, got "${cText}"`);
+  if (!Number.isFinite(c) || c <= 0)
+    throw new UsageError(`--c / REGULARIZATION_C must be a positive number, got "${cText}"`);
 
   const generation = setting(undefined, 'INPUT_GENERATION');
   if (generation !== undefined && !/^\d{1,19}$/.test(generation)) {
@@ -67,10 +68,17 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   }
   const attemptText = setting(undefined, 'ATTEMPT') ?? '1';
   const attempt = Number(attemptText);
-  if (!Number.isInteger(attempt) || attempt < 1) throw new UsageError(`ATTEMPT must be a whole number >= 1, got "${attemptText}"`);
+  if (!Number.isInteger(attempt) || attempt < 1)
+    throw new UsageError(`ATTEMPT must be a whole number >= 1, got "${attemptText}"`);
 
   const excludeText = setting(values.exclude, 'EXCLUDE_COLUMNS');
-  const exclude = excludeText === undefined ? [] : excludeText.split(',').map((name) => name.trim()).filter(Boolean);
+  const exclude =
+    excludeText === undefined
+      ? []
+      : excludeText
+          .split(',')
+          .map((name) => name.trim())
+          .filter(Boolean);
 
   const input = parseLocation(inputUri, 'input');
   if (generation !== undefined && input.kind !== 'gcs') {

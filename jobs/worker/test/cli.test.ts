@@ -26,12 +26,17 @@ const model = () => JSON.parse(readOut('model.json'));
 
 /** 40 rows of two features and a label that depends on them, both classes present. */
 function goodRows(): string[] {
-  return Array.from({ length: 40 }, (_, i) => `${(i % 7) - 3},${((i * 5) % 11) / 2},${(i % 7) + ((i * 5) % 11) / 4 > 4 ? 1 : 0}`);
+  return Array.from(
+    { length: 40 },
+    (_, i) => `${(i % 7) - 3},${((i * 5) % 11) / 2},${(i % 7) + ((i * 5) % 11) / 4 > 4 ? 1 : 0}`,
+  );
 }
 
 describe('pipeline-worker on the sample data', () => {
   it('writes every row in input order with its prediction, the model, and _SUCCESS', async () => {
-    const run = await runWorker(['--input', SAMPLE, '--output', out(), '--exclude', 'fiscal_year'], { JOB_ID: 'job-1' });
+    const run = await runWorker(['--input', SAMPLE, '--output', out(), '--exclude', 'fiscal_year'], {
+      JOB_ID: 'job-1',
+    });
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const inputLines = fs.readFileSync(SAMPLE, 'utf8').trimEnd().split('\n');
@@ -83,10 +88,30 @@ describe('pipeline-worker on the sample data', () => {
 describe('pipeline-worker on bad input', () => {
   it.each([
     { name: 'an empty file', content: '', code: 4, reason: 'the input is empty: no header row' },
-    { name: 'a header only', content: 'a,b,label\n', code: 4, reason: 'the input has a header but no data rows' },
-    { name: 'one class only', content: 'a,label\n1,x\n2,x\n3,x\n', code: 4, reason: 'the target "label" has one class only ("x")' },
-    { name: 'no numeric feature', content: 'name,label\nann,0\nbob,1\n', code: 4, reason: 'no numeric feature columns besides the target' },
-    { name: 'every target empty', content: 'a,label\n1,\n2,\n', code: 4, reason: 'no trainable rows: every row was skipped or has an empty "label"' },
+    {
+      name: 'a header only',
+      content: 'a,b,label\n',
+      code: 4,
+      reason: 'the input has a header but no data rows',
+    },
+    {
+      name: 'one class only',
+      content: 'a,label\n1,x\n2,x\n3,x\n',
+      code: 4,
+      reason: 'the target "label" has one class only ("x")',
+    },
+    {
+      name: 'no numeric feature',
+      content: 'name,label\nann,0\nbob,1\n',
+      code: 4,
+      reason: 'no numeric feature columns besides the target',
+    },
+    {
+      name: 'every target empty',
+      content: 'a,label\n1,\n2,\n',
+      code: 4,
+      reason: 'no trainable rows: every row was skipped or has an empty "label"',
+    },
   ])('$name: exit $code, one line on stderr, no _SUCCESS', async ({ content, code, reason }) => {
     const file = input('in.csv', content);
     const run = await runWorker(['--input', file, '--output', out()]);
@@ -98,13 +123,27 @@ describe('pipeline-worker on bad input', () => {
   it('a missing file: exit 3 and the path in the reason', async () => {
     const run = await runWorker(['--input', path.join(dir, 'nope.csv'), '--output', out()]);
     expect(run.code).toBe(3);
-    expect(run.stderr).toBe(`pipeline-worker: cannot read input ${path.join(dir, 'nope.csv')}: no such file\n`);
+    expect(run.stderr).toBe(
+      `pipeline-worker: cannot read input ${path.join(dir, 'nope.csv')}: no such file\n`,
+    );
   });
 
   it.each([
-    { name: 'an unknown target', args: ['--target', 'missing'], reason: /target column "missing" is not in the header/ },
-    { name: 'an unknown excluded column', args: ['--exclude', 'zzz'], reason: /excluded column "zzz" is not in the header/ },
-    { name: 'a non-positive C', args: ['--c', '0'], reason: /--c \/ REGULARIZATION_C must be a positive number/ },
+    {
+      name: 'an unknown target',
+      args: ['--target', 'missing'],
+      reason: /target column "missing" is not in the header/,
+    },
+    {
+      name: 'an unknown excluded column',
+      args: ['--exclude', 'zzz'],
+      reason: /excluded column "zzz" is not in the header/,
+    },
+    {
+      name: 'a non-positive C',
+      args: ['--c', '0'],
+      reason: /--c \/ REGULARIZATION_C must be a positive number/,
+    },
     { name: 'an unknown flag', args: ['--bogus', 'x'], reason: /Unknown option '--bogus'/ },
   ])('$name: exit 2 with the usage', async ({ args, reason }) => {
     const file = input('in.csv', ['a,b,label', ...goodRows()].join('\n'));
@@ -118,7 +157,12 @@ describe('pipeline-worker on bad input', () => {
     const rows = goodRows();
     rows.splice(3, 0, '1,2');
     rows.splice(10, 0, '1,2,0,9');
-    const run = await runWorker(['--input', input('in.csv', ['a,b,label', ...rows].join('\n')), '--output', out()]);
+    const run = await runWorker([
+      '--input',
+      input('in.csv', ['a,b,label', ...rows].join('\n')),
+      '--output',
+      out(),
+    ]);
     expect(run.code).toBe(0);
     const m = model();
     expect(m.rows).toMatchObject({ read: 42, trained: 40, predicted: 40, skipped: 2 });
@@ -132,7 +176,12 @@ describe('pipeline-worker on bad input', () => {
   it('skips a row with text in a numeric column, never reading it as 0, and keeps its place', async () => {
     const rows = goodRows();
     rows[5] = 'abc,1.5,1';
-    const run = await runWorker(['--input', input('in.csv', ['a,b,label', ...rows].join('\n')), '--output', out()]);
+    const run = await runWorker([
+      '--input',
+      input('in.csv', ['a,b,label', ...rows].join('\n')),
+      '--output',
+      out(),
+    ]);
     expect(run.code).toBe(0);
     const m = model();
     expect(m.rows).toMatchObject({ read: 40, trained: 39, predicted: 39, skipped: 1 });
@@ -143,7 +192,9 @@ describe('pipeline-worker on bad input', () => {
   });
 
   it('carries quoted fields with commas and line breaks through unchanged, and reads quoted numbers', async () => {
-    const rows = goodRows().map((r, i) => `"note ${i}, with ""quotes""\nand a second line",${r.replace(/^(-?[\d.]+)/, '"$1"')}`);
+    const rows = goodRows().map(
+      (r, i) => `"note ${i}, with ""quotes""\nand a second line",${r.replace(/^(-?[\d.]+)/, '"$1"')}`,
+    );
     const text = ['comment,a,b,label', ...rows].join('\r\n');
     const run = await runWorker(['--input', input('in.csv', text), '--output', out()]);
     expect(run.code).toBe(0);
@@ -160,8 +211,13 @@ describe('pipeline-worker on bad input', () => {
     const lf = ['a,b,label', ...goodRows()].join('\n');
     await runWorker(['--input', input('lf.csv', lf), '--output', out()]);
     const expected = model().coefficients;
-    const lfPredictions = readOut('predictions.csv').split('\n').map((l) => l.split(',').slice(-2).join(','));
-    const bomCrlf = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(lf.replaceAll('\n', '\r\n'))]);
+    const lfPredictions = readOut('predictions.csv')
+      .split('\n')
+      .map((l) => l.split(',').slice(-2).join(','));
+    const bomCrlf = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]),
+      Buffer.from(lf.replaceAll('\n', '\r\n')),
+    ]);
     const run = await runWorker(['--input', input('crlf.csv', bomCrlf), '--output', out()]);
     expect(run.code).toBe(0);
     expect(model().features).toEqual(['a', 'b']);
@@ -181,7 +237,14 @@ describe('pipeline-worker on bad input', () => {
 
   it('names the prediction columns apart from input columns of the same name', async () => {
     const rows = goodRows().map((r) => `${r},keep`);
-    const run = await runWorker(['--input', input('in.csv', ['a,b,label,prediction', ...rows].join('\n')), '--output', out(), '--target', 'label']);
+    const run = await runWorker([
+      '--input',
+      input('in.csv', ['a,b,label,prediction', ...rows].join('\n')),
+      '--output',
+      out(),
+      '--target',
+      'label',
+    ]);
     expect(run.code).toBe(0);
     expect(readOut('predictions.csv').split('\n')[0]).toBe('a,b,label,prediction,prediction_2,probability');
   });

@@ -4,7 +4,12 @@ import { UsageError } from '../src/errors.ts';
 
 describe('parseWorkerConfig', () => {
   it('reads flags', () => {
-    expect(parseWorkerConfig(['--input', 'in.csv', '--output', 'out', '--target', 'y', '--c', '0.5', '--exclude', 'a, b'], {})).toEqual({
+    expect(
+      parseWorkerConfig(
+        ['--input', 'in.csv', '--output', 'out', '--target', 'y', '--c', '0.5', '--exclude', 'a, b'],
+        {},
+      ),
+    ).toEqual({
       task: 'logreg',
       input: { kind: 'local', path: 'in.csv' },
       inputGeneration: undefined,
@@ -40,14 +45,46 @@ describe('parseWorkerConfig', () => {
   it.each([
     { argv: [], env: {}, message: 'no input: pass --input or set INPUT_URI' },
     { argv: ['--input', 'a'], env: {}, message: 'no output: pass --output or set OUTPUT_URI' },
-    { argv: ['--input', 'a', '--output', 'b', '--c=-1'], env: {}, message: '--c / REGULARIZATION_C must be a positive number, got "-1"' },
-    { argv: ['--input', 'a', '--output', 'b', '--c', 'abc'], env: {}, message: '--c / REGULARIZATION_C must be a positive number, got "abc"' },
-    { argv: ['--input', 'a', '--output', 'b'], env: { TASK: 'resize' }, message: 'TASK "resize" is not a task of this worker (known: logreg)' },
-    { argv: ['--input', 'a', '--output', 'b'], env: { ATTEMPT: '0' }, message: 'ATTEMPT must be a whole number >= 1, got "0"' },
-    { argv: ['--input', 'gs://b-1/x', '--output', 'b'], env: { INPUT_GENERATION: '12; rm -rf /' }, message: 'INPUT_GENERATION must be an object generation (digits), got "12; rm -rf /"' },
-    { argv: ['--input', 'a.csv', '--output', 'b'], env: { INPUT_GENERATION: '5' }, message: 'INPUT_GENERATION is set but the input is not a gs:// object' },
-    { argv: ['--input', 'gs://Bad_Bucket!/x', '--output', 'b'], env: {}, message: 'input "gs://Bad_Bucket!/x" does not name a valid bucket' },
-    { argv: ['--input', 's3://bucket/x', '--output', 'b'], env: {}, message: 'input "s3://bucket/x" is neither a local path nor a gs:// URI' },
+    {
+      argv: ['--input', 'a', '--output', 'b', '--c=-1'],
+      env: {},
+      message: '--c / REGULARIZATION_C must be a positive number, got "-1"',
+    },
+    {
+      argv: ['--input', 'a', '--output', 'b', '--c', 'abc'],
+      env: {},
+      message: '--c / REGULARIZATION_C must be a positive number, got "abc"',
+    },
+    {
+      argv: ['--input', 'a', '--output', 'b'],
+      env: { TASK: 'resize' },
+      message: 'TASK "resize" is not a task of this worker (known: logreg)',
+    },
+    {
+      argv: ['--input', 'a', '--output', 'b'],
+      env: { ATTEMPT: '0' },
+      message: 'ATTEMPT must be a whole number >= 1, got "0"',
+    },
+    {
+      argv: ['--input', 'gs://b-1/x', '--output', 'b'],
+      env: { INPUT_GENERATION: '12; rm -rf /' },
+      message: 'INPUT_GENERATION must be an object generation (digits), got "12; rm -rf /"',
+    },
+    {
+      argv: ['--input', 'a.csv', '--output', 'b'],
+      env: { INPUT_GENERATION: '5' },
+      message: 'INPUT_GENERATION is set but the input is not a gs:// object',
+    },
+    {
+      argv: ['--input', 'gs://Bad_Bucket!/x', '--output', 'b'],
+      env: {},
+      message: 'input "gs://Bad_Bucket!/x" does not name a valid bucket',
+    },
+    {
+      argv: ['--input', 's3://bucket/x', '--output', 'b'],
+      env: {},
+      message: 'input "s3://bucket/x" is neither a local path nor a gs:// URI',
+    },
     { argv: ['--input', 'a', '--output', 'b', 'extra'], env: {}, message: /Unexpected argument 'extra'/ },
   ])('refuses $message', ({ argv, env, message }) => {
     expect(() => parseWorkerConfig(argv, env)).toThrow(UsageError);

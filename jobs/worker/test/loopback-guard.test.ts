@@ -3,7 +3,9 @@ import { expect, it } from 'vitest';
 import { isLoopbackHost } from '../../../test/support/loopback-only.ts';
 
 it('the test setup refuses connections beyond loopback, the metadata server first of all', () => {
-  expect(() => net.connect({ host: '169.254.169.254', port: 80 })).toThrow(/refused a connection to 169.254.169.254:80/);
+  expect(() => net.connect({ host: '169.254.169.254', port: 80 })).toThrow(
+    /refused a connection to 169.254.169.254:80/,
+  );
   expect(() => net.connect(443, 'storage.googleapis.com')).toThrow(/tests talk only to loopback/);
   expect(process.env.METADATA_SERVER_DETECTION).toBe('none');
 });

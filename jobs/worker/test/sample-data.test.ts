@@ -4,6 +4,9 @@ import { expect, it } from 'vitest';
 import { generateStatements } from '../scripts/generate-sample.ts';
 
 it('the committed sample is exactly what its generator makes from the fixed seed', () => {
-  const committed = fs.readFileSync(path.resolve(import.meta.dirname, '../data/financial_statements.csv'), 'utf8');
+  const committed = fs.readFileSync(
+    path.resolve(import.meta.dirname, '../data/financial_statements.csv'),
+    'utf8',
+  );
   expect(generateStatements()).toBe(committed);
 });

@@ -18,7 +18,9 @@ export interface InputSource {
 const CHUNK_BYTES = 1 << 20;
 
 export async function openInput(location: Location, generation?: string): Promise<InputSource> {
-  return location.kind === 'local' ? openLocal(location.path) : openObject(location.bucket, location.name, generation);
+  return location.kind === 'local'
+    ? openLocal(location.path)
+    : openObject(location.bucket, location.name, generation);
 }
 
 async function openLocal(path: string): Promise<InputSource> {
@@ -46,7 +48,8 @@ async function statFile(path: string): Promise<fs.Stats> {
     stats = await fs.promises.stat(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
     throw new IoError(`cannot read input ${path}: ${why}`, { cause: err });
   }
   if (!stats.isFile()) throw new IoError(`cannot read input ${path}: not a regular file`);

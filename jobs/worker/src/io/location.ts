@@ -1,9 +1,7 @@
 // Where the input comes from and where outputs go: a local path, or gs://bucket/object.
 import { UsageError } from '../errors.ts';
 
-export type Location =
-  | { kind: 'local'; path: string }
-  | { kind: 'gcs'; bucket: string; name: string };
+export type Location = { kind: 'local'; path: string } | { kind: 'gcs'; bucket: string; name: string };
 
 // Bucket names: 3-63 (222 with dots) lowercase letters, digits, dashes, underscores and dots.
 const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;

@@ -31,7 +31,12 @@ export function openOutput(location: Location): OutputFolder {
 }
 
 /** Writes a whole small file (JSON, a marker) at once. */
-export async function writeWhole(folder: OutputFolder, name: string, contentType: string, text: string): Promise<void> {
+export async function writeWhole(
+  folder: OutputFolder,
+  name: string,
+  contentType: string,
+  text: string,
+): Promise<void> {
   const file = await folder.create(name, contentType);
   try {
     await file.write(Buffer.from(text, 'utf8'));
@@ -54,9 +59,14 @@ function localFolder(dir: string): OutputFolder {
         throw new IoError(`cannot create output folder ${dir}: ${(err as Error).message}`, { cause: err });
       }
       const stream = fs.createWriteStream(temporary, { flags: 'wx' });
-      return streamFile(stream, `${final}`, async () => fs.promises.rename(temporary, final), async () => {
-        await fs.promises.rm(temporary, { force: true });
-      });
+      return streamFile(
+        stream,
+        `${final}`,
+        async () => fs.promises.rename(temporary, final),
+        async () => {
+          await fs.promises.rm(temporary, { force: true });
+        },
+      );
     },
     async remove(name) {
       await fs.promises.rm(path.join(dir, name), { force: true });
@@ -73,12 +83,20 @@ function gcsFolder(bucket: string, prefix: string): OutputFolder {
       const storage = await storageClient();
       const file = storage.bucket(bucket).file(base + name);
       const stream = file.createWriteStream({ resumable: true, contentType, metadata: { contentType } });
-      return streamFile(stream, `${uri}${name}`, async () => {}, async () => {});
+      return streamFile(
+        stream,
+        `${uri}${name}`,
+        async () => {},
+        async () => {},
+      );
     },
     async remove(name) {
       const storage = await storageClient();
       try {
-        await storage.bucket(bucket).file(base + name).delete({ ignoreNotFound: true });
+        await storage
+          .bucket(bucket)
+          .file(base + name)
+          .delete({ ignoreNotFound: true });
       } catch (err) {
         throw new IoError(`cannot remove ${uri}${name}: ${gcsReason(err)}`, { cause: err });
       }
@@ -96,7 +114,8 @@ function streamFile(
   let failure: Error | undefined;
   stream.on('error', (err) => (failure ??= err));
   const check = () => {
-    if (failure !== undefined) throw new IoError(`cannot write ${name}: ${failure.message}`, { cause: failure });
+    if (failure !== undefined)
+      throw new IoError(`cannot write ${name}: ${failure.message}`, { cause: failure });
   };
   return {
     async write(chunk) {

@@ -51,11 +51,27 @@ export function minimize(
   let evaluations = 1;
   const initialNorm = referenceNorm ?? norm(g);
   if (!Number.isFinite(f) || !Number.isFinite(initialNorm)) {
-    return { x, value: f, iterations: 0, evaluations, converged: false, gradientRatio: NaN, message: 'the objective is not finite at the start' };
+    return {
+      x,
+      value: f,
+      iterations: 0,
+      evaluations,
+      converged: false,
+      gradientRatio: NaN,
+      message: 'the objective is not finite at the start',
+    };
   }
   if (norm(g) <= options.tolerance * initialNorm) {
     const gradientRatio = initialNorm === 0 ? 0 : norm(g) / initialNorm;
-    return { x, value: f, iterations: 0, evaluations, converged: true, gradientRatio, message: 'already optimal at the start' };
+    return {
+      x,
+      value: f,
+      iterations: 0,
+      evaluations,
+      converged: true,
+      gradientRatio,
+      message: 'already optimal at the start',
+    };
   }
   const history: { s: Float64Array; y: Float64Array; rho: number }[] = [];
   const direction = new Float64Array(n);
@@ -100,7 +116,15 @@ export function minimize(
     }
     if (!accepted) {
       const gradientRatio = norm(g) / initialNorm;
-      return { x, value: f, iterations: iteration, evaluations, converged: gradientRatio <= options.tolerance, gradientRatio, message: 'the line search found no acceptable step' };
+      return {
+        x,
+        value: f,
+        iterations: iteration,
+        evaluations,
+        converged: gradientRatio <= options.tolerance,
+        gradientRatio,
+        message: 'the line search found no acceptable step',
+      };
     }
     const s = new Float64Array(n);
     const yv = new Float64Array(n);
@@ -118,11 +142,27 @@ export function minimize(
     f = fNew;
     const gradientRatio = norm(g) / initialNorm;
     if (gradientRatio <= options.tolerance) {
-      return { x, value: f, iterations: iteration, evaluations, converged: true, gradientRatio, message: 'gradient norm reduced below the tolerance' };
+      return {
+        x,
+        value: f,
+        iterations: iteration,
+        evaluations,
+        converged: true,
+        gradientRatio,
+        message: 'gradient norm reduced below the tolerance',
+      };
     }
   }
   const gradientRatio = norm(g) / initialNorm;
-  return { x, value: f, iterations: options.maxIterations, evaluations, converged: false, gradientRatio, message: 'reached the iteration limit' };
+  return {
+    x,
+    value: f,
+    iterations: options.maxIterations,
+    evaluations,
+    converged: false,
+    gradientRatio,
+    message: 'reached the iteration limit',
+  };
 }
 
 /** A step between lo and hi: the secant root of the directional derivative, kept off the ends. */

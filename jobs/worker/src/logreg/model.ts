@@ -48,7 +48,9 @@ export function fitModel(ds: Dataset, c: number, options: FitOptions = {}): Fitt
     throw new DataError(`no trainable rows: every row was skipped or has an empty "${ds.targetName}"`);
   }
   if (ds.classes.length < 2) {
-    throw new DataError(`the target "${ds.targetName}" has one class only (${JSON.stringify(ds.classes[0])})`);
+    throw new DataError(
+      `the target "${ds.targetName}" has one class only (${JSON.stringify(ds.classes[0])})`,
+    );
   }
   const scaling = computeScaling(ds);
   standardizeInPlace(ds, scaling);
@@ -57,7 +59,9 @@ export function fitModel(ds: Dataset, c: number, options: FitOptions = {}): Fitt
   const stride = ds.d + 1;
   const parameters = vectors * stride;
   const segments = segmentsOf(ds);
-  const threads = options.threads ?? (ds.counts.trainable * parameters >= PARALLEL_MIN_WORK ? Math.min(2, availableParallelism()) : 1);
+  const threads =
+    options.threads ??
+    (ds.counts.trainable * parameters >= PARALLEL_MIN_WORK ? Math.min(2, availableParallelism()) : 1);
   const parallel = threads > 1 ? parallelDataTerm(segments, ds.d, k, parameters) : undefined;
   let result;
   try {
@@ -157,7 +161,10 @@ function centerIntercepts(theta: Float64Array, vectors: number, stride: number):
  * Probabilities for every row of the (standardized) matrix: for two classes one column, P(second
  * class); otherwise one column per class. Row-major, rows x columns.
  */
-export function predictProbabilities(ds: Dataset, model: FittedModel): { columns: number; values: Float64Array } {
+export function predictProbabilities(
+  ds: Dataset,
+  model: FittedModel,
+): { columns: number; values: Float64Array } {
   const { d, rows } = ds;
   const k = model.classes.length;
   const columns = k === 2 ? 1 : k;

@@ -27,7 +27,11 @@ export function parallelDataTerm(
   const theta = new Float64Array(new SharedArrayBuffer(parameters * 8));
   const gradient = new Float64Array(new SharedArrayBuffer(parameters * 8));
   const loss = new Float64Array(new SharedArrayBuffer(8));
-  if (split.helper.some((s) => !(s.x.buffer instanceof SharedArrayBuffer) || !(s.y.buffer instanceof SharedArrayBuffer))) {
+  if (
+    split.helper.some(
+      (s) => !(s.x.buffer instanceof SharedArrayBuffer) || !(s.y.buffer instanceof SharedArrayBuffer),
+    )
+  ) {
     return undefined;
   }
   const worker = new Worker(new URL('./objective-thread.ts', import.meta.url), {

@@ -41,7 +41,12 @@ export async function runLogreg(config: WorkerConfig, log: Log = () => {}): Prom
   for await (const chunk of input.read()) builder.push(chunk);
   const ds = builder.finish();
   const readSeconds = lap();
-  log('input loaded', { rows: ds.rows, features: ds.d, skipped: ds.counts.skipped, classes: ds.classes.length });
+  log('input loaded', {
+    rows: ds.rows,
+    features: ds.d,
+    skipped: ds.counts.skipped,
+    classes: ds.classes.length,
+  });
 
   const model = fitModel(ds, config.c);
   const fitSeconds = lap();
@@ -89,9 +94,14 @@ function describeModel(
   seconds: RunSummary['seconds'],
 ) {
   const vectorClasses = model.classes.length === 2 ? [model.classes[1]] : model.classes;
-  const byFeature = (weights: number[]) => Object.fromEntries(model.featureNames.map((name, j) => [name, weights[j]]));
+  const byFeature = (weights: number[]) =>
+    Object.fromEntries(model.featureNames.map((name, j) => [name, weights[j]]));
   const coefficients = (set: FittedModel['standardized']) =>
-    vectorClasses.map((label, v) => ({ class: label, intercept: set.intercepts[v], weights: byFeature(set.coefficients[v]) }));
+    vectorClasses.map((label, v) => ({
+      class: label,
+      intercept: set.intercepts[v],
+      weights: byFeature(set.coefficients[v]),
+    }));
   return {
     task: 'logreg',
     jobId: config.jobId ?? null,
@@ -99,7 +109,8 @@ function describeModel(
     input: { uri: input.uri, generation: input.generation ?? null, bytes: input.size },
     target: ds.targetName,
     classes: model.classes,
-    probability: model.classes.length === 2 ? `P(${ds.targetName} = ${model.classes[1]})` : 'one column per class',
+    probability:
+      model.classes.length === 2 ? `P(${ds.targetName} = ${model.classes[1]})` : 'one column per class',
     features: model.featureNames,
     unusedColumns: ds.unused,
     standardization: {
@@ -113,7 +124,12 @@ function describeModel(
     rows: { ...rows, predictOnly: ds.counts.predictOnly },
     skippedRows: ds.skippedExamples,
     metrics: { ...metrics, on: 'training rows' },
-    optimizer: { method: 'L-BFGS', tolerance: DEFAULT_LBFGS.tolerance, ...model.optimizer, objectiveValue: model.objective },
+    optimizer: {
+      method: 'L-BFGS',
+      tolerance: DEFAULT_LBFGS.tolerance,
+      ...model.optimizer,
+      objectiveValue: model.objective,
+    },
     seconds,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };

@@ -26,12 +26,29 @@ describe('parseDecimal', () => {
     expect(Object.is(parse(text), expected)).toBe(true);
   });
 
-  it.each(['', ' ', '-', '+', '.', 'e5', '1e', '1e+', 'abc', '12abc', '1,5', '0x10', 'NaN', 'Infinity', 'inf', '1 2', '--1', '1.2.3', '1e400'])(
-    'refuses %j',
-    (text) => {
-      expect(parse(text)).toBeNaN();
-    },
-  );
+  it.each([
+    '',
+    ' ',
+    '-',
+    '+',
+    '.',
+    'e5',
+    '1e',
+    '1e+',
+    'abc',
+    '12abc',
+    '1,5',
+    '0x10',
+    'NaN',
+    'Infinity',
+    'inf',
+    '1 2',
+    '--1',
+    '1.2.3',
+    '1e400',
+  ])('refuses %j', (text) => {
+    expect(parse(text)).toBeNaN();
+  });
 
   it('rounds exactly as Number() does, on 20,000 random decimals of every length', () => {
     const rand = random(7);
@@ -49,7 +66,19 @@ describe('parseDecimal', () => {
 
 describe('scanDecimal', () => {
   it('finds the end of the field and agrees with parseDecimal on every kind of field', () => {
-    const fields = ['12', '-0.5', '3.14159', '', 'x', '1e5', ' 7 ', '12345678901234567', '1.5.5', '-', '0.000001'];
+    const fields = [
+      '12',
+      '-0.5',
+      '3.14159',
+      '',
+      'x',
+      '1e5',
+      ' 7 ',
+      '12345678901234567',
+      '1.5.5',
+      '-',
+      '0.000001',
+    ];
     for (const field of fields) {
       for (const after of [',', '\n', '\r\n', '']) {
         const bytes = Buffer.from(`${field}${after}rest`);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { CsvError, CsvRecordReader, fieldText, MAX_RECORD_BYTES, type CsvRecord } from '../../src/csv/records.ts';
+import {
+  CsvError,
+  CsvRecordReader,
+  fieldText,
+  MAX_RECORD_BYTES,
+  type CsvRecord,
+} from '../../src/csv/records.ts';
 
 interface Read {
   fields: string[];
@@ -14,7 +20,13 @@ function read(input: Buffer | string, chunkSize = Infinity): Read[] {
   const out: Read[] = [];
   const reader = new CsvRecordReader((rec: CsvRecord) => {
     const fields = Array.from({ length: rec.fieldCount }, (_, i) => fieldText(rec, i));
-    out.push({ fields, line: rec.line, offset: rec.offset, length: rec.length, ...(rec.error ? { error: rec.error } : {}) });
+    out.push({
+      fields,
+      line: rec.line,
+      offset: rec.offset,
+      length: rec.length,
+      ...(rec.error ? { error: rec.error } : {}),
+    });
   });
   for (let at = 0; at < bytes.length; at += Math.min(chunkSize, bytes.length)) {
     reader.push(bytes.subarray(at, Math.min(bytes.length, at + chunkSize)));
@@ -25,17 +37,80 @@ function read(input: Buffer | string, chunkSize = Infinity): Read[] {
 
 describe('CsvRecordReader', () => {
   it.each([
-    ['LF', 'a,b\n1,2\n', [['a', 'b'], ['1', '2']]],
-    ['CRLF', 'a,b\r\n1,2\r\n', [['a', 'b'], ['1', '2']]],
-    ['lone CR', 'a,b\r1,2\r', [['a', 'b'], ['1', '2']]],
-    ['no final line break', 'a,b\n1,2', [['a', 'b'], ['1', '2']]],
-    ['quoted comma', 'a,b\n"x,y",2\n', [['a', 'b'], ['x,y', '2']]],
-    ['quoted line breaks', 'a,b\n"line 1\nline 2\r\nline 3",2\n', [['a', 'b'], ['line 1\nline 2\r\nline 3', '2']]],
+    [
+      'LF',
+      'a,b\n1,2\n',
+      [
+        ['a', 'b'],
+        ['1', '2'],
+      ],
+    ],
+    [
+      'CRLF',
+      'a,b\r\n1,2\r\n',
+      [
+        ['a', 'b'],
+        ['1', '2'],
+      ],
+    ],
+    [
+      'lone CR',
+      'a,b\r1,2\r',
+      [
+        ['a', 'b'],
+        ['1', '2'],
+      ],
+    ],
+    [
+      'no final line break',
+      'a,b\n1,2',
+      [
+        ['a', 'b'],
+        ['1', '2'],
+      ],
+    ],
+    [
+      'quoted comma',
+      'a,b\n"x,y",2\n',
+      [
+        ['a', 'b'],
+        ['x,y', '2'],
+      ],
+    ],
+    [
+      'quoted line breaks',
+      'a,b\n"line 1\nline 2\r\nline 3",2\n',
+      [
+        ['a', 'b'],
+        ['line 1\nline 2\r\nline 3', '2'],
+      ],
+    ],
     ['doubled quotes', 'a\n"say ""hi"""\n', [['a'], ['say "hi"']]],
-    ['empty fields', 'a,b,c\n,,\n', [['a', 'b', 'c'], ['', '', '']]],
-    ['empty quoted field', 'a,b\n"",1\n', [['a', 'b'], ['', '1']]],
+    [
+      'empty fields',
+      'a,b,c\n,,\n',
+      [
+        ['a', 'b', 'c'],
+        ['', '', ''],
+      ],
+    ],
+    [
+      'empty quoted field',
+      'a,b\n"",1\n',
+      [
+        ['a', 'b'],
+        ['', '1'],
+      ],
+    ],
     ['blank lines are not records', 'a\n\n1\n\r\n2\n', [['a'], ['1'], ['2']]],
-    ['UTF-8 byte order mark', '\uFEFFa,b\n1,2\n', [['a', 'b'], ['1', '2']]],
+    [
+      'UTF-8 byte order mark',
+      '\uFEFFa,b\n1,2\n',
+      [
+        ['a', 'b'],
+        ['1', '2'],
+      ],
+    ],
     ['UTF-8 text', 'name\nZürich — 東京\n', [['name'], ['Zürich — 東京']]],
   ])('%s', (_name, text, expected) => {
     expect(read(text).map((r) => r.fields)).toEqual(expected);

@@ -9,24 +9,41 @@ interface Table {
   rows: string[][];
 }
 
-function load(table: Table, options: { blockRows?: number; target?: string; exclude?: string[] } = {}): Dataset {
-  const builder = new DatasetBuilder({ exclude: options.exclude ?? [], target: options.target, blockRows: options.blockRows });
+function load(
+  table: Table,
+  options: { blockRows?: number; target?: string; exclude?: string[] } = {},
+): Dataset {
+  const builder = new DatasetBuilder({
+    exclude: options.exclude ?? [],
+    target: options.target,
+    blockRows: options.blockRows,
+  });
   const text = [table.header.join(','), ...table.rows.map((r) => r.join(','))].join('\n');
   builder.push(Buffer.from(text));
   return builder.finish();
 }
 
 /** Rows of `features` correlated normal features and a label drawn from a known logistic model. */
-function synthetic(seed: number, rows: number, features: number, classes: string[]): { table: Table; x: number[][]; y: number[] } {
+function synthetic(
+  seed: number,
+  rows: number,
+  features: number,
+  classes: string[],
+): { table: Table; x: number[][]; y: number[] } {
   const rand = random(seed);
   const gauss = normal(rand);
   const weights = classes.map(() => Array.from({ length: features }, () => gauss()));
   const x: number[][] = [];
   const y: number[] = [];
-  const table: Table = { header: [...Array.from({ length: features }, (_, j) => `f${j}`), 'label'], rows: [] };
+  const table: Table = {
+    header: [...Array.from({ length: features }, (_, j) => `f${j}`), 'label'],
+    rows: [],
+  };
   for (let i = 0; i < rows; i++) {
     const shared = gauss();
-    const row = Array.from({ length: features }, (_, j) => Number(((j + 1) * 3 + gauss() * (j + 1) + shared).toFixed(4)));
+    const row = Array.from({ length: features }, (_, j) =>
+      Number(((j + 1) * 3 + gauss() * (j + 1) + shared).toFixed(4)),
+    );
     const scores = weights.map((w) => w.reduce((s, wj, j) => s + wj * (row[j] - (j + 1) * 3) * 0.5, 0));
     const max = Math.max(...scores);
     const e = scores.map((s) => Math.exp(s - max));
@@ -44,7 +61,9 @@ function synthetic(seed: number, rows: number, features: number, classes: string
 function expectClose(actual: number[], expected: number[], tolerance: number): void {
   expect(actual.length).toBe(expected.length);
   actual.forEach((a, i) => {
-    expect(Math.abs(a - expected[i]), `index ${i}: ${a} vs ${expected[i]}`).toBeLessThanOrEqual(tolerance * Math.max(1, Math.abs(expected[i])));
+    expect(Math.abs(a - expected[i]), `index ${i}: ${a} vs ${expected[i]}`).toBeLessThanOrEqual(
+      tolerance * Math.max(1, Math.abs(expected[i])),
+    );
   });
 }
 
@@ -77,10 +96,18 @@ describe('fitModel against an independent Newton solver', () => {
     const model = fitModel(ds, 1, { threads: 1 });
     for (const row of x.slice(0, 20)) {
       for (let v = 0; v < 3; v++) {
-        const original = model.original.intercepts[v] + row.reduce((s, value, j) => s + value * model.original.coefficients[v][j], 0);
+        const original =
+          model.original.intercepts[v] +
+          row.reduce((s, value, j) => s + value * model.original.coefficients[v][j], 0);
         const standardized =
           model.standardized.intercepts[v] +
-          row.reduce((s, value, j) => s + ((value - model.scaling.mean[j]) / model.scaling.std[j]) * model.standardized.coefficients[v][j], 0);
+          row.reduce(
+            (s, value, j) =>
+              s +
+              ((value - model.scaling.mean[j]) / model.scaling.std[j]) *
+                model.standardized.coefficients[v][j],
+            0,
+          );
         expect(original).toBeCloseTo(standardized, 9);
       }
     }
@@ -118,7 +145,10 @@ describe('predictProbabilities', () => {
 describe('columns and rows that need care', () => {
   it('gives a constant column a zero coefficient and otherwise the fit without it', () => {
     const { table } = synthetic(9, 200, 3, ['0', '1']);
-    const withConstant: Table = { header: ['constant', ...table.header], rows: table.rows.map((r) => ['7.5', ...r]) };
+    const withConstant: Table = {
+      header: ['constant', ...table.header],
+      rows: table.rows.map((r) => ['7.5', ...r]),
+    };
     const a = fitModel(load(withConstant), 1, { threads: 1 });
     const b = fitModel(load(table), 1, { threads: 1 });
     expect(a.scaling.constant).toEqual([true, false, false, false]);
@@ -130,7 +160,10 @@ describe('columns and rows that need care', () => {
 
   it('predicts rows with an empty target without training on them', () => {
     const { table } = synthetic(10, 240, 3, ['0', '1']);
-    const unlabeled: Table = { header: table.header, rows: table.rows.map((r, i) => (i % 4 === 0 ? [...r.slice(0, -1), ''] : r)) };
+    const unlabeled: Table = {
+      header: table.header,
+      rows: table.rows.map((r, i) => (i % 4 === 0 ? [...r.slice(0, -1), ''] : r)),
+    };
     const labeledOnly: Table = { header: table.header, rows: table.rows.filter((_, i) => i % 4 !== 0) };
     const ds = load(unlabeled);
     expect(ds.counts).toMatchObject({ read: 240, trainable: 180, predictOnly: 60, skipped: 0 });
@@ -144,12 +177,19 @@ describe('columns and rows that need care', () => {
 
   it('skips rows with a missing feature value instead of reading it as 0', () => {
     const { table } = synthetic(11, 200, 3, ['0', '1']);
-    const holes: Table = { header: table.header, rows: table.rows.map((r, i) => (i % 10 === 3 ? ['', ...r.slice(1)] : r)) };
+    const holes: Table = {
+      header: table.header,
+      rows: table.rows.map((r, i) => (i % 10 === 3 ? ['', ...r.slice(1)] : r)),
+    };
     const complete: Table = { header: table.header, rows: table.rows.filter((_, i) => i % 10 !== 3) };
     const ds = load(holes);
     expect(ds.counts).toMatchObject({ read: 200, trainable: 180, skipped: 20 });
     expect(ds.skippedExamples[0]).toEqual({ line: 5, reason: 'column "f0" is empty' });
-    expectClose(vectorsOf(fitModel(ds, 1, { threads: 1 }))[0], vectorsOf(fitModel(load(complete), 1, { threads: 1 }))[0], 1e-9);
+    expectClose(
+      vectorsOf(fitModel(ds, 1, { threads: 1 }))[0],
+      vectorsOf(fitModel(load(complete), 1, { threads: 1 }))[0],
+      1e-9,
+    );
   });
 });
 
@@ -170,7 +210,10 @@ describe('the large-data paths give the same model', () => {
   });
 
   it('reports an optimizer stopped early as not converged', () => {
-    const early = fitModel(load(table), 1, { threads: 1, lbfgs: { tolerance: 1e-8, maxIterations: 2, memory: 10 } });
+    const early = fitModel(load(table), 1, {
+      threads: 1,
+      lbfgs: { tolerance: 1e-8, maxIterations: 2, memory: 10 },
+    });
     expect(early.optimizer.converged).toBe(false);
     expect(early.optimizer.message).toBe('reached the iteration limit');
   });
@@ -178,8 +221,22 @@ describe('the large-data paths give the same model', () => {
 
 describe('data that cannot make a model', () => {
   it.each([
-    { name: 'one class only', rows: [['1', '0'], ['2', '0']], message: /one class only/ },
-    { name: 'no trainable rows', rows: [['1', ''], ['2', '']], message: /no trainable rows/ },
+    {
+      name: 'one class only',
+      rows: [
+        ['1', '0'],
+        ['2', '0'],
+      ],
+      message: /one class only/,
+    },
+    {
+      name: 'no trainable rows',
+      rows: [
+        ['1', ''],
+        ['2', ''],
+      ],
+      message: /no trainable rows/,
+    },
   ])('$name', ({ rows, message }) => {
     expect(() => fitModel(load({ header: ['f', 'label'], rows }), 1)).toThrow(message);
   });

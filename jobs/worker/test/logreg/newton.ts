@@ -11,11 +11,18 @@ export interface Reference {
   std: number[];
 }
 
-export function newtonReference(rows: number[][], labels: number[], classCount: number, c: number): Reference {
+export function newtonReference(
+  rows: number[][],
+  labels: number[],
+  classCount: number,
+  c: number,
+): Reference {
   const n = rows.length;
   const d = rows[0].length;
   const mean = Array.from({ length: d }, (_, j) => rows.reduce((s, r) => s + r[j], 0) / n);
-  const std = Array.from({ length: d }, (_, j) => Math.sqrt(rows.reduce((s, r) => s + (r[j] - mean[j]) ** 2, 0) / n));
+  const std = Array.from({ length: d }, (_, j) =>
+    Math.sqrt(rows.reduce((s, r) => s + (r[j] - mean[j]) ** 2, 0) / n),
+  );
   const x = rows.map((r) => [1, ...r.map((v, j) => (std[j] === 0 ? 0 : (v - mean[j]) / std[j]))]);
   const vectors = classCount === 2 ? 1 : classCount;
   const stride = d + 1;
@@ -23,7 +30,9 @@ export function newtonReference(rows: number[][], labels: number[], classCount: 
   let theta = new Array<number>(size).fill(0);
 
   const probabilities = (t: number[], xi: number[]): number[] => {
-    const scores = Array.from({ length: vectors }, (_, v) => xi.reduce((s, xv, j) => s + xv * t[v * stride + j], 0));
+    const scores = Array.from({ length: vectors }, (_, v) =>
+      xi.reduce((s, xv, j) => s + xv * t[v * stride + j], 0),
+    );
     if (classCount === 2) return [1 / (1 + Math.exp(-scores[0]))];
     const max = Math.max(...scores);
     const e = scores.map((s) => Math.exp(s - max));
@@ -52,7 +61,8 @@ export function newtonReference(rows: number[][], labels: number[], classCount: 
         for (let u = 0; u < vectors; u++) {
           const weight = classCount === 2 ? p[0] * (1 - p[0]) : p[v] * ((u === v ? 1 : 0) - p[u]);
           for (let a = 0; a < stride; a++) {
-            for (let b = 0; b < stride; b++) h[v * stride + a][u * stride + b] += c * weight * x[i][a] * x[i][b];
+            for (let b = 0; b < stride; b++)
+              h[v * stride + a][u * stride + b] += c * weight * x[i][a] * x[i][b];
           }
         }
       }
@@ -65,7 +75,8 @@ export function newtonReference(rows: number[][], labels: number[], classCount: 
     }
     if (vectors > 1) {
       // Shifting every intercept by the same amount changes nothing: add curvature in that direction only.
-      for (let v = 0; v < vectors; v++) for (let u = 0; u < vectors; u++) h[v * stride][u * stride] += 1 / vectors;
+      for (let v = 0; v < vectors; v++)
+        for (let u = 0; u < vectors; u++) h[v * stride][u * stride] += 1 / vectors;
     }
     const gradientNorm = Math.hypot(...g);
     if (gradientNorm < 1e-11) break;
@@ -80,10 +91,15 @@ export function newtonReference(rows: number[][], labels: number[], classCount: 
     theta = next;
   }
   if (vectors > 1) {
-    const meanIntercept = Array.from({ length: vectors }, (_, v) => theta[v * stride]).reduce((a, b) => a + b, 0) / vectors;
+    const meanIntercept =
+      Array.from({ length: vectors }, (_, v) => theta[v * stride]).reduce((a, b) => a + b, 0) / vectors;
     for (let v = 0; v < vectors; v++) theta[v * stride] -= meanIntercept;
   }
-  return { vectors: Array.from({ length: vectors }, (_, v) => theta.slice(v * stride, (v + 1) * stride)), mean, std };
+  return {
+    vectors: Array.from({ length: vectors }, (_, v) => theta.slice(v * stride, (v + 1) * stride)),
+    mean,
+    std,
+  };
 }
 
 /** Solves A x = b by Gaussian elimination with partial pivoting. */
