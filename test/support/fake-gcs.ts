@@ -1,52 +1,38 @@
-// A loopback test double of the Cloud Storage JSON API, enough for @google-cloud/storage pointed at it with
-// STORAGE_EMULATOR_HOST (paths /b/...) or apiEndpoint (paths /storage/v1/b/...). Objects live in memory; each
-// write gets a new, higher generation, and old generations stay readable by number (as in a bucket with
-// versioning on). Supported: object metadata; media reads with x-goog-hash (real CRC32C and MD5, so the
-// client's download validation runs); listing by prefix; delete; media, multipart and resumable uploads
-// (resumable also in chunks), with ifGenerationMatch and X-Goog-Hash checks. An upload's object appears only
-// when the upload completes. Not supported: ranges, gzip, ACLs, metadata patches, buckets as resources.
+// A loopback test double of the Cloud Storage JSON API for @google-cloud/storage, at STORAGE_EMULATOR_HOST
+// (paths /b/...) or apiEndpoint (/storage/v1/b/...). Objects live in memory; each write gets a higher
+// generation, and old generations stay readable (as with versioning on). Metadata, media (x-goog-hash with
+// real CRC32C and MD5, so the client validates downloads), listings, deletes, and media, multipart and
+// resumable (also chunked) uploads with ifGenerationMatch and X-Goog-Hash checks; an upload's object
+// appears only when the upload completes. No ranges, gzip, ACLs or bucket resources.
 import http from 'node:http';
+import { once } from 'node:events';
 import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 
-export interface StoredObject {
+interface Target {
   bucket: string;
   name: string;
+  contentType?: string;
+  ifGenerationMatch?: string | null;
+}
+
+export interface StoredObject extends Target {
   body: Buffer;
   generation: string;
-  contentType?: string;
-  md5Hash: string;
-  crc32c: string;
   timeCreated: string;
 }
 
-export interface FakeGcs {
-  /** Base URL, for STORAGE_EMULATOR_HOST or apiEndpoint. */
-  url: string;
-  put(bucket: string, name: string, body: Buffer | string, opts?: { contentType?: string }): { generation: string };
-  /** The live version of an object. */
-  get(bucket: string, name: string): { body: Buffer; generation: string; contentType?: string } | undefined;
-  /** Names of the live objects of a bucket, sorted. */
-  list(bucket: string): string[];
-  /** Every object version ever created, in creation order. */
-  created: readonly StoredObject[];
-  requests: { method: string; url: string }[];
-  close(): Promise<void>;
-}
-
-interface UploadSession {
-  bucket: string;
-  name: string;
-  contentType?: string;
-  ifGenerationMatch: string | null;
+interface UploadSession extends Target {
   chunks: Buffer[];
   received: number;
   done?: StoredObject;
 }
 
+export type FakeGcs = Awaited<ReturnType<typeof startFakeGcs>>;
 type Request = http.IncomingMessage;
 type Response = http.ServerResponse;
 
+const OCTETS = 'application/octet-stream';
 const REASONS: Record<number, string> = { 400: 'invalid', 404: 'notFound', 412: 'conditionNotMet' };
 
 function fail(status: number, message: string): never {
@@ -54,9 +40,8 @@ function fail(status: number, message: string): never {
 }
 
 const CRC32C_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-  return c >>> 0;
+  for (let k = 0; k < 8; k++) n = n & 1 ? (n >>> 1) ^ 0x82f63b78 : n >>> 1;
+  return n;
 });
 
 /** CRC32C (Castagnoli) as Cloud Storage reports it: 4 bytes big-endian, base64. */
@@ -70,151 +55,131 @@ export function crc32c(data: Uint8Array): string {
 
 const md5 = (data: Uint8Array) => createHash('md5').update(data).digest('base64');
 
-export async function startFakeGcs(): Promise<FakeGcs> {
+export async function startFakeGcs() {
   const live = new Map<string, StoredObject>(); // by `${bucket}/${name}`
   const versions: StoredObject[] = []; // every generation that can still be read
-  const created: StoredObject[] = [];
+  const created: StoredObject[] = []; // every object version ever created, in order
   const sessions = new Map<string, UploadSession>();
   const requests: { method: string; url: string }[] = [];
   let lastGeneration = BigInt(Date.now()) * 1000n; // microseconds, like real generations
-  let url = '';
 
-  function checkPrecondition(bucket: string, name: string, ifGenerationMatch: string | null): void {
-    if (ifGenerationMatch === null) return;
-    const current = live.get(`${bucket}/${name}`);
-    const met = ifGenerationMatch === '0' ? current === undefined : current?.generation === ifGenerationMatch;
-    if (!met) fail(412, `At least one of the pre-conditions you specified did not hold (ifGenerationMatch)`);
-  }
-
-  function store(bucket: string, name: string, body: Buffer, contentType?: string, ifGenerationMatch?: string | null) {
-    if (name === '') fail(400, 'Required object name is missing');
-    checkPrecondition(bucket, name, ifGenerationMatch ?? null);
-    lastGeneration += 1n;
-    const generation = String(lastGeneration);
-    const timeCreated = new Date().toISOString();
-    const object = { bucket, name, body, generation, contentType, md5Hash: md5(body), crc32c: crc32c(body), timeCreated };
+  function store({ bucket, name, contentType, ifGenerationMatch }: Target, body: Buffer): StoredObject {
+    checkPrecondition({ bucket, name, ifGenerationMatch });
+    const generation = String(++lastGeneration);
+    const object = { bucket, name, contentType, body, generation, timeCreated: new Date().toISOString() };
     live.set(`${bucket}/${name}`, object);
     versions.push(object);
     created.push(object);
     return object;
   }
 
-  function find(bucket: string, name: string, generation: string | null): StoredObject {
-    const object =
-      generation === null
-        ? live.get(`${bucket}/${name}`)
-        : versions.find((o) => o.bucket === bucket && o.name === name && o.generation === generation);
-    return object ?? fail(404, `No such object: ${bucket}/${name}${generation === null ? '' : `#${generation}`}`);
+  function checkPrecondition({ bucket, name, ifGenerationMatch = null }: Target): void {
+    if (name === '') fail(400, 'Required object name is missing');
+    const current = live.get(`${bucket}/${name}`)?.generation ?? '0'; // 0: the object must not exist
+    if (ifGenerationMatch !== null && ifGenerationMatch !== current) fail(412, 'ifGenerationMatch failed');
   }
 
-  const resource = ({ body, contentType, ...o }: StoredObject) => ({
-    kind: 'storage#object',
-    id: `${o.bucket}/${o.name}/${o.generation}`,
-    ...o,
-    metageneration: '1',
-    size: String(body.length),
-    contentType: contentType ?? 'application/octet-stream',
-    updated: o.timeCreated,
+  function find(bucket: string, name: string, generation: string | null): StoredObject {
+    const old = versions.find((o) => o.bucket === bucket && o.name === name && o.generation === generation);
+    const object = generation === null ? live.get(`${bucket}/${name}`) : old;
+    return object ?? fail(404, `No such object: ${bucket}/${name}`);
+  }
+
+  const liveIn = (bucket: string, prefix = '') =>
+    [...live.values()]
+      .filter((o) => o.bucket === bucket && o.name.startsWith(prefix))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+
+  const resource = ({ bucket, name, body, generation, contentType, timeCreated }: StoredObject) => ({
+    ...{ kind: 'storage#object', id: `${bucket}/${name}/${generation}`, bucket, name, generation },
+    ...{ metageneration: '1', size: String(body.length), contentType: contentType ?? OCTETS },
+    ...{ md5Hash: md5(body), crc32c: crc32c(body), timeCreated, updated: timeCreated },
   });
 
   function upload(req: Request, res: Response, bucket: string, body: Buffer, q: URLSearchParams): void {
-    const type = q.get('uploadType');
-    const ifGenerationMatch = q.get('ifGenerationMatch');
-    if (type === 'media') {
-      verifyHashes(req, body);
-      const contentType = req.headers['content-type'];
-      return sendJson(res, 200, resource(store(bucket, q.get('name') ?? '', body, contentType, ifGenerationMatch)));
-    }
+    const [type, ifGenerationMatch] = [q.get('uploadType'), q.get('ifGenerationMatch')];
+    const typeHeader = type === 'resumable' ? 'x-upload-content-type' : 'content-type';
+    const contentType = req.headers[typeHeader] as string | undefined;
+    let [metadata, data]: [Partial<Target>, Buffer] = [{ contentType }, body];
     if (type === 'multipart') {
-      const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/.exec(req.headers['content-type'] ?? '');
-      const parts = parseMultipart(body, boundary?.[1] ?? boundary?.[2] ?? fail(400, 'no multipart boundary'));
+      const boundary = /boundary=(?:"([^"]+)"|([^;\s]+))/.exec(contentType ?? '') ?? fail(400, 'no boundary');
+      const parts = parseMultipart(body, boundary[1] ?? boundary[2]);
       if (parts.length !== 2) fail(400, `multipart upload has ${parts.length} parts, expected 2`);
-      const metadata = JSON.parse(parts[0].body.toString('utf8')) as { name?: string; contentType?: string };
-      const [name, media] = [q.get('name') ?? metadata.name ?? '', parts[1].body];
-      verifyHashes(req, media);
-      const contentType = metadata.contentType ?? parts[1].headers['content-type'];
-      return sendJson(res, 200, resource(store(bucket, name, media, contentType, ifGenerationMatch)));
+      metadata = { contentType: parts[1].headers['content-type'], ...JSON.parse(parts[0].body.toString()) };
+      data = parts[1].body;
+    } else if (type === 'resumable' && body.length > 0) {
+      metadata = { contentType, ...JSON.parse(body.toString()) };
+    } else if (type !== 'media' && type !== 'resumable') fail(400, `unsupported uploadType ${type}`);
+    const target = { ...metadata, bucket, name: q.get('name') ?? metadata.name ?? '', ifGenerationMatch };
+    if (type !== 'resumable') {
+      verifyHashes(req, data);
+      return sendJson(res, 200, resource(store(target, data)));
     }
-    if (type !== 'resumable') fail(400, `unsupported uploadType ${type}`);
-    const metadata = (body.length > 0 ? JSON.parse(body.toString('utf8')) : {}) as { name?: string; contentType?: string };
-    const name = q.get('name') ?? metadata.name ?? fail(400, 'Required object name is missing');
-    checkPrecondition(bucket, name, ifGenerationMatch);
-    const contentType = (req.headers['x-upload-content-type'] as string | undefined) ?? metadata.contentType;
+    checkPrecondition(target);
     const id = randomUUID();
-    sessions.set(id, { bucket, name, contentType, ifGenerationMatch, chunks: [], received: 0 });
-    const location = `${url}/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?uploadType=resumable&upload_id=${id}`;
+    sessions.set(id, { ...target, chunks: [], received: 0 });
+    const location = `${url}/upload/storage/v1/b/${bucket}/o?uploadType=resumable&upload_id=${id}`;
     res.writeHead(200, { Location: location, 'Content-Length': 0 }).end();
   }
 
-  /** A PUT to a session, with `Content-Range: bytes START-END/TOTAL` (END, TOTAL may be `*`) or `bytes *\/TOTAL`. */
+  /** A PUT to a session: `Content-Range: bytes START-END/TOTAL` (END, TOTAL may be `*`) or `bytes *\/TOTAL`. */
   function resume(req: Request, res: Response, session: UploadSession, body: Buffer): void {
     if (session.done !== undefined) return sendJson(res, 200, resource(session.done));
     const header = req.headers['content-range'] ?? `bytes 0-*/${body.length}`;
-    const range = /^bytes (?:(\d+)-(\d+|\*)|\*)\/(\d+|\*)$/.exec(header) ?? fail(400, `bad Content-Range ${header}`);
-    const [, start, end, totalText] = range;
-    if (start === undefined) {
-      if (body.length > 0) fail(400, `Content-Range ${header} with a body`);
-    } else {
-      if (end !== '*' && Number(end) - Number(start) + 1 !== body.length) fail(400, `${header} but ${body.length} bytes`);
-      if (Number(start) > session.received) fail(400, `${header} starts after the ${session.received} bytes received`);
-      const resent = session.received - Number(start); // bytes the server already has
-      if (resent < body.length) session.chunks.push(body.subarray(resent));
-      session.received = Math.max(session.received, Number(start) + body.length);
-    }
+    const [, start, end, totalText] =
+      /^bytes (?:(\d+)-(\d+|\*)|\*)\/(\d+|\*)$/.exec(header) ?? fail(400, `bad Content-Range ${header}`);
+    const first = start === undefined ? session.received : Number(start);
+    const size = end === undefined ? 0 : end === '*' ? body.length : Number(end) - first + 1;
+    if (size !== body.length) fail(400, `Content-Range ${header} but ${body.length} bytes`);
+    if (first > session.received) fail(400, `Content-Range ${header}: no bytes ${session.received}-`);
+    const resent = session.received - first; // bytes the server already has
+    if (resent < body.length) session.chunks.push(body.subarray(resent));
+    session.received = Math.max(session.received, first + body.length);
     // `bytes N-*/*` is the last request of an upload of unknown size: the object ends with this body.
-    const total = totalText !== '*' ? Number(totalText) : end === '*' ? session.received : undefined;
-    if (total !== undefined && session.received > total) fail(400, `${session.received} bytes, more than ${total}`);
-    if (total === undefined || session.received < total) {
+    const total = totalText !== '*' ? Number(totalText) : end === '*' ? session.received : Infinity;
+    if (session.received > total) fail(400, `received ${session.received} bytes, more than ${total}`);
+    if (session.received < total) {
       const range = session.received > 0 ? { Range: `bytes=0-${session.received - 1}` } : {};
       return void res.writeHead(308, { ...range, 'Content-Length': 0 }).end();
     }
     const data = Buffer.concat(session.chunks);
     verifyHashes(req, data);
-    session.done = store(session.bucket, session.name, data, session.contentType, session.ifGenerationMatch);
+    session.done = store(session, data);
     sendJson(res, 200, resource(session.done));
   }
 
   async function handle(req: Request, res: Response): Promise<void> {
     const method = req.method ?? 'GET';
     requests.push({ method, url: req.url ?? '' });
-    const body = await readBody(req);
-    const target = new URL(req.url ?? '/', 'http://fake-gcs');
-    const q = target.searchParams;
-    const isUpload = target.pathname.startsWith('/upload/');
-    const path = target.pathname.replace(/^\/upload/, '').replace(/^\/storage\/v1/, '');
-    const match = /^\/b\/([^/]+)\/o(?:\/(.+))?$/.exec(path) ?? fail(404, `no route for ${method} ${target.pathname}`);
-    const bucket = decodeURIComponent(match[1]);
-    const name = match[2] === undefined ? undefined : decodeURIComponent(match[2]);
-    const route = `${isUpload ? 'upload ' : ''}${method} ${name === undefined ? 'bucket' : 'object'}`;
+    const body = Buffer.concat((await req.toArray()) as Buffer[]);
+    const { pathname, searchParams: q } = new URL(req.url ?? '/', 'http://fake-gcs');
+    const path = pathname.replace(/^\/upload(?=\/)/, '').replace(/^\/storage\/v1(?=\/)/, '');
+    const [, b, o] = /^\/b\/([^/]+)\/o(?:\/(.+))?$/.exec(path) ?? fail(404, `no route ${pathname}`);
+    const [bucket, name] = [decodeURIComponent(b), decodeURIComponent(o ?? '')];
+    const route = `${pathname.startsWith('/upload/') ? 'upload ' : ''}${method} ${o ? 'object' : 'bucket'}`;
     if (route === 'upload POST bucket') return upload(req, res, bucket, body, q);
     if (route === 'upload PUT bucket') {
-      const session = sessions.get(q.get('upload_id') ?? '') ?? fail(404, `no upload session ${q.get('upload_id')}`);
-      return resume(req, res, session, body);
+      const id = q.get('upload_id') ?? '';
+      return resume(req, res, sessions.get(id) ?? fail(404, `No upload session ${id}`), body);
     }
     if (route === 'GET bucket') {
-      const prefix = q.get('prefix') ?? '';
-      const items = [...live.values()].filter((o) => o.bucket === bucket && o.name.startsWith(prefix));
-      items.sort((a, b) => (a.name < b.name ? -1 : 1));
-      return sendJson(res, 200, { kind: 'storage#objects', ...(items.length > 0 && { items: items.map(resource) }) });
+      const items = liveIn(bucket, q.get('prefix') ?? '').map(resource);
+      return sendJson(res, 200, { kind: 'storage#objects', ...(items.length > 0 && { items }) });
     }
-    if (name === undefined || (route !== 'GET object' && route !== 'DELETE object')) {
-      return fail(405, `${method} ${target.pathname} is not supported by the fake`);
-    }
+    if (route !== 'GET object' && route !== 'DELETE object') fail(405, `${route} is not in the fake`);
     const object = find(bucket, name, q.get('generation'));
     if (method === 'DELETE') {
       if (live.get(`${bucket}/${name}`) === object) live.delete(`${bucket}/${name}`);
-      if (q.has('generation')) versions.splice(versions.indexOf(object), 1); // a noncurrent version is gone too
+      if (q.has('generation')) versions.splice(versions.indexOf(object), 1); // gone for good
       return void res.writeHead(204).end();
     }
     if (q.get('alt') !== 'media') return sendJson(res, 200, resource(object));
     res.writeHead(200, {
-      'Content-Type': object.contentType ?? 'application/octet-stream',
+      'Content-Type': object.contentType ?? OCTETS,
       'Content-Length': object.body.length,
       'x-goog-generation': object.generation,
-      'x-goog-metageneration': '1',
-      'x-goog-hash': `crc32c=${object.crc32c},md5=${object.md5Hash}`,
+      'x-goog-hash': `crc32c=${crc32c(object.body)},md5=${md5(object.body)}`,
       'x-goog-stored-content-encoding': 'identity',
-      'x-goog-stored-content-length': object.body.length,
     });
     res.end(object.body);
   }
@@ -228,67 +193,54 @@ export async function startFakeGcs(): Promise<FakeGcs> {
     });
   });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
+    /** Base URL, for STORAGE_EMULATOR_HOST or apiEndpoint. */
     url,
-    put: (bucket, name, body, opts = {}) => ({ generation: store(bucket, name, Buffer.from(body), opts.contentType).generation }),
-    get(bucket, name) {
+    put(bucket: string, name: string, body: Buffer | string, opts: { contentType?: string } = {}) {
+      return { generation: store({ bucket, name, ...opts }, Buffer.from(body)).generation };
+    },
+    /** The live version of an object. */
+    get(bucket: string, name: string) {
       const object = live.get(`${bucket}/${name}`);
       return object && { body: object.body, generation: object.generation, contentType: object.contentType };
     },
-    list: (bucket) => [...live.values()].filter((o) => o.bucket === bucket).map((o) => o.name).sort(),
-    created,
+    /** Names of the live objects of a bucket, sorted. */
+    list: (bucket: string) => liveIn(bucket).map((o) => o.name),
+    created: created as readonly StoredObject[],
     requests,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      }),
+    async close() {
+      server.close();
+      server.closeAllConnections();
+      await once(server, 'close');
+    },
   };
 }
 
 function sendJson(res: Response, status: number, value: unknown): void {
   const text = JSON.stringify(value);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=UTF-8', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
 
 /** Checks an X-Goog-Hash request header (`crc32c=...,md5=...`) against the bytes of the object. */
 function verifyHashes(req: Request, body: Buffer): void {
-  for (const pair of String(req.headers['x-goog-hash'] ?? '').split(',').filter(Boolean)) {
-    const [type, value] = [pair.slice(0, pair.indexOf('=')).trim(), pair.slice(pair.indexOf('=') + 1).trim()];
+  for (const [, type, value] of String(req.headers['x-goog-hash'] ?? '').matchAll(/(\w+)=([^,]+)/g)) {
     const actual = type === 'crc32c' ? crc32c(body) : type === 'md5' ? md5(body) : value;
-    if (actual !== value) fail(400, `Provided ${type} hash "${value}" doesn't match calculated hash "${actual}"`);
+    if (actual !== value) fail(400, `X-Goog-Hash ${type}=${value}, but the data has ${actual}`);
   }
-}
-
-async function readBody(req: Request): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 /** multipart/related (RFC 2046): `--B CRLF headers CRLF CRLF body CRLF --B ... CRLF --B--`. */
 function parseMultipart(body: Buffer, boundary: string): { headers: Record<string, string>; body: Buffer }[] {
-  const parts: { headers: Record<string, string>; body: Buffer }[] = [];
-  const delimiter = Buffer.from(`\r\n--${boundary}`);
-  let at = body.indexOf(`--${boundary}`);
-  if (at < 0) fail(400, 'multipart body without its boundary');
-  at += delimiter.length - 2;
-  while (body.subarray(at, at + 2).toString() !== '--') {
-    const next = body.indexOf(delimiter, at);
-    if (next < 0) fail(400, 'multipart body without its closing boundary');
-    const part = body.subarray(at, next);
-    const split = part.indexOf('\r\n\r\n');
-    if (split < 0) fail(400, 'multipart part without a blank line after its headers');
-    const headers: Record<string, string> = {};
-    for (const line of part.subarray(0, split).toString('utf8').split('\r\n')) {
-      const colon = line.indexOf(':');
-      if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    parts.push({ headers, body: part.subarray(split + 4) });
-    at = next + delimiter.length;
-  }
-  return parts;
+  const sections = body.toString('latin1').split(`--${boundary}`); // latin1: one char per byte
+  if (sections.length < 3 || !sections.at(-1)?.startsWith('--')) fail(400, 'multipart without boundaries');
+  return sections.slice(1, -1).map((section) => {
+    const split = section.indexOf('\r\n\r\n');
+    if (split < 0 || !section.startsWith('\r\n') || !section.endsWith('\r\n')) fail(400, 'bad part');
+    const fields = section.slice(2, split).matchAll(/^([^:\r\n]+):[ \t]*(.*)$/gm);
+    const headers = Object.fromEntries([...fields].map(([, key, value]) => [key.toLowerCase(), value]));
+    return { headers, body: Buffer.from(section.slice(split + 4, -2), 'latin1') };
+  });
 }

@@ -60,7 +60,7 @@ async function openObject(bucket: string, name: string, generation?: string): Pr
   const uri = describe({ kind: 'gcs', bucket, name });
   if (name === '') throw new IoError(`cannot read input ${uri}: no object name`);
   const storage = await storageClient();
-  const options = generation === undefined ? {} : { generation: Number(generation) };
+  const options = generation === undefined ? {} : { generation };
   let metadata;
   try {
     [metadata] = await storage.bucket(bucket).file(name, options).getMetadata();
@@ -68,7 +68,7 @@ async function openObject(bucket: string, name: string, generation?: string): Pr
     throw new IoError(`cannot read input ${uri}: ${gcsReason(err)}`, { cause: err });
   }
   const pinned = String(metadata.generation);
-  const file = storage.bucket(bucket).file(name, { generation: Number(pinned) });
+  const file = storage.bucket(bucket).file(name, { generation: pinned });
   return {
     uri,
     size: Number(metadata.size),

@@ -111,33 +111,41 @@ function streamFile(
   afterFinish: () => Promise<void>,
   afterAbort: () => Promise<void>,
 ): OutputFile {
-  let failure: Error | undefined;
+  let failure: unknown;
   stream.on('error', (err) => (failure ??= err));
   const check = () => {
-    if (failure !== undefined)
-      throw new IoError(`cannot write ${name}: ${failure.message}`, { cause: failure });
+    if (failure !== undefined) {
+      throw new IoError(`cannot write ${name}: ${reasonOf(failure)}`, { cause: failure });
+    }
+  };
+  /** Resolves on `event`, or when the stream fails or closes first (the failure is recorded). */
+  const settle = async (event: 'drain' | 'finish') => {
+    const listening = new AbortController(); // removes the losing listener, so none pile up
+    try {
+      const { signal } = listening;
+      await Promise.race([once(stream, event, { signal }), once(stream, 'close', { signal })]);
+    } catch (err) {
+      failure ??= err;
+    } finally {
+      listening.abort();
+    }
+    if (stream.destroyed && !stream.writableFinished) failure ??= new Error('the upload stream closed early');
   };
   return {
     async write(chunk) {
       check();
-      if (!stream.write(chunk)) {
-        await once(stream, 'drain');
-        check();
-      }
+      if (!stream.write(chunk)) await settle('drain');
+      check();
     },
     async commit() {
       check();
       stream.end();
-      try {
-        await once(stream, 'finish');
-      } catch (err) {
-        failure ??= err as Error;
-      }
+      await settle('finish');
       check();
       try {
         await afterFinish();
       } catch (err) {
-        throw new IoError(`cannot write ${name}: ${(err as Error).message}`, { cause: err });
+        throw new IoError(`cannot write ${name}: ${reasonOf(err)}`, { cause: err });
       }
     },
     async abort() {
@@ -145,4 +153,11 @@ function streamFile(
       await afterAbort();
     },
   };
+}
+
+/** The Storage library can fail a stream with a plain object (a server's error body), not an Error. */
+function reasonOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'object' && err !== null && 'message' in err) return String(err.message);
+  return JSON.stringify(err) ?? String(err);
 }
