@@ -4,12 +4,24 @@
 import { parseWorkerConfig, USAGE } from './config.ts';
 import { UsageError, WorkerError } from './errors.ts';
 import { runLogreg } from './logreg/run.ts';
+import { parseAgentTask, taskEnvironment } from './agent.ts';
 
 function log(message: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ severity: 'INFO', message, ...fields })}\n`);
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv[0] === 'agent') {
+    let task;
+    try {
+      task = parseAgentTask(env.PIPELINE_TASK);
+    } catch (err) {
+      process.stderr.write(`pipeline-worker agent: ${(err as Error).message}\n`);
+      return (err as WorkerError).exitCode ?? 1;
+    }
+    log('agent running its task', { jobId: task.jobId, attempt: task.attempt });
+    return main(task.args, taskEnvironment(env, task));
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`${USAGE}\n`);
     return 0;

@@ -81,9 +81,6 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
           .filter(Boolean);
 
   const input = parseLocation(inputUri, 'input');
-  if (generation !== undefined && input.kind !== 'gcs') {
-    throw new UsageError('INPUT_GENERATION is set but the input is not a gs:// object');
-  }
   return {
     task: task as Task,
     input,

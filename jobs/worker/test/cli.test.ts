@@ -249,3 +249,18 @@ describe('pipeline-worker on bad input', () => {
     expect(readOut('predictions.csv').split('\n')[0]).toBe('a,b,label,prediction,prediction_2,probability');
   });
 });
+
+describe('pipeline-worker and local generations', () => {
+  it('reads a local file at the generation it was given (its modification time in ns), or refuses', async () => {
+    const file = input('in.csv', ['a,b,label', ...goodRows()].join('\n'));
+    const generation = fs.statSync(file, { bigint: true }).mtimeNs.toString();
+    const ok = await runWorker(['--input', file, '--output', out()], { INPUT_GENERATION: generation });
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(readOut('_SUCCESS')).inputGeneration).toBe(generation);
+    const stale = await runWorker(['--input', file, '--output', out()], { INPUT_GENERATION: '12345' });
+    expect(stale.code).toBe(3);
+    expect(stale.stderr).toBe(
+      `pipeline-worker: input ${file} is no longer generation 12345: it was written again\n`,
+    );
+  });
+});

@@ -71,11 +71,6 @@ describe('parseWorkerConfig', () => {
       message: 'INPUT_GENERATION must be an object generation (digits), got "12; rm -rf /"',
     },
     {
-      argv: ['--input', 'a.csv', '--output', 'b'],
-      env: { INPUT_GENERATION: '5' },
-      message: 'INPUT_GENERATION is set but the input is not a gs:// object',
-    },
-    {
       argv: ['--input', 'gs://Bad_Bucket!/x', '--output', 'b'],
       env: {},
       message: 'input "gs://Bad_Bucket!/x" does not name a valid bucket',

@@ -1,7 +1,8 @@
 // The input, readable as a stream of byte chunks as many times as the task needs (the logistic
 // regression reads it twice: once to load the numbers, once to copy the rows into the predictions).
 // Each read sees the same bytes: a Cloud Storage object is read at one fixed generation, and a local
-// file is checked for a change of size or modification time.
+// file is checked for a change of size or modification time. A local file's generation, as the local
+// mode of the pipeline names it, is its modification time in nanoseconds.
 import fs from 'node:fs';
 import { IoError } from '../errors.ts';
 import { describe, type Location } from './location.ts';
@@ -19,18 +20,22 @@ const CHUNK_BYTES = 1 << 20;
 
 export async function openInput(location: Location, generation?: string): Promise<InputSource> {
   return location.kind === 'local'
-    ? openLocal(location.path)
+    ? openLocal(location.path, generation)
     : openObject(location.bucket, location.name, generation);
 }
 
-async function openLocal(path: string): Promise<InputSource> {
+async function openLocal(path: string, generation?: string): Promise<InputSource> {
   const before = await statFile(path);
+  if (generation !== undefined && before.mtimeNs.toString() !== generation) {
+    throw new IoError(`input ${path} is no longer generation ${generation}: it was written again`);
+  }
   return {
     uri: path,
-    size: before.size,
+    size: Number(before.size),
+    generation,
     async *read() {
       const now = await statFile(path);
-      if (now.size !== before.size || now.mtimeMs !== before.mtimeMs) {
+      if (now.size !== before.size || now.mtimeNs !== before.mtimeNs) {
         throw new IoError(`input ${path} changed while it was being processed`);
       }
       try {
@@ -42,10 +47,10 @@ async function openLocal(path: string): Promise<InputSource> {
   };
 }
 
-async function statFile(path: string): Promise<fs.Stats> {
-  let stats: fs.Stats;
+async function statFile(path: string): Promise<fs.BigIntStats> {
+  let stats: fs.BigIntStats;
   try {
-    stats = await fs.promises.stat(path);
+    stats = await fs.promises.stat(path, { bigint: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =

@@ -1,0 +1,10 @@
+// @pipeline/core: the pipeline's domain. No Google client and no express: events, job ids, routing,
+// job states and the ports the adapters implement.
+export * from './events.ts';
+export * from './job-id.ts';
+export * from './job.ts';
+export * from './ports.ts';
+export * from './routing.ts';
+export * from './units.ts';
+export * from './glob.ts';
+export * from './worker-env.ts';

@@ -1,0 +1,12 @@
+// The job id of an object version: a stable hash of bucket/object#generation. Every delivery of the
+// same notification, and a POST /jobs naming the same object generation, maps to the same job, which
+// is what makes the ledger's create-if-absent a claim.
+import { createHash } from 'node:crypto';
+
+export function jobIdFor(bucket: string, name: string, generation: string): string {
+  return createHash('sha256').update(`${bucket}/${name}#${generation}`, 'utf8').digest('hex').slice(0, 32);
+}
+
+export function isJobId(value: string): boolean {
+  return /^[0-9a-f]{32}$/.test(value);
+}

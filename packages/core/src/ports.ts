@@ -1,0 +1,67 @@
+// The ports: what the dispatcher needs from the world, as interfaces. Google Cloud and the local mode
+// each provide adapters (see the ports table in DESIGN.md); the domain depends on nothing else.
+import type { StorageObject } from './events.ts';
+import type { Job, JobState } from './job.ts';
+import type { Target } from './routing.ts';
+
+export interface BlobStore {
+  /** The current version of an object, or undefined if there is none. */
+  stat(bucket: string, name: string): Promise<StorageObject | undefined>;
+  /** How a task addresses an object or a prefix: gs://bucket/name, or a local path in local mode. */
+  uri(bucket: string, name: string): string;
+}
+
+export interface ClaimResult {
+  /** True when this caller now owns the job: it created it, or took over a claim past its lease. */
+  claimed: boolean;
+  job: Job;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  nextPageToken?: string;
+}
+
+export interface Ledger {
+  /**
+   * Creates the job if no job has its id: that is the claim. A job that exists is returned unclaimed,
+   * unless it is still RECEIVED and was last updated more than `leaseMs` ago (its claimer died):
+   * then it is taken over, atomically, by exactly one caller.
+   */
+  claim(job: Job, leaseMs: number): Promise<ClaimResult>;
+  /** Stores `next` only if the stored job is still at version `next.version - 1` (compare-and-set). */
+  update(next: Job): Promise<boolean>;
+  get(id: string): Promise<Job | undefined>;
+  /** Newest first; optionally only one state. */
+  list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage>;
+}
+
+export interface LaunchRequest {
+  job: Job;
+  target: Target;
+  /** The task's environment: the worker variables of DESIGN.md plus the template's env. */
+  env: Record<string, string>;
+  args: string[];
+  /** Where the task's stdout and stderr go, when the platform does not keep them itself. */
+  logsUri: string;
+}
+
+export interface Launcher {
+  launch(request: LaunchRequest): Promise<{ execution: string }>;
+}
+
+/** The end of one attempt of a job, as its platform reports it. */
+export interface Completion {
+  jobId: string;
+  attempt: number;
+  exitCode: number;
+  startedAt?: string;
+  finishedAt: string;
+  preempted?: boolean;
+  /** Why it failed, for people: a reason, or the tail of stderr. */
+  error?: string;
+}
+
+export interface EventPublisher {
+  publish(topic: string, data: unknown, attributes?: Record<string, string>): Promise<string>;
+}

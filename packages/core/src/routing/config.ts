@@ -1,0 +1,239 @@
+// parseRoutingConfig turns an already-parsed JSON or YAML value into a RoutingConfig.
+// Validation is strict (unknown keys are errors, to catch typos) and every error names the rule
+// and the field, so an operator can fix the file from the message alone.
+
+import { compileGlob } from '../glob.ts';
+import { quote } from '../units.ts';
+import {
+  boolean,
+  describe,
+  isRecord,
+  matching,
+  noNul,
+  optional,
+  positiveBytes,
+  positiveDuration,
+  positiveNumber,
+  readBytes,
+  readDuration,
+  rejectUnknownKeys,
+  stringList,
+  stringMap,
+  withoutUndefined,
+  type Fail,
+} from './readers.ts';
+import {
+  DEFAULT_TASK,
+  RESERVED_ENV_KEYS,
+  RESERVED_ENV_PREFIX,
+  type Accelerator,
+  type JobTemplate,
+  type Rule,
+  type RuleMatch,
+  type RoutingConfig,
+} from './types.ts';
+
+export interface RuleRef {
+  /** 1-based position in `rules`. */
+  index: number;
+  name?: string;
+}
+
+export class RoutingConfigError extends Error {
+  override readonly name = 'RoutingConfigError';
+  readonly code = 'ROUTING_CONFIG';
+  readonly rule?: RuleRef;
+  readonly field: string;
+
+  constructor(field: string, detail: string, rule?: RuleRef) {
+    const where = rule ? `rule ${rule.index}${rule.name ? ` (${JSON.stringify(rule.name)})` : ''}` : '';
+    super([where, field, detail].filter((part) => part !== '').join(': '));
+    this.field = field;
+    this.rule = rule;
+  }
+}
+
+const RULE_NAME = /^[a-z0-9][a-z0-9-]*$/;
+const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const IMAGE = /^[^\s\p{Cc}]+$/u;
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MACHINE_TYPE = /^[a-z][a-z0-9-]*$/;
+const ACCELERATOR_TYPE = /^[a-z0-9][a-z0-9-]*$/;
+const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
+const TARGETS = ['cloud-run-job', 'vm', 'ignore'];
+
+export function parseRoutingConfig(raw: unknown): RoutingConfig {
+  const fail: Fail = (field, detail) => {
+    throw new RoutingConfigError(field, detail);
+  };
+  if (!isRecord(raw)) fail('config', `must be an object with "rules", got ${describe(raw)}`);
+  rejectUnknownKeys(raw, ['rules'], '', fail);
+  if (!Array.isArray(raw.rules) || raw.rules.length === 0) fail('rules', 'must be a non-empty list');
+  const indexByName = new Map<string, number>();
+  return { rules: raw.rules.map((rule: unknown, i) => parseRule(rule, { index: i + 1 }, indexByName)) };
+}
+
+function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>): Rule {
+  const fail: Fail = (field, detail) => {
+    throw new RoutingConfigError(field, detail, ref);
+  };
+  if (!isRecord(raw)) fail('', `must be an object with name, match, target and job, got ${describe(raw)}`);
+  // Name the rule in every message as soon as its name is known to be sound.
+  if (typeof raw.name === 'string' && RULE_NAME.test(raw.name)) ref.name = raw.name;
+  rejectUnknownKeys(raw, ['name', 'match', 'target', 'job'], '', fail);
+  if (typeof raw.name !== 'string' || !RULE_NAME.test(raw.name)) {
+    fail('name', `must be lower-case letters, digits and "-" (like "big-files"), got ${describe(raw.name)}`);
+  }
+  const name = raw.name;
+  const earlier = indexByName.get(name);
+  if (earlier !== undefined) fail('name', `${quote(name)} is already the name of rule ${earlier}`);
+  indexByName.set(name, ref.index);
+
+  const target = raw.target;
+  if (typeof target !== 'string' || !TARGETS.includes(target)) {
+    fail('target', `must be "cloud-run-job", "vm" or "ignore", got ${describe(target)}`);
+  }
+  if (target === 'ignore' && raw.job !== undefined) fail('job', 'an ignore rule runs nothing; remove job');
+  const match = raw.match === undefined ? {} : parseMatch(raw.match, fail);
+  return { name, match, target: target as Rule['target'], job: parseJob(raw.job ?? {}, fail) };
+}
+
+const MATCH_KEYS = [
+  'path',
+  'contentType',
+  'minSize',
+  'maxSize',
+  'runtime',
+  'metadata',
+  'minCpu',
+  'maxCpu',
+  'minMemory',
+  'maxMemory',
+  'gpu',
+  'minDuration',
+  'maxDuration',
+];
+
+function parseMatch(raw: unknown, fail: Fail): RuleMatch {
+  if (!isRecord(raw)) fail('match', `must be an object, got ${describe(raw)}`);
+  rejectUnknownKeys(raw, MATCH_KEYS, 'match.', fail);
+  const match: RuleMatch = {};
+  if (raw.path !== undefined) {
+    match.paths = stringList(raw.path, 'match.path', fail).map((glob) => {
+      try {
+        return compileGlob(glob);
+      } catch (error) {
+        return fail('match.path', (error as Error).message);
+      }
+    });
+  }
+  if (raw.contentType !== undefined) {
+    match.contentTypes = stringList(raw.contentType, 'match.contentType', fail).map((type) => {
+      const lower = type.trim().toLowerCase();
+      if (!CONTENT_TYPE.test(lower))
+        fail('match.contentType', `${quote(type)} is not like "text/csv" or "image/*"`);
+      return lower;
+    });
+  }
+  if (raw.runtime !== undefined) {
+    if (raw.runtime !== 'cloud-run-job' && raw.runtime !== 'vm') {
+      fail('match.runtime', `must be "cloud-run-job" or "vm", got ${describe(raw.runtime)}`);
+    }
+    match.runtime = raw.runtime;
+  }
+  if (raw.metadata !== undefined) match.metadata = stringMap(raw.metadata, 'match.metadata', fail);
+  if (raw.gpu !== undefined) match.gpu = boolean(raw.gpu, 'match.gpu', fail);
+  match.minSizeBytes = optional(raw.minSize, 'match.minSize', fail, readBytes);
+  match.maxSizeBytes = optional(raw.maxSize, 'match.maxSize', fail, readBytes);
+  match.minCpu = optional(raw.minCpu, 'match.minCpu', fail, positiveNumber);
+  match.maxCpu = optional(raw.maxCpu, 'match.maxCpu', fail, positiveNumber);
+  match.minMemoryBytes = optional(raw.minMemory, 'match.minMemory', fail, readBytes);
+  match.maxMemoryBytes = optional(raw.maxMemory, 'match.maxMemory', fail, readBytes);
+  match.minExpectedSeconds = optional(raw.minDuration, 'match.minDuration', fail, readDuration);
+  match.maxExpectedSeconds = optional(raw.maxDuration, 'match.maxDuration', fail, readDuration);
+  for (const [low, high, what] of [
+    [match.minSizeBytes, match.maxSizeBytes, 'Size'],
+    [match.minCpu, match.maxCpu, 'Cpu'],
+    [match.minMemoryBytes, match.maxMemoryBytes, 'Memory'],
+    [match.minExpectedSeconds, match.maxExpectedSeconds, 'Duration'],
+  ] as const) {
+    if (low !== undefined && high !== undefined && high < low) {
+      fail(
+        `match.max${what}`,
+        `${quote(raw[`max${what}`])} is below match.min${what} ${quote(raw[`min${what}`])}`,
+      );
+    }
+  }
+  return withoutUndefined(match);
+}
+
+const JOB_KEYS = [
+  'task',
+  'image',
+  'args',
+  'env',
+  'cpu',
+  'memory',
+  'timeout',
+  'machineType',
+  'spot',
+  'accelerator',
+];
+
+function parseJob(raw: unknown, fail: Fail): JobTemplate {
+  if (!isRecord(raw)) fail('job', `must be an object, got ${describe(raw)}`);
+  rejectUnknownKeys(raw, JOB_KEYS, 'job.', fail);
+  const job: JobTemplate = { args: [], env: {}, spot: false };
+  if (raw.task !== undefined)
+    job.task = matching(raw.task, TASK_NAME, 'job.task', 'a task name like "logreg"', fail);
+  if (raw.image !== undefined)
+    job.image = matching(raw.image, IMAGE, 'job.image', 'an image reference', fail);
+  if (job.task === undefined && job.image === undefined) job.task = DEFAULT_TASK;
+  if (raw.args !== undefined) {
+    if (!Array.isArray(raw.args)) fail('job.args', `must be a list of strings, got ${describe(raw.args)}`);
+    job.args = raw.args.map((arg: unknown, i) => noNul(arg, `job.args[${i}]`, fail));
+  }
+  if (raw.env !== undefined) {
+    job.env = stringMap(raw.env, 'job.env', fail);
+    for (const key of Object.keys(job.env)) {
+      if (!ENV_KEY.test(key)) fail(`job.env.${key}`, 'is not a variable name like "LEARNING_RATE"');
+      if (RESERVED_ENV_KEYS.includes(key) || key.startsWith(RESERVED_ENV_PREFIX)) {
+        fail(`job.env.${key}`, 'is set by the pipeline itself and cannot be overridden');
+      }
+      noNul(job.env[key], `job.env.${key}`, fail);
+    }
+  }
+  job.cpu = optional(raw.cpu, 'job.cpu', fail, positiveNumber);
+  job.memoryBytes = optional(raw.memory, 'job.memory', fail, positiveBytes);
+  job.timeoutSeconds = optional(raw.timeout, 'job.timeout', fail, positiveDuration);
+  if (raw.machineType !== undefined) {
+    job.machineType = matching(
+      raw.machineType,
+      MACHINE_TYPE,
+      'job.machineType',
+      'a machine type like "e2-standard-4"',
+      fail,
+    );
+  }
+  if (raw.spot !== undefined) job.spot = boolean(raw.spot, 'job.spot', fail);
+  if (raw.accelerator !== undefined) job.accelerator = accelerator(raw.accelerator, fail);
+  return withoutUndefined(job);
+}
+
+function accelerator(raw: unknown, fail: Fail): Accelerator {
+  if (!isRecord(raw))
+    fail('job.accelerator', `must be an object like {"type": "nvidia-l4", "count": 1}, got ${describe(raw)}`);
+  rejectUnknownKeys(raw, ['type', 'count'], 'job.accelerator.', fail);
+  const type = matching(
+    raw.type,
+    ACCELERATOR_TYPE,
+    'job.accelerator.type',
+    'a GPU type like "nvidia-l4"',
+    fail,
+  );
+  const count = raw.count ?? 1;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) {
+    fail('job.accelerator.count', `must be a whole number of at least 1, got ${describe(raw.count)}`);
+  }
+  return { type, count };
+}

@@ -1,0 +1,174 @@
+// What each target can run: Cloud Run Jobs' hard limits and the cpu/memory shapes it accepts,
+// and the Compute Engine machine types the router picks from for a VM.
+
+import { formatBytes, formatDuration } from '../units.ts';
+import type { Accelerator, JobTemplate } from './types.ts';
+
+const GIB = 1024 ** 3;
+const HOUR = 3600;
+
+/**
+ * Cloud Run Jobs' per-task limits; a job beyond any of them runs on a VM instead.
+ * https://cloud.google.com/run/docs/configuring/jobs/cpu (at most 8 vCPU),
+ * https://cloud.google.com/run/docs/configuring/jobs/memory-limits (at most 32 GiB),
+ * https://cloud.google.com/run/docs/configuring/task-timeout (168 h; 1 h for tasks with a GPU),
+ * https://cloud.google.com/run/docs/configuring/jobs/gpu (one NVIDIA L4 per instance).
+ */
+export const CLOUD_RUN_JOB_LIMITS = {
+  cpu: 8,
+  memoryBytes: 32 * GIB,
+  timeoutSeconds: 168 * HOUR,
+  gpuTimeoutSeconds: 1 * HOUR,
+  gpuTypes: ['nvidia-l4'] as readonly string[],
+  maxGpuCount: 1,
+};
+
+/** Used when neither the template nor the request says: Cloud Run's 1 vCPU, and room for pandas. */
+export const CLOUD_RUN_DEFAULTS = { cpu: 1, memoryBytes: 2 * GIB };
+
+/** Why `job` can't run as a Cloud Run Job, one phrase per broken limit; empty when it can. */
+export function cloudRunLimitBreaches(job: JobTemplate): string[] {
+  const limits = CLOUD_RUN_JOB_LIMITS;
+  const breaches: string[] = [];
+  if (job.cpu !== undefined && job.cpu > limits.cpu) {
+    breaches.push(`${job.cpu} vCPU (Cloud Run Jobs allow ${limits.cpu})`);
+  }
+  if (job.memoryBytes !== undefined && job.memoryBytes > limits.memoryBytes) {
+    breaches.push(
+      `${formatBytes(job.memoryBytes)} memory (Cloud Run Jobs allow ${formatBytes(limits.memoryBytes)})`,
+    );
+  }
+  if (job.timeoutSeconds !== undefined && job.timeoutSeconds > limits.timeoutSeconds) {
+    breaches.push(
+      `${formatDuration(job.timeoutSeconds)} (Cloud Run Jobs allow ${formatDuration(limits.timeoutSeconds)})`,
+    );
+  }
+  const gpu = job.accelerator;
+  if (gpu && !limits.gpuTypes.includes(gpu.type)) {
+    breaches.push(`a ${gpu.type} GPU (Cloud Run Jobs offer only ${limits.gpuTypes.join(', ')})`);
+  }
+  if (gpu && gpu.count > limits.maxGpuCount) {
+    breaches.push(`${gpu.count} GPUs (Cloud Run Jobs allow ${limits.maxGpuCount})`);
+  }
+  const timeout = job.timeoutSeconds;
+  if (
+    gpu &&
+    timeout !== undefined &&
+    timeout > limits.gpuTimeoutSeconds &&
+    timeout <= limits.timeoutSeconds
+  ) {
+    breaches.push(
+      `${formatDuration(timeout)} with a GPU (Cloud Run Jobs allow ${formatDuration(limits.gpuTimeoutSeconds)})`,
+    );
+  }
+  return breaches;
+}
+
+/** Cloud Run accepts 1, 2, 4, 6 or 8 vCPU, each with a memory range (jobs/cpu page above). */
+const CLOUD_RUN_CPU_STEPS = [1, 2, 4, 6, 8];
+
+/**
+ * The smallest shape Cloud Run accepts that holds `job` (which must be within the limits):
+ * defaults filled in, cpu rounded up to a step, and each raised to what the other requires
+ * (more than 4/8/16/24 GiB needs 2/4/6/8 vCPU; 4 vCPU needs 2 GiB, 6 or 8 need 4 GiB; an L4
+ * needs 4 vCPU and 16 GiB). Without this the Run API would refuse the execution.
+ */
+export function shapeForCloudRun(job: JobTemplate): JobTemplate {
+  let cpu = job.cpu ?? CLOUD_RUN_DEFAULTS.cpu;
+  let memory = job.memoryBytes ?? CLOUD_RUN_DEFAULTS.memoryBytes;
+  if (job.accelerator) {
+    cpu = Math.max(cpu, 4);
+    memory = Math.max(memory, 16 * GIB);
+  }
+  const cpuForMemory =
+    memory > 24 * GIB ? 8 : memory > 16 * GIB ? 6 : memory > 8 * GIB ? 4 : memory > 4 * GIB ? 2 : 1;
+  cpu = CLOUD_RUN_CPU_STEPS.find((step) => step >= Math.max(cpu, cpuForMemory)) ?? CLOUD_RUN_JOB_LIMITS.cpu;
+  const memoryForCpu = cpu >= 6 ? 4 * GIB : cpu >= 4 ? 2 * GIB : 0;
+  return { ...job, cpu, memoryBytes: Math.max(memory, memoryForCpu) };
+}
+
+export interface MachineType {
+  name: string;
+  cpu: number;
+  memoryBytes: number;
+  /** GPUs that come with the machine type (G2 and A2 attach them by themselves). */
+  gpu?: Accelerator;
+}
+
+/**
+ * Approximate us-central1 on-demand prices (USD per hour), used only to rank machine types
+ * that fit: cheapest first. This is why e2 wins until its 32 vCPU / 128 GiB run out or memory
+ * per vCPU is high, then n2-highmem, with n2-standard for many vCPU and little memory.
+ */
+const HOURLY_USD = {
+  e2: { cpu: 0.021811, gib: 0.002923, gpu: 0 },
+  n2: { cpu: 0.031611, gib: 0.004237, gpu: 0 },
+  g2: { cpu: 0.024736, gib: 0.002894, gpu: 0.559705 },
+  a2: { cpu: 0.031611, gib: 0.004237, gpu: 2.933908 },
+};
+
+function family(prefix: string, sizes: number[], gibPerCpu: number): MachineType[] {
+  return sizes.map((cpu) => ({ name: `${prefix}-${cpu}`, cpu, memoryBytes: cpu * gibPerCpu * GIB }));
+}
+
+/** The machine types a VM job may get when its rule names none. */
+export const MACHINE_TYPES: readonly MachineType[] = [
+  ...family('e2-standard', [2, 4, 8, 16, 32], 4),
+  ...family('n2-highmem', [2, 4, 8, 16, 32, 48, 64, 80], 8),
+  ...family('n2-standard', [48, 64, 80], 4),
+  // G2: 4 GiB per vCPU and 1, 2, 4 or 8 NVIDIA L4s.
+  ...(
+    [
+      [4, 1],
+      [8, 1],
+      [12, 1],
+      [16, 1],
+      [24, 2],
+      [32, 1],
+      [48, 4],
+      [96, 8],
+    ] as const
+  ).map(([cpu, gpus]) => ({
+    name: `g2-standard-${cpu}`,
+    cpu,
+    memoryBytes: cpu * 4 * GIB,
+    gpu: { type: 'nvidia-l4', count: gpus },
+  })),
+  // A2 high-GPU: 12 vCPU and 85 GiB per NVIDIA A100 (40 GB).
+  ...[1, 2, 4, 8].map((gpus) => ({
+    name: `a2-highgpu-${gpus}g`,
+    cpu: 12 * gpus,
+    memoryBytes: 85 * gpus * GIB,
+    gpu: { type: 'nvidia-tesla-a100', count: gpus },
+  })),
+];
+
+function hourlyUsd(machine: MachineType): number {
+  const rates = HOURLY_USD[machine.name.slice(0, 2) as keyof typeof HOURLY_USD];
+  return (
+    machine.cpu * rates.cpu + (machine.memoryBytes / GIB) * rates.gib + (machine.gpu?.count ?? 0) * rates.gpu
+  );
+}
+
+/** Whether `machine` holds the needs; GPU machines only serve jobs that ask for their GPU. */
+export function machineFits(
+  machine: MachineType,
+  cpu: number,
+  memoryBytes: number,
+  accelerator?: Accelerator,
+) {
+  const gpuFits = accelerator
+    ? machine.gpu?.type === accelerator.type && machine.gpu.count >= accelerator.count
+    : machine.gpu === undefined;
+  return gpuFits && machine.cpu >= cpu && machine.memoryBytes >= memoryBytes;
+}
+
+/** The cheapest-looking machine type that fits, or undefined when none does. */
+export function machineTypeFor(
+  cpu: number,
+  memoryBytes: number,
+  accelerator?: Accelerator,
+): MachineType | undefined {
+  const fitting = MACHINE_TYPES.filter((machine) => machineFits(machine, cpu, memoryBytes, accelerator));
+  return fitting.sort((a, b) => hourlyUsd(a) - hourlyUsd(b))[0];
+}

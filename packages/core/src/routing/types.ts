@@ -1,0 +1,80 @@
+// The routing config as the router uses it, after parseRoutingConfig (./config.ts) checked it.
+
+import type { GlobMatcher } from '../glob.ts';
+
+export type Target = 'cloud-run-job' | 'vm';
+
+export interface Accelerator {
+  type: string;
+  count: number;
+}
+
+/** What a job says it needs: from the submitter, or from object metadata. */
+export interface Resources {
+  cpu?: number;
+  memoryBytes?: number;
+  gpu?: Accelerator;
+  expectedSeconds?: number;
+}
+
+export interface JobTemplate {
+  task?: string;
+  image?: string;
+  args: string[];
+  env: Record<string, string>;
+  cpu?: number;
+  memoryBytes?: number;
+  timeoutSeconds?: number;
+  machineType?: string;
+  spot: boolean;
+  accelerator?: Accelerator;
+}
+
+/** Every condition present must hold; an empty match matches every request. */
+export interface RuleMatch {
+  /** Any of these globs on the object name (kept with their source, for reasons). */
+  paths?: GlobMatcher[];
+  /** Lower-case, exact ("text/csv") or a whole type ("image/*"). */
+  contentTypes?: string[];
+  minSizeBytes?: number;
+  maxSizeBytes?: number;
+  /** Object metadata `pipeline-runtime` equals this. */
+  runtime?: Target;
+  /** Object metadata: every key equals its value. */
+  metadata?: Record<string, string>;
+  minCpu?: number;
+  maxCpu?: number;
+  minMemoryBytes?: number;
+  maxMemoryBytes?: number;
+  /** Declares a GPU (true) or declares none (false). */
+  gpu?: boolean;
+  minExpectedSeconds?: number;
+  maxExpectedSeconds?: number;
+}
+
+export interface Rule {
+  name: string;
+  match: RuleMatch;
+  target: Target | 'ignore';
+  /** For an ignore rule, the default template; it never runs. */
+  job: JobTemplate;
+}
+
+export interface RoutingConfig {
+  rules: Rule[];
+}
+
+/** The task the worker runs when a rule names neither a task nor an image. */
+export const DEFAULT_TASK = 'logreg';
+
+/** Set by the pipeline for every job; a template may not override them. */
+export const RESERVED_ENV_KEYS: readonly string[] = [
+  'INPUT_URI',
+  'INPUT_GENERATION',
+  'OUTPUT_URI',
+  'JOB_ID',
+  'ATTEMPT',
+  'TASK',
+];
+/** Cloud Run sets CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_COUNT and others with this prefix. */
+export const RESERVED_ENV_PREFIX = 'CLOUD_RUN_';

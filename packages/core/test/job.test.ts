@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import {
+  amend,
+  canTransition,
+  IllegalTransitionError,
+  JOB_STATES,
+  newJob,
+  transition,
+  type JobState,
+} from '../src/job.ts';
+import { isJobId, jobIdFor } from '../src/job-id.ts';
+
+const ALLOWED: [JobState, JobState][] = [
+  ['RECEIVED', 'LAUNCHED'],
+  ['RECEIVED', 'IGNORED'],
+  ['RECEIVED', 'FAILED'],
+  ['RECEIVED', 'CANCELLED'],
+  ['LAUNCHED', 'RUNNING'],
+  ['LAUNCHED', 'SUCCEEDED'],
+  ['LAUNCHED', 'FAILED'],
+  ['LAUNCHED', 'CANCELLED'],
+  ['LAUNCHED', 'LAUNCHED'],
+  ['RUNNING', 'SUCCEEDED'],
+  ['RUNNING', 'FAILED'],
+  ['RUNNING', 'CANCELLED'],
+  ['RUNNING', 'LAUNCHED'],
+  ['FAILED', 'LAUNCHED'],
+];
+
+const job = (state: JobState) => ({
+  ...newJob('a'.repeat(32), { kind: 'request' as const, task: 'logreg', args: [], env: {} }, 't0'),
+  state,
+});
+
+describe('the job state machine', () => {
+  it('allows exactly the transitions of DESIGN.md', () => {
+    for (const from of JOB_STATES) {
+      for (const to of JOB_STATES) {
+        const allowed = ALLOWED.some(([f, t]) => f === from && t === to);
+        expect(canTransition(from, to), `${from} -> ${to}`).toBe(allowed);
+        if (allowed) expect(transition(job(from), to, 't1').state).toBe(to);
+        else expect(() => transition(job(from), to, 't1')).toThrow(IllegalTransitionError);
+      }
+    }
+  });
+
+  it('records each change in the history and bumps the version', () => {
+    const launched = transition(job('RECEIVED'), 'LAUNCHED', 't1', { rule: 'csv' }, 'rule "csv" matched');
+    expect(launched).toMatchObject({ state: 'LAUNCHED', version: 2, updatedAt: 't1', rule: 'csv' });
+    expect(launched.history).toEqual([
+      { at: 't0', to: 'RECEIVED' },
+      { at: 't1', from: 'RECEIVED', to: 'LAUNCHED', detail: 'rule "csv" matched' },
+    ]);
+    expect(amend(launched, 't2', { execution: 'x' })).toMatchObject({
+      state: 'LAUNCHED',
+      version: 3,
+      execution: 'x',
+      history: launched.history,
+    });
+  });
+
+  it('names the refused transition', () => {
+    expect(() => transition(job('SUCCEEDED'), 'RUNNING', 't')).toThrow(
+      'a job cannot go from SUCCEEDED to RUNNING',
+    );
+  });
+});
+
+describe('jobIdFor', () => {
+  it('is stable, and differs by bucket, name and generation', () => {
+    const id = jobIdFor('b', 'x.csv', '1');
+    expect(id).toBe(jobIdFor('b', 'x.csv', '1'));
+    expect(isJobId(id)).toBe(true);
+    expect(
+      new Set([
+        id,
+        jobIdFor('b', 'x.csv', '2'),
+        jobIdFor('c', 'x.csv', '1'),
+        jobIdFor('b', 'y.csv', '1'),
+        jobIdFor('b/x.csv', '', '1'),
+      ]).size,
+    ).toBe(5);
+  });
+});

@@ -1,0 +1,98 @@
+// The body of POST /jobs, validated: either an object to process,
+//   { "inputUri": "gs://bucket/object", "generation": "1763771234567890" }     (generation optional)
+// or a container run with no input file,
+//   { "image": "...", "args": [...], "env": {...}, "cpu": 4, "memory": "8GiB", "gpu": "nvidia-l4:1",
+//     "expectedDuration": "2h" }                     ("task": "logreg" instead of "image" runs a worker task)
+import {
+  parseBytes,
+  parseDuration,
+  RESERVED_ENV_KEYS,
+  RESERVED_ENV_PREFIX,
+  type Resources,
+} from '@pipeline/core';
+import { RequestError, type ContainerRequest } from './dispatcher.ts';
+
+export type JobRequest =
+  | { kind: 'object'; bucket: string; name: string; generation?: string }
+  | { kind: 'container'; container: ContainerRequest };
+
+const OBJECT_KEYS = new Set(['inputUri', 'generation']);
+const CONTAINER_KEYS = new Set(['image', 'task', 'args', 'env', 'cpu', 'memory', 'gpu', 'expectedDuration']);
+
+export function parseJobRequest(body: unknown): JobRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    invalid('the body must be a JSON object');
+  const fields = body as Record<string, unknown>;
+  if ('inputUri' in fields) {
+    rejectUnknown(fields, OBJECT_KEYS);
+    const { inputUri, generation } = fields;
+    if (typeof inputUri !== 'string') invalid('inputUri must be a string like gs://bucket/object');
+    const match = /^gs:\/\/([^/]+)\/(.+)$/s.exec(inputUri);
+    if (match === null) invalid('inputUri must look like gs://bucket/object');
+    if (generation !== undefined && (typeof generation !== 'string' || !/^\d{1,20}$/.test(generation))) {
+      invalid('generation must be a string of digits');
+    }
+    return { kind: 'object', bucket: match[1], name: match[2], generation: generation as string | undefined };
+  }
+  rejectUnknown(fields, CONTAINER_KEYS);
+  const { image, task, args = [], env = {}, cpu, memory, gpu, expectedDuration } = fields;
+  if ((image === undefined) === (task === undefined))
+    invalid('give inputUri, or exactly one of image and task');
+  if (image !== undefined && (typeof image !== 'string' || image.trim() === ''))
+    invalid('image must be a non-empty string');
+  if (task !== undefined && (typeof task !== 'string' || !/^[a-z][a-z0-9-]*$/.test(task)))
+    invalid('task must be a task name like "logreg"');
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string'))
+    invalid('args must be a list of strings');
+  if (typeof env !== 'object' || env === null || Array.isArray(env))
+    invalid('env must be an object of strings');
+  for (const [key, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) invalid(`env: ${JSON.stringify(key)} is not a variable name`);
+    if (RESERVED_ENV_KEYS.includes(key) || key.startsWith(RESERVED_ENV_PREFIX))
+      invalid(`env: ${key} is set by the pipeline`);
+    if (typeof value !== 'string') invalid(`env.${key} must be a string`);
+  }
+  const declared: Resources = {};
+  if (cpu !== undefined) {
+    if (typeof cpu !== 'number' || !(cpu > 0)) invalid('cpu must be a positive number');
+    declared.cpu = cpu;
+  }
+  if (memory !== undefined)
+    declared.memoryBytes = checked(() => parseBytes(memory as string | number, 'memory'));
+  if (expectedDuration !== undefined) {
+    declared.expectedSeconds = checked(() =>
+      parseDuration(expectedDuration as string | number, 'expectedDuration'),
+    );
+  }
+  if (gpu !== undefined) {
+    const match = typeof gpu === 'string' ? /^([a-z0-9-]+)(?::(\d+))?$/.exec(gpu) : null;
+    if (match === null) invalid('gpu must look like "nvidia-l4" or "nvidia-l4:2"');
+    declared.gpu = { type: match[1], count: match[2] === undefined ? 1 : Number(match[2]) };
+  }
+  return {
+    kind: 'container',
+    container: {
+      image: image as string | undefined,
+      task: task as string | undefined,
+      args: args as string[],
+      env: env as Record<string, string>,
+      declared,
+    },
+  };
+}
+
+function rejectUnknown(fields: Record<string, unknown>, known: Set<string>): void {
+  for (const key of Object.keys(fields)) if (!known.has(key)) invalid(`unknown field ${JSON.stringify(key)}`);
+}
+
+function checked<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    return invalid((err as Error).message);
+  }
+}
+
+function invalid(message: string): never {
+  throw new RequestError('INVALID', message);
+}

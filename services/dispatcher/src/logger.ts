@@ -1,0 +1,27 @@
+// One JSON line per event with `severity` and `message`, as Cloud Logging reads them.
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+const SEVERITY: Record<string, string> = {
+  trace: 'DEBUG',
+  debug: 'DEBUG',
+  info: 'INFO',
+  warn: 'WARNING',
+  error: 'ERROR',
+  fatal: 'CRITICAL',
+};
+
+export function createLogger(
+  destination?: DestinationStream,
+  level = process.env.LOG_LEVEL ?? 'info',
+): Logger {
+  return pino(
+    {
+      level,
+      messageKey: 'message',
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ severity: SEVERITY[label] ?? 'DEFAULT' }) },
+    },
+    destination,
+  );
+}

@@ -1,0 +1,308 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import request from 'supertest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { jobIdFor, type Job } from '@pipeline/core';
+import { testApp } from './support.ts';
+
+const FIXTURE = JSON.parse(
+  fs.readFileSync(
+    path.resolve(import.meta.dirname, '../../../packages/core/test/fixtures/gcs-object-finalize.push.json'),
+    'utf8',
+  ),
+);
+const RESOURCE = JSON.parse(Buffer.from(FIXTURE.message.data, 'base64').toString('utf8'));
+
+/** A push body for an object, in the fixture's shape. */
+function push(object: Partial<typeof RESOURCE> & { eventType?: string } = {}) {
+  const { eventType = 'OBJECT_FINALIZE', ...fields } = object;
+  const resource = { ...RESOURCE, ...fields };
+  return {
+    ...FIXTURE,
+    message: {
+      ...FIXTURE.message,
+      attributes: {
+        ...FIXTURE.message.attributes,
+        eventType,
+        bucketId: resource.bucket,
+        objectId: resource.name,
+        objectGeneration: resource.generation,
+      },
+      data: Buffer.from(JSON.stringify(resource)).toString('base64'),
+    },
+  };
+}
+
+let t: ReturnType<typeof testApp>;
+beforeEach(() => {
+  t = testApp();
+});
+afterEach(() => t.cleanup());
+
+describe('POST /pubsub/push', () => {
+  it('claims, routes and launches a new object version, with the worker environment', async () => {
+    const res = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    const id = jobIdFor(
+      'acme-pipeline-input',
+      'statements/2026/q3/financial_statements.csv',
+      '1763771234567890',
+    );
+    expect(res.body).toMatchObject({ id, state: 'LAUNCHED', duplicate: false });
+    const [launch] = t.launchers['vm'].launched; // 1 MiB: rule "big"
+    expect(t.launchers['cloud-run-job'].launched).toHaveLength(0);
+    expect(launch.env).toEqual({
+      INPUT_URI: path.join(t.dir, 'in/statements/2026/q3/financial_statements.csv'),
+      INPUT_GENERATION: '1763771234567890',
+      OUTPUT_URI: `${path.join(t.dir, 'out/statements/2026/q3/financial_statements.csv')}/`,
+      JOB_ID: id,
+      ATTEMPT: '1',
+      TASK: 'logreg',
+    });
+    const job = (await t.ledger.get(id))!;
+    expect(job).toMatchObject({ state: 'LAUNCHED', rule: 'big', target: 'vm', execution: 'recorded-1' });
+    expect(job.reason).toContain('big');
+    const jobLines = t.logs.filter((l) => l.jobId === id);
+    expect(jobLines.length).toBeGreaterThan(0);
+    for (const line of jobLines)
+      expect(line).toMatchObject({
+        severity: 'INFO',
+        object: 'acme-pipeline-input/statements/2026/q3/financial_statements.csv#1763771234567890',
+      });
+  });
+
+  it('acknowledges a second delivery of the same generation and launches nothing', async () => {
+    await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    const again = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(200);
+    expect(again.body).toMatchObject({ duplicate: true, state: 'LAUNCHED' });
+    expect(t.launchers.vm.launched).toHaveLength(1);
+  });
+
+  it('makes exactly one job of 20 concurrent deliveries of one event', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => request(t.app).post('/pubsub/push').send(FIXTURE)),
+    );
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(19);
+    expect(t.launchers.vm.launched).toHaveLength(1);
+    expect((await t.ledger.list({ limit: 50 })).jobs).toHaveLength(1);
+  });
+
+  it('makes a new job for a new generation of the same path', async () => {
+    await request(t.app)
+      .post('/pubsub/push')
+      .send(push({ generation: '1' }))
+      .expect(201);
+    await request(t.app)
+      .post('/pubsub/push')
+      .send(push({ generation: '2' }))
+      .expect(201);
+    expect(t.launchers.vm.launched.map((l) => l.env.INPUT_GENERATION)).toEqual(['1', '2']);
+  });
+
+  it('routes by object metadata, and small files to Cloud Run', async () => {
+    await request(t.app)
+      .post('/pubsub/push')
+      .send(push({ size: '10', generation: '5', metadata: { 'pipeline-runtime': 'vm' } }))
+      .expect(201);
+    await request(t.app)
+      .post('/pubsub/push')
+      .send(push({ size: '10', generation: '6', metadata: {} }))
+      .expect(201);
+    expect(t.launchers.vm.launched).toHaveLength(1);
+    expect(t.launchers['cloud-run-job'].launched).toHaveLength(1);
+    expect(t.launchers['cloud-run-job'].launched[0].env.TARGET_COLUMN).toBe('label');
+  });
+
+  it('records an ignored object as IGNORED with the rule named', async () => {
+    const res = await request(t.app)
+      .post('/pubsub/push')
+      .send(push({ name: 'photos/cat.png', size: '10' }))
+      .expect(201);
+    expect(res.body.job).toMatchObject({ state: 'IGNORED', rule: 'skip-images' });
+    expect(res.body.job.reason).toContain('skip-images');
+  });
+
+  it('records a launch that fails as FAILED with the platform error, and keeps serving', async () => {
+    t.launchers.vm.failWith = new Error('quota exceeded for CPUS in us-central1');
+    const res = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    expect(res.body.job).toMatchObject({
+      state: 'FAILED',
+      error: 'launch on vm failed: quota exceeded for CPUS in us-central1',
+    });
+    await request(t.app).get('/healthz').expect(200, { status: 'ok' });
+  });
+
+  it.each([['OBJECT_DELETE'], ['OBJECT_ARCHIVE'], ['OBJECT_METADATA_UPDATE']])(
+    'acknowledges %s with 204 and starts nothing',
+    async (eventType) => {
+      await request(t.app).post('/pubsub/push').send(push({ eventType })).expect(204);
+      expect((await t.ledger.list({ limit: 10 })).jobs).toHaveLength(0);
+    },
+  );
+
+  it('acknowledges objects of the output bucket without work (no loops)', async () => {
+    await request(t.app)
+      .post('/pubsub/push')
+      .send(push({ bucket: 'acme-pipeline-output' }))
+      .expect(204);
+    expect((await t.ledger.list({ limit: 10 })).jobs).toHaveLength(0);
+  });
+
+  it('acknowledges a message that is not a storage notification with 204', async () => {
+    await request(t.app)
+      .post('/pubsub/push')
+      .send({ message: { data: Buffer.from('{"hi":1}').toString('base64'), messageId: '1' } })
+      .expect(204);
+  });
+
+  it.each([
+    {
+      name: 'not JSON',
+      send: (r: request.Test) => r.set('content-type', 'application/json').send('{"message":'),
+      error: /JSON|Unexpected|Expected/,
+    },
+    {
+      name: 'not an envelope',
+      send: (r: request.Test) => r.send({ hello: 'world' }),
+      error: /not a Pub\/Sub push envelope/,
+    },
+    {
+      name: 'data not base64 JSON',
+      send: (r: request.Test) =>
+        r.send({ ...FIXTURE, message: { ...FIXTURE.message, data: 'bm90IGpzb24=' } }),
+      error: /not base64 of a JSON object/,
+    },
+    {
+      name: 'an unknown event type',
+      send: (r: request.Test) => r.send(push({ eventType: 'OBJECT_EXPLODE' })),
+      error: /unknown storage event type/,
+    },
+  ])(
+    'answers a malformed body ($name) with 400, so Pub/Sub redelivers and then dead-letters it',
+    async ({ send, error }) => {
+      const res = await send(request(t.app).post('/pubsub/push')).expect(400);
+      expect(res.body.error).toMatch(error);
+      await request(t.app).get('/healthz').expect(200);
+    },
+  );
+
+  it('passes hostile object names through unchanged, as data', async () => {
+    const names = [
+      'in put/with spaces and "quotes" and \'single\'.csv',
+      'sub/$(touch /tmp/pwned)`id`;rm -rf ~.csv',
+      'line\nbreak\r\n.csv',
+      'Zürich/東京/données.csv',
+      `${'deep/'.repeat(40)}${'x'.repeat(900)}.csv`,
+    ];
+    for (const [i, name] of names.entries()) {
+      const res = await request(t.app)
+        .post('/pubsub/push')
+        .send(push({ name, size: '10', generation: String(i + 1) }))
+        .expect(201);
+      expect(res.body.job.source.object.name).toBe(name);
+    }
+    const launched = t.launchers['cloud-run-job'].launched;
+    expect(launched.map((l) => l.env.INPUT_URI)).toEqual(
+      names.map((name) => path.join(t.dir, 'in', ...name.split('/'))),
+    );
+  });
+});
+
+describe('POST /jobs', () => {
+  it('submits the current version of an object by its URI', async () => {
+    fs.mkdirSync(path.join(t.dir, 'in/data'), { recursive: true });
+    fs.writeFileSync(path.join(t.dir, 'in/data/x.csv'), 'a,label\n1,0\n');
+    const res = await request(t.app)
+      .post('/jobs')
+      .send({ inputUri: 'gs://acme-pipeline-input/data/x.csv' })
+      .expect(201);
+    const generation = fs.statSync(path.join(t.dir, 'in/data/x.csv'), { bigint: true }).mtimeNs.toString();
+    expect(res.body.id).toBe(jobIdFor('acme-pipeline-input', 'data/x.csv', generation));
+    await request(t.app)
+      .post('/jobs')
+      .send({ inputUri: 'gs://acme-pipeline-input/data/x.csv', generation })
+      .expect(200);
+  });
+
+  it('runs a container job with no input file, with its args and env as data', async () => {
+    const res = await request(t.app)
+      .post('/jobs')
+      .send({
+        image: 'us-docker.pkg.dev/p/r/render:1',
+        args: ['--frames', '1-100', '$(id)'],
+        env: { MODE: 'fast; rm -rf /' },
+        cpu: 16,
+        memory: '64GiB',
+      })
+      .expect(201);
+    expect(res.body.job).toMatchObject({ state: 'LAUNCHED', target: 'vm', rule: 'containers' });
+    expect(res.body.job.reason).toMatch(/16 vCPU/);
+    const [launch] = t.launchers.vm.launched;
+    expect(launch.args).toEqual(['--frames', '1-100', '$(id)']);
+    expect(launch.env).toMatchObject({
+      MODE: 'fast; rm -rf /',
+      JOB_ID: res.body.id,
+      OUTPUT_URI: `${path.join(t.dir, 'out/jobs', res.body.id)}/`,
+    });
+  });
+
+  it.each([
+    { body: [], error: 'the body must be a JSON object' },
+    { body: { inputUri: 's3://x/y' }, error: 'inputUri must look like gs://bucket/object' },
+    { body: { inputUri: 'gs://acme-pipeline-input/x', extra: 1 }, error: 'unknown field "extra"' },
+    { body: { image: 'a', task: 'logreg' }, error: 'give inputUri, or exactly one of image and task' },
+    { body: { image: 'a', env: { JOB_ID: 'x' } }, error: 'env: JOB_ID is set by the pipeline' },
+    { body: { image: 'a', args: [1] }, error: 'args must be a list of strings' },
+    { body: { image: 'a', memory: 'lots' }, error: /memory/ },
+    { body: { image: 'a', gpu: 'nvidia l4' }, error: 'gpu must look like "nvidia-l4" or "nvidia-l4:2"' },
+  ])('refuses $body with 400', async ({ body, error }) => {
+    const res = await request(t.app).post('/jobs').send(body).expect(400);
+    if (typeof error === 'string') expect(res.body.error).toBe(error);
+    else expect(res.body.error).toMatch(error);
+  });
+
+  it('answers 404 for an object that does not exist', async () => {
+    const res = await request(t.app)
+      .post('/jobs')
+      .send({ inputUri: 'gs://acme-pipeline-input/missing.csv' })
+      .expect(404);
+    expect(res.body.error).toBe('no object missing.csv in bucket acme-pipeline-input');
+  });
+});
+
+describe('GET /jobs and /jobs/:id', () => {
+  it('lists newest first, filters by state, pages, and shows one job', async () => {
+    for (let g = 1; g <= 5; g++)
+      await request(t.app)
+        .post('/pubsub/push')
+        .send(push({ generation: String(g), size: '10', name: g % 2 ? 'a.png' : 'a.csv' }));
+    const all = await request(t.app).get('/jobs?limit=2').expect(200);
+    expect(
+      all.body.jobs.map((j: Job) => (j.source.kind === 'object' ? j.source.object.generation : '')),
+    ).toEqual(['5', '4']);
+    const next = await request(t.app).get(`/jobs?limit=2&pageToken=${all.body.nextPageToken}`).expect(200);
+    expect(
+      next.body.jobs.map((j: Job) => (j.source.kind === 'object' ? j.source.object.generation : '')),
+    ).toEqual(['3', '2']);
+    const ignored = await request(t.app).get('/jobs?state=ignored').expect(200);
+    expect(ignored.body.jobs).toHaveLength(3);
+    const one = await request(t.app).get(`/jobs/${all.body.jobs[0].id}`).expect(200);
+    expect(one.body.history.map((h: { to: string }) => h.to)).toEqual(['RECEIVED', 'IGNORED']);
+  });
+
+  it.each([
+    [
+      '/jobs?state=DONE',
+      400,
+      'state must be one of RECEIVED, LAUNCHED, RUNNING, SUCCEEDED, FAILED, CANCELLED, IGNORED',
+    ],
+    ['/jobs?limit=0', 400, 'limit must be 1 to 200'],
+    ['/jobs?pageToken=xyz', 400, 'pageToken is not one this server gave out'],
+    [`/jobs/${'0'.repeat(32)}`, 404, `no job ${'0'.repeat(32)}`],
+    ['/jobs/not-an-id', 404, 'no job not-an-id'],
+    ['/nowhere', 404, 'no such route'],
+  ])('GET %s answers %i', async (url, status, error) => {
+    const res = await request(t.app).get(url).expect(status);
+    expect(res.body.error).toBe(error);
+  });
+});

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { newJob, transition, type Job } from '@pipeline/core';
+import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
+
+const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
+const idOf = (n: number) => n.toString(16).padStart(32, '0');
+const at = (ms: number) => new Date(Date.UTC(2026, 10, 22) + ms).toISOString();
+
+describe('SqliteLedger', () => {
+  it('claims a job once; a second claim gets the stored job', async () => {
+    const ledger = new SqliteLedger(':memory:');
+    const first = await ledger.claim(newJob(idOf(1), source, at(0)), 60_000);
+    const second = await ledger.claim(newJob(idOf(1), source, at(10)), 60_000);
+    expect(first.claimed).toBe(true);
+    expect(second).toEqual({ claimed: false, job: first.job });
+  });
+
+  it('lets exactly one caller take over a RECEIVED claim past its lease', async () => {
+    const ledger = new SqliteLedger(':memory:');
+    await ledger.claim(newJob(idOf(2), source, at(0)), 1000);
+    expect((await ledger.claim(newJob(idOf(2), source, at(500)), 1000)).claimed).toBe(false);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => ledger.claim(newJob(idOf(2), source, at(5000)), 1000)),
+    );
+    expect(results.filter((r) => r.claimed)).toHaveLength(1);
+    const job = (await ledger.get(idOf(2)))!;
+    expect(job.history.at(-1)?.detail).toBe('claim taken over after its lease ran out');
+  });
+
+  it('never takes over a job that went past RECEIVED', async () => {
+    const ledger = new SqliteLedger(':memory:');
+    const { job } = await ledger.claim(newJob(idOf(3), source, at(0)), 1000);
+    await ledger.update(transition(job, 'LAUNCHED', at(1)));
+    expect((await ledger.claim(newJob(idOf(3), source, at(999_999)), 1000)).claimed).toBe(false);
+  });
+
+  it('writes only over the version it read (compare-and-set)', async () => {
+    const ledger = new SqliteLedger(':memory:');
+    const { job } = await ledger.claim(newJob(idOf(4), source, at(0)), 1000);
+    const launched = transition(job, 'LAUNCHED', at(1));
+    expect(await ledger.update(launched)).toBe(true);
+    expect(await ledger.update(transition(job, 'IGNORED', at(2)))).toBe(false);
+    expect((await ledger.get(idOf(4)))!.state).toBe('LAUNCHED');
+  });
+
+  it('lists newest first, by state, in pages', async () => {
+    const ledger = new SqliteLedger(':memory:');
+    for (let n = 1; n <= 7; n++) {
+      const { job } = await ledger.claim(newJob(idOf(n), source, at(n)), 1000);
+      if (n % 2 === 0) await ledger.update(transition(job, 'IGNORED', at(n)));
+    }
+    const ids = (jobs: Job[]) => jobs.map((j) => Number.parseInt(j.id, 16));
+    const first = await ledger.list({ limit: 3 });
+    expect(ids(first.jobs)).toEqual([7, 6, 5]);
+    const second = await ledger.list({ limit: 3, pageToken: first.nextPageToken });
+    expect(ids(second.jobs)).toEqual([4, 3, 2]);
+    const third = await ledger.list({ limit: 3, pageToken: second.nextPageToken });
+    expect(ids(third.jobs)).toEqual([1]);
+    expect(third.nextPageToken).toBeUndefined();
+    expect(ids((await ledger.list({ limit: 10, state: 'IGNORED' })).jobs)).toEqual([6, 4, 2]);
+    await expect(ledger.list({ limit: 3, pageToken: 'bogus' })).rejects.toThrow(RangeError);
+  });
+});

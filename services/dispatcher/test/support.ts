@@ -1,0 +1,84 @@
+// Hand-made dependencies for driving the dispatcher's app in tests: a real SqliteLedger in memory,
+// real folders as buckets, and a launcher that records what it was asked to run.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { parseRoutingConfig, type LaunchRequest, type Launcher } from '@pipeline/core';
+import { buildApp } from '../src/app.ts';
+import { Dispatcher } from '../src/dispatcher.ts';
+import { createLogger } from '../src/logger.ts';
+import { FolderBlobStore } from '../src/local/folder-blob-store.ts';
+import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
+
+export class RecordingLauncher implements Launcher {
+  readonly launched: LaunchRequest[] = [];
+  failWith: Error | undefined;
+
+  async launch(request: LaunchRequest): Promise<{ execution: string }> {
+    if (this.failWith !== undefined) throw this.failWith;
+    this.launched.push(request);
+    await new Promise((resolve) => setImmediate(resolve)); // a real launch takes a moment
+    return { execution: `recorded-${this.launched.length}` };
+  }
+}
+
+export const TEST_ROUTING = parseRoutingConfig({
+  rules: [
+    { name: 'vm-by-metadata', match: { runtime: 'vm' }, target: 'vm', job: { task: 'logreg' } },
+    {
+      name: 'big',
+      match: { minSize: '1MiB' },
+      target: 'vm',
+      job: { task: 'logreg', machineType: 'e2-standard-8' },
+    },
+    { name: 'skip-images', match: { path: '**/*.png' }, target: 'ignore' },
+    {
+      name: 'csv',
+      match: { path: '**' },
+      target: 'cloud-run-job',
+      job: { task: 'logreg', cpu: 2, memory: '4GiB', env: { TARGET_COLUMN: 'label' } },
+    },
+    { name: 'containers', target: 'cloud-run-job', job: { cpu: 1, memory: '2GiB' } },
+  ],
+});
+
+export function testApp(outputBucket = 'acme-pipeline-output') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatcher-'));
+  const ledger = new SqliteLedger(':memory:');
+  const blobs = new FolderBlobStore(dir, {
+    'acme-pipeline-input': path.join(dir, 'in'),
+    [outputBucket]: path.join(dir, 'out'),
+  });
+  const launchers = { 'cloud-run-job': new RecordingLauncher(), vm: new RecordingLauncher() };
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = createLogger(sink);
+  const dispatcher = new Dispatcher({
+    ledger,
+    blobs,
+    launchers,
+    routing: TEST_ROUTING,
+    outputBucket,
+    logger,
+  });
+  const app = buildApp({ dispatcher, ledger, logger });
+  return {
+    app,
+    dir,
+    ledger,
+    blobs,
+    launchers,
+    dispatcher,
+    logs: lines,
+    cleanup: () => {
+      ledger.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
