@@ -144,3 +144,24 @@ describe('pipeline', () => {
     );
   });
 });
+
+describe('pipeline start as a process', () => {
+  it('runs the sample to SUCCEEDED on a free port, then stops cleanly on SIGTERM', async () => {
+    const local = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pipeline-start-')), 'local');
+    const child = spawn(process.execPath, ['--import', LOOPBACK_GUARD, PIPELINE_BIN, 'start'], {
+      env: { PATH: process.env.PATH ?? '', PORT: '0', LOCAL_DIR: local, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      await until(async () => (stderr.includes('SUCCEEDED; results in') ? true : undefined));
+      expect(fs.existsSync(path.join(local, 'output/financial_statements.csv/_SUCCESS'))).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    fs.rmSync(path.dirname(local), { recursive: true, force: true });
+  });
+});
