@@ -1,0 +1,79 @@
+// `npm start` / `pipeline start`: the local pipeline on 127.0.0.1. On the first start (no local/
+// folder yet) it drops the bundled sample into the input folder, so a new user sees a job run and
+// its results land; it prints where each job's results are as it ends.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Job } from '@pipeline/core';
+import { createLogger } from '../logger.ts';
+import { loadRoutingConfig } from '../routing-config.ts';
+import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './pipeline.ts';
+
+const REPO = path.resolve(import.meta.dirname, '../../../..');
+export const SAMPLE = path.join(REPO, 'jobs/worker/data/financial_statements.csv');
+
+export interface LocalSettings {
+  dir: string;
+  port: number;
+  host: string;
+  config: string;
+}
+
+export function localSettings(env: NodeJS.ProcessEnv, flags: Partial<LocalSettings> = {}): LocalSettings {
+  const port = flags.port ?? Number(env.PORT ?? 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${env.PORT}`);
+  return {
+    dir: path.resolve(flags.dir ?? env.LOCAL_DIR ?? path.join(REPO, 'local')),
+    port,
+    host: flags.host ?? env.HOST ?? '127.0.0.1',
+    config: path.resolve(flags.config ?? env.PIPELINE_CONFIG ?? path.join(REPO, 'pipeline.config.json')),
+  };
+}
+
+/** Starts the pipeline and tells the user, on stderr, what happens; JSON logs go to stdout. */
+export async function runLocal(
+  settings: LocalSettings,
+  say: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  overrides: Partial<LocalPipelineOptions> = {},
+): Promise<LocalPipeline> {
+  const routing = loadRoutingConfig(settings.config);
+  const firstStart = !fs.existsSync(settings.dir);
+  const describe = (job: Job) => {
+    const where = job.outputUri === undefined ? '' : readable(job.outputUri);
+    if (job.state === 'SUCCEEDED') say(`pipeline: job ${job.id} SUCCEEDED; results in ${where}`);
+    else say(`pipeline: job ${job.id} ${job.state} (exit code ${job.exitCode}): ${job.error?.split('\n').pop() ?? ''}; logs in ${job.logsUri ?? where}`);
+  };
+  const pipeline = await startLocalPipeline({
+    root: settings.dir,
+    routing,
+    port: settings.port,
+    host: settings.host,
+    logger: createLogger(),
+    onJobEnded: describe,
+    ...overrides,
+  });
+  say(`pipeline: listening on ${pipeline.url} (GET /jobs lists jobs); drop files into ${path.join(settings.dir, 'input')}`);
+  if (firstStart) {
+    const target = path.join(pipeline.blobs.folder('input'), path.basename(SAMPLE));
+    const temporary = path.join(path.dirname(target), `.${path.basename(SAMPLE)}.partial`);
+    fs.copyFileSync(SAMPLE, temporary);
+    fs.renameSync(temporary, target);
+    say(`pipeline: first start: copied the sample into ${target}; its results will land in ${path.join(settings.dir, 'output', path.basename(SAMPLE))}/`);
+  }
+  return pipeline;
+}
+
+/** A path relative to the working folder when it lies inside it, else as it is. */
+function readable(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative === '' || relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
+/** Runs until SIGINT or SIGTERM, then stops taking work and ends running tasks. */
+export async function runLocalUntilSignal(settings: LocalSettings): Promise<void> {
+  const pipeline = await runLocal(settings);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await pipeline.stop();
+}

@@ -1,0 +1,87 @@
+// The ledger of the local mode: one node:sqlite file. The claim is an INSERT that does nothing if the
+// id exists; every other write is an UPDATE conditioned on the version it read (compare-and-set). The
+// whole job is stored as JSON beside the columns that queries need.
+import { DatabaseSync } from 'node:sqlite';
+import type { ClaimResult, Job, JobPage, JobState, Ledger } from '@pipeline/core';
+
+export class SqliteLedger implements Ledger {
+  private readonly db: DatabaseSync;
+
+  constructor(file: string) {
+    this.db = new DatabaseSync(file);
+    this.db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA busy_timeout = 5000;
+      CREATE TABLE IF NOT EXISTS jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        body TEXT NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+    `);
+  }
+
+  async claim(job: Job, leaseMs: number): Promise<ClaimResult> {
+    const inserted = this.db
+      .prepare('INSERT INTO jobs (id, state, version, updated_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING')
+      .run(job.id, job.state, job.version, job.updatedAt, JSON.stringify(job));
+    if (inserted.changes === 1) return { claimed: true, job };
+    const existing = await this.get(job.id);
+    if (existing === undefined) throw new Error(`job ${job.id} vanished during its claim`);
+    const stale = existing.state === 'RECEIVED' && Date.parse(job.updatedAt) - Date.parse(existing.updatedAt) > leaseMs;
+    if (!stale) return { claimed: false, job: existing };
+    const takenOver: Job = {
+      ...existing,
+      version: existing.version + 1,
+      updatedAt: job.updatedAt,
+      history: [...existing.history, { at: job.updatedAt, to: 'RECEIVED', detail: 'claim taken over after its lease ran out' }],
+    };
+    return (await this.update(takenOver)) ? { claimed: true, job: takenOver } : { claimed: false, job: (await this.get(job.id))! };
+  }
+
+  async update(next: Job): Promise<boolean> {
+    const result = this.db
+      .prepare('UPDATE jobs SET state = ?, version = ?, updated_at = ?, body = ? WHERE id = ? AND version = ?')
+      .run(next.state, next.version, next.updatedAt, JSON.stringify(next), next.id, next.version - 1);
+    return result.changes === 1;
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const row = this.db.prepare('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined;
+    return row === undefined ? undefined : (JSON.parse(row.body) as Job);
+  }
+
+  async list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage> {
+    const before = query.pageToken === undefined ? Number.MAX_SAFE_INTEGER : decodeToken(query.pageToken);
+    const rows = (
+      query.state === undefined
+        ? this.db.prepare('SELECT seq, body FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?').all(before, query.limit + 1)
+        : this.db
+            .prepare('SELECT seq, body FROM jobs WHERE state = ? AND seq < ? ORDER BY seq DESC LIMIT ?')
+            .all(query.state, before, query.limit + 1)
+    ) as { seq: number; body: string }[];
+    const page = rows.slice(0, query.limit);
+    return {
+      jobs: page.map((row) => JSON.parse(row.body) as Job),
+      nextPageToken: rows.length > query.limit ? encodeToken(page[page.length - 1].seq) : undefined,
+    };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function encodeToken(seq: number): string {
+  return Buffer.from(`seq:${seq}`).toString('base64url');
+}
+
+/** Throws on a token this ledger did not make. */
+export function decodeToken(token: string): number {
+  const match = /^seq:(\d+)$/.exec(Buffer.from(token, 'base64url').toString('utf8'));
+  if (match === null) throw new RangeError('pageToken is not one this server gave out');
+  return Number(match[1]);
+}
