@@ -34,7 +34,10 @@ export class FolderBlobStore implements BlobStore {
 
   folder(bucket: string): string {
     const folder = this.buckets.get(bucket);
-    if (folder === undefined) throw new Error(`no local bucket named ${JSON.stringify(bucket)} (known: ${[...this.buckets.keys()].join(', ')})`);
+    if (folder === undefined)
+      throw new Error(
+        `no local bucket named ${JSON.stringify(bucket)} (known: ${[...this.buckets.keys()].join(', ')})`,
+      );
     return folder;
   }
 
@@ -51,7 +54,11 @@ export class FolderBlobStore implements BlobStore {
     try {
       stats = await fs.promises.stat(objectPath(this.folder(bucket), name), { bigint: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      if (
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ||
+        (err as NodeJS.ErrnoException).code === 'ENOTDIR'
+      )
+        return undefined;
       throw err;
     }
     if (!stats.isFile()) return undefined;
@@ -61,7 +68,8 @@ export class FolderBlobStore implements BlobStore {
       name,
       generation: stats.mtimeNs.toString(),
       size: Number(stats.size),
-      contentType: sidecar.contentType ?? CONTENT_TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream',
+      contentType:
+        sidecar.contentType ?? CONTENT_TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream',
       metadata: sidecar.metadata ?? {},
       timeCreated: new Date(Number(stats.mtimeMs)).toISOString(),
     };
@@ -69,7 +77,9 @@ export class FolderBlobStore implements BlobStore {
 
   private async readSidecar(bucket: string, name: string): Promise<ObjectSidecar> {
     try {
-      const parsed = JSON.parse(await fs.promises.readFile(this.sidecarPath(bucket, name), 'utf8')) as ObjectSidecar;
+      const parsed = JSON.parse(
+        await fs.promises.readFile(this.sidecarPath(bucket, name), 'utf8'),
+      ) as ObjectSidecar;
       return typeof parsed === 'object' && parsed !== null ? parsed : {};
     } catch {
       return {};

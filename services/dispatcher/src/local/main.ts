@@ -20,7 +20,8 @@ export interface LocalSettings {
 
 export function localSettings(env: NodeJS.ProcessEnv, flags: Partial<LocalSettings> = {}): LocalSettings {
   const port = flags.port ?? Number(env.PORT ?? 8080);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${env.PORT}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`PORT must be a port number, got ${env.PORT}`);
   return {
     dir: path.resolve(flags.dir ?? env.LOCAL_DIR ?? path.join(REPO, 'local')),
     port,
@@ -40,7 +41,10 @@ export async function runLocal(
   const describe = (job: Job) => {
     const where = job.outputUri === undefined ? '' : readable(job.outputUri);
     if (job.state === 'SUCCEEDED') say(`pipeline: job ${job.id} SUCCEEDED; results in ${where}`);
-    else say(`pipeline: job ${job.id} ${job.state} (exit code ${job.exitCode}): ${job.error?.split('\n').pop() ?? ''}; logs in ${job.logsUri ?? where}`);
+    else
+      say(
+        `pipeline: job ${job.id} ${job.state} (exit code ${job.exitCode}): ${job.error?.split('\n').pop() ?? ''}; logs in ${job.logsUri ?? where}`,
+      );
   };
   const pipeline = await startLocalPipeline({
     root: settings.dir,
@@ -51,13 +55,17 @@ export async function runLocal(
     onJobEnded: describe,
     ...overrides,
   });
-  say(`pipeline: listening on ${pipeline.url} (GET /jobs lists jobs); drop files into ${path.join(settings.dir, 'input')}`);
+  say(
+    `pipeline: listening on ${pipeline.url} (GET /jobs lists jobs); drop files into ${path.join(settings.dir, 'input')}`,
+  );
   if (firstStart) {
     const target = path.join(pipeline.blobs.folder('input'), path.basename(SAMPLE));
     const temporary = path.join(path.dirname(target), `.${path.basename(SAMPLE)}.partial`);
     fs.copyFileSync(SAMPLE, temporary);
     fs.renameSync(temporary, target);
-    say(`pipeline: first start: copied the sample into ${target}; its results will land in ${path.join(settings.dir, 'output', path.basename(SAMPLE))}/`);
+    say(
+      `pipeline: first start: copied the sample into ${target}; its results will land in ${path.join(settings.dir, 'output', path.basename(SAMPLE))}/`,
+    );
   }
   return pipeline;
 }

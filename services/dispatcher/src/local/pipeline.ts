@@ -48,7 +48,9 @@ export interface LocalPipeline {
 export async function startLocalPipeline(options: LocalPipelineOptions): Promise<LocalPipeline> {
   const root = path.resolve(options.root);
   const logger = options.logger ?? createLogger();
-  const folders = Object.fromEntries(Object.values(BUCKETS).map((bucket) => [bucket, path.join(root, bucket)]));
+  const folders = Object.fromEntries(
+    Object.values(BUCKETS).map((bucket) => [bucket, path.join(root, bucket)]),
+  );
   for (const folder of Object.values(folders)) fs.mkdirSync(folder, { recursive: true });
   const blobs = new FolderBlobStore(root, folders);
   const ledger = new SqliteLedger(path.join(root, 'pipeline.db'));
@@ -70,12 +72,20 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
       onCompletion: (completion) =>
         report('a completion', async () => {
           const job = await dispatcher.onCompletion(completion);
-          if (job !== undefined && (job.state === 'SUCCEEDED' || job.state === 'FAILED')) options.onJobEnded?.(job);
+          if (job !== undefined && (job.state === 'SUCCEEDED' || job.state === 'FAILED'))
+            options.onJobEnded?.(job);
         }),
     });
   const launchers = { 'cloud-run-job': launcher('cloud-run-job'), vm: launcher('vm') };
   // The launchers' callbacks run only after this line, when a task starts or ends.
-  const dispatcher: Dispatcher = new Dispatcher({ ledger, blobs, launchers, routing: options.routing, outputBucket: BUCKETS.output, logger });
+  const dispatcher: Dispatcher = new Dispatcher({
+    ledger,
+    blobs,
+    launchers,
+    routing: options.routing,
+    outputBucket: BUCKETS.output,
+    logger,
+  });
 
   const watcher = new InputWatcher({
     blobs,

@@ -38,7 +38,9 @@ export class ProcessLauncher implements Launcher {
     const { job, env, args, logsUri, target } = request;
     const { workerBin, baseEnv, nodeOptions = [] } = this.options;
     if (job.template?.image !== undefined) {
-      throw new Error(`local mode runs the worker's tasks only; image ${job.template.image} needs a container runtime`);
+      throw new Error(
+        `local mode runs the worker's tasks only; image ${job.template.image} needs a container runtime`,
+      );
     }
     await fs.promises.mkdir(path.dirname(logsUri), { recursive: true });
     const log = fs.createWriteStream(logsUri, { flags: 'a' });
@@ -46,10 +48,16 @@ export class ProcessLauncher implements Launcher {
     const child =
       target === 'vm'
         ? spawn(process.execPath, [...nodeOptions, workerBin, 'agent'], {
-            env: { ...baseEnv, PIPELINE_TASK: JSON.stringify({ jobId: job.id, attempt: job.attempt, args, env }) },
+            env: {
+              ...baseEnv,
+              PIPELINE_TASK: JSON.stringify({ jobId: job.id, attempt: job.attempt, args, env }),
+            },
             stdio: ['ignore', 'pipe', 'pipe'],
           })
-        : spawn(process.execPath, [...nodeOptions, workerBin, ...args], { env: taskEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+        : spawn(process.execPath, [...nodeOptions, workerBin, ...args], {
+            env: taskEnv,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);

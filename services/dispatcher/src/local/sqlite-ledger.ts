@@ -26,25 +26,35 @@ export class SqliteLedger implements Ledger {
 
   async claim(job: Job, leaseMs: number): Promise<ClaimResult> {
     const inserted = this.db
-      .prepare('INSERT INTO jobs (id, state, version, updated_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING')
+      .prepare(
+        'INSERT INTO jobs (id, state, version, updated_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
+      )
       .run(job.id, job.state, job.version, job.updatedAt, JSON.stringify(job));
     if (inserted.changes === 1) return { claimed: true, job };
     const existing = await this.get(job.id);
     if (existing === undefined) throw new Error(`job ${job.id} vanished during its claim`);
-    const stale = existing.state === 'RECEIVED' && Date.parse(job.updatedAt) - Date.parse(existing.updatedAt) > leaseMs;
+    const stale =
+      existing.state === 'RECEIVED' && Date.parse(job.updatedAt) - Date.parse(existing.updatedAt) > leaseMs;
     if (!stale) return { claimed: false, job: existing };
     const takenOver: Job = {
       ...existing,
       version: existing.version + 1,
       updatedAt: job.updatedAt,
-      history: [...existing.history, { at: job.updatedAt, to: 'RECEIVED', detail: 'claim taken over after its lease ran out' }],
+      history: [
+        ...existing.history,
+        { at: job.updatedAt, to: 'RECEIVED', detail: 'claim taken over after its lease ran out' },
+      ],
     };
-    return (await this.update(takenOver)) ? { claimed: true, job: takenOver } : { claimed: false, job: (await this.get(job.id))! };
+    return (await this.update(takenOver))
+      ? { claimed: true, job: takenOver }
+      : { claimed: false, job: (await this.get(job.id))! };
   }
 
   async update(next: Job): Promise<boolean> {
     const result = this.db
-      .prepare('UPDATE jobs SET state = ?, version = ?, updated_at = ?, body = ? WHERE id = ? AND version = ?')
+      .prepare(
+        'UPDATE jobs SET state = ?, version = ?, updated_at = ?, body = ? WHERE id = ? AND version = ?',
+      )
       .run(next.state, next.version, next.updatedAt, JSON.stringify(next), next.id, next.version - 1);
     return result.changes === 1;
   }
@@ -58,7 +68,9 @@ export class SqliteLedger implements Ledger {
     const before = query.pageToken === undefined ? Number.MAX_SAFE_INTEGER : decodeToken(query.pageToken);
     const rows = (
       query.state === undefined
-        ? this.db.prepare('SELECT seq, body FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?').all(before, query.limit + 1)
+        ? this.db
+            .prepare('SELECT seq, body FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?')
+            .all(before, query.limit + 1)
         : this.db
             .prepare('SELECT seq, body FROM jobs WHERE state = ? AND seq < ? ORDER BY seq DESC LIMIT ?')
             .all(query.state, before, query.limit + 1)
