@@ -31,6 +31,11 @@ export interface Ledger {
   claim(job: Job, leaseMs: number): Promise<ClaimResult>;
   /** Stores `next` only if the stored job is still at version `next.version - 1` (compare-and-set). */
   update(next: Job): Promise<boolean>;
+  /**
+   * Deletes the job if it is still at `job.version`: gives the claim back after a launch failed in a
+   * way worth retrying, so that the next delivery of the same event claims and launches it again.
+   */
+  release(job: Job): Promise<boolean>;
   get(id: string): Promise<Job | undefined>;
   /** Newest first; optionally only one state. */
   list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage>;
@@ -47,7 +52,23 @@ export interface LaunchRequest {
 }
 
 export interface Launcher {
+  /** Starts the task and returns what runs it; does not wait for the task. Throws LaunchError. */
   launch(request: LaunchRequest): Promise<{ execution: string }>;
+}
+
+/**
+ * A launch the platform refused. `retryable`: a passing condition (quota, rate limit, unavailable,
+ * a timeout), worth trying again on the next delivery; otherwise the request itself is wrong and
+ * trying again cannot help.
+ */
+export class LaunchError extends Error {
+  readonly code = 'LAUNCH_FAILED';
+  readonly retryable: boolean;
+  constructor(message: string, retryable: boolean, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LaunchError';
+    this.retryable = retryable;
+  }
 }
 
 /** The end of one attempt of a job, as its platform reports it. */

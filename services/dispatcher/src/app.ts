@@ -5,30 +5,36 @@
 //   GET  /jobs          newest first; ?state=FAILED&limit=50&pageToken=...
 //   GET  /jobs/:id      one job, with its route, reason and history
 //   GET  /healthz       liveness
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { isJobId, JOB_STATES, parsePush, type JobState, type Ledger } from '@pipeline/core';
 import type { Logger } from 'pino';
-import { RequestError, type Dispatcher, type Intake } from './dispatcher.ts';
+import { RequestError, RetryLaterError, type Dispatcher, type Intake } from './dispatcher.ts';
 import { parseJobRequest } from './job-request.ts';
 
 export interface AppPorts {
   dispatcher: Dispatcher;
   ledger: Ledger;
   logger: Logger;
+  /** Who may call: `push` guards POST /pubsub/push, `api` the /jobs routes. None in local mode (loopback only). */
+  auth?: { push: RequestHandler; api: RequestHandler };
 }
+
+const open: RequestHandler = (_req, _res, next) => next();
 
 const MAX_PAGE = 200;
 
-export function buildApp({ dispatcher, ledger, logger }: AppPorts): express.Express {
+export function buildApp({ dispatcher, ledger, logger, auth }: AppPorts): express.Express {
   const app = express();
+  const push = auth?.push ?? open;
+  const api = auth?.api ?? open;
   app.disable('x-powered-by');
-  app.use(express.json({ limit: '1mb' }));
+  const json = express.json({ limit: '1mb' }); // after the identity check: strangers' bodies are not parsed
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  app.post('/pubsub/push', async (req, res) => {
+  app.post('/pubsub/push', push, json, async (req, res) => {
     const parsed = parsePush(req.body);
     if (parsed.kind === 'malformed') {
       // 4xx: Pub/Sub delivers it again and, after the subscription's attempts, to the dead-letter topic.
@@ -57,7 +63,7 @@ export function buildApp({ dispatcher, ledger, logger }: AppPorts): express.Expr
     answer(res, intake);
   });
 
-  app.post('/jobs', async (req, res) => {
+  app.post('/jobs', api, json, async (req, res) => {
     const request = parseJobRequest(req.body);
     const intake =
       request.kind === 'object'
@@ -67,7 +73,7 @@ export function buildApp({ dispatcher, ledger, logger }: AppPorts): express.Expr
     answer(res, intake);
   });
 
-  app.get('/jobs', async (req, res) => {
+  app.get('/jobs', api, async (req, res) => {
     const state = typeof req.query.state === 'string' ? req.query.state.toUpperCase() : undefined;
     if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state)) {
       throw new RequestError('INVALID', `state must be one of ${JOB_STATES.join(', ')}`);
@@ -86,7 +92,7 @@ export function buildApp({ dispatcher, ledger, logger }: AppPorts): express.Expr
     res.json(page);
   });
 
-  app.get('/jobs/:id', async (req, res) => {
+  app.get('/jobs/:id', api, async (req, res) => {
     const id = req.params.id;
     const job = isJobId(id) ? await ledger.get(id) : undefined;
     if (job === undefined) throw new RequestError('NOT_FOUND', `no job ${id}`);
@@ -99,6 +105,10 @@ export function buildApp({ dispatcher, ledger, logger }: AppPorts): express.Expr
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     void _next;
+    if (err instanceof RetryLaterError) {
+      res.status(503).json({ error: err.message });
+      return;
+    }
     if (err instanceof RequestError) {
       res.status(err.code === 'NOT_FOUND' ? 404 : 400).json({ error: err.message });
       return;

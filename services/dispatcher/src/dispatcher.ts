@@ -7,6 +7,7 @@ import {
   declaredFromMetadata,
   FINAL_STATES,
   jobIdFor,
+  LaunchError,
   newJob,
   outputPrefix,
   route,
@@ -52,6 +53,15 @@ export class RequestError extends Error {
     super(message);
     this.name = 'RequestError';
     this.code = code;
+  }
+}
+
+/** Work that failed for a passing reason and was given back: the HTTP layer answers 503 so Pub/Sub redelivers. */
+export class RetryLaterError extends Error {
+  readonly code = 'RETRY_LATER';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RetryLaterError';
   }
 }
 
@@ -222,6 +232,19 @@ export class Dispatcher {
       job = (await this.mutate(job.id, (current) => amend(current, this.iso(), { execution }))) ?? job;
       log.info({ execution }, 'job launched');
     } catch (err) {
+      if (err instanceof LaunchError && err.retryable) {
+        // Give the claim back, so that the redelivery this 503 causes claims and launches it once.
+        const current = await this.ports.ledger.get(job.id);
+        const released =
+          current !== undefined && current.state === 'LAUNCHED' && (await this.ports.ledger.release(current));
+        log.warn(
+          { err, released },
+          `launch on ${decision.target} failed for now; the claim is released for a retry`,
+        );
+        throw new RetryLaterError(`launch on ${decision.target} failed for now: ${err.message}`, {
+          cause: err,
+        });
+      }
       const error = `launch on ${decision.target} failed: ${(err as Error).message}`;
       job =
         (await this.mutate(job.id, (current) =>

@@ -306,3 +306,27 @@ describe('GET /jobs and /jobs/:id', () => {
     expect(res.body.error).toBe(error);
   });
 });
+
+describe('launch failures', () => {
+  it('answers 503 to a passing failure and gives the claim back, so the redelivery launches once', async () => {
+    const { LaunchError } = await import('@pipeline/core');
+    t.launchers.vm.failWith = new LaunchError('429 RESOURCE_EXHAUSTED: quota', true);
+    const first = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(503);
+    expect(first.body.error).toBe('launch on vm failed for now: 429 RESOURCE_EXHAUSTED: quota');
+    expect((await t.ledger.list({ limit: 10 })).jobs).toHaveLength(0);
+    t.launchers.vm.failWith = undefined;
+    await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    await request(t.app).post('/pubsub/push').send(FIXTURE).expect(200);
+    expect(t.launchers.vm.launched).toHaveLength(1);
+  });
+
+  it('marks a permanent failure FAILED and acknowledges it', async () => {
+    const { LaunchError } = await import('@pipeline/core');
+    t.launchers.vm.failWith = new LaunchError('400 INVALID_ARGUMENT: bad machine type', false);
+    const res = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    expect(res.body.job).toMatchObject({
+      state: 'FAILED',
+      error: 'launch on vm failed: 400 INVALID_ARGUMENT: bad machine type',
+    });
+  });
+});

@@ -59,6 +59,12 @@ export class SqliteLedger implements Ledger {
     return result.changes === 1;
   }
 
+  async release(job: Job): Promise<boolean> {
+    return (
+      this.db.prepare('DELETE FROM jobs WHERE id = ? AND version = ?').run(job.id, job.version).changes === 1
+    );
+  }
+
   async get(id: string): Promise<Job | undefined> {
     const row = this.db.prepare('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined;
     return row === undefined ? undefined : (JSON.parse(row.body) as Job);

@@ -1,0 +1,151 @@
+// The dispatcher's settings on Google Cloud, from the environment alone. Pure and table-tested: every
+// variable has a validator, and a bad one throws a ConfigError that names it.
+import path from 'node:path';
+import { parseDuration } from '@pipeline/core';
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG';
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+export interface CloudConfig {
+  project: string;
+  region: string;
+  zone: string;
+  outputBucket: string;
+  workerJob: string;
+  workerImage: string;
+  workerServiceAccount: string;
+  vm: {
+    machineType: string;
+    imageFamily: string;
+    imageProject: string;
+    network: string;
+    subnetwork?: string;
+    externalIp: boolean;
+    spot: boolean;
+    timeoutMarginSeconds: number;
+  };
+  completionsTopic: string;
+  pushAuth:
+    | { enabled: true; audience: string; pushServiceAccount: string; jobCallers: string[] }
+    | { enabled: false };
+  pipelineConfig: string;
+  port: number;
+  leaseMs: number;
+  ledgerCollection: string;
+  runApiEndpoint?: string;
+  computeApiEndpoint?: string;
+}
+
+const DEFAULT_PIPELINE_CONFIG = path.resolve(import.meta.dirname, '../../../pipeline.config.json');
+const NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+
+export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
+  const text = (name: string, fallback?: string): string => {
+    const value = env[name]?.trim();
+    if (value !== undefined && value !== '') return value;
+    if (fallback !== undefined) return fallback;
+    throw new ConfigError(name, 'is required');
+  };
+  const optional = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const matching = (name: string, pattern: RegExp, what: string, fallback?: string): string => {
+    const value = text(name, fallback);
+    if (!pattern.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not ${what}`);
+    return value;
+  };
+  const flag = (name: string, fallback: boolean): boolean => {
+    const value = optional(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (['true', '1', 'yes', 'on'].includes(value)) return true;
+    if (['false', '0', 'no', 'off'].includes(value)) return false;
+    throw new ConfigError(name, `${JSON.stringify(env[name])} is not true or false`);
+  };
+  const endpoint = (name: string): string | undefined => {
+    const value = optional(name);
+    if (value !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(value))
+      throw new ConfigError(name, `${JSON.stringify(value)} is not like http://host:port`);
+    return value?.replace(/\/$/, '');
+  };
+  const duration = (name: string, fallback: string): number => {
+    try {
+      return parseDuration(text(name, fallback), name);
+    } catch (err) {
+      throw new ConfigError(name, (err as Error).message);
+    }
+  };
+
+  const region = matching('REGION', /^[a-z]+-[a-z]+\d+$/, 'a region like us-central1');
+  const zone = matching('ZONE', /^[a-z]+-[a-z]+\d+-[a-z]$/, 'a zone like us-central1-a');
+  if (!zone.startsWith(`${region}-`)) throw new ConfigError('ZONE', `${zone} is not in REGION ${region}`);
+  const port = Number(text('PORT', '8080'));
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new ConfigError('PORT', `${JSON.stringify(env.PORT)} is not a port number`);
+
+  const pushAuthEnabled = flag('PUSH_AUTH', true);
+  if (!pushAuthEnabled && optional('K_SERVICE') !== undefined) {
+    throw new ConfigError(
+      'PUSH_AUTH',
+      'off is for emulators and tests, and this runs on Cloud Run (K_SERVICE is set)',
+    );
+  }
+  const pushServiceAccount = pushAuthEnabled
+    ? matching('PUSH_SERVICE_ACCOUNT', EMAIL, 'a service account email')
+    : '';
+  const callers = (optional('JOBS_CALLERS') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const caller of callers)
+    if (!EMAIL.test(caller))
+      throw new ConfigError('JOBS_CALLERS', `${JSON.stringify(caller)} is not an email`);
+
+  return {
+    project: matching('GOOGLE_CLOUD_PROJECT', /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/, 'a project id'),
+    region,
+    zone,
+    outputBucket: matching('OUTPUT_BUCKET', /^[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9]$/, 'a bucket name'),
+    workerJob: matching('WORKER_JOB', NAME, 'a Cloud Run job name'),
+    workerImage: text('WORKER_IMAGE'),
+    workerServiceAccount: matching('WORKER_SERVICE_ACCOUNT', EMAIL, 'a service account email'),
+    vm: {
+      machineType: matching(
+        'VM_MACHINE_TYPE',
+        /^[a-z0-9]+-[a-z0-9-]+$/,
+        'a machine type like e2-standard-4',
+        'e2-standard-2',
+      ),
+      imageFamily: matching('VM_IMAGE_FAMILY', NAME, 'an image family', 'cos-stable'),
+      imageProject: matching(
+        'VM_IMAGE_PROJECT',
+        /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/,
+        'a project id',
+        'cos-cloud',
+      ),
+      network: text('VM_NETWORK', 'default'),
+      subnetwork: optional('VM_SUBNETWORK'),
+      externalIp: flag('VM_EXTERNAL_IP', false),
+      spot: flag('VM_SPOT', false),
+      timeoutMarginSeconds: duration('VM_TIMEOUT_MARGIN', '10m'),
+    },
+    completionsTopic: matching('COMPLETIONS_TOPIC', /^[A-Za-z][\w.~+%-]{2,254}$/, 'a topic name'),
+    pushAuth: pushAuthEnabled
+      ? { enabled: true, audience: text('PUSH_AUDIENCE'), pushServiceAccount, jobCallers: callers }
+      : { enabled: false },
+    pipelineConfig: text('PIPELINE_CONFIG', DEFAULT_PIPELINE_CONFIG),
+    port,
+    leaseMs: duration('CLAIM_LEASE', '10m') * 1000,
+    ledgerCollection: matching('LEDGER_COLLECTION', /^[A-Za-z][\w-]{0,99}$/, 'a collection id', 'jobs'),
+    runApiEndpoint: endpoint('RUN_API_ENDPOINT'),
+    computeApiEndpoint: endpoint('COMPUTE_API_ENDPOINT'),
+  };
+}

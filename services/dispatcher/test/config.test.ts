@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../src/config.ts';
+
+const VALID = {
+  GOOGLE_CLOUD_PROJECT: 'acme-prod',
+  REGION: 'us-central1',
+  ZONE: 'us-central1-a',
+  OUTPUT_BUCKET: 'acme-pipeline-output',
+  WORKER_JOB: 'pipeline-worker',
+  WORKER_IMAGE: 'us-central1-docker.pkg.dev/acme-prod/pipeline/worker:1',
+  WORKER_SERVICE_ACCOUNT: 'worker@acme-prod.iam.gserviceaccount.com',
+  COMPLETIONS_TOPIC: 'pipeline-completions',
+  PUSH_AUDIENCE: 'https://dispatcher-abc-uc.a.run.app',
+  PUSH_SERVICE_ACCOUNT: 'push@acme-prod.iam.gserviceaccount.com',
+};
+
+describe('parseConfig', () => {
+  it('reads a complete environment, with defaults for the rest', () => {
+    const config = parseConfig({
+      ...VALID,
+      JOBS_CALLERS: 'ci@acme-prod.iam.gserviceaccount.com, ops@acme.com',
+    });
+    expect(config).toMatchObject({
+      project: 'acme-prod',
+      zone: 'us-central1-a',
+      port: 8080,
+      leaseMs: 600_000,
+      ledgerCollection: 'jobs',
+      vm: {
+        machineType: 'e2-standard-2',
+        imageFamily: 'cos-stable',
+        imageProject: 'cos-cloud',
+        network: 'default',
+        externalIp: false,
+        spot: false,
+        timeoutMarginSeconds: 600,
+      },
+      pushAuth: {
+        enabled: true,
+        audience: 'https://dispatcher-abc-uc.a.run.app',
+        pushServiceAccount: 'push@acme-prod.iam.gserviceaccount.com',
+        jobCallers: ['ci@acme-prod.iam.gserviceaccount.com', 'ops@acme.com'],
+      },
+    });
+    expect(config.pipelineConfig).toMatch(/pipeline\.config\.json$/);
+    expect(config.runApiEndpoint).toBeUndefined();
+  });
+
+  it('takes endpoint overrides and PUSH_AUTH=off off Cloud Run', () => {
+    const config = parseConfig({
+      ...VALID,
+      PUSH_AUTH: 'off',
+      PUSH_AUDIENCE: '',
+      RUN_API_ENDPOINT: 'http://127.0.0.1:9001/',
+      COMPUTE_API_ENDPOINT: 'http://127.0.0.1:9002',
+      VM_SPOT: 'true',
+      PORT: '0',
+    });
+    expect(config).toMatchObject({
+      pushAuth: { enabled: false },
+      runApiEndpoint: 'http://127.0.0.1:9001',
+      computeApiEndpoint: 'http://127.0.0.1:9002',
+      vm: { spot: true },
+      port: 0,
+    });
+  });
+
+  it.each([
+    [{ GOOGLE_CLOUD_PROJECT: '' }, 'GOOGLE_CLOUD_PROJECT', 'GOOGLE_CLOUD_PROJECT: is required'],
+    [
+      { GOOGLE_CLOUD_PROJECT: 'Acme_Prod' },
+      'GOOGLE_CLOUD_PROJECT',
+      'GOOGLE_CLOUD_PROJECT: "Acme_Prod" is not a project id',
+    ],
+    [{ REGION: 'mars' }, 'REGION', 'REGION: "mars" is not a region like us-central1'],
+    [{ ZONE: 'europe-west1-b' }, 'ZONE', 'ZONE: europe-west1-b is not in REGION us-central1'],
+    [{ OUTPUT_BUCKET: 'gs://out' }, 'OUTPUT_BUCKET', 'OUTPUT_BUCKET: "gs://out" is not a bucket name'],
+    [{ WORKER_JOB: 'Worker Job' }, 'WORKER_JOB', 'WORKER_JOB: "Worker Job" is not a Cloud Run job name'],
+    [{ WORKER_IMAGE: undefined }, 'WORKER_IMAGE', 'WORKER_IMAGE: is required'],
+    [
+      { WORKER_SERVICE_ACCOUNT: 'worker' },
+      'WORKER_SERVICE_ACCOUNT',
+      'WORKER_SERVICE_ACCOUNT: "worker" is not a service account email',
+    ],
+    [{ COMPLETIONS_TOPIC: undefined }, 'COMPLETIONS_TOPIC', 'COMPLETIONS_TOPIC: is required'],
+    [{ PUSH_AUDIENCE: undefined }, 'PUSH_AUDIENCE', 'PUSH_AUDIENCE: is required'],
+    [{ PUSH_SERVICE_ACCOUNT: undefined }, 'PUSH_SERVICE_ACCOUNT', 'PUSH_SERVICE_ACCOUNT: is required'],
+    [{ PUSH_AUTH: 'maybe' }, 'PUSH_AUTH', 'PUSH_AUTH: "maybe" is not true or false'],
+    [
+      { PUSH_AUTH: 'off', K_SERVICE: 'dispatcher' },
+      'PUSH_AUTH',
+      'PUSH_AUTH: off is for emulators and tests, and this runs on Cloud Run (K_SERVICE is set)',
+    ],
+    [{ JOBS_CALLERS: 'ci@x.com,nobody' }, 'JOBS_CALLERS', 'JOBS_CALLERS: "nobody" is not an email'],
+    [{ PORT: '80000' }, 'PORT', 'PORT: "80000" is not a port number'],
+    [{ VM_EXTERNAL_IP: 'sometimes' }, 'VM_EXTERNAL_IP', 'VM_EXTERNAL_IP: "sometimes" is not true or false'],
+    [{ VM_TIMEOUT_MARGIN: 'soon' }, 'VM_TIMEOUT_MARGIN', /^VM_TIMEOUT_MARGIN: /],
+    [{ CLAIM_LEASE: '-5m' }, 'CLAIM_LEASE', /^CLAIM_LEASE: /],
+    [
+      { RUN_API_ENDPOINT: '127.0.0.1:9000' },
+      'RUN_API_ENDPOINT',
+      'RUN_API_ENDPOINT: "127.0.0.1:9000" is not like http://host:port',
+    ],
+    [
+      { VM_MACHINE_TYPE: 'big' },
+      'VM_MACHINE_TYPE',
+      'VM_MACHINE_TYPE: "big" is not a machine type like e2-standard-4',
+    ],
+  ])('refuses %j, naming %s', (changes, variable, message) => {
+    const env = { ...VALID, ...changes };
+    let error: unknown;
+    try {
+      parseConfig(env);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    if (typeof message === 'string') expect((error as Error).message).toBe(message);
+    else expect((error as Error).message).toMatch(message);
+  });
+});
