@@ -93,7 +93,7 @@ export function buildApp({ dispatcher, ledger, logger, auth }: AppPorts): expres
   });
 
   app.get('/jobs/:id', api, async (req, res) => {
-    const id = req.params.id;
+    const id = String(req.params.id);
     const job = isJobId(id) ? await ledger.get(id) : undefined;
     if (job === undefined) throw new RequestError('NOT_FOUND', `no job ${id}`);
     res.json(job);

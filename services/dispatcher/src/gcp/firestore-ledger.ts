@@ -1,0 +1,239 @@
+// The ledger on Google Cloud: one Firestore document per job, its id the job's id. The claim is a
+// create(), which fails with ALREADY_EXISTS when someone else has the job. Every other write reads the
+// document, checks its version, and writes with a precondition on the update time it read: the server
+// refuses the write if anything changed in between, so of many concurrent writers exactly one wins and
+// the others find out at once, without the lock waits and retries of contended transactions.
+//
+// A job is stored as a Firestore map of its own fields, so state, version, createdAt and the rest are
+// queryable; source, template and history are nested maps and arrays. Timestamps stay the ISO 8601
+// UTC strings the core makes (toISOString), which sort as they read: newest first is createdAt
+// descending, then the id descending for jobs created in the same millisecond.
+import {
+  FieldPath,
+  FieldValue,
+  type CollectionReference,
+  type DocumentData,
+  type DocumentSnapshot,
+  type Firestore,
+  type Query,
+  type UpdateData,
+} from '@google-cloud/firestore';
+import type { ClaimResult, Job, JobPage, JobState, Ledger } from '@pipeline/core';
+
+// gRPC status codes, as the client's errors carry them in `code`.
+const NOT_FOUND = 5;
+const ALREADY_EXISTS = 6;
+const FAILED_PRECONDITION = 9;
+
+/** Attempts at a claim whose job is released (deleted) between our create and our read. */
+const CLAIM_ATTEMPTS = 3;
+
+export interface FirestoreLedgerOptions {
+  firestore: Firestore;
+  /** The collection of job documents; `jobs` unless told. */
+  collection?: string;
+}
+
+export class FirestoreLedger implements Ledger {
+  private readonly jobs: CollectionReference;
+
+  constructor(options: FirestoreLedgerOptions) {
+    this.jobs = options.firestore.collection(options.collection ?? 'jobs');
+  }
+
+  async claim(job: Job, leaseMs: number): Promise<ClaimResult> {
+    const ref = this.jobs.doc(job.id);
+    for (let attempt = 1; attempt <= CLAIM_ATTEMPTS; attempt++) {
+      try {
+        await ref.create(toDocument(job));
+        return { claimed: true, job };
+      } catch (error) {
+        if (codeOf(error) !== ALREADY_EXISTS) throw error;
+      }
+      const snapshot = await ref.get();
+      if (!snapshot.exists) continue;
+      const existing = fromDocument(snapshot);
+      const leaseRanOut =
+        existing.state === 'RECEIVED' && Date.parse(job.updatedAt) - Date.parse(existing.updatedAt) > leaseMs;
+      if (!leaseRanOut) return { claimed: false, job: existing };
+      const takenOver: Job = {
+        ...existing,
+        version: existing.version + 1,
+        updatedAt: job.updatedAt,
+        history: [
+          ...existing.history,
+          { at: job.updatedAt, to: 'RECEIVED', detail: 'claim taken over after its lease ran out' },
+        ],
+      };
+      if (await this.replace(snapshot, takenOver)) return { claimed: true, job: takenOver };
+      // Another caller took it over first (or released it: then claim again).
+      const winner = await this.get(job.id);
+      if (winner !== undefined) return { claimed: false, job: winner };
+    }
+    throw new Error(`job ${job.id} kept vanishing during its claim`);
+  }
+
+  async update(next: Job): Promise<boolean> {
+    const snapshot = await this.jobs.doc(next.id).get();
+    if (!snapshot.exists || snapshot.get('version') !== next.version - 1) return false;
+    return this.replace(snapshot, next);
+  }
+
+  async release(job: Job): Promise<boolean> {
+    const snapshot = await this.jobs.doc(job.id).get();
+    if (!snapshot.exists || snapshot.get('version') !== job.version) return false;
+    return wonRace(snapshot.ref.delete({ lastUpdateTime: snapshot.updateTime }));
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const snapshot = await this.jobs.doc(id).get();
+    return snapshot.exists ? fromDocument(snapshot) : undefined;
+  }
+
+  /** On Google Cloud, the state filter needs the composite index of FIRESTORE_INDEXES. */
+  async list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage> {
+    const after = query.pageToken === undefined ? undefined : decodePageToken(query.pageToken);
+    let selection: Query =
+      query.state === undefined ? this.jobs : this.jobs.where('state', '==', query.state);
+    selection = selection.orderBy('createdAt', 'desc').orderBy(FieldPath.documentId(), 'desc');
+    if (after !== undefined) selection = selection.startAfter(after.createdAt, after.id);
+    const { docs } = await selection.limit(query.limit + 1).get();
+    const jobs = docs.slice(0, query.limit).map(fromDocument);
+    const last = jobs.at(-1);
+    return {
+      jobs,
+      nextPageToken: docs.length > query.limit && last !== undefined ? encodePageToken(last) : undefined,
+    };
+  }
+
+  /** Writes `next` over the document only if it has not changed since `snapshot` was read. */
+  private async replace(snapshot: DocumentSnapshot, next: Job): Promise<boolean> {
+    const fields: UpdateData<DocumentData> = toDocument(next);
+    // update() keeps fields it is not given: delete those the job no longer has, to replace it whole.
+    for (const key of Object.keys(snapshot.data() ?? {})) {
+      if (!(key in fields)) fields[key] = FieldValue.delete();
+    }
+    return wonRace(snapshot.ref.update(fields, { lastUpdateTime: snapshot.updateTime }));
+  }
+}
+
+/** True once the write is done; false if the document changed or vanished since it was read. */
+async function wonRace(write: Promise<unknown>): Promise<boolean> {
+  try {
+    await write;
+    return true;
+  } catch (error) {
+    const code = codeOf(error);
+    if (code === FAILED_PRECONDITION || code === NOT_FOUND) return false;
+    throw error;
+  }
+}
+
+function codeOf(error: unknown): unknown {
+  return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+}
+
+// The document of a job. Firestore refuses `undefined` unless the client was made with
+// `ignoreUndefinedProperties: true`, and the caller makes the client, so optional fields that are
+// absent are left out here. Top-level keys are the Job's own field names; keys of nested maps can come
+// from outside (object metadata, env) and Firestore refuses some (empty, or reserved like `__x__`), so
+// those are escaped with a leading `~` (and so is a key that already starts with one).
+
+function toDocument(job: Job): DocumentData {
+  return storable(job, false) as DocumentData;
+}
+
+function fromDocument(snapshot: DocumentSnapshot): Job {
+  return readable(snapshot.data(), false) as Job;
+}
+
+function storable(value: unknown, escapeKeys = true): unknown {
+  if (Array.isArray(value)) return value.map((item) => storable(item));
+  if (!isPlainObject(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, field]) => field !== undefined)
+      .map(([key, field]) => [escapeKeys ? escapeKey(key) : key, storable(field)]),
+  );
+}
+
+function readable(value: unknown, unescapeKeys = true): unknown {
+  if (Array.isArray(value)) return value.map((item) => readable(item));
+  if (!isPlainObject(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, field]) => [unescapeKeys ? unescapeKey(key) : key, readable(field)]),
+  );
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+function escapeKey(key: string): string {
+  return key === '' || key.startsWith('~') || /^__.*__$/s.test(key) ? `~${key}` : key;
+}
+
+function unescapeKey(key: string): string {
+  return key.startsWith('~') ? key.slice(1) : key;
+}
+
+// The page token: the sort key of the last job of the page, as base64url JSON. Opaque to callers.
+
+interface Cursor {
+  createdAt: string;
+  id: string;
+}
+
+function encodePageToken(job: Job): string {
+  const cursor: Cursor = { createdAt: job.createdAt, id: job.id };
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+/** Throws RangeError on a token this ledger did not make. */
+export function decodePageToken(token: string): Cursor {
+  let cursor: unknown;
+  try {
+    cursor = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    cursor = undefined;
+  }
+  if (
+    !isPlainObject(cursor) ||
+    typeof cursor.createdAt !== 'string' ||
+    typeof cursor.id !== 'string' ||
+    cursor.id === '' ||
+    cursor.id.includes('/')
+  ) {
+    throw new RangeError('pageToken is not one this server gave out');
+  }
+  return { createdAt: cursor.createdAt, id: cursor.id };
+}
+
+/**
+ * The indexes the ledger needs on Google Cloud, in the shape of firestore.indexes.json. Listing by
+ * state orders by createdAt within an equality filter, which needs a composite index (Firestore adds
+ * `__name__` DESCENDING as its last field by itself). Template and history are never queried: exempt
+ * from single-field indexing, they cost no index writes.
+ */
+export function firestoreIndexes(collection = 'jobs') {
+  return {
+    indexes: [
+      {
+        collectionGroup: collection,
+        queryScope: 'COLLECTION',
+        fields: [
+          { fieldPath: 'state', order: 'ASCENDING' },
+          { fieldPath: 'createdAt', order: 'DESCENDING' },
+        ],
+      },
+    ],
+    fieldOverrides: ['template', 'history'].map((fieldPath) => ({
+      collectionGroup: collection,
+      fieldPath,
+      ttl: false,
+      indexes: [],
+    })),
+  };
+}
+
+export const FIRESTORE_INDEXES = firestoreIndexes();
