@@ -55,6 +55,11 @@ export function route(request: RouteRequest, config: { rules: Rule[] }): RouteDe
 function launch(rule: Rule, target: Target, declared: Resources, matched: string): RouteDecision {
   const job = raiseToDeclared(rule.job, declared);
   if (target === 'vm') return onVm(rule.name, job, matched);
+  if (job.image !== undefined) {
+    // A Cloud Run job execution can override env, args and timeout, but not the image: the pipeline's
+    // Cloud Run job runs the worker image, so a task with its own image needs a VM.
+    return onVm(rule.name, job, `${matched} and chose cloud-run-job, but its image ${job.image} can only run on a VM`);
+  }
   const breaches = cloudRunLimitBreaches(job);
   if (breaches.length > 0) {
     return onVm(rule.name, job, `${matched} and chose cloud-run-job, but it needs ${breaches.join(' and ')}`);

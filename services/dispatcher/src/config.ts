@@ -24,7 +24,6 @@ export interface CloudConfig {
   vm: {
     machineType: string;
     imageFamily: string;
-    imageProject: string;
     network: string;
     subnetwork?: string;
     externalIp: boolean;
@@ -37,6 +36,8 @@ export interface CloudConfig {
     | { enabled: false };
   pipelineConfig: string;
   port: number;
+  /** The address to listen on; all interfaces when unset (as Cloud Run wants). */
+  host?: string;
   leaseMs: number;
   ledgerCollection: string;
   runApiEndpoint?: string;
@@ -124,13 +125,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
         'a machine type like e2-standard-4',
         'e2-standard-2',
       ),
-      imageFamily: matching('VM_IMAGE_FAMILY', NAME, 'an image family', 'cos-stable'),
-      imageProject: matching(
-        'VM_IMAGE_PROJECT',
-        /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/,
-        'a project id',
-        'cos-cloud',
-      ),
+      imageFamily: matching('VM_IMAGE_FAMILY', NAME, 'a Container-Optimized OS image family', 'cos-stable'),
       network: text('VM_NETWORK', 'default'),
       subnetwork: optional('VM_SUBNETWORK'),
       externalIp: flag('VM_EXTERNAL_IP', false),
@@ -143,6 +138,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
       : { enabled: false },
     pipelineConfig: text('PIPELINE_CONFIG', DEFAULT_PIPELINE_CONFIG),
     port,
+    host: optional('HOST'),
     leaseMs: duration('CLAIM_LEASE', '10m') * 1000,
     ledgerCollection: matching('LEDGER_COLLECTION', /^[A-Za-z][\w-]{0,99}$/, 'a collection id', 'jobs'),
     runApiEndpoint: endpoint('RUN_API_ENDPOINT'),

@@ -1,0 +1,392 @@
+// The Cloud Run and Compute Engine launchers with the real @google-cloud/run and @google-cloud/compute
+// clients (REST transport) against loopback doubles of the two APIs: what is asserted is the HTTP
+// request the real client library sends, and how the launcher reads the real answers and errors.
+import fs from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { OAuth2Client } from 'google-auth-library';
+import {
+  jobIdFor,
+  LaunchError,
+  newJob,
+  transition,
+  workerEnvironment,
+  type JobTemplate,
+  type LaunchRequest,
+  type Target,
+} from '@pipeline/core';
+import {
+  closeGoogleClients,
+  instancesClient,
+  jobsClient,
+  zoneOperationsClient,
+} from '../../src/gcp/clients.ts';
+import { CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
+import {
+  ComputeEngineLauncher,
+  VM_STARTUP_SCRIPT_PATH,
+  type ComputeEngineLauncherSettings,
+} from '../../src/gcp/compute-launcher.ts';
+import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
+import { computeError, startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
+
+const HOSTILE_NAME = `in/we"ird 'quotes' $(touch /tmp/pwned) \`id\` ; rm -rf / #\nnext line ünïcødé 名前 🚀/${'x'.repeat(1000)}.csv`;
+const WORKER_IMAGE = 'europe-west1-docker.pkg.dev/acme/pipeline/worker:1.2.3';
+
+function testAuth(): OAuth2Client {
+  const auth = new OAuth2Client();
+  auth.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 24 * 3600 * 1000 });
+  return auth;
+}
+
+function launchRequest(
+  target: Target,
+  template: Partial<JobTemplate> = {},
+  objectName = 'data/q1.csv',
+): LaunchRequest {
+  const object = {
+    bucket: 'acme-input',
+    name: objectName,
+    generation: '1712345678901234',
+    size: 10,
+    metadata: {},
+  };
+  const full: JobTemplate = {
+    task: 'logreg',
+    args: [],
+    env: { TARGET_COLUMN: 'label' },
+    spot: false,
+    ...template,
+  };
+  const at = '2024-05-01T12:00:00.000Z';
+  const received = newJob(
+    jobIdFor(object.bucket, object.name, object.generation),
+    { kind: 'object', object },
+    at,
+  );
+  const outputUri = `gs://acme-output/${object.name}/`;
+  const logsUri = `${outputUri}logs/attempt-1.log`;
+  const job = transition(received, 'LAUNCHED', at, { target, template: full, outputUri, logsUri });
+  const env = workerEnvironment(job, full, { inputUri: `gs://${object.bucket}/${object.name}`, outputUri });
+  return { job, target, env, args: full.args, logsUri };
+}
+
+async function launchError(launch: Promise<unknown>): Promise<LaunchError> {
+  const err = await launch.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(LaunchError);
+  return err as LaunchError;
+}
+
+const auth = testAuth();
+afterAll(() => closeGoogleClients());
+
+describe('CloudRunJobLauncher with @google-cloud/run', () => {
+  let run: FakeRun;
+  let launcher: CloudRunJobLauncher;
+  beforeAll(async () => {
+    run = await startFakeRun();
+    const settings = { endpoint: run.endpoint, authClient: auth };
+    launcher = new CloudRunJobLauncher({
+      project: 'acme',
+      region: 'europe-west1',
+      job: 'pipeline-worker',
+      client: () => jobsClient(settings),
+    });
+  });
+  afterAll(() => run.close());
+  afterEach(() => run.requests.splice(0));
+
+  it('runs the job with the task as overrides and returns the execution, without waiting for it', async () => {
+    const request = launchRequest('cloud-run-job', { args: ['--max-iter', '50'], timeoutSeconds: 3600 });
+    const { execution } = await launcher.launch(request);
+
+    expect(execution).toBe(run.executions.at(-1));
+    expect(execution).toMatch(
+      /^projects\/acme\/locations\/europe-west1\/jobs\/pipeline-worker\/executions\//,
+    );
+    expect(run.requests).toHaveLength(1); // no polling of the operation
+    const [sent] = run.requests;
+    expect(sent.method).toBe('POST');
+    expect(sent.path).toBe('/v2/projects/acme/locations/europe-west1/jobs/pipeline-worker:run');
+    expect(sent.headers.authorization).toBe('Bearer test-token');
+    const env = Object.keys(request.env)
+      .sort()
+      .map((name) => ({ name, value: request.env[name] }));
+    expect(sent.body).toEqual({
+      overrides: {
+        containerOverrides: [{ env, args: ['--max-iter', '50'] }],
+        taskCount: 1,
+        timeout: '3600s',
+      },
+    });
+    expect(env.map((e) => e.name)).toEqual([
+      'ATTEMPT',
+      'INPUT_GENERATION',
+      'INPUT_URI',
+      'JOB_ID',
+      'OUTPUT_URI',
+      'TARGET_COLUMN',
+      'TASK',
+    ]);
+  });
+
+  it("sends no args and no timeout when the task has none, so the job's own apply", async () => {
+    await launcher.launch(launchRequest('cloud-run-job'));
+    const body = run.requests[0].body as {
+      overrides: Record<string, unknown> & { containerOverrides: object[] };
+    };
+    expect(body.overrides.timeout).toBeUndefined();
+    expect(body.overrides.containerOverrides[0]).not.toHaveProperty('args');
+    expect(body.overrides.containerOverrides[0]).not.toHaveProperty('clearArgs');
+  });
+
+  it('passes a hostile object name byte-exact in the env override', async () => {
+    const request = launchRequest('cloud-run-job', {}, HOSTILE_NAME);
+    await launcher.launch(request);
+    const body = run.requests[0].body as {
+      overrides: { containerOverrides: { env: { name: string; value: string }[] }[] };
+    };
+    const inputUri = body.overrides.containerOverrides[0].env.find((e) => e.name === 'INPUT_URI')?.value;
+    expect(inputUri).toBe(`gs://acme-input/${HOSTILE_NAME}`);
+    expect(
+      Buffer.from(inputUri!, 'utf8').equals(Buffer.from(`gs://acme-input/${HOSTILE_NAME}`, 'utf8')),
+    ).toBe(true);
+    expect(Buffer.byteLength(HOSTILE_NAME)).toBeGreaterThan(1000);
+  });
+
+  it.each([
+    [429, true],
+    [503, true],
+    [400, false],
+    [404, false],
+    [403, false],
+  ])('maps HTTP %i to a LaunchError with retryable %s', async (status, retryable) => {
+    run.failNext(1, googleError(status, `the double says ${status}`));
+    const err = await launchError(launcher.launch(launchRequest('cloud-run-job')));
+    expect(err.retryable).toBe(retryable);
+    expect(err.message).toContain('projects/acme/locations/europe-west1/jobs/pipeline-worker');
+    expect(err.message).toContain(`the double says ${status}`);
+  });
+
+  it('refuses a template with its own image, which a job execution cannot run, without calling the API', async () => {
+    const err = await launchError(
+      launcher.launch(launchRequest('cloud-run-job', { image: 'ghcr.io/acme/other:1' })),
+    );
+    expect(err.retryable).toBe(false);
+    expect(run.requests).toHaveLength(0);
+  });
+});
+
+describe('ComputeEngineLauncher with @google-cloud/compute', () => {
+  let compute: FakeCompute;
+  let settings: ComputeEngineLauncherSettings;
+  let launcher: ComputeEngineLauncher;
+  const startupScript = fs.readFileSync(VM_STARTUP_SCRIPT_PATH, 'utf8');
+  beforeAll(async () => {
+    compute = await startFakeCompute();
+    const clients = { endpoint: compute.endpoint, authClient: auth };
+    settings = {
+      project: 'acme',
+      zone: 'europe-west1-b',
+      image: WORKER_IMAGE,
+      serviceAccount: 'vm-worker@acme.iam.gserviceaccount.com',
+      defaultMachineType: 'e2-standard-4',
+      instances: () => instancesClient(clients),
+      operations: () => zoneOperationsClient(clients),
+    };
+    launcher = new ComputeEngineLauncher(settings);
+  });
+  afterAll(() => compute.close());
+  afterEach(() => {
+    compute.requests.splice(0);
+    compute.instances.clear();
+    compute.pendingWaits = 0;
+  });
+
+  type Sent = {
+    name: string;
+    metadata: { items: { key: string; value: string }[] };
+    [key: string]: unknown;
+  };
+  const inserted = () => compute.requests[0].body as Sent;
+  const item = (body: Sent, key: string) => body.metadata.items.find((i) => i.key === key)?.value;
+
+  it('creates one spot VM with a GPU for the attempt, waits for the insert, and returns the instance', async () => {
+    const request = launchRequest('vm', {
+      spot: true,
+      machineType: 'g2-standard-8',
+      accelerator: { type: 'nvidia-l4', count: 1 },
+      timeoutSeconds: 3600,
+      args: ['--max-iter', '50'],
+    });
+    const { job } = request;
+    const name = `pipeline-${job.id.slice(0, 20)}-a1`;
+    const { execution } = await launcher.launch(request);
+
+    expect(execution).toBe(`zones/europe-west1-b/instances/${name}`);
+    const [insert, wait] = compute.requests;
+    expect(compute.requests).toHaveLength(2);
+    expect(insert.method).toBe('POST');
+    expect(insert.path).toBe('/compute/v1/projects/acme/zones/europe-west1-b/instances');
+    expect(insert.headers.authorization).toBe('Bearer test-token');
+    const body = inserted();
+    expect(body).toMatchObject({
+      name,
+      labels: { pipeline: 'true', 'job-id': job.id, attempt: '1' },
+      machineType: 'zones/europe-west1-b/machineTypes/g2-standard-8',
+      scheduling: {
+        provisioningModel: 'SPOT',
+        automaticRestart: false,
+        onHostMaintenance: 'TERMINATE',
+        instanceTerminationAction: 'DELETE',
+        maxRunDuration: { seconds: '4200' }, // int64 travels as a string
+      },
+      guestAccelerators: [
+        { acceleratorType: 'zones/europe-west1-b/acceleratorTypes/nvidia-l4', acceleratorCount: 1 },
+      ],
+      disks: [
+        {
+          boot: true,
+          autoDelete: true,
+          initializeParams: { sourceImage: 'projects/cos-cloud/global/images/family/cos-stable' },
+        },
+      ],
+      shieldedInstanceConfig: { enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true },
+      networkInterfaces: [{}],
+      serviceAccounts: [
+        {
+          email: 'vm-worker@acme.iam.gserviceaccount.com',
+          scopes: ['https://www.googleapis.com/auth/cloud-platform'],
+        },
+      ],
+    });
+    expect(name.length).toBeLessThanOrEqual(63);
+    expect(name).toMatch(/^[a-z]([-a-z0-9]*[a-z0-9])?$/);
+    expect(body.metadata.items.map((i) => i.key).sort()).toEqual([
+      'google-logging-enabled',
+      'pipeline-agent-image',
+      'pipeline-gpu',
+      'pipeline-task',
+      'startup-script',
+    ]);
+    expect(JSON.parse(item(body, 'pipeline-task')!)).toEqual({
+      jobId: job.id,
+      attempt: 1,
+      image: WORKER_IMAGE,
+      args: ['--max-iter', '50'],
+      env: request.env,
+      outputUri: job.outputUri,
+      logsUri: request.logsUri,
+      timeoutSeconds: 3600,
+    });
+    expect(item(body, 'pipeline-agent-image')).toBe(WORKER_IMAGE);
+    expect(item(body, 'google-logging-enabled')).toBe('true');
+    expect(item(body, 'startup-script')).toBe(startupScript);
+
+    expect(wait.method).toBe('POST');
+    expect(wait.path).toMatch(
+      /^\/compute\/v1\/projects\/acme\/zones\/europe-west1-b\/operations\/operation-[^/]+\/wait$/,
+    );
+    expect(wait.headers.authorization).toBe('Bearer test-token');
+  });
+
+  it('makes a standard VM without GPU or external IP by default, and one with an external IP when asked', async () => {
+    await launcher.launch(launchRequest('vm'));
+    const body = inserted();
+    expect(body.scheduling).toEqual({
+      provisioningModel: 'STANDARD',
+      automaticRestart: false,
+      onHostMaintenance: 'MIGRATE',
+      instanceTerminationAction: 'DELETE',
+      maxRunDuration: { seconds: String(24 * 3600 + 600) },
+    });
+    expect(body.machineType).toBe('zones/europe-west1-b/machineTypes/e2-standard-4');
+    expect(body).not.toHaveProperty('guestAccelerators');
+    expect(body.networkInterfaces).toEqual([{}]);
+    expect(item(body, 'pipeline-gpu')).toBeUndefined();
+
+    compute.requests.splice(0);
+    const exposed = new ComputeEngineLauncher({
+      ...settings,
+      externalIp: true,
+      subnetwork: 'regions/europe-west1/subnetworks/pipeline',
+    });
+    await exposed.launch(launchRequest('vm', {}, 'data/q2.csv'));
+    expect(inserted().networkInterfaces).toEqual([
+      {
+        subnetwork: 'regions/europe-west1/subnetworks/pipeline',
+        accessConfigs: [{ name: 'External NAT', type: 'ONE_TO_ONE_NAT' }],
+      },
+    ]);
+  });
+
+  it('passes a hostile object name byte-exact in the task metadata, never in the start-up script', async () => {
+    const request = launchRequest('vm', {}, HOSTILE_NAME);
+    await launcher.launch(request);
+    const body = inserted();
+    const task = JSON.parse(item(body, 'pipeline-task')!) as {
+      env: Record<string, string>;
+      outputUri: string;
+    };
+    expect(task.env.INPUT_URI).toBe(`gs://acme-input/${HOSTILE_NAME}`);
+    expect(task.outputUri).toBe(`gs://acme-output/${HOSTILE_NAME}/`);
+    expect(item(body, 'startup-script')).toBe(startupScript);
+    expect(startupScript).not.toContain(request.job.id);
+    expect(startupScript).not.toContain('acme');
+  });
+
+  it('treats 409 for its own instance name as a success: an earlier delivery created it', async () => {
+    const request = launchRequest('vm');
+    const first = await launcher.launch(request);
+    const second = await launcher.launch(request);
+    expect(second).toEqual(first);
+    expect(compute.requests.map((r) => r.path.split('/').at(-1))).toEqual(['instances', 'wait', 'instances']);
+    compute.requests.splice(0);
+    compute.failNext(1, computeError(409, 'alreadyExists', 'already exists'));
+    expect(await launcher.launch(launchRequest('vm', {}, 'data/q3.csv'))).toHaveProperty('execution');
+  });
+
+  it('waits again while the insert is still running', async () => {
+    compute.pendingWaits = 2;
+    await launcher.launch(launchRequest('vm'));
+    expect(compute.requests.map((r) => r.path.split('/').at(-1))).toEqual([
+      'instances',
+      'wait',
+      'wait',
+      'wait',
+    ]);
+  });
+
+  it.each([
+    ['429', true, computeError(429, 'rateLimitExceeded', 'Rate Limit Exceeded')],
+    ['503', true, computeError(503, 'backendError', 'Backend Error')],
+    ['403 quota', true, computeError(403, 'quotaExceeded', "Quota 'CPUS' exceeded. Limit: 8.0 in region.")],
+    ['400', false, computeError(400, 'invalid', "Invalid value for field 'resource.machineType'")],
+    ['403 permission', false, computeError(403, 'forbidden', 'Required compute.instances.create permission')],
+  ])(
+    'maps an insert failing with %s to a LaunchError with retryable %s',
+    async (_label, retryable, answer) => {
+      compute.failNext(1, answer);
+      const err = await launchError(launcher.launch(launchRequest('vm')));
+      expect(err.retryable).toBe(retryable);
+      expect(err.message).toContain('zones/europe-west1-b/instances/pipeline-');
+      expect(err.message).toContain((answer.body as { error: { message: string } }).error.message);
+    },
+  );
+
+  it.each([
+    ['ZONE_RESOURCE_POOL_EXHAUSTED', 503, true],
+    ['QUOTA_EXCEEDED', 403, true],
+    ['INVALID_FIELD_VALUE', 400, false],
+  ])(
+    'maps an insert operation ending with %s (HTTP %i) to a LaunchError with retryable %s',
+    async (code, http, retryable) => {
+      compute.failNextOperation([{ code, message: `the zone says ${code}` }], http);
+      const err = await launchError(launcher.launch(launchRequest('vm')));
+      expect(err.retryable).toBe(retryable);
+      expect(err.message).toContain(`${code}: the zone says ${code}`);
+    },
+  );
+});
