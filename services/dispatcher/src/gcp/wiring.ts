@@ -1,0 +1,146 @@
+// The dispatcher on Google Cloud, assembled from its config: Firestore ledger, Cloud Storage, the
+// Cloud Run Jobs and Compute Engine launchers, and OIDC checks on every door. Nothing heavy is loaded
+// here: each Google library is imported on first use, so the service answers /healthz fast after a
+// cold start (Cloud Run scales to zero).
+import type { Firestore } from '@google-cloud/firestore';
+import type { AuthClient } from 'google-auth-library';
+import type { Job, JobPage, JobState, LaunchRequest, Launcher, Ledger } from '@pipeline/core';
+import type { Logger } from 'pino';
+import { buildApp } from '../app.ts';
+import type { CloudConfig } from '../config.ts';
+import { Dispatcher } from '../dispatcher.ts';
+import { loadRoutingConfig } from '../routing-config.ts';
+import { closeGoogleClients, instancesClient, jobsClient, zoneOperationsClient } from './clients.ts';
+import { ComputeEngineLauncher } from './compute-launcher.ts';
+import { GcsBlobStore } from './gcs-blob-store.ts';
+import { googleCertificates, requireGoogleIdentity, type CertificateSource } from './push-auth.ts';
+import { CloudRunJobLauncher } from './run-launcher.ts';
+
+export interface CloudOverrides {
+  /** Credentials for the Run and Compute clients (tests: a fixed token). */
+  authClient?: AuthClient;
+  /** Where OIDC signing keys come from (tests: their own key). */
+  certificates?: CertificateSource;
+  /** A Firestore client (tests: one pointed at the emulator). */
+  firestore?: () => Promise<Firestore>;
+}
+
+export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overrides: CloudOverrides = {}) {
+  const routing = loadRoutingConfig(config.pipelineConfig);
+  const ledger = new LazyLedger(async () => {
+    const firestore =
+      (await overrides.firestore?.()) ??
+      new (await import('@google-cloud/firestore')).Firestore({ projectId: config.project });
+    const { FirestoreLedger } = await import('./firestore-ledger.ts');
+    return new FirestoreLedger({ firestore, collection: config.ledgerCollection });
+  });
+  const run = { endpoint: config.runApiEndpoint, authClient: overrides.authClient };
+  const compute = { endpoint: config.computeApiEndpoint, authClient: overrides.authClient };
+  const vm = new ComputeEngineLauncher({
+    project: config.project,
+    zone: config.zone,
+    image: config.workerImage,
+    serviceAccount: config.workerServiceAccount,
+    defaultMachineType: config.vm.machineType,
+    bootImageFamily: config.vm.imageFamily,
+    network: config.vm.network === 'default' ? undefined : config.vm.network,
+    subnetwork: config.vm.subnetwork,
+    externalIp: config.vm.externalIp,
+    timeoutMarginSeconds: config.vm.timeoutMarginSeconds,
+    instances: () => instancesClient(compute),
+    operations: () => zoneOperationsClient(compute),
+  });
+  const launchers = {
+    'cloud-run-job': new CloudRunJobLauncher({
+      project: config.project,
+      region: config.region,
+      job: config.workerJob,
+      image: config.workerImage,
+      client: () => jobsClient(run),
+    }),
+    vm: config.vm.spot ? alwaysSpot(vm) : vm,
+  };
+  const dispatcher = new Dispatcher({
+    ledger,
+    blobs: new GcsBlobStore(),
+    launchers,
+    routing,
+    outputBucket: config.outputBucket,
+    logger,
+    leaseMs: config.leaseMs,
+  });
+  let auth;
+  if (config.pushAuth.enabled) {
+    const certificates = overrides.certificates ?? googleCertificates();
+    const { audience, pushServiceAccount, jobCallers } = config.pushAuth;
+    auth = {
+      push: requireGoogleIdentity(
+        { name: 'push', audience, allowedEmails: [pushServiceAccount], certificates },
+        logger,
+      ),
+      api: requireGoogleIdentity(
+        { name: 'jobs API', audience, allowedEmails: jobCallers, certificates },
+        logger,
+      ),
+    };
+  } else {
+    logger.warn('PUSH_AUTH=off: requests are not authenticated (emulators and tests only)');
+  }
+  const app = buildApp({ dispatcher, ledger, logger, auth });
+  return {
+    app,
+    dispatcher,
+    ledger,
+    async close() {
+      await closeGoogleClients();
+    },
+  };
+}
+
+/** VM_SPOT=true: every VM is spot, whatever its rule says. */
+function alwaysSpot(launcher: Launcher): Launcher {
+  return {
+    launch(request: LaunchRequest) {
+      const template = request.job.template;
+      return launcher.launch(
+        template === undefined
+          ? request
+          : { ...request, job: { ...request.job, template: { ...template, spot: true } } },
+      );
+    },
+  };
+}
+
+/** A Ledger whose adapter (and its client library) is created by the first call. */
+class LazyLedger implements Ledger {
+  private ledger: Promise<Ledger> | undefined;
+  private readonly create: () => Promise<Ledger>;
+
+  constructor(create: () => Promise<Ledger>) {
+    this.create = create;
+  }
+
+  private get real(): Promise<Ledger> {
+    this.ledger ??= this.create().catch((err: unknown) => {
+      this.ledger = undefined; // try again next time
+      throw err;
+    });
+    return this.ledger;
+  }
+
+  async claim(job: Job, leaseMs: number) {
+    return (await this.real).claim(job, leaseMs);
+  }
+  async update(next: Job) {
+    return (await this.real).update(next);
+  }
+  async release(job: Job) {
+    return (await this.real).release(job);
+  }
+  async get(id: string) {
+    return (await this.real).get(id);
+  }
+  async list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage> {
+    return (await this.real).list(query);
+  }
+}
