@@ -33,4 +33,5 @@ process.once('SIGTERM', () => {
     await close();
     logger.flush();
   });
+  server.closeIdleConnections();
 });

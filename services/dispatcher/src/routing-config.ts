@@ -2,7 +2,7 @@
 // names the file, the rule and the field.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { parseRoutingConfig, type RoutingConfig } from '@pipeline/core';
 
 export class RoutingFileError extends Error {
@@ -10,6 +10,12 @@ export class RoutingFileError extends Error {
     super(message, options);
     this.name = 'RoutingFileError';
   }
+}
+
+/** The YAML parser, loaded only for a YAML config: a JSON config should not pay for it at start-up. */
+function parseYaml(text: string): unknown {
+  const { parse } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return parse(text);
 }
 
 export function loadRoutingConfig(file: string): RoutingConfig {
