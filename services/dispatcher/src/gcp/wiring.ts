@@ -47,6 +47,9 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     subnetwork: config.vm.subnetwork,
     externalIp: config.vm.externalIp,
     timeoutMarginSeconds: config.vm.timeoutMarginSeconds,
+    // One wait (up to about 2 minutes) keeps the push answer inside its ack deadline; an insert still
+    // running then is retried on the redelivery, which finds the instance (409) and is done.
+    maxOperationWaits: 1,
     instances: () => instancesClient(compute),
     operations: () => zoneOperationsClient(compute),
   });
