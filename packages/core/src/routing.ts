@@ -58,7 +58,11 @@ function launch(rule: Rule, target: Target, declared: Resources, matched: string
   if (job.image !== undefined) {
     // A Cloud Run job execution can override env, args and timeout, but not the image: the pipeline's
     // Cloud Run job runs the worker image, so a task with its own image needs a VM.
-    return onVm(rule.name, job, `${matched} and chose cloud-run-job, but its image ${job.image} can only run on a VM`);
+    return onVm(
+      rule.name,
+      job,
+      `${matched} and chose cloud-run-job, but its image ${job.image} can only run on a VM`,
+    );
   }
   const breaches = cloudRunLimitBreaches(job);
   if (breaches.length > 0) {
