@@ -2,8 +2,11 @@
 // InstancesClient and ZoneOperationsClient: `POST /compute/v1/projects/P/zones/Z/instances` creates
 // an instance (by name: a second insert of the same name answers 409 alreadyExists, as Compute does)
 // and answers a zonal Operation RUNNING; `POST .../zones/Z/operations/OP/wait` answers it, DONE unless
-// told otherwise. Errors are shaped as Compute shapes them: `{ error: { code, message, errors: [{
-// domain, reason, message }] } }`, without `status`, so gax maps them from the HTTP status alone.
+// told otherwise. `GET .../zones/Z/instances` lists the zone's instances (with `filter` terms like
+// `labels.pipeline = "true"`, and paging by `maxResults`/`pageToken`); `DELETE .../instances/NAME`
+// removes one and answers a delete Operation RUNNING, or 404 when there is none. Errors are shaped as
+// Compute shapes them: `{ error: { code, message, errors: [{ domain, reason, message }] } }`, without
+// `status`, so gax maps them from the HTTP status alone.
 import { randomBytes } from 'node:crypto';
 import { startRecordingServer, type ApiAnswer, type RecordingServer } from './fake-run.ts';
 
@@ -13,8 +16,15 @@ export interface OperationError {
 }
 
 export type FakeCompute = RecordingServer & {
-  /** The instance resources inserted, by name. */
+  /**
+   * The instances, by name: those inserted, with the `zone`, `status` and `creationTimestamp` Compute
+   * adds, and any a test puts here (one without `zone` is in every zone).
+   */
   instances: Map<string, Record<string, unknown>>;
+  /** The names of the instances deleted, in order. */
+  deleted: string[];
+  /** List every instance of the zone whatever the filter says (to test a caller's own check). */
+  ignoreFilter: boolean;
   /** The next insert's operation ends DONE with these errors (its instance is then not created). */
   failNextOperation(errors: OperationError[], httpErrorStatusCode?: number): void;
   /** How many wait calls answer the operation still RUNNING before DONE; default 0. */
@@ -36,13 +46,31 @@ interface StoredOperation {
 }
 
 const INSERT = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances$/;
+const INSTANCE = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/]+)$/;
 const WAIT = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/operations\/([^/]+)\/wait$/;
 const BASE = 'https://www.googleapis.com/compute/v1';
 
 export async function startFakeCompute(): Promise<FakeCompute> {
   const instances = new Map<string, Record<string, unknown>>();
   const operations = new Map<string, StoredOperation>();
+  const deleted: string[] = [];
   let nextOutcome: StoredOperation['outcome'];
+
+  function newOperation(project: string, zone: string, type: string, name: string) {
+    const id = randomBytes(8).readBigUInt64BE().toString();
+    return {
+      kind: 'compute#operation',
+      id,
+      name: `operation-${Date.now()}-${randomBytes(6).toString('hex')}`,
+      zone: `${BASE}/projects/${project}/zones/${zone}`,
+      operationType: type,
+      targetLink: `${BASE}/projects/${project}/zones/${zone}/instances/${name}`,
+      status: 'RUNNING',
+      progress: 0,
+      insertTime: new Date().toISOString(),
+      selfLink: `${BASE}/projects/${project}/zones/${zone}/operations/${id}`,
+    };
+  }
 
   function insert(project: string, zone: string, resource: Record<string, unknown>): ApiAnswer {
     const name = String(resource.name);
@@ -55,20 +83,15 @@ export async function startFakeCompute(): Promise<FakeCompute> {
     }
     const outcome = nextOutcome;
     nextOutcome = undefined;
-    if (outcome === undefined) instances.set(name, resource);
-    const id = randomBytes(8).readBigUInt64BE().toString();
-    const operation = {
-      kind: 'compute#operation',
-      id,
-      name: `operation-${Date.now()}-${randomBytes(6).toString('hex')}`,
-      zone: `${BASE}/projects/${project}/zones/${zone}`,
-      operationType: 'insert',
-      targetLink: `${BASE}/projects/${project}/zones/${zone}/instances/${name}`,
-      status: 'RUNNING',
-      progress: 0,
-      insertTime: new Date().toISOString(),
-      selfLink: `${BASE}/projects/${project}/zones/${zone}/operations/${id}`,
-    };
+    if (outcome === undefined) {
+      instances.set(name, {
+        ...resource,
+        zone: `${BASE}/projects/${project}/zones/${zone}`,
+        status: 'RUNNING',
+        creationTimestamp: new Date().toISOString(),
+      });
+    }
+    const operation = newOperation(project, zone, 'insert', name);
     operations.set(operation.name, { body: operation, waits: 0, outcome });
     return { status: 200, body: operation };
   }
@@ -87,21 +110,85 @@ export async function startFakeCompute(): Promise<FakeCompute> {
     return { status: 200, body: done };
   }
 
-  const server = await startRecordingServer(({ method, path, body }) => {
+  /** The zone's instances that pass the filter, a page at a time (the page token is an offset). */
+  function list(zone: string, query: URLSearchParams): ApiAnswer {
+    const filter = query.get('filter') ?? '';
+    const matches = labelFilter(filter);
+    if (matches === undefined)
+      return computeError(400, 'invalid', `Invalid value for field 'filter': '${filter}'`);
+    const all = [...instances.values()].filter(
+      (resource) =>
+        (resource.zone === undefined || String(resource.zone).split('/').at(-1) === zone) &&
+        (fake.ignoreFilter || matches((resource.labels ?? {}) as Record<string, string>)),
+    );
+    const start = Number(query.get('pageToken') ?? '0');
+    const size = Number(query.get('maxResults') ?? '500');
+    const items = all.slice(start, start + size);
+    const next = start + size < all.length ? { nextPageToken: String(start + size) } : {};
+    return { status: 200, body: { kind: 'compute#instanceList', items, ...next } };
+  }
+
+  function remove(project: string, zone: string, name: string): ApiAnswer {
+    if (!instances.delete(name)) {
+      return computeError(
+        404,
+        'notFound',
+        `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`,
+      );
+    }
+    deleted.push(name);
+    const operation = newOperation(project, zone, 'delete', name);
+    operations.set(operation.name, { body: operation, waits: 0 });
+    return { status: 200, body: operation };
+  }
+
+  const server = await startRecordingServer(({ method, path, query, body }) => {
     const inserting = INSERT.exec(path);
     if (method === 'POST' && inserting !== null) {
       return insert(inserting[1], inserting[2], (body ?? {}) as Record<string, unknown>);
     }
+    if (method === 'GET' && inserting !== null) return list(inserting[2], query);
+    const instance = INSTANCE.exec(path);
+    if (method === 'DELETE' && instance !== null) return remove(instance[1], instance[2], instance[3]);
     const waiting = WAIT.exec(path);
     if (method === 'POST' && waiting !== null) return wait(waiting[3]);
     return computeError(404, 'notFound', `no route ${method} ${path}`);
   });
   const fake: FakeCompute = Object.assign(server, {
     instances,
+    deleted,
+    ignoreFilter: false,
     pendingWaits: 0,
     failNextOperation(errors: OperationError[], httpErrorStatusCode?: number) {
       nextOutcome = { errors, httpErrorStatusCode };
     },
   });
   return fake;
+}
+
+// Compute's filter syntax on labels, enough for the tests: terms `labels.KEY = "VALUE"` (quotes
+// optional), `labels.KEY != VALUE` or `labels.KEY:*` (has the label); one term alone, or several,
+// each in parentheses, which must all hold.
+const LABEL_TERM = /^\s*labels\.([a-z0-9_-]+)\s*(?:(=|!=)\s*(?:"([^"]*)"|([a-z0-9_-]*))|:\s*(\*))\s*$/;
+
+/** A predicate on labels for the filter, or undefined when the double does not know the syntax. */
+function labelFilter(filter: string): ((labels: Record<string, string>) => boolean) | undefined {
+  let terms = [filter];
+  if (filter.trim() === '') terms = [];
+  else if (filter.includes('(')) {
+    const between = filter.replace(/\(([^()]*)\)/g, ' ').replace(/\bAND\b/g, ' ');
+    if (between.trim() !== '') return undefined;
+    terms = [...filter.matchAll(/\(([^()]*)\)/g)].map((group) => group[1]);
+  }
+  const tests: ((labels: Record<string, string>) => boolean)[] = [];
+  for (const term of terms) {
+    const match = LABEL_TERM.exec(term);
+    if (match === null) return undefined;
+    const [, key, operator, quoted, bare, has] = match;
+    const value = quoted ?? bare ?? '';
+    if (has !== undefined) tests.push((labels) => labels[key] !== undefined);
+    else if (operator === '=') tests.push((labels) => labels[key] === value);
+    else tests.push((labels) => labels[key] !== value);
+  }
+  return (labels) => tests.every((test) => test(labels));
 }

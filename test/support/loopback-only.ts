@@ -3,7 +3,8 @@
 // Loaded by vitest (setupFiles) and, with `--import`, by every child process a test starts.
 import net from 'node:net';
 
-process.env.METADATA_SERVER_DETECTION = 'none';
+// A test that runs a fake metadata server on loopback (GCE_METADATA_HOST) may ask for detection.
+process.env.METADATA_SERVER_DETECTION ??= 'none';
 
 const LOOPBACK_NAMES = new Set(['localhost', '::1', '[::1]', '0:0:0:0:0:0:0:1', '']);
 

@@ -4,13 +4,23 @@
 import { parseWorkerConfig, USAGE } from './config.ts';
 import { UsageError, WorkerError } from './errors.ts';
 import { runLogreg } from './logreg/run.ts';
-import { parseAgentTask, taskEnvironment } from './agent.ts';
+import { parseAgentTask, taskEnvironment } from './agent/local-task.ts';
+import { runAgentOnVm } from './agent/vm-agent.ts';
+import { gcpAgentPorts } from './agent/gcp-ports.ts';
 
 function log(message: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ severity: 'INFO', message, ...fields })}\n`);
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv[0] === 'agent' && env.PIPELINE_TASK === undefined) {
+    // On a VM: the task comes from metadata, and the agent reports and deletes the VM itself.
+    const completion = await runAgentOnVm(gcpAgentPorts(log));
+    log('agent done', { ...completion });
+    // A metadata long-poll may still be open; nothing else is left to do.
+    setTimeout(() => process.exit(completion.exitCode === 0 ? 0 : 1), 100).unref();
+    return completion.exitCode === 0 ? 0 : 1;
+  }
   if (argv[0] === 'agent') {
     let task;
     try {

@@ -8,3 +8,4 @@ export * from './routing.ts';
 export * from './units.ts';
 export * from './glob.ts';
 export * from './worker-env.ts';
+export * from './reaping.ts';

@@ -5,6 +5,7 @@
 //   GET  /jobs          newest first; ?state=FAILED&limit=50&pageToken=...
 //   GET  /jobs/:id      one job, with its route, reason and history
 //   GET  /healthz       liveness
+//   POST /reap          delete the pipeline VMs that outlived their work (Cloud Scheduler)
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { isJobId, JOB_STATES, parsePush, type JobState, type Ledger } from '@pipeline/core';
 import type { Logger } from 'pino';
@@ -17,13 +18,15 @@ export interface AppPorts {
   logger: Logger;
   /** Who may call: `push` guards POST /pubsub/push, `api` the /jobs routes. None in local mode (loopback only). */
   auth?: { push: RequestHandler; api: RequestHandler };
+  /** Deletes VMs that outlived their work (gcp/reaper.ts); none in local mode, which makes no VMs. */
+  reaper?: { reap(): Promise<unknown> };
 }
 
 const open: RequestHandler = (_req, _res, next) => next();
 
 const MAX_PAGE = 200;
 
-export function buildApp({ dispatcher, ledger, logger, auth }: AppPorts): express.Express {
+export function buildApp({ dispatcher, ledger, logger, auth, reaper }: AppPorts): express.Express {
   const app = express();
   const push = auth?.push ?? open;
   const api = auth?.api ?? open;
@@ -97,6 +100,14 @@ export function buildApp({ dispatcher, ledger, logger, auth }: AppPorts): expres
     const job = isJobId(id) ? await ledger.get(id) : undefined;
     if (job === undefined) throw new RequestError('NOT_FOUND', `no job ${id}`);
     res.json(job);
+  });
+
+  app.post('/reap', api, async (_req, res) => {
+    if (reaper === undefined) {
+      res.status(404).json({ error: 'no reaper in this mode' });
+      return;
+    }
+    res.json(await reaper.reap());
   });
 
   app.use((_req, res) => {

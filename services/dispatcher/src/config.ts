@@ -24,6 +24,7 @@ export interface CloudConfig {
   vm: {
     machineType: string;
     imageFamily: string;
+    imageProject: string;
     network: string;
     subnetwork?: string;
     externalIp: boolean;
@@ -126,6 +127,12 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
         'e2-standard-2',
       ),
       imageFamily: matching('VM_IMAGE_FAMILY', NAME, 'a Container-Optimized OS image family', 'cos-stable'),
+      imageProject: matching(
+        'VM_IMAGE_PROJECT',
+        /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/,
+        'a project id',
+        'cos-cloud',
+      ),
       network: text('VM_NETWORK', 'default'),
       subnetwork: optional('VM_SUBNETWORK'),
       externalIp: flag('VM_EXTERNAL_IP', false),

@@ -29,6 +29,7 @@ describe('parseConfig', () => {
       vm: {
         machineType: 'e2-standard-2',
         imageFamily: 'cos-stable',
+        imageProject: 'cos-cloud',
         network: 'default',
         externalIp: false,
         spot: false,

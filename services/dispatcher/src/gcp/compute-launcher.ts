@@ -41,8 +41,10 @@ export interface ComputeEngineLauncherSettings {
   serviceAccount: string;
   /** A machine type for templates that name none, like e2-standard-4. */
   defaultMachineType: string;
-  /** The boot image family in project cos-cloud; default cos-stable. */
+  /** The boot image family; default cos-stable. */
   bootImageFamily?: string;
+  /** The project of that family: cos-cloud (default), or yours for an image baked by scripts/bake-vm-image.sh. */
+  bootImageProject?: string;
   bootDiskSizeGb?: number;
   /** Partial URLs (global/networks/N, regions/R/subnetworks/S); absent: the default network. */
   network?: string;
@@ -59,6 +61,8 @@ export interface ComputeEngineLauncherSettings {
   startupScript?: string;
   /** How many times to wait on the insert operation (about 2 min each) before giving up; default 5. */
   maxOperationWaits?: number;
+  /** The topic the agent publishes its completion event to (COMPLETIONS_TOPIC). */
+  completionsTopic?: string;
   instances: () => Promise<Pick<InstancesClient, 'insert'>>;
   operations: () => Promise<Pick<ZoneOperationsClient, 'wait'>>;
 }
@@ -155,6 +159,12 @@ export class ComputeEngineLauncher implements Launcher {
     };
     const metadata: Record<string, string> = {
       'pipeline-task': JSON.stringify(task),
+      // Plain values beside the task, so the agent can report even a task it cannot read.
+      'pipeline-job-id': job.id,
+      'pipeline-attempt': String(job.attempt),
+      ...(this.settings.completionsTopic === undefined
+        ? {}
+        : { 'pipeline-completions-topic': this.settings.completionsTopic }),
       'pipeline-agent-image': this.settings.image,
       'startup-script': this.startupScript,
       'google-logging-enabled': 'true',
@@ -194,7 +204,7 @@ export class ComputeEngineLauncher implements Launcher {
           boot: true,
           autoDelete: true,
           initializeParams: {
-            sourceImage: `projects/${COS_PROJECT}/global/images/family/${family}`,
+            sourceImage: `projects/${this.settings.bootImageProject ?? COS_PROJECT}/global/images/family/${family}`,
             ...(this.settings.bootDiskSizeGb === undefined
               ? {}
               : { diskSizeGb: this.settings.bootDiskSizeGb }),

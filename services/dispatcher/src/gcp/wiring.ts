@@ -12,6 +12,7 @@ import { Dispatcher } from '../dispatcher.ts';
 import { loadRoutingConfig } from '../routing-config.ts';
 import { closeGoogleClients, instancesClient, jobsClient, zoneOperationsClient } from './clients.ts';
 import { ComputeEngineLauncher } from './compute-launcher.ts';
+import { ComputeReaper } from './reaper.ts';
 import { GcsBlobStore } from './gcs-blob-store.ts';
 import { googleCertificates, requireGoogleIdentity, type CertificateSource } from './push-auth.ts';
 import { CloudRunJobLauncher } from './run-launcher.ts';
@@ -43,6 +44,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     serviceAccount: config.workerServiceAccount,
     defaultMachineType: config.vm.machineType,
     bootImageFamily: config.vm.imageFamily,
+    bootImageProject: config.vm.imageProject,
     network: config.vm.network === 'default' ? undefined : config.vm.network,
     subnetwork: config.vm.subnetwork,
     externalIp: config.vm.externalIp,
@@ -50,6 +52,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     // One wait (up to about 2 minutes) keeps the push answer inside its ack deadline; an insert still
     // running then is retried on the redelivery, which finds the instance (409) and is done.
     maxOperationWaits: 1,
+    completionsTopic: config.completionsTopic,
     instances: () => instancesClient(compute),
     operations: () => zoneOperationsClient(compute),
   });
@@ -89,7 +92,16 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
   } else {
     logger.warn('PUSH_AUTH=off: requests are not authenticated (emulators and tests only)');
   }
-  const app = buildApp({ dispatcher, ledger, logger, auth });
+  // The same project, zone, label and margin as the launcher's VMs.
+  const reaper = new ComputeReaper({
+    project: config.project,
+    zone: config.zone,
+    marginSeconds: config.vm.timeoutMarginSeconds,
+    instances: () => instancesClient(compute),
+    ledger,
+    logger,
+  });
+  const app = buildApp({ dispatcher, ledger, logger, auth, reaper });
   return {
     app,
     dispatcher,

@@ -267,10 +267,14 @@ describe('ComputeEngineLauncher with @google-cloud/compute', () => {
     expect(body.metadata.items.map((i) => i.key).sort()).toEqual([
       'google-logging-enabled',
       'pipeline-agent-image',
+      'pipeline-attempt',
       'pipeline-gpu',
+      'pipeline-job-id',
       'pipeline-task',
       'startup-script',
     ]);
+    expect(item(body, 'pipeline-job-id')).toBe(job.id);
+    expect(item(body, 'pipeline-attempt')).toBe('1');
     expect(JSON.parse(item(body, 'pipeline-task')!)).toEqual({
       jobId: job.id,
       attempt: 1,

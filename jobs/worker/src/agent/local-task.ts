@@ -2,7 +2,7 @@
 // metadata key `pipeline-task` and run the task's container; in local mode (PIPELINE_TASK set by the
 // local dispatcher) it runs the worker itself with the task's arguments and environment, which are
 // data handed over as JSON, never a command line for a shell.
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 
 export interface AgentTask {
   jobId: string;

@@ -1,0 +1,183 @@
+// Runs the task's container through the Docker Engine API (dockerode on the mounted socket), never through
+// a shell: the task's args and env are data, handed to the daemon as JSON. Pull, create, attach (before
+// start, so no output is lost), start, wait, remove. Preemption or a timeout aborts the signal: the
+// container is killed and the run still resolves with its exit code (137 for SIGKILL).
+import { Writable } from 'node:stream';
+import type Dockerode from 'dockerode';
+
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  serveraddress: string;
+}
+
+export interface ContainerSpec {
+  image: string;
+  args: string[];
+  env: Record<string, string>;
+  binds: string[];
+  registryAuth?: RegistryAuth;
+  labels?: Record<string, string>;
+}
+
+export type OutputStream = 'stdout' | 'stderr';
+export type OutputSink = (stream: OutputStream, chunk: Buffer) => void;
+
+/** The daemon refused or failed the pull: the image is missing, access is denied, a layer broke. */
+export class ImagePullError extends Error {
+  readonly image: string;
+  constructor(image: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ImagePullError';
+    this.image = image;
+  }
+}
+
+// After the container exits, the daemon closes the attach stream once the last output is copied; this
+// bounds how long to wait for that, so a stuck stream cannot hold the exit code back.
+const OUTPUT_DRAIN_GRACE_MS = 10_000;
+
+/**
+ * The credentials for pulling `image`, for Google's registries only (Artifact Registry, Container
+ * Registry): the VM's access token must never be sent to any other registry. Docker Hub public images
+ * need none.
+ */
+export function registryAuthFor(image: string, accessToken: string): RegistryAuth | undefined {
+  const host = registryHost(image)?.toLowerCase();
+  if (host === undefined) return undefined;
+  const google = host.endsWith('-docker.pkg.dev') || host === 'gcr.io' || host.endsWith('.gcr.io');
+  if (!google) return undefined;
+  return { username: 'oauth2accesstoken', password: accessToken, serveraddress: `https://${host}` };
+}
+
+/** Docker's rule: the first path component names a registry when it has a dot or a port, or is localhost. */
+function registryHost(image: string): string | undefined {
+  const slash = image.indexOf('/');
+  if (slash < 0) return undefined;
+  const first = image.slice(0, slash);
+  return first.includes('.') || first.includes(':') || first === 'localhost' ? first : undefined;
+}
+
+export async function runContainer(
+  docker: Dockerode,
+  spec: ContainerSpec,
+  output: OutputSink,
+  signal?: AbortSignal,
+): Promise<{ exitCode: number }> {
+  signal?.throwIfAborted();
+  await pullImage(docker, spec.image, spec.registryAuth);
+  signal?.throwIfAborted();
+  const container = await docker.createContainer({
+    Image: spec.image,
+    // Without Cmd the image's own CMD applies: a task with no args runs the image as built.
+    ...(spec.args.length > 0 ? { Cmd: spec.args } : {}),
+    Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
+    Labels: spec.labels ?? {},
+    Tty: false, // keeps stdout and stderr apart, in multiplexed frames
+    AttachStdout: true,
+    AttachStderr: true,
+    HostConfig: { Binds: spec.binds },
+  });
+  let attached: NodeJS.ReadableStream | undefined;
+  try {
+    attached = await container.attach({ stream: true, stdout: true, stderr: true });
+    const drained = demultiplex(docker, attached, output);
+    signal?.throwIfAborted();
+    await container.start();
+    // Listening only once started: a kill sent before start would be refused and the run would go on.
+    const kill = () => void container.kill().catch(() => undefined); // it may have exited already
+    signal?.addEventListener('abort', kill, { once: true });
+    try {
+      if (signal?.aborted) kill();
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      await outputDrained(drained);
+      return { exitCode: StatusCode };
+    } finally {
+      signal?.removeEventListener('abort', kill);
+    }
+  } finally {
+    destroy(attached);
+    // Best effort: a container left behind is cleaned up with the VM, and must not hide the result.
+    await container.remove({ force: true }).catch(() => undefined);
+  }
+}
+
+interface PullEvent {
+  status?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+}
+
+async function pullImage(docker: Dockerode, image: string, auth: RegistryAuth | undefined): Promise<void> {
+  let progress: NodeJS.ReadableStream;
+  try {
+    progress = await docker.pull(image, auth === undefined ? {} : { authconfig: auth });
+  } catch (error) {
+    // An HTTP answer from the daemon (denied, not found) is a pull failure; a socket error is not.
+    if (typeof (error as { statusCode?: unknown }).statusCode !== 'number') throw error;
+    throw new ImagePullError(image, daemonMessage(error as Error), { cause: error });
+  }
+  // Read the progress lines ourselves: modem.followProgress reports a stream that carries an error line
+  // as a success, and throws from inside its data handler on a line that is not JSON.
+  let pending = '';
+  for await (const chunk of progress) {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const event = parseEvent(line);
+      if (event?.error !== undefined || event?.errorDetail !== undefined) {
+        throw new ImagePullError(image, event.errorDetail?.message ?? event.error ?? 'pull failed');
+      }
+    }
+  }
+}
+
+function parseEvent(line: string): PullEvent | undefined {
+  try {
+    return JSON.parse(line) as PullEvent;
+  } catch {
+    return undefined; // blank or partial lines carry no verdict
+  }
+}
+
+/** docker-modem wraps the daemon's JSON `message` as "(HTTP code 404) unexpected - <message> ". */
+function daemonMessage(error: Error): string {
+  const match = /^\(HTTP code \d+\) [^-]*- ([\s\S]*?) ?$/.exec(error.message);
+  return match?.[1] ?? error.message;
+}
+
+/** Splits the multiplexed attach stream; resolves when the daemon closes it. */
+function demultiplex(docker: Dockerode, attached: NodeJS.ReadableStream, output: OutputSink): Promise<void> {
+  const sink = (stream: OutputStream) =>
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        output(stream, chunk);
+        done();
+      },
+    });
+  const drained = new Promise<void>((resolve, reject) => {
+    attached.once('end', resolve);
+    attached.once('close', resolve);
+    attached.once('error', reject);
+  });
+  // Handled here too, so a stream error while start or wait is pending is not an unhandled rejection;
+  // the caller still sees it when it awaits the returned promise.
+  drained.catch(() => undefined);
+  docker.modem.demuxStream(attached, sink('stdout'), sink('stderr'));
+  return drained;
+}
+
+async function outputDrained(drained: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, OUTPUT_DRAIN_GRACE_MS)));
+  try {
+    await Promise.race([drained, grace]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function destroy(stream: NodeJS.ReadableStream | undefined): void {
+  if (stream !== undefined && 'destroy' in stream && typeof stream.destroy === 'function') stream.destroy();
+}

@@ -1,0 +1,202 @@
+// The agent's container runner: dockerode talking to a loopback fake of the Docker Engine API on a unix
+// socket (there is no Docker engine in the tests), scripted per image.
+import Dockerode from 'dockerode';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startFakeDocker, type FakeDocker } from '../../../../test/support/fake-docker.ts';
+import {
+  ImagePullError,
+  registryAuthFor,
+  runContainer,
+  type ContainerSpec,
+  type OutputStream,
+} from '../../src/agent/docker.ts';
+
+const AR_IMAGE = 'us-docker.pkg.dev/my-project/jobs/worker:1.2.3';
+
+let fake: FakeDocker;
+let docker: Dockerode;
+beforeEach(async () => {
+  fake = await startFakeDocker();
+  docker = new Dockerode({ socketPath: fake.socketPath });
+});
+afterEach(async () => {
+  await fake.close();
+});
+
+function spec(overrides: Partial<ContainerSpec> = {}): ContainerSpec {
+  return { image: 'busybox', args: ['run'], env: {}, binds: [], ...overrides };
+}
+
+/** Runs the container and keeps what it wrote, per stream and in arrival order. */
+async function run(containerSpec: ContainerSpec, signal?: AbortSignal) {
+  const chunks: { stream: OutputStream; text: string }[] = [];
+  const result = await runContainer(
+    docker,
+    containerSpec,
+    (stream, chunk) => chunks.push({ stream, text: chunk.toString('utf8') }),
+    signal,
+  );
+  const text = (stream: OutputStream) =>
+    chunks
+      .filter((c) => c.stream === stream)
+      .map((c) => c.text)
+      .join('');
+  return { ...result, chunks, stdout: text('stdout'), stderr: text('stderr') };
+}
+
+const creates = () => fake.requests.filter((r) => r.method === 'POST' && r.path === '/containers/create');
+const createBody = () => creates()[0].body as Record<string, unknown>;
+const pulls = () => fake.requests.filter((r) => r.path === '/images/create');
+
+describe('runContainer', () => {
+  it('pulls, runs and captures the output in order, per stream, then removes the container', async () => {
+    fake.script('busybox', {
+      output: [
+        { stream: 'stdout', data: 'line 1\n' },
+        { stream: 'stderr', data: 'warning: é\n', delayMs: 5 },
+        { stream: 'stdout', data: 'line 2\n', delayMs: 5 },
+        { stream: 'stdout', data: Buffer.alloc(100_000, 'x'), delayMs: 5 },
+      ],
+    });
+    const result = await run(
+      spec({ binds: ['/mnt/disks/scratch:/scratch'], labels: { 'pipeline-job': 'job-1' } }),
+    );
+
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toBe(`line 1\nline 2\n${'x'.repeat(100_000)}`);
+    expect(result.stderr).toBe('warning: é\n');
+    expect(result.chunks.slice(0, 3).map((c) => c.stream)).toEqual(['stdout', 'stderr', 'stdout']);
+    expect(fake.pulled).toEqual(['busybox:latest']);
+    expect(createBody()).toMatchObject({
+      Image: 'busybox',
+      Cmd: ['run'],
+      Tty: false,
+      Labels: { 'pipeline-job': 'job-1' },
+      HostConfig: { Binds: ['/mnt/disks/scratch:/scratch'] },
+    });
+    const [id, container] = [...fake.containers][0];
+    expect(container).toMatchObject({ started: true, removed: true, exitCode: 0 });
+    // Attached before start, so nothing written at start-up can be missed.
+    const order = fake.requests.map((r) => `${r.method} ${r.path}`);
+    expect(order.indexOf(`POST /containers/${id}/attach`)).toBeLessThan(
+      order.indexOf(`POST /containers/${id}/start`),
+    );
+    expect(order.at(-1)).toBe(`DELETE /containers/${id}`);
+  });
+
+  it('reports a failing exit code', async () => {
+    fake.script('busybox', { output: [{ stream: 'stderr', data: 'boom\n' }], exitCode: 1 });
+    const result = await run(spec());
+    expect(result).toMatchObject({ exitCode: 1, stderr: 'boom\n' });
+    expect([...fake.containers.values()][0].removed).toBe(true);
+  });
+
+  it('kills the container when the signal aborts and resolves with 137', async () => {
+    fake.script('busybox', { output: [{ stream: 'stdout', data: 'working\n' }], hangUntilKilled: true });
+    const controller = new AbortController();
+    const running = run(spec(), controller.signal);
+    await expect.poll(() => [...fake.containers.values()][0]?.started).toBe(true);
+    controller.abort(new Error('preempted'));
+
+    const result = await running;
+    expect(result).toMatchObject({ exitCode: 137, stdout: 'working\n' });
+    const [id, container] = [...fake.containers][0];
+    expect(container).toMatchObject({ killedWith: 'SIGKILL', removed: true });
+    expect(fake.requests.some((r) => r.path === `/containers/${id}/kill`)).toBe(true);
+  });
+
+  it('starts nothing when the signal has already aborted', async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('preempted'));
+    await expect(run(spec(), controller.signal)).rejects.toThrow('preempted');
+    expect(fake.containers.size).toBe(0);
+  });
+
+  it.each(['http', 'stream'] as const)(
+    'throws ImagePullError with the daemon message when the pull is denied (%s) and creates nothing',
+    async (via) => {
+      fake.script('private/thing:v1', { denyPull: { via } });
+      const error = await runContainer(docker, spec({ image: 'private/thing:v1' }), () => {}).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ImagePullError);
+      expect((error as ImagePullError).message).toBe(
+        "pull access denied for private/thing, repository does not exist or may require 'docker login': " +
+          'denied: requested access to the resource is denied',
+      );
+      expect((error as ImagePullError).image).toBe('private/thing:v1');
+      expect(creates()).toHaveLength(0);
+      expect(fake.containers.size).toBe(0);
+    },
+  );
+
+  it('hands the env over byte-exact: quotes, command substitution, newlines, non-ASCII', async () => {
+    const env = {
+      TRICKY: `'"$(touch /tmp/x)\`id\` ; rm -rf /`,
+      MULTILINE: 'first\nsecond\r\nthird',
+      UNICODE: 'héllo wörld ✓ 日本語 🚀',
+      EMPTY: '',
+      WITH_EQUALS: 'a=b=c',
+    };
+    await run(spec({ env }));
+    expect(createBody().Env).toEqual([
+      `TRICKY='"$(touch /tmp/x)\`id\` ; rm -rf /`,
+      'MULTILINE=first\nsecond\r\nthird',
+      'UNICODE=héllo wörld ✓ 日本語 🚀',
+      'EMPTY=',
+      'WITH_EQUALS=a=b=c',
+    ]);
+  });
+
+  it('leaves Cmd out when there are no args, so the image CMD applies', async () => {
+    await run(spec({ args: [] }));
+    expect(createBody()).not.toHaveProperty('Cmd');
+  });
+
+  it('sends the Artifact Registry credentials with the pull, and none for Docker Hub', async () => {
+    const registryAuth = registryAuthFor(AR_IMAGE, 'ya29.token');
+    await run(spec({ image: AR_IMAGE, registryAuth }));
+    await run(spec({ image: 'busybox' }));
+
+    const [arPull, hubPull] = pulls();
+    expect(arPull.query).toMatchObject({
+      fromImage: 'us-docker.pkg.dev/my-project/jobs/worker',
+      tag: '1.2.3',
+    });
+    expect(arPull.registryAuth).toEqual({
+      username: 'oauth2accesstoken',
+      password: 'ya29.token',
+      serveraddress: 'https://us-docker.pkg.dev',
+    });
+    expect(JSON.stringify(arPull.query)).not.toContain('ya29'); // never in the URL
+    expect(hubPull.query).toMatchObject({ fromImage: 'busybox', tag: 'latest' });
+    expect(hubPull.registryAuth).toBeUndefined();
+    expect(fake.pulled).toEqual([AR_IMAGE, 'busybox:latest']);
+  });
+});
+
+describe('registryAuthFor', () => {
+  it.each([
+    ['us-docker.pkg.dev/p/r/img:1', 'https://us-docker.pkg.dev'],
+    ['europe-west1-docker.pkg.dev/p/r/img@sha256:abc', 'https://europe-west1-docker.pkg.dev'],
+    ['gcr.io/p/img', 'https://gcr.io'],
+    ['eu.gcr.io/p/img:latest', 'https://eu.gcr.io'],
+  ])('uses the access token for %s', (image, serveraddress) => {
+    expect(registryAuthFor(image, 't')).toEqual({
+      username: 'oauth2accesstoken',
+      password: 't',
+      serveraddress,
+    });
+  });
+
+  it.each([
+    'busybox',
+    'library/busybox:1.36',
+    'ghcr.io/owner/img',
+    'gcr.io.evil.example/p/img',
+    'evil.example/us-docker.pkg.dev/img',
+    'localhost:5000/img',
+  ])('sends no Google token for %s', (image) => {
+    expect(registryAuthFor(image, 't')).toBeUndefined();
+  });
+});

@@ -1,0 +1,82 @@
+// A loopback stand-in for the Compute Engine metadata server, for gcp-metadata and google-auth-library
+// (GCE_METADATA_HOST=127.0.0.1:PORT). It answers only requests with `Metadata-Flavor: Google`, like
+// the real one, serves values set by the test, a service account token, and `instance/preempted`
+// with `wait_for_change=true` (answered when the value changes or after `timeout_sec`).
+import http from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+
+export interface FakeMetadata {
+  /** host:port for GCE_METADATA_HOST. */
+  host: string;
+  /** Paths under /computeMetadata/v1/, e.g. 'instance/attributes/pipeline-task'. */
+  values: Map<string, string>;
+  requests: string[];
+  preempt(): void;
+  close(): Promise<void>;
+}
+
+export async function startFakeMetadata(values: Record<string, string>): Promise<FakeMetadata> {
+  const store = new Map(Object.entries({ 'instance/preempted': 'FALSE', ...values }));
+  const requests: string[] = [];
+  const waiting = new Set<() => void>();
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://metadata');
+    requests.push(url.pathname + url.search);
+    res.setHeader('Metadata-Flavor', 'Google');
+    if (url.pathname === '/' || url.pathname === '/computeMetadata/v1/') {
+      res.end('ok');
+      return;
+    }
+    if (req.headers['metadata-flavor'] !== 'Google') {
+      res.writeHead(403).end('Missing Metadata-Flavor: Google header');
+      return;
+    }
+    const key = url.pathname.replace(/^\/computeMetadata\/v1\//, '').replace(/\/$/, '');
+    if (key === 'instance/service-accounts/default/token') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ access_token: 'metadata-token', expires_in: 3599, token_type: 'Bearer' }));
+      return;
+    }
+    const answer = () => {
+      const value = store.get(key);
+      if (value === undefined) res.writeHead(404).end('not found');
+      else res.setHeader('content-type', 'application/text').end(value);
+    };
+    if (url.searchParams.get('wait_for_change') === 'true') {
+      const before = store.get(key);
+      const timeout = setTimeout(done, Number(url.searchParams.get('timeout_sec') ?? 60) * 1000);
+      function done() {
+        clearTimeout(timeout);
+        waiting.delete(check);
+        answer();
+      }
+      function check() {
+        if (store.get(key) !== before) done();
+      }
+      waiting.add(check);
+      req.on('close', () => {
+        clearTimeout(timeout);
+        waiting.delete(check);
+      });
+      return;
+    }
+    answer();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    values: store,
+    requests,
+    preempt() {
+      store.set('instance/preempted', 'TRUE');
+      for (const check of [...waiting]) check();
+    },
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
