@@ -32,6 +32,8 @@ export interface CloudConfig {
     timeoutMarginSeconds: number;
   };
   completionsTopic: string;
+  /** gs://bucket/prefix/ copied into /tmp/worker on every task VM (certificates, say). */
+  sharedUri?: string;
   pushAuth:
     | { enabled: true; audience: string; pushServiceAccount: string; jobCallers: string[] }
     | { enabled: false };
@@ -63,6 +65,11 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
   const matching = (name: string, pattern: RegExp, what: string, fallback?: string): string => {
     const value = text(name, fallback);
     if (!pattern.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not ${what}`);
+    return value;
+  };
+  const optionalMatching = (name: string, pattern: RegExp, what: string): string | undefined => {
+    const value = optional(name);
+    if (value !== undefined && !pattern.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not ${what}`);
     return value;
   };
   const flag = (name: string, fallback: boolean): boolean => {
@@ -140,6 +147,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
       timeoutMarginSeconds: duration('VM_TIMEOUT_MARGIN', '10m'),
     },
     completionsTopic: matching('COMPLETIONS_TOPIC', /^[A-Za-z][\w.~+%-]{2,254}$/, 'a topic name'),
+    sharedUri: optionalMatching('SHARED_URI', /^gs:\/\/[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](\/.*)?$/s, 'a gs://bucket/prefix/ URI'),
     pushAuth: pushAuthEnabled
       ? { enabled: true, audience: text('PUSH_AUDIENCE'), pushServiceAccount, jobCallers: callers }
       : { enabled: false },

@@ -8,7 +8,8 @@ import { TaskError, parseVmTask, type VmTask } from './vm-task.ts';
 
 /** The exit code reported when the agent could not run the task at all (as `docker run` uses 125). */
 export const AGENT_FAILURE_EXIT_CODE = 125;
-const SHARED_DIR = '/tmp/worker';
+/** Where shared files land and what the task container sees at the same path (AGENT_SHARED_DIR in tests). */
+const SHARED_DIR = process.env.AGENT_SHARED_DIR ?? '/tmp/worker';
 
 export interface Identity {
   project: string;

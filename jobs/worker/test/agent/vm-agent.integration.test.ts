@@ -14,6 +14,9 @@ import {
 import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 import { runWorker } from '../../../../test/support/run-worker.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const PROJECT = 'test-project';
 const ZONE = 'us-central1-a';
@@ -62,7 +65,7 @@ describeWithEmulators(['pubsub'], 'the VM agent against loopback doubles', () =>
     });
   }
 
-  async function runAgent(pipelineTask: string, behaviour: ImageBehaviour, during?: () => Promise<void>) {
+  async function runAgent(pipelineTask: string, behaviour: ImageBehaviour, during?: () => Promise<void>, sharedDir?: string) {
     docker.script(IMAGE, behaviour);
     metadata = await startFakeMetadata({
       'project/project-id': PROJECT,
@@ -80,6 +83,7 @@ describeWithEmulators(['pubsub'], 'the VM agent against loopback doubles', () =>
       STORAGE_EMULATOR_HOST: gcs.url,
       PUBSUB_EMULATOR_HOST: pubsubEmulator.host,
       COMPUTE_API_ENDPOINT: compute.endpoint,
+      ...(sharedDir === undefined ? {} : { AGENT_SHARED_DIR: sharedDir }),
     });
     await during?.();
     const run = await running;
@@ -144,6 +148,21 @@ describeWithEmulators(['pubsub'], 'the VM agent against loopback doubles', () =>
       instance: INSTANCE,
     });
     expectOneDelete(deletes);
+  });
+
+  it('copies the shared files into the folder it mounts into the task', async () => {
+    gcs.put('shared-bucket', 'certs/ca.pem', '-----BEGIN CERTIFICATE-----\n');
+    gcs.put('shared-bucket', 'certs/client/key.pem', 'secret\n');
+    gcs.put('shared-bucket', 'other/ignored.txt', 'no');
+    const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-shared-'));
+    const { messages } = await runAgent(task({ sharedUri: 'gs://shared-bucket/certs/' }), { exitCode: 0 }, undefined, shared);
+    expect(messages[0]).toMatchObject({ exitCode: 0 });
+    expect(fs.readFileSync(path.join(shared, 'ca.pem'), 'utf8')).toBe('-----BEGIN CERTIFICATE-----\n');
+    expect(fs.readFileSync(path.join(shared, 'client/key.pem'), 'utf8')).toBe('secret\n');
+    expect(fs.existsSync(path.join(shared, 'ignored.txt'))).toBe(false);
+    const create = docker.requests.find((r) => r.path === '/containers/create')!;
+    expect((create.body as { HostConfig: { Binds: string[] } }).HostConfig.Binds).toEqual([`${shared}:${shared}`]);
+    fs.rmSync(shared, { recursive: true, force: true });
   });
 
   it.each([1, 137])(

@@ -61,6 +61,8 @@ export interface ComputeEngineLauncherSettings {
   startupScript?: string;
   /** How many times to wait on the insert operation (about 2 min each) before giving up; default 5. */
   maxOperationWaits?: number;
+  /** gs://bucket/prefix/ the agent copies into /tmp/worker before the task (SHARED_URI). */
+  sharedUri?: string;
   /** The topic the agent publishes its completion event to (COMPLETIONS_TOPIC). */
   completionsTopic?: string;
   instances: () => Promise<Pick<InstancesClient, 'insert'>>;
@@ -77,6 +79,7 @@ export interface VmTask {
   outputUri?: string;
   logsUri: string;
   timeoutSeconds: number;
+  sharedUri?: string;
 }
 
 const COS_PROJECT = 'cos-cloud';
@@ -156,6 +159,7 @@ export class ComputeEngineLauncher implements Launcher {
       ...(job.outputUri === undefined ? {} : { outputUri: job.outputUri }),
       logsUri: request.logsUri,
       timeoutSeconds,
+      ...(this.settings.sharedUri === undefined ? {} : { sharedUri: this.settings.sharedUri }),
     };
     const metadata: Record<string, string> = {
       'pipeline-task': JSON.stringify(task),

@@ -53,6 +53,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     // running then is retried on the redelivery, which finds the instance (409) and is done.
     maxOperationWaits: 1,
     completionsTopic: config.completionsTopic,
+    sharedUri: config.sharedUri,
     instances: () => instancesClient(compute),
     operations: () => zoneOperationsClient(compute),
   });
