@@ -69,7 +69,8 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
   };
   const optionalMatching = (name: string, pattern: RegExp, what: string): string | undefined => {
     const value = optional(name);
-    if (value !== undefined && !pattern.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not ${what}`);
+    if (value !== undefined && !pattern.test(value))
+      throw new ConfigError(name, `${JSON.stringify(value)} is not ${what}`);
     return value;
   };
   const flag = (name: string, fallback: boolean): boolean => {
@@ -147,7 +148,11 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
       timeoutMarginSeconds: duration('VM_TIMEOUT_MARGIN', '10m'),
     },
     completionsTopic: matching('COMPLETIONS_TOPIC', /^[A-Za-z][\w.~+%-]{2,254}$/, 'a topic name'),
-    sharedUri: optionalMatching('SHARED_URI', /^gs:\/\/[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](\/.*)?$/s, 'a gs://bucket/prefix/ URI'),
+    sharedUri: optionalMatching(
+      'SHARED_URI',
+      /^gs:\/\/[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](\/.*)?$/s,
+      'a gs://bucket/prefix/ URI',
+    ),
     pushAuth: pushAuthEnabled
       ? { enabled: true, audience: text('PUSH_AUDIENCE'), pushServiceAccount, jobCallers: callers }
       : { enabled: false },

@@ -65,7 +65,12 @@ describeWithEmulators(['pubsub'], 'the VM agent against loopback doubles', () =>
     });
   }
 
-  async function runAgent(pipelineTask: string, behaviour: ImageBehaviour, during?: () => Promise<void>, sharedDir?: string) {
+  async function runAgent(
+    pipelineTask: string,
+    behaviour: ImageBehaviour,
+    during?: () => Promise<void>,
+    sharedDir?: string,
+  ) {
     docker.script(IMAGE, behaviour);
     metadata = await startFakeMetadata({
       'project/project-id': PROJECT,
@@ -155,13 +160,20 @@ describeWithEmulators(['pubsub'], 'the VM agent against loopback doubles', () =>
     gcs.put('shared-bucket', 'certs/client/key.pem', 'secret\n');
     gcs.put('shared-bucket', 'other/ignored.txt', 'no');
     const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-shared-'));
-    const { messages } = await runAgent(task({ sharedUri: 'gs://shared-bucket/certs/' }), { exitCode: 0 }, undefined, shared);
+    const { messages } = await runAgent(
+      task({ sharedUri: 'gs://shared-bucket/certs/' }),
+      { exitCode: 0 },
+      undefined,
+      shared,
+    );
     expect(messages[0]).toMatchObject({ exitCode: 0 });
     expect(fs.readFileSync(path.join(shared, 'ca.pem'), 'utf8')).toBe('-----BEGIN CERTIFICATE-----\n');
     expect(fs.readFileSync(path.join(shared, 'client/key.pem'), 'utf8')).toBe('secret\n');
     expect(fs.existsSync(path.join(shared, 'ignored.txt'))).toBe(false);
     const create = docker.requests.find((r) => r.path === '/containers/create')!;
-    expect((create.body as { HostConfig: { Binds: string[] } }).HostConfig.Binds).toEqual([`${shared}:${shared}`]);
+    expect((create.body as { HostConfig: { Binds: string[] } }).HostConfig.Binds).toEqual([
+      `${shared}:${shared}`,
+    ]);
     fs.rmSync(shared, { recursive: true, force: true });
   });
 

@@ -12,8 +12,18 @@ import { startFakeCompute, type FakeCompute } from '../../../../test/support/fak
 const VARIANTS: { name: string; template: Partial<JobTemplate> }[] = [
   { name: 'standard, default machine and timeout', template: {} },
   { name: 'spot', template: { spot: true, timeoutSeconds: 7200 } },
-  { name: 'GPU', template: { machineType: 'g2-standard-8', accelerator: { type: 'nvidia-l4', count: 1 }, timeoutSeconds: 600 } },
-  { name: 'own image, long', template: { image: 'docker.io/library/busybox:1', task: undefined, timeoutSeconds: 7 * 24 * 3600 } },
+  {
+    name: 'GPU',
+    template: {
+      machineType: 'g2-standard-8',
+      accelerator: { type: 'nvidia-l4', count: 1 },
+      timeoutSeconds: 600,
+    },
+  },
+  {
+    name: 'own image, long',
+    template: { image: 'docker.io/library/busybox:1', task: undefined, timeoutSeconds: 7 * 24 * 3600 },
+  },
 ];
 
 describe('every VM the launcher makes', () => {
@@ -37,19 +47,40 @@ describe('every VM the launcher makes', () => {
   });
   afterAll(() => compute.close());
 
-  it.each(VARIANTS)('$name: has maxRunDuration and instanceTerminationAction DELETE', async ({ name, template }) => {
-    const object = { bucket: 'in', name: `${name}.csv`, generation: '1', size: 1, metadata: {} };
-    const full: JobTemplate = { task: 'logreg', args: [], env: {}, spot: false, ...template };
-    const at = new Date().toISOString();
-    const job = transition(newJob(jobIdFor('in', object.name, '1'), { kind: 'object', object }, at), 'LAUNCHED', at, { target: 'vm', template: full });
-    const env = workerEnvironment(job, full, { inputUri: `gs://in/${object.name}`, outputUri: `gs://out/${object.name}/` });
-    await launcher.launch({ job, target: 'vm', env, args: [], logsUri: `gs://out/${object.name}/logs/attempt-1.log` });
-    const insert = compute.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/instances')).at(-1)!;
-    const scheduling = (insert.body as { scheduling: Record<string, unknown> }).scheduling;
-    expect(scheduling.instanceTerminationAction).toBe('DELETE');
-    expect(Number((scheduling.maxRunDuration as { seconds: string }).seconds)).toBeGreaterThan(full.timeoutSeconds ?? 0);
-    expect(scheduling.automaticRestart).toBe(false);
-  });
+  it.each(VARIANTS)(
+    '$name: has maxRunDuration and instanceTerminationAction DELETE',
+    async ({ name, template }) => {
+      const object = { bucket: 'in', name: `${name}.csv`, generation: '1', size: 1, metadata: {} };
+      const full: JobTemplate = { task: 'logreg', args: [], env: {}, spot: false, ...template };
+      const at = new Date().toISOString();
+      const job = transition(
+        newJob(jobIdFor('in', object.name, '1'), { kind: 'object', object }, at),
+        'LAUNCHED',
+        at,
+        { target: 'vm', template: full },
+      );
+      const env = workerEnvironment(job, full, {
+        inputUri: `gs://in/${object.name}`,
+        outputUri: `gs://out/${object.name}/`,
+      });
+      await launcher.launch({
+        job,
+        target: 'vm',
+        env,
+        args: [],
+        logsUri: `gs://out/${object.name}/logs/attempt-1.log`,
+      });
+      const insert = compute.requests
+        .filter((r) => r.method === 'POST' && r.path.endsWith('/instances'))
+        .at(-1)!;
+      const scheduling = (insert.body as { scheduling: Record<string, unknown> }).scheduling;
+      expect(scheduling.instanceTerminationAction).toBe('DELETE');
+      expect(Number((scheduling.maxRunDuration as { seconds: string }).seconds)).toBeGreaterThan(
+        full.timeoutSeconds ?? 0,
+      );
+      expect(scheduling.automaticRestart).toBe(false);
+    },
+  );
 });
 
 describe('the VM start-up script', () => {
@@ -63,7 +94,8 @@ describe('the VM start-up script', () => {
 
   const shellcheck = spawnSync('shellcheck', ['--version']);
   const installed = shellcheck.status === 0;
-  if (!installed && process.env.CI === 'true') throw new Error('CI needs shellcheck (apt-get install shellcheck)');
+  if (!installed && process.env.CI === 'true')
+    throw new Error('CI needs shellcheck (apt-get install shellcheck)');
   it.skipIf(!installed)('passes shellcheck', () => {
     const result = spawnSync('shellcheck', ['-s', 'bash', VM_STARTUP_SCRIPT_PATH], { encoding: 'utf8' });
     expect(result.stdout + result.stderr).toBe('');
