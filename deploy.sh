@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Ships a new version of a pipeline deployed by ./setup.sh: builds and pushes new dispatcher and
+# worker images with Cloud Build, points the service and the job at them, and sends all traffic to
+# the new revision.
+#
+#   ./deploy.sh
+#
+# One approach, on purpose: the images change through `terraform apply`, not `gcloud run ... update`.
+# Terraform owns the service and the job; updating them behind its back would leave its state
+# describing the old images, and the next apply (setup.sh, destroy.sh) would roll them back. With
+# terraform doing the update, state always names the images that run. Cloud Run creates the new
+# revision of the service and the job's next executions use the new image. The only gcloud call
+# afterwards is `update-traffic --to-latest`, which is what terraform declares anyway (all traffic on
+# the latest revision) and undoes a manual pin (a rollback with --to-revisions), so it adds no drift.
+set -euo pipefail
+
+usage() {
+  echo "usage: ./deploy.sh   (after ./setup.sh; reads everything from terraform output)" >&2
+  exit 2
+}
+
+die() {
+  echo "deploy.sh: $*" >&2
+  exit 1
+}
+
+require_tool() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (or not on PATH): $2"
+}
+
+tf() { terraform -chdir=terraform "$@"; }
+
+tf_outputs="{}"
+load_outputs() { tf_outputs="$(tf output -json)"; }
+
+# tf_output NAME: the value of a terraform output; fails when it is null or absent.
+tf_output() {
+  local value
+  value="$(jq -r --arg name "$1" '.[$name].value // empty' <<<"$tf_outputs")"
+  [[ -n "$value" ]] || die "terraform output $1 is missing: run ./setup.sh first"
+  printf '%s\n' "$value"
+}
+
+image_tag() {
+  local sha
+  sha="$(git rev-parse --short HEAD 2>/dev/null || true)"
+  printf '%s%s\n' "$(date -u +%Y%m%d-%H%M%S)" "${sha:+-$sha}"
+}
+
+[[ $# -eq 0 ]] || usage
+
+require_tool gcloud "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install"
+require_tool terraform "install Terraform: https://developer.hashicorp.com/terraform/install"
+require_tool jq "install jq: https://jqlang.github.io/jq/download/ (apt-get install jq, brew install jq)"
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+load_outputs
+project="$(tf_output project_id)"
+region="$(tf_output region)"
+zone="$(tf_output zone)"
+image_uri="$(tf_output image_uri)"
+service="$(tf_output service_name)"
+job="$(tf_output job_name)"
+tag="$(image_tag)"
+dispatcher_image="${image_uri}/dispatcher:${tag}"
+worker_image="${image_uri}/worker:${tag}"
+
+gcloud auth print-access-token >/dev/null 2>&1 ||
+  die "gcloud is not logged in: run gcloud auth login and gcloud auth application-default login"
+
+echo "==> Cloud Build: $dispatcher_image and $worker_image"
+gcloud builds submit --project "$project" --region "$region" --config cloudbuild.yaml \
+  "--substitutions=_IMAGE_URI=${image_uri},_TAG=${tag}" .
+
+echo "==> terraform apply: service $service and job $job on the new images"
+tf apply -input=false -auto-approve \
+  -var "project_id=$project" -var "region=$region" -var "zone=$zone" \
+  -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image"
+
+echo "==> all traffic of $service to its latest revision"
+gcloud run services update-traffic "$service" --to-latest --region "$region" --project "$project"
+
+load_outputs
+echo
+echo "Deployed $tag: dispatcher $(tf_output service_url), job $job"

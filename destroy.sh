@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Removes a pipeline deployed by ./setup.sh: every object in its buckets, then every resource.
+#
+#   ./destroy.sh [--yes]
+#
+# Without --yes it asks for the project id to be typed back (read from standard input).
+# Steps: terraform apply with deletion_protection=false and the images now deployed (Cloud Run
+# checks deletion protection in terraform state, so a -var on destroy alone is not enough); empty
+# the input, output and shared buckets (all object versions; an empty bucket is fine); terraform
+# destroy.
+set -euo pipefail
+
+usage() {
+  echo "usage: ./destroy.sh [--yes]" >&2
+  exit 2
+}
+
+die() {
+  echo "destroy.sh: $*" >&2
+  exit 1
+}
+
+require_tool() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (or not on PATH): $2"
+}
+
+tf() { terraform -chdir=terraform "$@"; }
+
+tf_outputs="{}"
+load_outputs() { tf_outputs="$(tf output -json)"; }
+
+# tf_output NAME: the value of a terraform output; fails when it is null or absent.
+tf_output() {
+  local value
+  value="$(jq -r --arg name "$1" '.[$name].value // empty' <<<"$tf_outputs")"
+  [[ -n "$value" ]] || die "terraform output $1 is missing: run ./setup.sh first"
+  printf '%s\n' "$value"
+}
+
+# current_image TYPE: the image of the deployed service or job as terraform state records it, or
+# nothing, so the apply below changes deletion protection only.
+current_image() {
+  local type="$1" path
+  case "$type" in
+    google_cloud_run_v2_service) path='.values.template[0].containers[0].image' ;;
+    google_cloud_run_v2_job) path='.values.template[0].template[0].containers[0].image' ;;
+  esac
+  tf show -json | jq -r --arg type "$type" \
+    "[.. | objects | select(.type? == \$type and .mode? == \"managed\") | ($path)? // empty] | first // empty"
+}
+
+# empty_bucket NAME: deletes every object (and version) in it; an empty bucket is not an error.
+empty_bucket() {
+  local err
+  echo "==> emptying gs://$1"
+  if ! err="$(gcloud storage rm --recursive --all-versions "gs://$1/**" 2>&1 >/dev/null)"; then
+    if [[ "$err" == *"matched no objects"* ]]; then
+      echo "    (already empty)"
+    else
+      printf '%s\n' "$err" >&2
+      die "could not empty gs://$1"
+    fi
+  fi
+}
+
+yes=false
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --yes | -y) yes=true; shift ;;
+    *) usage ;;
+  esac
+done
+
+require_tool gcloud "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install"
+require_tool terraform "install Terraform: https://developer.hashicorp.com/terraform/install"
+require_tool jq "install jq: https://jqlang.github.io/jq/download/ (apt-get install jq, brew install jq)"
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+load_outputs
+project="$(tf_output project_id)"
+region="$(tf_output region)"
+zone="$(tf_output zone)"
+input_bucket="$(tf_output input_bucket)"
+output_bucket="$(tf_output output_bucket)"
+shared_bucket="$(tf_output shared_bucket)"
+buckets=("$input_bucket" "$output_bucket" "$shared_bucket")
+
+if [[ "$yes" != true ]]; then
+  echo "This deletes the pipeline in project $project: every object in gs://${buckets[0]}, gs://${buckets[1]}," >&2
+  echo "gs://${buckets[2]}, the images, topics, service accounts and the rest. It cannot be undone." >&2
+  printf 'Type the project id (%s) to confirm: ' "$project" >&2
+  answer=""
+  read -r answer || true
+  [[ "$answer" == "$project" ]] || die "not confirmed (expected $project): nothing was deleted"
+fi
+
+gcloud auth print-access-token >/dev/null 2>&1 ||
+  die "gcloud is not logged in: run gcloud auth login and gcloud auth application-default login"
+
+dispatcher_image="$(current_image google_cloud_run_v2_service)"
+worker_image="$(current_image google_cloud_run_v2_job)"
+vars=(-var "project_id=$project" -var "region=$region" -var "zone=$zone"
+  -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image"
+  -var "deletion_protection=false")
+
+echo "==> terraform apply: deletion_protection=false"
+tf apply -input=false -auto-approve "${vars[@]}"
+
+for bucket in "${buckets[@]}"; do
+  empty_bucket "$bucket"
+done
+
+echo "==> terraform destroy"
+tf destroy -input=false -auto-approve "${vars[@]}"
+
+echo
+echo "The pipeline in $project is gone."

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Deploys the pipeline to a Google Cloud project, from nothing to a running dispatcher.
+#
+#   ./setup.sh --project PROJECT [--region REGION] [--zone ZONE]
+#
+# PROJECT defaults to `gcloud config get-value project`, REGION to `gcloud config get-value
+# run/region` or us-central1, ZONE to REGION-b. Steps:
+#   1. terraform init, then terraform apply of the base: APIs, buckets, topics, the Artifact
+#      Registry repository, the service accounts (no service or job until images exist);
+#   2. Cloud Build builds and pushes the dispatcher and worker images (cloudbuild.yaml; no local
+#      Docker needed), tagged with a timestamp and the git commit;
+#   3. terraform apply again with both images: the dispatcher service and the worker job.
+# Safe to run again: terraform is idempotent, and a second run keeps the images already deployed
+# during step 1, then ships freshly built ones in step 3. Settings travel as -var flags, never in a
+# file; deploy.sh and destroy.sh read them back from `terraform output`.
+set -euo pipefail
+
+usage() {
+  echo "usage: ./setup.sh --project PROJECT [--region REGION] [--zone ZONE]" >&2
+  echo "  PROJECT defaults to: gcloud config get-value project" >&2
+  exit 2
+}
+
+die() {
+  echo "setup.sh: $*" >&2
+  exit 1
+}
+
+# require_tool NAME HINT: stops with a message naming the tool and how to get it.
+require_tool() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (or not on PATH): $2"
+}
+
+tf() { terraform -chdir=terraform "$@"; }
+
+tf_outputs="{}"
+load_outputs() { tf_outputs="$(tf output -json)"; }
+
+# tf_output NAME: the value of a terraform output; fails when it is null or absent.
+tf_output() {
+  local value
+  value="$(jq -r --arg name "$1" '.[$name].value // empty' <<<"$tf_outputs")"
+  [[ -n "$value" ]] || die "terraform output $1 is missing: run ./setup.sh first"
+  printf '%s\n' "$value"
+}
+
+# current_image TYPE: the image of the deployed service or job as terraform state records it, or
+# nothing. The base apply passes these back, so running setup.sh twice never removes the service.
+current_image() {
+  local type="$1" path
+  case "$type" in
+    google_cloud_run_v2_service) path='.values.template[0].containers[0].image' ;;
+    google_cloud_run_v2_job) path='.values.template[0].template[0].containers[0].image' ;;
+  esac
+  tf show -json | jq -r --arg type "$type" \
+    "[.. | objects | select(.type? == \$type and .mode? == \"managed\") | ($path)? // empty] | first // empty"
+}
+
+image_tag() {
+  local sha
+  sha="$(git rev-parse --short HEAD 2>/dev/null || true)"
+  printf '%s%s\n' "$(date -u +%Y%m%d-%H%M%S)" "${sha:+-$sha}"
+}
+
+project="" region="" zone=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --project) [[ $# -ge 2 ]] || usage; project="$2"; shift 2 ;;
+    --region) [[ $# -ge 2 ]] || usage; region="$2"; shift 2 ;;
+    --zone) [[ $# -ge 2 ]] || usage; zone="$2"; shift 2 ;;
+    *) usage ;;
+  esac
+done
+
+require_tool gcloud "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install"
+require_tool terraform "install Terraform: https://developer.hashicorp.com/terraform/install"
+require_tool jq "install jq: https://jqlang.github.io/jq/download/ (apt-get install jq, brew install jq)"
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+if [[ -z "$project" ]]; then
+  project="$(gcloud config get-value project 2>/dev/null || true)"
+  [[ -n "$project" && "$project" != "(unset)" ]] || {
+    echo "setup.sh: no project: pass --project PROJECT or run gcloud config set project PROJECT" >&2
+    usage
+  }
+fi
+if [[ -z "$region" ]]; then
+  region="$(gcloud config get-value run/region 2>/dev/null || true)"
+  [[ -n "$region" && "$region" != "(unset)" ]] || region="us-central1"
+fi
+zone="${zone:-${region}-b}"
+[[ "$project" =~ ^[a-z][a-z0-9.:-]{4,61}[a-z0-9]$ ]] || { echo "setup.sh: not a project id: $project" >&2; usage; }
+[[ "$region" =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || { echo "setup.sh: not a region: $region" >&2; usage; }
+[[ "$zone" == "$region"-[a-z] ]] || { echo "setup.sh: zone $zone is not in region $region" >&2; usage; }
+
+gcloud auth print-access-token >/dev/null 2>&1 ||
+  die "gcloud is not logged in: run gcloud auth login and gcloud auth application-default login"
+
+base_vars=(-var "project_id=$project" -var "region=$region" -var "zone=$zone")
+
+echo "==> terraform init"
+tf init -input=false
+
+echo "==> terraform apply: the base (project $project, region $region, zone $zone)"
+dispatcher_image="$(current_image google_cloud_run_v2_service)"
+worker_image="$(current_image google_cloud_run_v2_job)"
+tf apply -input=false -auto-approve "${base_vars[@]}" \
+  -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image"
+
+load_outputs
+image_uri="$(tf_output image_uri)"
+tag="$(image_tag)"
+
+echo "==> Cloud Build: ${image_uri}/dispatcher:${tag} and ${image_uri}/worker:${tag}"
+gcloud builds submit --project "$project" --region "$region" --config cloudbuild.yaml \
+  "--substitutions=_IMAGE_URI=${image_uri},_TAG=${tag}" .
+
+echo "==> terraform apply: the dispatcher service and the worker job"
+tf apply -input=false -auto-approve "${base_vars[@]}" \
+  -var "dispatcher_image=${image_uri}/dispatcher:${tag}" -var "worker_image=${image_uri}/worker:${tag}"
+
+load_outputs
+service_url="$(tf_output service_url)"
+input_bucket="$(tf_output input_bucket)"
+output_bucket="$(tf_output output_bucket)"
+
+cat <<EOF
+
+The pipeline is deployed in $project ($region).
+  dispatcher:     $service_url
+  input bucket:   gs://$input_bucket
+  output bucket:  gs://$output_bucket
+
+Next steps:
+  scripts/upload.sh data.csv [--runtime vm|cloud-run-job]   # start a job
+  scripts/results.sh data.csv                               # wait for it, download its results
+  ./deploy.sh                                               # ship a new version
+  ./destroy.sh                                              # remove everything
+EOF

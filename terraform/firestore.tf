@@ -1,0 +1,53 @@
+# The ledger: Firestore in native mode, one document per job in the "jobs" collection.
+
+resource "google_firestore_database" "ledger" {
+  project     = var.project_id
+  name        = "(default)"
+  location_id = local.firestore_location
+  type        = "FIRESTORE_NATIVE"
+
+  # With deletion_protection the API refuses to delete the ledger and destroy only forgets it
+  # (ABANDON: the jobs stay, and a later apply must import it); without, destroy deletes it.
+  delete_protection_state = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy         = var.deletion_protection ? "ABANDON" : "DELETE"
+
+  depends_on = [google_project_service.apis]
+}
+
+# FIRESTORE_INDEXES (services/dispatcher/src/gcp/firestore-ledger.ts): listing by state orders by
+# createdAt, which needs this composite index. Firestore appends __name__ DESCENDING itself; it is
+# written out so that the plan matches what Firestore reports.
+resource "google_firestore_index" "jobs_by_state" {
+  project     = var.project_id
+  database    = google_firestore_database.ledger.name
+  collection  = local.ledger_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "createdAt"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "DESCENDING"
+  }
+}
+
+# The fieldOverrides of FIRESTORE_INDEXES: template and history are never queried, so they are
+# exempt from single-field indexing (an empty index_config), and cost no index writes.
+resource "google_firestore_field" "unindexed" {
+  for_each = toset(["template", "history"])
+
+  project    = var.project_id
+  database   = google_firestore_database.ledger.name
+  collection = local.ledger_collection
+  field      = each.value
+
+  index_config {}
+}

@@ -1,0 +1,141 @@
+# The dispatcher (Cloud Run service) and the worker (Cloud Run job). Both exist only once their
+# image is given: setup.sh applies the rest first, builds the images with Cloud Build into the
+# Artifact Registry repository, then applies again with dispatcher_image and worker_image.
+
+locals {
+  # The dispatcher's environment: every variable services/dispatcher/src/config.ts requires, plus
+  # the optional ones this deployment decides.
+  dispatcher_env = {
+    GOOGLE_CLOUD_PROJECT   = var.project_id
+    REGION                 = var.region
+    ZONE                   = var.zone
+    OUTPUT_BUCKET          = google_storage_bucket.output.name
+    WORKER_JOB             = local.job_name
+    WORKER_IMAGE           = var.worker_image
+    WORKER_SERVICE_ACCOUNT = google_service_account.worker.email
+    COMPLETIONS_TOPIC      = google_pubsub_topic.completions.name
+    PUSH_AUDIENCE          = local.service_url
+    PUSH_SERVICE_ACCOUNT   = google_service_account.push.email
+    # The push account is a caller too: Cloud Scheduler calls /reap and /reconcile with its token.
+    JOBS_CALLERS      = join(",", distinct(concat(var.jobs_callers, [google_service_account.push.email])))
+    VM_MACHINE_TYPE   = var.vm_machine_type
+    VM_SPOT           = tostring(var.vm_spot)
+    SHARED_URI        = "gs://${google_storage_bucket.shared.name}/"
+    LEDGER_COLLECTION = local.ledger_collection
+  }
+}
+
+resource "google_cloud_run_v2_service" "dispatcher" {
+  count = local.create_service ? 1 : 0
+
+  name     = local.service_name
+  location = var.region
+  # Pub/Sub push and Cloud Scheduler reach Cloud Run through Google's front ends, not from a VPC,
+  # so an internal-only ingress would refuse them. Access is enforced by IAM instead: only the push
+  # account and jobs_callers hold run.invoker (no allUsers), and the dispatcher checks each token's
+  # audience and email again.
+  ingress = "INGRESS_TRAFFIC_ALL"
+  # The service holds no data (the ledger is Firestore): destroy.sh may remove it.
+  deletion_protection = false
+
+  template {
+    service_account = google_service_account.dispatcher.email
+    # A launch may wait on the VM insert for about 2 minutes; the push ack deadline is 300 s.
+    timeout = "300s"
+
+    scaling {
+      min_instance_count = 0
+      max_instance_count = var.dispatcher_max_instances
+    }
+
+    containers {
+      image = var.dispatcher_image
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.dispatcher_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      startup_probe {
+        http_get {
+          path = "/healthz"
+        }
+        period_seconds    = 2
+        failure_threshold = 15
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.worker_image != ""
+      error_message = "worker_image must be set with dispatcher_image (WORKER_IMAGE)."
+    }
+  }
+
+  # The first request may come as soon as the service exists: its grants come first.
+  depends_on = [
+    google_project_iam_member.dispatcher_firestore,
+    google_project_iam_member.dispatcher_compute,
+    google_project_iam_member.dispatcher_logs,
+    google_service_account_iam_member.dispatcher_acts_as_worker,
+    google_storage_bucket_iam_member.dispatcher_reads_input,
+    google_cloud_run_v2_job_iam_member.dispatcher_runs_worker,
+    google_firestore_database.ledger,
+  ]
+}
+
+resource "google_cloud_run_v2_job" "worker" {
+  count = local.create_job ? 1 : 0
+
+  name     = local.job_name
+  location = var.region
+  # The job holds no data: destroy.sh may remove it.
+  deletion_protection = false
+
+  template {
+    # One task per execution; the dispatcher overrides env, args and timeout per launch.
+    task_count = 1
+
+    template {
+      service_account = google_service_account.worker.email
+      # The dispatcher owns retries (it records each attempt and may move it to a VM).
+      max_retries = 0
+      timeout     = "${var.worker_timeout_seconds}s"
+
+      containers {
+        image = var.worker_image
+
+        resources {
+          limits = {
+            cpu    = "2"
+            memory = "4Gi"
+          }
+        }
+      }
+    }
+  }
+
+  depends_on = [
+    google_storage_bucket_iam_member.worker_reads_input,
+    google_storage_bucket_iam_member.worker_writes_output,
+    google_storage_bucket_iam_member.worker_reads_shared,
+    google_pubsub_topic_iam_member.worker_publishes_completions,
+  ]
+}

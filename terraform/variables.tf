@@ -1,0 +1,192 @@
+# Inputs. setup.sh applies twice: first without images (buckets, topics, ledger, registry, service
+# accounts), then, once Cloud Build has pushed them, with dispatcher_image and worker_image set.
+
+variable "project_id" {
+  type        = string
+  description = "The Google Cloud project id everything is created in."
+
+  validation {
+    condition     = can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project id: 6-30 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "The region of the buckets, Cloud Run service and job, Artifact Registry, Cloud Scheduler and (by default) Firestore."
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a region like us-central1."
+  }
+}
+
+variable "zone" {
+  type        = string
+  description = "The zone the task VMs run in; must be in region."
+  default     = "us-central1-a"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+-[a-z]$", var.zone))
+    error_message = "zone must be a zone like us-central1-a."
+  }
+}
+
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of every resource name (service accounts, topics, service, job, repository, derived bucket names)."
+  default     = "pipeline"
+
+  validation {
+    # <= 19 characters keeps "<prefix>-dispatcher" within the 30 characters of a service account id.
+    condition     = can(regex("^[a-z][a-z0-9-]{0,17}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 2-19 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen."
+  }
+}
+
+variable "input_bucket" {
+  type        = string
+  description = "Name of the input bucket (uploads start work); null: <project_id>-<name_prefix>-input."
+  default     = null
+
+  validation {
+    condition     = var.input_bucket == null || can(regex("^[a-z0-9][-a-z0-9_]{1,61}[a-z0-9]$", var.input_bucket))
+    error_message = "input_bucket must be a bucket name: 3-63 lowercase letters, digits, hyphens and underscores."
+  }
+}
+
+variable "output_bucket" {
+  type        = string
+  description = "Name of the output bucket (results and logs; never starts work); null: <project_id>-<name_prefix>-output."
+  default     = null
+
+  validation {
+    condition     = var.output_bucket == null || can(regex("^[a-z0-9][-a-z0-9_]{1,61}[a-z0-9]$", var.output_bucket))
+    error_message = "output_bucket must be a bucket name: 3-63 lowercase letters, digits, hyphens and underscores."
+  }
+}
+
+variable "shared_bucket" {
+  type        = string
+  description = "Name of the shared bucket copied onto every task VM (SHARED_URI); null: <project_id>-<name_prefix>-shared."
+  default     = null
+
+  validation {
+    condition     = var.shared_bucket == null || can(regex("^[a-z0-9][-a-z0-9_]{1,61}[a-z0-9]$", var.shared_bucket))
+    error_message = "shared_bucket must be a bucket name: 3-63 lowercase letters, digits, hyphens and underscores."
+  }
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Location of the Firestore (default) database: a multi-region (nam5, eur3) or a region; null: the region itself."
+  default     = null
+}
+
+variable "vm_machine_type" {
+  type        = string
+  description = "Machine type of task VMs whose route names none (VM_MACHINE_TYPE)."
+  default     = "e2-standard-2"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]+-[a-z0-9-]+$", var.vm_machine_type))
+    error_message = "vm_machine_type must be a machine type like e2-standard-4."
+  }
+}
+
+variable "vm_spot" {
+  type        = bool
+  description = "Make every task VM a spot VM (VM_SPOT): cheaper, but preemptible."
+  default     = false
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect data: buckets are not force-destroyed (non-empty buckets block destroy) and the Firestore database has delete protection. Set false before destroying everything."
+  default     = true
+}
+
+variable "reaper_schedule" {
+  type        = string
+  description = "Cron schedule (Cloud Scheduler, unix-cron) of POST /reap, which deletes VMs that outlived their work."
+  default     = "*/5 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.reaper_schedule))) == 5
+    error_message = "reaper_schedule must be a unix-cron expression of five fields, like \"*/5 * * * *\"."
+  }
+}
+
+variable "reconcile_schedule" {
+  type        = string
+  description = "Cron schedule (Cloud Scheduler, unix-cron) of POST /reconcile, which closes gaps in the ledger."
+  default     = "* * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.reconcile_schedule))) == 5
+    error_message = "reconcile_schedule must be a unix-cron expression of five fields, like \"* * * * *\"."
+  }
+}
+
+variable "scheduler_time_zone" {
+  type        = string
+  description = "Time zone of the Cloud Scheduler schedules."
+  default     = "Etc/UTC"
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Days after which task logs (*.log under the output bucket, written as <object>/logs/attempt-N.log) are deleted."
+  default     = 30
+
+  validation {
+    condition     = var.log_retention_days >= 1 && floor(var.log_retention_days) == var.log_retention_days
+    error_message = "log_retention_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "dispatcher_image" {
+  type        = string
+  description = "The dispatcher image (<image_uri>/dispatcher:TAG); empty: the Cloud Run service, its subscriptions and schedules are not created yet."
+  default     = ""
+}
+
+variable "worker_image" {
+  type        = string
+  description = "The worker image (<image_uri>/worker:TAG); empty: the Cloud Run job is not created yet. Required when dispatcher_image is set."
+  default     = ""
+}
+
+variable "worker_timeout_seconds" {
+  type        = number
+  description = "Default timeout of a worker job execution (a launch may override it per execution)."
+  default     = 3600
+
+  validation {
+    condition     = var.worker_timeout_seconds >= 60 && var.worker_timeout_seconds <= 604800
+    error_message = "worker_timeout_seconds must be between 60 and 604800 (168 h, the Cloud Run Jobs limit)."
+  }
+}
+
+variable "dispatcher_max_instances" {
+  type        = number
+  description = "Maximum number of dispatcher instances."
+  default     = 10
+
+  validation {
+    condition     = var.dispatcher_max_instances >= 1 && var.dispatcher_max_instances <= 100
+    error_message = "dispatcher_max_instances must be between 1 and 100."
+  }
+}
+
+variable "jobs_callers" {
+  type        = list(string)
+  description = "Emails allowed to call /jobs (people, CI service accounts). Service accounts are recognised by their .gserviceaccount.com domain; every other email is taken as a user."
+  default     = []
+
+  validation {
+    condition     = alltrue([for email in var.jobs_callers : can(regex("^[^@\\s,]+@[^@\\s,]+\\.[^@\\s,]+$", email))])
+    error_message = "jobs_callers must hold email addresses only."
+  }
+}
