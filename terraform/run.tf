@@ -122,6 +122,13 @@ resource "google_cloud_run_v2_job" "worker" {
       containers {
         image = var.worker_image
 
+        # The worker publishes its end here, as the VM agent does; the dispatcher's
+        # /pubsub/completions endpoint records it.
+        env {
+          name  = "COMPLETIONS_TOPIC"
+          value = google_pubsub_topic.completions.name
+        }
+
         resources {
           limits = {
             cpu    = "2"

@@ -7,6 +7,7 @@ import { runLogreg } from './logreg/run.ts';
 import { parseAgentTask, taskEnvironment } from './agent/local-task.ts';
 import { runAgentOnVm } from './agent/vm-agent.ts';
 import { gcpAgentPorts } from './agent/gcp-ports.ts';
+import { reportCompletion } from './completion.ts';
 
 function log(message: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ severity: 'INFO', message, ...fields })}\n`);
@@ -36,20 +37,28 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  const startedAt = new Date().toISOString();
+  let exitCode = 0;
+  let reason: string | undefined;
   try {
     const config = parseWorkerConfig(argv, env);
     const summary = await runLogreg(config, (message, fields) =>
       log(message, { jobId: config.jobId, ...fields }),
     );
     log('done', { ...summary });
-    return 0;
   } catch (err) {
-    const exitCode = err instanceof WorkerError ? err.exitCode : 1;
-    const reason = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`pipeline-worker: ${reason.replaceAll('\n', ' ')}\n`);
+    exitCode = err instanceof WorkerError ? err.exitCode : 1;
+    reason = (err instanceof Error ? err.message : String(err)).replaceAll('\n', ' ');
+    process.stderr.write(`pipeline-worker: ${reason}\n`);
     if (err instanceof UsageError) process.stderr.write(`${USAGE}\n`);
     if (!(err instanceof WorkerError) && err instanceof Error && err.stack)
       process.stderr.write(`${err.stack}\n`);
-    return exitCode;
   }
+  await reportCompletion(env, {
+    exitCode,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    ...(reason === undefined ? {} : { error: reason }),
+  });
+  return exitCode;
 }

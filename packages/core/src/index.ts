@@ -9,3 +9,4 @@ export * from './units.ts';
 export * from './glob.ts';
 export * from './worker-env.ts';
 export * from './reaping.ts';
+export * from './completion.ts';

@@ -1,13 +1,21 @@
 // The dispatcher's HTTP API, built from its ports; it never listens (index/local main do).
 //
 //   POST /pubsub/push   a Pub/Sub push delivery of a Cloud Storage notification
+//   POST /pubsub/completions  a push delivery of a task's completion event
 //   POST /jobs          submit an object ({ "inputUri": "gs://bucket/object" }) or a container run
 //   GET  /jobs          newest first; ?state=FAILED&limit=50&pageToken=...
 //   GET  /jobs/:id      one job, with its route, reason and history
 //   GET  /healthz       liveness
 //   POST /reap          delete the pipeline VMs that outlived their work (Cloud Scheduler)
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { isJobId, JOB_STATES, parsePush, type JobState, type Ledger } from '@pipeline/core';
+import {
+  isJobId,
+  JOB_STATES,
+  parseCompletionPush,
+  parsePush,
+  type JobState,
+  type Ledger,
+} from '@pipeline/core';
 import type { Logger } from 'pino';
 import { RequestError, RetryLaterError, type Dispatcher, type Intake } from './dispatcher.ts';
 import { parseJobRequest } from './job-request.ts';
@@ -64,6 +72,25 @@ export function buildApp({ dispatcher, ledger, logger, auth, reaper }: AppPorts)
       return;
     }
     answer(res, intake);
+  });
+
+  // The end of a task, published by the worker (Cloud Run) or the VM agent to the completions topic.
+  // A repeated or late report (an older attempt, a job already final) changes nothing.
+  app.post('/pubsub/completions', push, json, async (req, res) => {
+    const parsed = parseCompletionPush(req.body);
+    if (parsed.kind === 'malformed') {
+      logger.warn({ reason: parsed.reason }, 'malformed completion refused');
+      res.status(400).json({ error: parsed.reason });
+      return;
+    }
+    const job = await dispatcher.onCompletion(parsed.completion);
+    if (job === undefined) {
+      logger.warn(
+        { jobId: parsed.completion.jobId },
+        'a completion for a job the ledger does not know: acknowledged',
+      );
+    }
+    res.status(204).end();
   });
 
   app.post('/jobs', api, json, async (req, res) => {

@@ -330,3 +330,82 @@ describe('launch failures', () => {
     });
   });
 });
+
+describe('POST /pubsub/completions', () => {
+  const completion = (fields: Record<string, unknown>) => ({
+    message: { data: Buffer.from(JSON.stringify(fields)).toString('base64'), messageId: '9' },
+    subscription: 'projects/p/subscriptions/completions-push',
+  });
+
+  it('moves a launched job to SUCCEEDED or FAILED; repeated and late reports change nothing', async () => {
+    const launched = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    const id = launched.body.id as string;
+    const end = {
+      jobId: id,
+      attempt: 1,
+      exitCode: 0,
+      startedAt: '2026-11-22T01:50:00.000Z',
+      finishedAt: '2026-11-22T01:52:00.000Z',
+    };
+    await request(t.app).post('/pubsub/completions').send(completion(end)).expect(204);
+    const job = (await t.ledger.get(id))!;
+    expect(job).toMatchObject({ state: 'SUCCEEDED', exitCode: 0, finishedAt: end.finishedAt });
+    await request(t.app)
+      .post('/pubsub/completions')
+      .send(completion({ ...end, exitCode: 1 }))
+      .expect(204);
+    expect((await t.ledger.get(id))!.version).toBe(job.version);
+  });
+
+  it('records a failure with its exit code and reason, and ignores an older attempt', async () => {
+    const launched = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    const id = launched.body.id as string;
+    await request(t.app)
+      .post('/pubsub/completions')
+      .send(completion({ jobId: id, attempt: 2, exitCode: 0, finishedAt: '2026-11-22T02:00:00Z' }))
+      .expect(204);
+    expect((await t.ledger.get(id))!.state).toBe('LAUNCHED');
+    await request(t.app)
+      .post('/pubsub/completions')
+      .send(
+        completion({
+          jobId: id,
+          attempt: 1,
+          exitCode: 137,
+          preempted: true,
+          error: 'the VM was preempted',
+          finishedAt: '2026-11-22T02:00:00Z',
+        }),
+      )
+      .expect(204);
+    expect(await t.ledger.get(id)).toMatchObject({
+      state: 'FAILED',
+      exitCode: 137,
+      error: 'the VM was preempted',
+    });
+  });
+
+  it.each([
+    [{ hello: 1 }, 'the body is not a Pub/Sub push envelope'],
+    [
+      completion({ jobId: 'nope', attempt: 1, exitCode: 0, finishedAt: '2026-11-22T02:00:00Z' }),
+      'the completion has no valid jobId',
+    ],
+    [
+      completion({ jobId: 'a'.repeat(32), attempt: 1, exitCode: 'zero', finishedAt: '2026-11-22T02:00:00Z' }),
+      'the completion has no integer exitCode',
+    ],
+  ])('refuses a malformed completion with 400', async (body, error) => {
+    const res = await request(t.app).post('/pubsub/completions').send(body).expect(400);
+    expect(res.body.error).toBe(error);
+  });
+
+  it('acknowledges a completion of a job it does not know', async () => {
+    await request(t.app)
+      .post('/pubsub/completions')
+      .send(
+        completion({ jobId: 'c'.repeat(32), attempt: 1, exitCode: 0, finishedAt: '2026-11-22T02:00:00Z' }),
+      )
+      .expect(204);
+  });
+});

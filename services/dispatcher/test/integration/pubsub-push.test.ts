@@ -40,6 +40,7 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
   let server: Server;
   let pubsub: PubSub;
   let topic: Topic;
+  let completionsTopic: Topic;
   let firestore: Firestore;
   let close: () => Promise<void>;
   const logs: Record<string, unknown>[] = [];
@@ -113,6 +114,11 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
       pushConfig: { pushEndpoint: `${url}/pubsub/push` },
       ackDeadlineSeconds: 10,
       retryPolicy: { minimumBackoff: { seconds: 1 }, maximumBackoff: { seconds: 2 } },
+    });
+    [completionsTopic] = await pubsub.createTopic('completions');
+    await completionsTopic.createSubscription('completions-push', {
+      pushConfig: { pushEndpoint: `${url}/pubsub/completions` },
+      ackDeadlineSeconds: 10,
     });
   }, 120_000);
 
@@ -193,6 +199,24 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
     expect(job.execution).toMatch(
       /^projects\/test-project\/locations\/us-central1\/jobs\/pipeline-worker\/executions\//,
     );
+  });
+
+  it('records the completion a task publishes, delivered by push to /pubsub/completions', async () => {
+    const id = jobIdFor(INPUT, 'statements/q3.csv', '101');
+    await completionsTopic.publishMessage({
+      json: {
+        jobId: id,
+        attempt: 1,
+        exitCode: 0,
+        startedAt: '2026-11-22T04:00:00.000Z',
+        finishedAt: '2026-11-22T04:01:00.000Z',
+      },
+    });
+    const doc = await until(async () => {
+      const snapshot = await firestore.collection('jobs').doc(id).get();
+      return snapshot.get('state') === 'SUCCEEDED' ? snapshot : undefined;
+    });
+    expect(doc.get('exitCode')).toBe(0);
   });
 
   it('launches once for the same notification published 20 times, some at once', async () => {
