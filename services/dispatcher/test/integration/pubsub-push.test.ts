@@ -131,8 +131,10 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
     await pubsub?.close();
     await new Promise<void>((resolve) => {
       if (server === undefined) return resolve();
+      // Requests in flight finish first (they use Firestore, which is closed next); idle ones close now.
       server.close(() => resolve());
-      server.closeAllConnections();
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 20_000).unref();
     });
     await close?.();
     await firestore?.terminate();
