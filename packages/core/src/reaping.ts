@@ -28,6 +28,12 @@ export interface ReapOptions {
   pipelineLabel: string;
   /** How long a VM may stay after its work is over, or while no job owns it; default in callers 300. */
   graceSeconds: number;
+  /**
+   * How long an instance the ledger does not know is left alone (default: graceSeconds). Longer than
+   * Pub/Sub's redelivery backoff: after a launch refused for now, the claim is released until the
+   * redelivery claims it again, and the instance of an insert that completed anyway waits for it.
+   */
+  unknownGraceSeconds?: number;
   /** The timeout of a task whose template sets none. */
   defaultTimeoutSeconds: number;
   /** Added to the timeout for the deadline, as for the VM's maxRunDuration (boot, pull, upload). */
@@ -83,7 +89,7 @@ function reasonToReap(
     return `ran past its deadline of ${new Date(deadline).toISOString()} (created ${instance.createdAt}, timeout ${timeoutSeconds} s + margin ${options.marginSeconds} s)`;
   }
 
-  if (job === undefined && now - created >= graceMs) {
+  if (job === undefined && now - created >= (options.unknownGraceSeconds ?? options.graceSeconds) * 1000) {
     if (jobId === undefined) return `it has no job-id label (created ${instance.createdAt})`;
     if (!isJobId(jobId)) return `its job-id label ${JSON.stringify(jobId)} is not a job id`;
     return `the ledger has no job ${jobId} (created ${instance.createdAt})`;

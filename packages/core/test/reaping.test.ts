@@ -163,3 +163,15 @@ describe('instancesToReap', () => {
     expect(instancesToReap([instance(1)], jobs, NOW, options)).toEqual([]);
   });
 });
+
+describe('instancesToReap and instances the ledger does not know', () => {
+  it('waits the longer unknownGraceSeconds for them, so a released claim can be taken again first', () => {
+    const options = { ...OPTIONS, unknownGraceSeconds: 1800 };
+    const young = instance(10);
+    const old = instance(40);
+    expect(instancesToReap([young], new Map([[JOB_ID, NO_LEDGER_ENTRY]]), NOW, options)).toEqual([]);
+    expect(
+      instancesToReap([old], new Map([[JOB_ID, NO_LEDGER_ENTRY]]), NOW, options).map((d) => d.reason),
+    ).toEqual([`the ledger has no job ${JOB_ID} (created ${ago(40)})`]);
+  });
+});

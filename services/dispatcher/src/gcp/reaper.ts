@@ -23,6 +23,8 @@ export interface ComputeReaperSettings {
   pipelineLabel?: string;
   /** How long a VM may stay after its work is over, or while no job owns it; default 300. */
   graceSeconds?: number;
+  /** For instances the ledger does not know; default 30 min (see ReapOptions.unknownGraceSeconds). */
+  unknownGraceSeconds?: number;
   /** Added to a task's timeout for its deadline, as for the VM's maxRunDuration; default 600. */
   marginSeconds?: number;
   /** The timeout of a task whose template sets none; default 24 h, as the launcher's. */
@@ -81,6 +83,7 @@ export class ComputeReaper {
     const decisions = instancesToReap(decidable, jobs, now, {
       pipelineLabel: this.pipelineLabel,
       graceSeconds: this.settings.graceSeconds ?? 300,
+      unknownGraceSeconds: this.settings.unknownGraceSeconds ?? 1800,
       defaultTimeoutSeconds: this.settings.defaultTimeoutSeconds ?? 24 * 3600,
       marginSeconds: this.settings.marginSeconds ?? 600,
     });

@@ -101,7 +101,7 @@ const deletes = () =>
 async function fleet() {
   vm('done', labelsOf(await job('SUCCEEDED', 10)), 40);
   vm('expired', labelsOf(await job('RUNNING', 25, 600)), 30); // 10 min timeout + 10 min margin
-  vm('unknown', { pipeline: 'true', 'job-id': newJobId(), attempt: '1' }, 10);
+  vm('unknown', { pipeline: 'true', 'job-id': newJobId(), attempt: '1' }, 40); // past the 30-minute grace for VMs the ledger does not know
   vm('running', labelsOf(await job('RUNNING', 2)), 3);
   vm('staging', { pipeline: 'staging', 'job-id': newJobId(), attempt: '1' }, 60 * 24 * 10);
   vm('people', { owner: 'ana' }, 60 * 24 * 10);
