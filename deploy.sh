@@ -19,33 +19,8 @@ usage() {
   exit 2
 }
 
-die() {
-  echo "deploy.sh: $*" >&2
-  exit 1
-}
-
-require_tool() {
-  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (or not on PATH): $2"
-}
-
-tf() { terraform -chdir=terraform "$@"; }
-
-tf_outputs="{}"
-load_outputs() { tf_outputs="$(tf output -json)"; }
-
-# tf_output NAME: the value of a terraform output; fails when it is null or absent.
-tf_output() {
-  local value
-  value="$(jq -r --arg name "$1" '.[$name].value // empty' <<<"$tf_outputs")"
-  [[ -n "$value" ]] || die "terraform output $1 is missing: run ./setup.sh first"
-  printf '%s\n' "$value"
-}
-
-image_tag() {
-  local sha
-  sha="$(git rev-parse --short HEAD 2>/dev/null || true)"
-  printf '%s%s\n' "$(date -u +%Y%m%d-%H%M%S)" "${sha:+-$sha}"
-}
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/common.sh"
 
 [[ $# -eq 0 ]] || usage
 

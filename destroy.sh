@@ -15,39 +15,8 @@ usage() {
   exit 2
 }
 
-die() {
-  echo "destroy.sh: $*" >&2
-  exit 1
-}
-
-require_tool() {
-  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (or not on PATH): $2"
-}
-
-tf() { terraform -chdir=terraform "$@"; }
-
-tf_outputs="{}"
-load_outputs() { tf_outputs="$(tf output -json)"; }
-
-# tf_output NAME: the value of a terraform output; fails when it is null or absent.
-tf_output() {
-  local value
-  value="$(jq -r --arg name "$1" '.[$name].value // empty' <<<"$tf_outputs")"
-  [[ -n "$value" ]] || die "terraform output $1 is missing: run ./setup.sh first"
-  printf '%s\n' "$value"
-}
-
-# current_image TYPE: the image of the deployed service or job as terraform state records it, or
-# nothing, so the apply below changes deletion protection only.
-current_image() {
-  local type="$1" path
-  case "$type" in
-    google_cloud_run_v2_service) path='.values.template[0].containers[0].image' ;;
-    google_cloud_run_v2_job) path='.values.template[0].template[0].containers[0].image' ;;
-  esac
-  tf show -json | jq -r --arg type "$type" \
-    "[.. | objects | select(.type? == \$type and .mode? == \"managed\") | ($path)? // empty] | first // empty"
-}
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/common.sh"
 
 # empty_bucket NAME: deletes every object (and version) in it; an empty bucket is not an error.
 empty_bucket() {

@@ -21,46 +21,8 @@ usage() {
   exit 2
 }
 
-die() {
-  echo "setup.sh: $*" >&2
-  exit 1
-}
-
-# require_tool NAME HINT: stops with a message naming the tool and how to get it.
-require_tool() {
-  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (or not on PATH): $2"
-}
-
-tf() { terraform -chdir=terraform "$@"; }
-
-tf_outputs="{}"
-load_outputs() { tf_outputs="$(tf output -json)"; }
-
-# tf_output NAME: the value of a terraform output; fails when it is null or absent.
-tf_output() {
-  local value
-  value="$(jq -r --arg name "$1" '.[$name].value // empty' <<<"$tf_outputs")"
-  [[ -n "$value" ]] || die "terraform output $1 is missing: run ./setup.sh first"
-  printf '%s\n' "$value"
-}
-
-# current_image TYPE: the image of the deployed service or job as terraform state records it, or
-# nothing. The base apply passes these back, so running setup.sh twice never removes the service.
-current_image() {
-  local type="$1" path
-  case "$type" in
-    google_cloud_run_v2_service) path='.values.template[0].containers[0].image' ;;
-    google_cloud_run_v2_job) path='.values.template[0].template[0].containers[0].image' ;;
-  esac
-  tf show -json | jq -r --arg type "$type" \
-    "[.. | objects | select(.type? == \$type and .mode? == \"managed\") | ($path)? // empty] | first // empty"
-}
-
-image_tag() {
-  local sha
-  sha="$(git rev-parse --short HEAD 2>/dev/null || true)"
-  printf '%s%s\n' "$(date -u +%Y%m%d-%H%M%S)" "${sha:+-$sha}"
-}
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib/common.sh"
 
 project="" region="" zone=""
 while [[ $# -gt 0 ]]; do
