@@ -40,9 +40,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-require_tool gcloud "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install"
-require_tool terraform "install Terraform: https://developer.hashicorp.com/terraform/install"
-require_tool jq "install jq: https://jqlang.github.io/jq/download/ (apt-get install jq, brew install jq)"
+require_deploy_tools
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

@@ -15,27 +15,10 @@ usage() {
   exit 2
 }
 
-die() {
-  echo "upload.sh: $*" >&2
-  exit 1
-}
-
-require_tool() {
-  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (or not on PATH): $2"
-}
-
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-
-tf_outputs="{}"
-load_outputs() { tf_outputs="$(terraform -chdir="$root/terraform" output -json)"; }
-
-# tf_output NAME: the value of a terraform output; fails when it is null or absent.
-tf_output() {
-  local value
-  value="$(jq -r --arg name "$1" '.[$name].value // empty' <<<"$tf_outputs")"
-  [[ -n "$value" ]] || die "terraform output $1 is missing: run ./setup.sh first"
-  printf '%s\n' "$value"
-}
+TF_DIR="$root/terraform"
+# shellcheck source=scripts/lib/common.sh
+source "$root/scripts/lib/common.sh"
 
 files=() runtime="" prefix=""
 while [[ $# -gt 0 ]]; do
@@ -59,9 +42,7 @@ for file in "${files[@]}"; do
   [[ -f "$file" ]] || die "not a file: $file (nothing was uploaded)"
 done
 
-require_tool gcloud "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install"
-require_tool terraform "install Terraform: https://developer.hashicorp.com/terraform/install"
-require_tool jq "install jq: https://jqlang.github.io/jq/download/ (apt-get install jq, brew install jq)"
+require_deploy_tools
 
 load_outputs
 bucket="$(tf_output input_bucket)"

@@ -1,5 +1,5 @@
-# Helpers shared by setup.sh, deploy.sh and destroy.sh (sourced, not run): tool checks, terraform
-# outputs and state, image tags. They expect to run from the repository root and set -euo pipefail.
+# Helpers shared by the deploy scripts (sourced, not run): tool checks, terraform outputs and state,
+# image tags. Scripts that do not run from the repository root set TF_DIR before sourcing this.
 # shellcheck shell=bash
 
 # die MESSAGE: stops the calling script with its name and the message.
@@ -13,7 +13,15 @@ require_tool() {
   command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (or not on PATH): $2"
 }
 
-tf() { terraform -chdir=terraform "$@"; }
+TF_DIR="${TF_DIR:-terraform}"
+# require_deploy_tools: the tools every deploy script uses.
+require_deploy_tools() {
+  require_tool gcloud "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install"
+  require_tool terraform "install Terraform: https://developer.hashicorp.com/terraform/install"
+  require_tool jq "install jq: https://jqlang.github.io/jq/download/ (apt-get install jq, brew install jq)"
+}
+
+tf() { terraform -chdir="$TF_DIR" "$@"; }
 
 load_outputs() { tf_outputs="$(tf output -json)"; }
 
