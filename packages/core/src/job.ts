@@ -123,3 +123,24 @@ export function newJob(id: string, source: JobSource, at: string): Job {
 export function amend(job: Job, at: string, changes: JobChanges): Job {
   return { ...job, ...changes, version: job.version + 1, updatedAt: at };
 }
+
+/**
+ * A claim whose dispatcher died: the job is still RECEIVED and was last written more than `leaseMs`
+ * before `at`. Its new claimer gets it back through `takeOver`.
+ */
+export function claimLeaseRanOut(existing: Job, at: string, leaseMs: number): boolean {
+  return existing.state === 'RECEIVED' && Date.parse(at) - Date.parse(existing.updatedAt) > leaseMs;
+}
+
+/** The job as a caller that takes over a claim past its lease writes it (compare-and-set on its version). */
+export function takeOver(existing: Job, at: string): Job {
+  return {
+    ...existing,
+    version: existing.version + 1,
+    updatedAt: at,
+    history: [
+      ...existing.history,
+      { at, to: 'RECEIVED', detail: 'claim taken over after its lease ran out' },
+    ],
+  };
+}

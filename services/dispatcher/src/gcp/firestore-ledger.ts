@@ -18,7 +18,15 @@ import {
   type Query,
   type UpdateData,
 } from '@google-cloud/firestore';
-import type { ClaimResult, Job, JobPage, JobState, Ledger } from '@pipeline/core';
+import {
+  claimLeaseRanOut,
+  takeOver,
+  type ClaimResult,
+  type Job,
+  type JobPage,
+  type JobState,
+  type Ledger,
+} from '@pipeline/core';
 
 // gRPC status codes, as the client's errors carry them in `code`.
 const NOT_FOUND = 5;
@@ -53,18 +61,8 @@ export class FirestoreLedger implements Ledger {
       const snapshot = await ref.get();
       if (!snapshot.exists) continue;
       const existing = fromDocument(snapshot);
-      const leaseRanOut =
-        existing.state === 'RECEIVED' && Date.parse(job.updatedAt) - Date.parse(existing.updatedAt) > leaseMs;
-      if (!leaseRanOut) return { claimed: false, job: existing };
-      const takenOver: Job = {
-        ...existing,
-        version: existing.version + 1,
-        updatedAt: job.updatedAt,
-        history: [
-          ...existing.history,
-          { at: job.updatedAt, to: 'RECEIVED', detail: 'claim taken over after its lease ran out' },
-        ],
-      };
+      if (!claimLeaseRanOut(existing, job.updatedAt, leaseMs)) return { claimed: false, job: existing };
+      const takenOver = takeOver(existing, job.updatedAt);
       if (await this.replace(snapshot, takenOver)) return { claimed: true, job: takenOver };
       // Another caller took it over first (or released it: then claim again).
       const winner = await this.get(job.id);

@@ -2,7 +2,15 @@
 // id exists; every other write is an UPDATE conditioned on the version it read (compare-and-set). The
 // whole job is stored as JSON beside the columns that queries need.
 import { DatabaseSync } from 'node:sqlite';
-import type { ClaimResult, Job, JobPage, JobState, Ledger } from '@pipeline/core';
+import {
+  claimLeaseRanOut,
+  takeOver,
+  type ClaimResult,
+  type Job,
+  type JobPage,
+  type JobState,
+  type Ledger,
+} from '@pipeline/core';
 
 export class SqliteLedger implements Ledger {
   private readonly db: DatabaseSync;
@@ -33,18 +41,8 @@ export class SqliteLedger implements Ledger {
     if (inserted.changes === 1) return { claimed: true, job };
     const existing = await this.get(job.id);
     if (existing === undefined) throw new Error(`job ${job.id} vanished during its claim`);
-    const stale =
-      existing.state === 'RECEIVED' && Date.parse(job.updatedAt) - Date.parse(existing.updatedAt) > leaseMs;
-    if (!stale) return { claimed: false, job: existing };
-    const takenOver: Job = {
-      ...existing,
-      version: existing.version + 1,
-      updatedAt: job.updatedAt,
-      history: [
-        ...existing.history,
-        { at: job.updatedAt, to: 'RECEIVED', detail: 'claim taken over after its lease ran out' },
-      ],
-    };
+    if (!claimLeaseRanOut(existing, job.updatedAt, leaseMs)) return { claimed: false, job: existing };
+    const takenOver = takeOver(existing, job.updatedAt);
     return (await this.update(takenOver))
       ? { claimed: true, job: takenOver }
       : { claimed: false, job: (await this.get(job.id))! };
