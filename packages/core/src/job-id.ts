@@ -10,3 +10,8 @@ export function jobIdFor(bucket: string, name: string, generation: string): stri
 export function isJobId(value: string): boolean {
   return /^[0-9a-f]{32}$/.test(value);
 }
+
+/** The id of one occurrence of a schedule: the same for every reconciler that makes it, so it is made once. */
+export function occurrenceId(seriesId: string, runAt: string): string {
+  return createHash('sha256').update(`${seriesId}@${runAt}`, 'utf8').digest('hex').slice(0, 32);
+}

@@ -3,12 +3,18 @@
 //
 //   RECEIVED -> LAUNCHED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED, and IGNORED for skipped events.
 //   A launch that fails ends FAILED from RECEIVED; a run that ends before it was seen running goes
-//   from LAUNCHED straight to its end; a failure with attempts left goes back to LAUNCHED.
+//   from LAUNCHED straight to its end.
+//   SCHEDULED waits for its time (runAt): a job submitted for later, or a failure with attempts left
+//   waiting out its backoff. When due, whoever moves it SCHEDULED -> RECEIVED (compare-and-set) owns
+//   it and launches it. A FAILED or CANCELLED job goes back to RECEIVED when someone retries it.
 import type { StorageObject } from './events.ts';
-import type { JobTemplate, Target } from './routing.ts';
+import type { JobTemplate, Resources, Target } from './routing.ts';
+import type { RetryPolicy } from './retry.ts';
 
-export type JobState = 'RECEIVED' | 'LAUNCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'IGNORED';
+export type JobState =
+  'SCHEDULED' | 'RECEIVED' | 'LAUNCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'IGNORED';
 export const JOB_STATES: readonly JobState[] = [
+  'SCHEDULED',
   'RECEIVED',
   'LAUNCHED',
   'RUNNING',
@@ -19,13 +25,17 @@ export const JOB_STATES: readonly JobState[] = [
 ];
 export const FINAL_STATES: readonly JobState[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'IGNORED'];
 
+/** States in which something runs or is about to: a cancel must stop it on its platform. */
+export const ACTIVE_STATES: readonly JobState[] = ['LAUNCHED', 'RUNNING'];
+
 const ALLOWED: Record<JobState, readonly JobState[]> = {
+  SCHEDULED: ['RECEIVED', 'CANCELLED', 'FAILED'],
   RECEIVED: ['LAUNCHED', 'IGNORED', 'FAILED', 'CANCELLED'],
-  LAUNCHED: ['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'LAUNCHED'],
-  RUNNING: ['SUCCEEDED', 'FAILED', 'CANCELLED', 'LAUNCHED'],
-  FAILED: ['LAUNCHED'],
+  LAUNCHED: ['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'SCHEDULED'],
+  RUNNING: ['SUCCEEDED', 'FAILED', 'CANCELLED', 'SCHEDULED'],
+  FAILED: ['RECEIVED'],
+  CANCELLED: ['RECEIVED'],
   SUCCEEDED: [],
-  CANCELLED: [],
   IGNORED: [],
 };
 
@@ -48,7 +58,42 @@ export function canTransition(from: JobState, to: JobState): boolean {
 /** What started the job: an object version, or a request for a container run with no input file. */
 export type JobSource =
   | { kind: 'object'; object: StorageObject }
-  | { kind: 'request'; image?: string; task?: string; args: string[]; env: Record<string, string> };
+  | {
+      kind: 'request';
+      image?: string;
+      task?: string;
+      args: string[];
+      env: Record<string, string>;
+      /** What the request said it needs, for routing when it is launched (later, if scheduled). */
+      declared?: Resources;
+    };
+
+/** How one attempt ended. `lost`: its platform no longer knows it and no completion arrived. */
+export type AttemptOutcome = 'succeeded' | 'failed' | 'preempted' | 'timed-out' | 'lost' | 'cancelled';
+
+/** One launch of a job: each has its own execution, logs and end. */
+export interface AttemptRecord {
+  attempt: number;
+  target: Target;
+  /** On a VM: whether it ran on spot capacity. */
+  spot?: boolean;
+  execution?: string;
+  logsUri?: string;
+  launchedAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  outcome?: AttemptOutcome;
+  error?: string;
+}
+
+/** A repeating job: each occurrence is a job of its own, made when the previous one is launched. */
+export interface JobSchedule {
+  /** Five fields, minute hour day-of-month month day-of-week, in UTC (see cron.ts). */
+  cron: string;
+  /** The id shared by every occurrence; the next occurrence's id derives from it and its time. */
+  seriesId: string;
+}
 
 export interface JobHistoryEntry {
   at: string;
@@ -68,6 +113,8 @@ export interface Job {
   rule?: string;
   target?: Target;
   template?: JobTemplate;
+  /** The rule's retry policy, kept from routing so that a later change of config cannot strand it. */
+  retry?: RetryPolicy;
   attempt: number;
   /** What runs it: a Cloud Run execution, an instance name, or a local process id. */
   execution?: string;
@@ -80,6 +127,11 @@ export interface Job {
   updatedAt: string;
   startedAt?: string;
   finishedAt?: string;
+  /** When a SCHEDULED job is due. */
+  runAt?: string;
+  schedule?: JobSchedule;
+  /** Every launch so far, oldest first; the last is the current attempt. */
+  attempts: AttemptRecord[];
   history: JobHistoryEntry[];
 }
 
@@ -115,8 +167,34 @@ export function newJob(id: string, source: JobSource, at: string): Job {
     attempt: 1,
     createdAt: at,
     updatedAt: at,
+    attempts: [],
     history: [{ at, to: 'RECEIVED' }],
   };
+}
+
+/** A job that waits until `runAt` (a submission for later, or one occurrence of a schedule). */
+export function newScheduledJob(
+  id: string,
+  source: JobSource,
+  at: string,
+  runAt: string,
+  schedule?: JobSchedule,
+): Job {
+  return {
+    ...newJob(id, source, at),
+    state: 'SCHEDULED',
+    runAt,
+    ...(schedule === undefined ? {} : { schedule }),
+    history: [{ at, to: 'SCHEDULED', detail: `due at ${runAt}` }],
+  };
+}
+
+/** The job with its current attempt's record changed (the last one, if it is the job's attempt). */
+export function withCurrentAttempt(job: Job, changes: Partial<AttemptRecord>): AttemptRecord[] {
+  const attempts = job.attempts ?? [];
+  const last = attempts[attempts.length - 1];
+  if (last === undefined || last.attempt !== job.attempt) return attempts;
+  return [...attempts.slice(0, -1), { ...last, ...changes }];
 }
 
 /** The job with changes that are not a change of state (an execution name, say); bumps the version. */

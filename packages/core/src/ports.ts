@@ -9,6 +9,11 @@ export interface BlobStore {
   stat(bucket: string, name: string): Promise<StorageObject | undefined>;
   /** How a task addresses an object or a prefix: gs://bucket/name, or a local path in local mode. */
   uri(bucket: string, name: string): string;
+  /**
+   * Part of an object named by its `uri` (a log): the bytes from `offset` on, at most `maxBytes`,
+   * and the object's whole size; undefined if there is no such object.
+   */
+  read(uri: string, offset: number, maxBytes: number): Promise<{ data: Buffer; size: number } | undefined>;
 }
 
 export interface ClaimResult {
@@ -51,9 +56,24 @@ export interface LaunchRequest {
   logsUri: string;
 }
 
+/** What a platform says of one execution, for the reconciler. */
+export type RunStatus =
+  /** Queued, starting or running. */
+  | { kind: 'running' }
+  /** It ended; the platform knows how. */
+  | { kind: 'ended'; exitCode: number; finishedAt?: string; preempted?: boolean; error?: string }
+  /** The platform no longer knows it (a VM that deleted itself, a process of an earlier dispatcher). */
+  | { kind: 'gone' }
+  /** Asking failed; nothing can be concluded this time. */
+  | { kind: 'unknown'; reason: string };
+
 export interface Launcher {
   /** Starts the task and returns what runs it; does not wait for the task. Throws LaunchError. */
   launch(request: LaunchRequest): Promise<{ execution: string }>;
+  /** What the platform says of an execution this launcher started (its `execution`). */
+  inspect(execution: string): Promise<RunStatus>;
+  /** Stops an execution; one that already ended or is gone is not an error. */
+  cancel(execution: string): Promise<void>;
 }
 
 /**
@@ -85,4 +105,30 @@ export interface Completion {
 
 export interface EventPublisher {
   publish(topic: string, data: unknown, attributes?: Record<string, string>): Promise<string>;
+}
+
+/** A message that reached the dead-letter topic after its subscription gave up delivering it. */
+export interface DeadLetter {
+  /** The dead-letter message's id; replay names it. */
+  id: string;
+  publishTime: string;
+  /** The subscription that gave up on it (CloudPubSubDeadLetterSourceSubscription). */
+  sourceSubscription?: string;
+  /** How often it was delivered there (CloudPubSubDeadLetterSourceDeliveryCount). */
+  deliveryAttempts?: number;
+  /** Why, for people: what the dispatcher makes of the message now. */
+  reason: string;
+  attributes: Record<string, string>;
+  /** The message's data as text, cut to 2 KiB. */
+  data: string;
+}
+
+export interface DeadLetterQueue {
+  /** Up to `limit` dead letters; listing does not consume them. */
+  list(limit: number): Promise<DeadLetter[]>;
+  /**
+   * Publishes the dead letter again to the topic its subscription reads, then removes it from the
+   * dead-letter subscription. Undefined if no dead letter has this id.
+   */
+  replay(id: string): Promise<{ topic: string; messageId: string } | undefined>;
 }

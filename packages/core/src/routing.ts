@@ -12,6 +12,7 @@ import {
   shapeForCloudRun,
 } from './routing/platforms.ts';
 import type { Accelerator, JobTemplate, Resources, Rule, RuleMatch, Target } from './routing/types.ts';
+import type { RetryPolicy } from './retry.ts';
 import { formatBytes, formatDuration, quote } from './units.ts';
 
 // The routing API in one import: types, parser, limits, machine types, metadata reading.
@@ -36,7 +37,7 @@ export interface RouteRequest {
 
 export type RouteDecision =
   | { action: 'ignore'; rule?: string; reason: string }
-  | { action: 'launch'; rule: string; target: Target; job: JobTemplate; reason: string };
+  | { action: 'launch'; rule: string; target: Target; job: JobTemplate; retry: RetryPolicy; reason: string };
 
 /** The first rule that matches decides; with none, the request is ignored. */
 export function route(request: RouteRequest, config: { rules: Rule[] }): RouteDecision {
@@ -47,12 +48,17 @@ export function route(request: RouteRequest, config: { rules: Rule[] }): RouteDe
     if (rule.target === 'ignore') {
       return { action: 'ignore', rule: rule.name, reason: `rule ${quote(rule.name)} ignores it (${what})` };
     }
-    return launch(rule, rule.target, request.declared, `rule ${quote(rule.name)} matched (${what})`);
+    const placed = launch(rule, rule.target, request.declared, `rule ${quote(rule.name)} matched (${what})`);
+    return placed.action === 'launch' ? { ...placed, retry: rule.retry } : placed;
   }
   return { action: 'ignore', reason: 'no rule matched' };
 }
 
-function launch(rule: Rule, target: Target, declared: Resources, matched: string): RouteDecision {
+/** A decision before the rule's retry policy is added to it. */
+type Placement =
+  Extract<RouteDecision, { action: 'ignore' }> | Omit<Extract<RouteDecision, { action: 'launch' }>, 'retry'>;
+
+function launch(rule: Rule, target: Target, declared: Resources, matched: string): Placement {
   const job = raiseToDeclared(rule.job, declared);
   if (target === 'vm') return onVm(rule.name, job, matched);
   if (job.image !== undefined) {
@@ -78,7 +84,7 @@ function launch(rule: Rule, target: Target, declared: Resources, matched: string
 }
 
 /** Keeps the rule's machine type unless it is one we know to be too small; else picks one. */
-function onVm(rule: string, job: JobTemplate, why: string): RouteDecision {
+function onVm(rule: string, job: JobTemplate, why: string): Placement {
   const [cpu, memory, gpu] = [job.cpu ?? 1, job.memoryBytes ?? 0, job.accelerator];
   const named = job.machineType;
   const known = MACHINE_TYPES.find((machine) => machine.name === named);

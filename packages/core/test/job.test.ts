@@ -11,6 +11,9 @@ import {
 import { isJobId, jobIdFor } from '../src/job-id.ts';
 
 const ALLOWED: [JobState, JobState][] = [
+  ['SCHEDULED', 'RECEIVED'],
+  ['SCHEDULED', 'CANCELLED'],
+  ['SCHEDULED', 'FAILED'],
   ['RECEIVED', 'LAUNCHED'],
   ['RECEIVED', 'IGNORED'],
   ['RECEIVED', 'FAILED'],
@@ -19,12 +22,13 @@ const ALLOWED: [JobState, JobState][] = [
   ['LAUNCHED', 'SUCCEEDED'],
   ['LAUNCHED', 'FAILED'],
   ['LAUNCHED', 'CANCELLED'],
-  ['LAUNCHED', 'LAUNCHED'],
+  ['LAUNCHED', 'SCHEDULED'],
   ['RUNNING', 'SUCCEEDED'],
   ['RUNNING', 'FAILED'],
   ['RUNNING', 'CANCELLED'],
-  ['RUNNING', 'LAUNCHED'],
-  ['FAILED', 'LAUNCHED'],
+  ['RUNNING', 'SCHEDULED'],
+  ['FAILED', 'RECEIVED'],
+  ['CANCELLED', 'RECEIVED'],
 ];
 
 const job = (state: JobState) => ({

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StorageObject } from '../src/events.ts';
+import { DEFAULT_RETRY_POLICY } from '../src/retry.ts';
 import {
   CLOUD_RUN_JOB_LIMITS,
   declaredFromMetadata,
@@ -58,6 +59,7 @@ describe('parseRoutingConfig', () => {
       match: {},
       target: 'ignore',
       job: { task: 'logreg', args: [], env: {}, spot: false },
+      retry: DEFAULT_RETRY_POLICY,
     });
   });
 
@@ -145,7 +147,7 @@ describe('parseRoutingConfig', () => {
       'typo in a rule key',
       rule({ mach: {} }),
       'mach',
-      'rule 1 ("csv"): mach: unknown key (expected one of name, match, target, job)',
+      'rule 1 ("csv"): mach: unknown key (expected one of name, match, target, job, retry)',
     ],
     [
       'typo in a match key',
@@ -499,6 +501,7 @@ describe('route: where and with what', () => {
       rule: 'csv',
       target: 'cloud-run-job',
       job: { task: 'logreg', args: [], env: {}, spot: false, cpu: 1, memoryBytes: 2 * GiB },
+      retry: DEFAULT_RETRY_POLICY,
       reason: 'rule "csv" matched (path matches "**.csv"): cloud-run-job',
     });
   });

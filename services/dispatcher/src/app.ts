@@ -2,17 +2,25 @@
 //
 //   POST /pubsub/push   a Pub/Sub push delivery of a Cloud Storage notification
 //   POST /pubsub/completions  a push delivery of a task's completion event
-//   POST /jobs          submit an object ({ "inputUri": "gs://bucket/object" }) or a container run
+//   POST /jobs          submit an object ({ "inputUri": "gs://bucket/object" }) or a container run,
+//                       now or later ("runAt": an ISO time, or "cron": "*/15 * * * *")
 //   GET  /jobs          newest first; ?state=FAILED&limit=50&pageToken=...
-//   GET  /jobs/:id      one job, with its route, reason and history
+//   GET  /jobs/:id      one job, with its route, reason, attempts and history
+//   GET  /jobs/:id/logs the log of an attempt as text: ?attempt=N, ?offset=BYTES or ?tail=BYTES
+//   POST /jobs/:id/cancel  stop it on its platform; it ends CANCELLED
+//   POST /jobs/:id/retry   a FAILED or CANCELLED job runs again, as a new attempt
+//   GET  /deadletters   messages Pub/Sub gave up delivering, with why
+//   POST /deadletters/:id/replay  publish one again to the topic it came from
 //   GET  /healthz       liveness
 //   POST /reap          delete the pipeline VMs that outlived their work (Cloud Scheduler)
+//   POST /reconcile     close what completions missed, time out, launch due jobs (Cloud Scheduler)
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import {
   isJobId,
   JOB_STATES,
   parseCompletionPush,
   parsePush,
+  type DeadLetterQueue,
   type JobState,
   type Ledger,
 } from '@pipeline/core';
@@ -28,13 +36,25 @@ export interface AppPorts {
   auth?: { push: RequestHandler; api: RequestHandler };
   /** Deletes VMs that outlived their work (gcp/reaper.ts); none in local mode, which makes no VMs. */
   reaper?: { reap(): Promise<unknown> };
+  /** The dead-letter subscription (gcp/dead-letters.ts); none in local mode, which has no Pub/Sub. */
+  deadLetters?: DeadLetterQueue;
 }
 
 const open: RequestHandler = (_req, _res, next) => next();
 
 const MAX_PAGE = 200;
 
-export function buildApp({ dispatcher, ledger, logger, auth, reaper }: AppPorts): express.Express {
+const MAX_LOG_BYTES = 1024 * 1024;
+const DEFAULT_LOG_TAIL = 64 * 1024;
+
+export function buildApp({
+  dispatcher,
+  ledger,
+  logger,
+  auth,
+  reaper,
+  deadLetters,
+}: AppPorts): express.Express {
   const app = express();
   const push = auth?.push ?? open;
   const api = auth?.api ?? open;
@@ -97,8 +117,8 @@ export function buildApp({ dispatcher, ledger, logger, auth, reaper }: AppPorts)
     const request = parseJobRequest(req.body);
     const intake =
       request.kind === 'object'
-        ? await dispatcher.submitObject(request.bucket, request.name, request.generation)
-        : await dispatcher.submitContainer(request.container);
+        ? await dispatcher.submitObject(request.bucket, request.name, request.generation, request.when)
+        : await dispatcher.submitContainer(request.container, request.when);
     if (intake.outcome === 'skipped') throw new RequestError('INVALID', intake.reason);
     answer(res, intake);
   });
@@ -129,6 +149,63 @@ export function buildApp({ dispatcher, ledger, logger, auth, reaper }: AppPorts)
     res.json(job);
   });
 
+  // The text of one attempt's log. Without ?offset, the last ?tail bytes (64 KiB); with ?offset, up
+  // to 1 MiB from there: a follower asks again from X-Next-Offset until X-Job-State is final.
+  app.get('/jobs/:id/logs', api, async (req, res) => {
+    const attempt = optionalInteger(req.query.attempt, 'attempt', 1);
+    const offset = optionalInteger(req.query.offset, 'offset', 0);
+    const tail = optionalInteger(req.query.tail, 'tail', 0) ?? DEFAULT_LOG_TAIL;
+    const log = await dispatcher.readLog(String(req.params.id), {
+      attempt,
+      offset,
+      tail: Math.min(tail, MAX_LOG_BYTES),
+      maxBytes: MAX_LOG_BYTES,
+    });
+    res
+      .status(200)
+      .set({
+        'Content-Type': 'text/plain; charset=utf-8',
+        'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff',
+        'X-Attempt': String(log.attempt),
+        'X-Log-Size': String(log.size),
+        'X-Next-Offset': String(log.nextOffset),
+        'X-Job-State': log.state,
+      })
+      .send(log.data);
+  });
+
+  app.post('/jobs/:id/cancel', api, async (req, res) => {
+    res.json(await dispatcher.cancel(String(req.params.id)));
+  });
+
+  app.post('/jobs/:id/retry', api, async (req, res) => {
+    res.json(await dispatcher.retry(String(req.params.id)));
+  });
+
+  app.post('/reconcile', api, async (_req, res) => {
+    res.json(await dispatcher.reconcile());
+  });
+
+  app.get('/deadletters', api, async (req, res) => {
+    const limit = optionalInteger(req.query.limit, 'limit', 1) ?? 100;
+    if (limit > 1000) throw new RequestError('INVALID', 'limit must be 1 to 1000');
+    if (deadLetters === undefined) {
+      res.json({ messages: [], note: 'local mode has no Pub/Sub, so no dead letters' });
+      return;
+    }
+    res.json({ messages: await deadLetters.list(limit) });
+  });
+
+  app.post('/deadletters/:id/replay', api, async (req, res) => {
+    const id = String(req.params.id);
+    if (!/^[0-9A-Za-z_-]{1,100}$/.test(id)) throw new RequestError('INVALID', 'not a message id');
+    const replayed = deadLetters === undefined ? undefined : await deadLetters.replay(id);
+    if (replayed === undefined) throw new RequestError('NOT_FOUND', `no dead letter ${id}`);
+    logger.info({ deadLetter: id, ...replayed }, 'dead letter replayed');
+    res.json({ id, ...replayed });
+  });
+
   app.post('/reap', api, async (_req, res) => {
     if (reaper === undefined) {
       res.status(404).json({ error: 'no reaper in this mode' });
@@ -148,7 +225,8 @@ export function buildApp({ dispatcher, ledger, logger, auth, reaper }: AppPorts)
       return;
     }
     if (err instanceof RequestError) {
-      res.status(err.code === 'NOT_FOUND' ? 404 : 400).json({ error: err.message });
+      const status = { NOT_FOUND: 404, INVALID: 400, CONFLICT: 409 }[err.code];
+      res.status(status).json({ error: err.message });
       return;
     }
     const status = (err as { status?: unknown }).status;
@@ -161,6 +239,13 @@ export function buildApp({ dispatcher, ledger, logger, auth, reaper }: AppPorts)
     res.status(500).json({ error: 'internal error' });
   });
   return app;
+}
+
+function optionalInteger(value: unknown, name: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min)) throw new RequestError('INVALID', `${name} must be a whole number of at least ${min}`);
+  return n;
 }
 
 function answer(res: Response, intake: Exclude<Intake, { outcome: 'skipped' }>): void {

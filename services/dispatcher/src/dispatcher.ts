@@ -1,34 +1,51 @@
 // Intake and bookkeeping, the same on Google Cloud and in local mode: parse, claim in the ledger,
-// route, launch, record. Decisions come from @pipeline/core; this file only sequences them against
-// the ports, and every write to a job is a compare-and-set retried on conflict.
+// route, launch, record; then the end of each attempt (retry or not), cancel, retry and logs.
+// Decisions come from @pipeline/core; this file only sequences them against the ports, and every
+// write to a job is a compare-and-set retried on conflict. The reconcile pass is in reconciler.ts.
 import { randomBytes } from 'node:crypto';
 import {
+  ACTIVE_STATES,
+  afterFailedAttempt,
   amend,
+  DEFAULT_RECONCILE_SETTINGS,
+  DEFAULT_RETRY_POLICY,
   declaredFromMetadata,
   FINAL_STATES,
   jobIdFor,
   LaunchError,
   newJob,
+  newScheduledJob,
+  nextCronTime,
+  occurrenceId,
   outputPrefix,
+  parseCron,
   route,
+  takeOver,
   transition,
+  withCurrentAttempt,
   workerEnvironment,
+  type AttemptOutcome,
   type BlobStore,
   type Completion,
   type Job,
   type JobSource,
+  type JobState,
   type JobTemplate,
   type Launcher,
   type Ledger,
+  type ReconcileSettings,
   type Resources,
   type RoutingConfig,
   type StorageEvent,
   type Target,
 } from '@pipeline/core';
 import type { Logger } from 'pino';
+import { reconcilePass, type ReconcileReport } from './reconciler.ts';
 
-export const DEFAULT_LEASE_MS = 10 * 60 * 1000;
+export const DEFAULT_LEASE_MS = DEFAULT_RECONCILE_SETTINGS.leaseMs;
 const MAX_CONFLICT_RETRIES = 20;
+/** A launch that failed for a passing reason, outside a Pub/Sub delivery, is tried again this much later. */
+const RELAUNCH_DELAY_MS = 60_000;
 
 export interface DispatcherPorts {
   ledger: Ledger;
@@ -38,6 +55,8 @@ export interface DispatcherPorts {
   outputBucket: string;
   logger: Logger;
   leaseMs?: number;
+  /** Deadlines and leases of the reconcile pass; `leaseMs` above wins for the lease. */
+  reconcile?: Partial<ReconcileSettings>;
   now?: () => Date;
 }
 
@@ -48,8 +67,9 @@ export type Intake =
 
 /** A request that names something that does not exist or cannot be run: the HTTP layer says 4xx. */
 export class RequestError extends Error {
-  readonly code: 'NOT_FOUND' | 'INVALID';
-  constructor(code: 'NOT_FOUND' | 'INVALID', message: string) {
+  /** CONFLICT: the job's state does not allow it (cancel a finished job, retry a running one). */
+  readonly code: 'NOT_FOUND' | 'INVALID' | 'CONFLICT';
+  constructor(code: 'NOT_FOUND' | 'INVALID' | 'CONFLICT', message: string) {
     super(message);
     this.name = 'RequestError';
     this.code = code;
@@ -73,13 +93,41 @@ export interface ContainerRequest {
   declared: Resources;
 }
 
+/** When a submitted job runs: now (nothing), once at a time, or on a cron schedule (UTC). */
+export type When = { runAt: string } | { cron: string };
+
+/** How one attempt ended, from a completion or from what the reconciler found. */
+export interface AttemptResult {
+  outcome: Exclude<AttemptOutcome, 'cancelled'>;
+  exitCode?: number;
+  startedAt?: string;
+  finishedAt: string;
+  error?: string;
+  /** For the history: how it became known. */
+  detail?: string;
+}
+
+export interface LogRead {
+  attempt: number;
+  data: Buffer;
+  size: number;
+  nextOffset: number;
+  state: JobState;
+}
+
 export class Dispatcher {
-  private readonly ports: DispatcherPorts;
+  readonly ports: DispatcherPorts;
+  readonly settings: ReconcileSettings;
   private readonly now: () => Date;
 
   constructor(ports: DispatcherPorts) {
     this.ports = ports;
     this.now = ports.now ?? (() => new Date());
+    this.settings = {
+      ...DEFAULT_RECONCILE_SETTINGS,
+      ...ports.reconcile,
+      leaseMs: ports.leaseMs ?? ports.reconcile?.leaseMs ?? DEFAULT_LEASE_MS,
+    };
   }
 
   /** A storage notification: only a new object version outside the output bucket starts work. */
@@ -94,7 +142,7 @@ export class Dispatcher {
   }
 
   /** POST /jobs with an input: the object's current version, or the generation asked for. */
-  async submitObject(bucket: string, name: string, generation?: string): Promise<Intake> {
+  async submitObject(bucket: string, name: string, generation?: string, when?: When): Promise<Intake> {
     const object = await this.ports.blobs.stat(bucket, name);
     if (object === undefined) throw new RequestError('NOT_FOUND', `no object ${name} in bucket ${bucket}`);
     if (generation !== undefined && generation !== object.generation) {
@@ -103,63 +151,265 @@ export class Dispatcher {
         `generation ${generation} of ${name} is not the current one (${object.generation})`,
       );
     }
+    if (when !== undefined) return this.schedule({ kind: 'object', object }, when);
+    if (object.bucket === this.ports.outputBucket) {
+      return { outcome: 'skipped', reason: 'objects in the output bucket never start work' };
+    }
     return this.onStorageEvent({ eventType: 'OBJECT_FINALIZE', object });
   }
 
   /** POST /jobs for a container run with no input file. */
-  async submitContainer(request: ContainerRequest): Promise<Intake> {
+  async submitContainer(request: ContainerRequest, when?: When): Promise<Intake> {
     const source: JobSource = {
       kind: 'request',
       image: request.image,
       task: request.task,
       args: request.args,
       env: request.env,
+      declared: request.declared,
     };
-    return this.start(randomBytes(16).toString('hex'), source, request.declared);
+    if (when !== undefined) return this.schedule(source, when);
+    return this.start(randomBytes(16).toString('hex'), source);
   }
 
   /** A task began to run. */
   async onStarted(jobId: string, attempt: number, startedAt: string): Promise<void> {
     await this.mutate(jobId, (job) =>
       job.attempt === attempt && job.state === 'LAUNCHED'
-        ? transition(job, 'RUNNING', startedAt, { startedAt })
+        ? transition(job, 'RUNNING', startedAt, {
+            startedAt,
+            attempts: withCurrentAttempt(job, { startedAt }),
+          })
         : undefined,
     );
   }
 
-  /** A task ended. Late or repeated reports change nothing. */
+  /** A task ended, as its platform reported it. Late or repeated reports change nothing. */
   async onCompletion(completion: Completion): Promise<Job | undefined> {
-    const job = await this.mutate(completion.jobId, (current) => {
-      if (current.attempt !== completion.attempt || FINAL_STATES.includes(current.state)) return undefined;
-      const succeeded = completion.exitCode === 0;
+    const outcome = completion.exitCode === 0 ? 'succeeded' : completion.preempted ? 'preempted' : 'failed';
+    return this.endAttempt(completion.jobId, completion.attempt, {
+      outcome,
+      exitCode: completion.exitCode,
+      startedAt: completion.startedAt,
+      finishedAt: completion.finishedAt,
+      error: completion.error,
+    });
+  }
+
+  /**
+   * Records the end of attempt `attempt`: SUCCEEDED, or what its rule's retry policy says (another
+   * attempt, SCHEDULED after a backoff, or FAILED). Only the job's current attempt, while it runs,
+   * can end; anything else is a late or repeated report and changes nothing.
+   */
+  async endAttempt(jobId: string, attempt: number, result: AttemptResult): Promise<Job | undefined> {
+    return (await this.recordEnd(jobId, attempt, result)).job;
+  }
+
+  /** endAttempt, saying also whether this call changed the job (false: late, repeated, or beaten to it). */
+  async recordEnd(
+    jobId: string,
+    attempt: number,
+    result: AttemptResult,
+  ): Promise<{ job: Job | undefined; changed: boolean }> {
+    const at = this.iso();
+    let retryDue = false;
+    let changed = false;
+    const job = await this.mutate(jobId, (current) => {
+      // Set on each try: a compare-and-set that lost runs this again on the newer job.
+      retryDue = false;
+      changed = current.attempt === attempt && ACTIVE_STATES.includes(current.state);
+      if (!changed) return undefined;
+      const startedAt = current.startedAt ?? result.startedAt;
+      const failed = result.outcome !== 'succeeded';
+      const error = failed ? (result.error ?? describeResult(result)) : undefined;
+      const attempts = withCurrentAttempt(current, {
+        ...(startedAt === undefined ? {} : { startedAt }),
+        finishedAt: result.finishedAt,
+        outcome: result.outcome,
+        ...(result.exitCode === undefined ? {} : { exitCode: result.exitCode }),
+        ...(error === undefined ? {} : { error }),
+      });
+      const ended = { exitCode: result.exitCode, finishedAt: result.finishedAt, startedAt, attempts };
+      const why = result.detail === undefined ? '' : ` (${result.detail})`;
+      if (!failed)
+        return transition(current, 'SUCCEEDED', at, { ...ended, error: undefined }, `exit code 0${why}`);
+      const decision = afterFailedAttempt(
+        { ...current, attempts },
+        { outcome: result.outcome as Exclude<AttemptOutcome, 'succeeded'>, exitCode: result.exitCode },
+        current.retry ?? DEFAULT_RETRY_POLICY,
+        at,
+      );
+      if (decision.action === 'fail') {
+        return transition(current, 'FAILED', at, { ...ended, error }, `${decision.detail}${why}`);
+      }
+      retryDue = Date.parse(decision.runAt) <= Date.parse(at);
       return transition(
         current,
-        succeeded ? 'SUCCEEDED' : 'FAILED',
-        completion.finishedAt,
+        'SCHEDULED',
+        at,
         {
-          exitCode: completion.exitCode,
-          finishedAt: completion.finishedAt,
-          startedAt: current.startedAt ?? completion.startedAt,
-          ...(succeeded ? {} : { error: completion.error ?? `exit code ${completion.exitCode}` }),
+          ...ended,
+          error,
+          runAt: decision.runAt,
+          attempt: decision.attempt,
+          execution: undefined,
+          ...(current.template === undefined
+            ? {}
+            : { template: { ...current.template, spot: decision.spot } }),
         },
-        succeeded ? 'exit code 0' : `exit code ${completion.exitCode}`,
+        `${decision.detail}${why}`,
       );
     });
-    if (job !== undefined)
-      this.jobLogger(job).info(
-        { state: job.state, exitCode: job.exitCode, error: job.error },
-        `job ${job.state}`,
+    if (job === undefined || !changed) return { job, changed: false };
+    this.logEnd(job);
+    if (retryDue && job.state === 'SCHEDULED') return { job: (await this.launchDue(job)) ?? job, changed };
+    return { job, changed };
+  }
+
+  /** Stops a job on its platform, or before it starts; it ends CANCELLED. */
+  async cancel(id: string): Promise<Job> {
+    const job = await this.existing(id);
+    if (FINAL_STATES.includes(job.state)) {
+      throw new RequestError(
+        'CONFLICT',
+        `job ${id} is ${job.state}; only a job not yet ended can be cancelled`,
       );
-    return job;
+    }
+    if (ACTIVE_STATES.includes(job.state) && job.execution !== undefined && job.target !== undefined) {
+      try {
+        await this.ports.launchers[job.target].cancel(job.execution);
+      } catch (err) {
+        throw new RetryLaterError(`stopping ${job.execution} failed: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
+    const at = this.iso();
+    const cancelled = await this.mutate(id, (current) => {
+      if (FINAL_STATES.includes(current.state)) return undefined;
+      const running = ACTIVE_STATES.includes(current.state);
+      return transition(
+        current,
+        'CANCELLED',
+        at,
+        {
+          finishedAt: at,
+          ...(running
+            ? { attempts: withCurrentAttempt(current, { finishedAt: at, outcome: 'cancelled' }) }
+            : {}),
+        },
+        running
+          ? `cancelled by request; ${current.execution ?? 'its launch'} was stopped`
+          : 'cancelled by request',
+      );
+    });
+    const result = cancelled ?? job;
+    this.jobLogger(result).info({ state: result.state }, 'job cancelled');
+    return result;
+  }
+
+  /** Runs a FAILED or CANCELLED job again, as a new attempt with the same route. */
+  async retry(id: string): Promise<Job> {
+    const job = await this.existing(id);
+    if (job.state !== 'FAILED' && job.state !== 'CANCELLED') {
+      throw new RequestError(
+        'CONFLICT',
+        `job ${id} is ${job.state}; only FAILED or CANCELLED jobs can be retried`,
+      );
+    }
+    const at = this.iso();
+    const claimed = await this.mutate(id, (current) =>
+      current.state === 'FAILED' || current.state === 'CANCELLED'
+        ? transition(
+            current,
+            'RECEIVED',
+            at,
+            {
+              attempt: current.attempt + 1,
+              execution: undefined,
+              exitCode: undefined,
+              error: undefined,
+              finishedAt: undefined,
+            },
+            'retried by request',
+          )
+        : undefined,
+    );
+    if (claimed === undefined || claimed.state !== 'RECEIVED' || claimed.attempt !== job.attempt + 1) {
+      throw new RequestError('CONFLICT', `job ${id} changed while it was being retried; look at it again`);
+    }
+    return this.launchClaimed(claimed, 'reschedule');
+  }
+
+  /** One reconcile pass (POST /reconcile, or the local timer). */
+  async reconcile(): Promise<ReconcileReport> {
+    return reconcilePass(this);
+  }
+
+  /**
+   * Launches a due SCHEDULED job, if this caller wins it (SCHEDULED -> RECEIVED is the claim);
+   * for a repeating job, makes its next occurrence first. Undefined: someone else won it.
+   */
+  async launchDue(job: Job): Promise<Job | undefined> {
+    const at = this.iso();
+    const claimed = await this.mutate(job.id, (current) =>
+      current.state === 'SCHEDULED' && current.version === job.version
+        ? transition(current, 'RECEIVED', at, { runAt: undefined }, `due at ${current.runAt ?? at}`)
+        : undefined,
+    );
+    if (claimed === undefined || claimed.state !== 'RECEIVED' || claimed.version !== job.version + 1)
+      return undefined;
+    if (job.schedule !== undefined && job.attempt === 1) await this.scheduleNext(job);
+    return this.launchClaimed(claimed, 'reschedule');
+  }
+
+  /** Takes over a RECEIVED claim whose owner died (its lease ran out), and launches it. */
+  async takeOverStale(job: Job): Promise<Job | undefined> {
+    const takenOver = takeOver(job, this.iso());
+    if (!(await this.ports.ledger.update(takenOver))) return undefined;
+    return this.launchClaimed(takenOver, 'reschedule');
+  }
+
+  /** Reads part of an attempt's log: the tail, or from an offset (for following it). */
+  async readLog(
+    id: string,
+    options: { attempt?: number; offset?: number; tail: number; maxBytes: number },
+  ): Promise<LogRead> {
+    const job = await this.existing(id);
+    const attempt = options.attempt ?? job.attempt;
+    const record = job.attempts?.find((a) => a.attempt === attempt);
+    const uri = record?.logsUri ?? (attempt === job.attempt ? job.logsUri : undefined);
+    if (uri === undefined) {
+      if (attempt > job.attempt || (record === undefined && attempt !== job.attempt))
+        throw new RequestError('NOT_FOUND', `job ${id} has no attempt ${attempt}`);
+      return { attempt, data: Buffer.alloc(0), size: 0, nextOffset: 0, state: job.state };
+    }
+    const { blobs } = this.ports;
+    let offset = options.offset;
+    if (offset === undefined) {
+      const whole = await blobs.read(uri, 0, 0);
+      offset = Math.max(0, (whole?.size ?? 0) - options.tail);
+    }
+    const part = await blobs.read(
+      uri,
+      offset,
+      options.offset === undefined ? options.tail : options.maxBytes,
+    );
+    if (part === undefined)
+      return { attempt, data: Buffer.alloc(0), size: 0, nextOffset: offset, state: job.state };
+    return {
+      attempt,
+      data: part.data,
+      size: part.size,
+      nextOffset: offset + part.data.length,
+      state: job.state,
+    };
   }
 
   /** `declared`: resources a request asked for; an object declares its own in its metadata. */
-  private async start(id: string, source: JobSource, requested: Resources = {}): Promise<Intake> {
+  private async start(id: string, source: JobSource): Promise<Intake> {
     const at = this.iso();
-    const claim = await this.ports.ledger.claim(
-      newJob(id, source, at),
-      this.ports.leaseMs ?? DEFAULT_LEASE_MS,
-    );
+    const claim = await this.ports.ledger.claim(newJob(id, source, at), this.settings.leaseMs);
     if (!claim.claimed) {
       this.jobLogger(claim.job).info(
         { state: claim.job.state },
@@ -167,98 +417,217 @@ export class Dispatcher {
       );
       return { outcome: 'duplicate', job: claim.job };
     }
-    let job = claim.job;
-    const log = this.jobLogger(job);
-    const { resources: declared, errors } =
-      source.kind === 'object'
-        ? declaredFromMetadata(source.object.metadata)
-        : { resources: requested, errors: [] as string[] };
-    if (errors.length > 0) {
-      const error = `the object's metadata cannot be used: ${errors.join('; ')}`;
-      job = await this.write(transition(job, 'FAILED', this.iso(), { error }, error));
-      log.warn({ error }, 'job FAILED');
-      return { outcome: 'created', job };
+    return { outcome: 'created', job: await this.launchClaimed(claim.job, 'release') };
+  }
+
+  /** A job for later: once at `runAt`, or on a cron schedule (its first occurrence now made). */
+  private async schedule(source: JobSource, when: When): Promise<Intake> {
+    const at = this.iso();
+    let job: Job;
+    if ('cron' in when) {
+      let runAt: string;
+      try {
+        runAt = nextCronTime(parseCron(when.cron), this.now()).toISOString();
+      } catch (err) {
+        throw new RequestError('INVALID', (err as Error).message);
+      }
+      const seriesId = randomBytes(16).toString('hex');
+      job = newScheduledJob(occurrenceId(seriesId, runAt), source, at, runAt, { cron: when.cron, seriesId });
+    } else {
+      job = newScheduledJob(randomBytes(16).toString('hex'), source, at, when.runAt);
     }
-    const decision = route(
-      { object: source.kind === 'object' ? source.object : undefined, declared },
-      this.ports.routing,
-    );
-    if (decision.action === 'ignore') {
-      job = await this.write(
-        transition(
-          job,
-          'IGNORED',
-          this.iso(),
-          { reason: decision.reason, rule: decision.rule },
-          decision.reason,
-        ),
+    const claim = await this.ports.ledger.claim(job, this.settings.leaseMs);
+    this.jobLogger(claim.job).info({ runAt: job.runAt, cron: job.schedule?.cron }, 'job SCHEDULED');
+    if (Date.parse(job.runAt!) <= Date.parse(at)) {
+      return { outcome: 'created', job: (await this.launchDue(claim.job)) ?? claim.job };
+    }
+    return { outcome: 'created', job: claim.job };
+  }
+
+  /** The next occurrence of a repeating job; its id derives from the series and time, so it is made once. */
+  private async scheduleNext(job: Job): Promise<void> {
+    const { cron, seriesId } = job.schedule!;
+    const after = new Date(Math.max(Date.parse(job.runAt ?? this.iso()), this.now().getTime()));
+    const runAt = nextCronTime(parseCron(cron), after).toISOString();
+    const next = newScheduledJob(occurrenceId(seriesId, runAt), job.source, this.iso(), runAt, job.schedule);
+    const claim = await this.ports.ledger.claim(next, this.settings.leaseMs);
+    if (claim.claimed) this.jobLogger(next).info({ runAt, cron }, 'next occurrence SCHEDULED');
+  }
+
+  /**
+   * Routes (unless an earlier attempt was routed) and launches a RECEIVED job this caller owns.
+   * `onPassingFailure`: what a retryable launch failure does: 'release' gives the claim back and
+   * throws RetryLaterError (a Pub/Sub delivery will come again); 'reschedule' makes the job
+   * SCHEDULED a minute later, for the reconciler.
+   */
+  private async launchClaimed(claimed: Job, onPassingFailure: 'release' | 'reschedule'): Promise<Job> {
+    let job = claimed;
+    const log = this.jobLogger(job);
+    const { source } = job;
+    let placement: {
+      rule?: string;
+      target: Target;
+      template: JobTemplate;
+      reason?: string;
+      retry?: Job['retry'];
+    };
+    if (job.target !== undefined && job.template !== undefined) {
+      placement = {
+        rule: job.rule,
+        target: job.target,
+        template: job.template,
+        reason: job.reason,
+        retry: job.retry,
+      };
+    } else {
+      const { resources: declared, errors } =
+        source.kind === 'object'
+          ? declaredFromMetadata(source.object.metadata)
+          : { resources: source.declared ?? {}, errors: [] as string[] };
+      if (errors.length > 0) {
+        const error = `the object's metadata cannot be used: ${errors.join('; ')}`;
+        job = await this.write(transition(job, 'FAILED', this.iso(), { error }, error));
+        log.warn({ error }, 'job FAILED');
+        return job;
+      }
+      const decision = route(
+        { object: source.kind === 'object' ? source.object : undefined, declared },
+        this.ports.routing,
       );
-      log.info({ reason: decision.reason, rule: decision.rule }, 'job IGNORED');
-      return { outcome: 'created', job };
+      if (decision.action === 'ignore') {
+        job = await this.write(
+          transition(
+            job,
+            'IGNORED',
+            this.iso(),
+            { reason: decision.reason, rule: decision.rule },
+            decision.reason,
+          ),
+        );
+        log.info({ reason: decision.reason, rule: decision.rule }, 'job IGNORED');
+        return job;
+      }
+      const template = source.kind === 'request' ? withRequest(decision.job, source) : decision.job;
+      placement = {
+        rule: decision.rule,
+        target: decision.target,
+        template,
+        reason: decision.reason,
+        retry: decision.retry,
+      };
     }
     const { blobs, outputBucket } = this.ports;
+    const { target, template } = placement;
     const prefix = outputPrefix(job);
     const outputUri = blobs.uri(outputBucket, prefix);
     const logsUri = blobs.uri(outputBucket, `${prefix}logs/attempt-${job.attempt}.log`);
-    const template = source.kind === 'request' ? withRequest(decision.job, source) : decision.job;
+    const launchedAt = this.iso();
     job = await this.write(
       transition(
         job,
         'LAUNCHED',
-        this.iso(),
+        launchedAt,
         {
-          reason: decision.reason,
-          rule: decision.rule,
-          target: decision.target,
+          reason: placement.reason,
+          rule: placement.rule,
+          target,
           template,
+          retry: placement.retry,
           outputUri,
           logsUri,
+          startedAt: undefined,
+          attempts: [
+            ...(job.attempts ?? []).filter((a) => a.attempt !== job.attempt),
+            {
+              attempt: job.attempt,
+              target,
+              ...(target === 'vm' ? { spot: template.spot } : {}),
+              logsUri,
+              launchedAt,
+            },
+          ],
         },
-        decision.reason,
+        job.attempt === 1
+          ? placement.reason
+          : `attempt ${job.attempt} on ${target}${target === 'vm' ? (template.spot ? ' (spot)' : ' (standard)') : ''}`,
       ),
     );
-    log.info({ target: decision.target, rule: decision.rule, reason: decision.reason }, 'job routed');
+    log.info({ target, rule: placement.rule, reason: placement.reason, attempt: job.attempt }, 'job routed');
     const inputUri =
       source.kind === 'object' ? blobs.uri(source.object.bucket, source.object.name) : undefined;
     const env = workerEnvironment(job, template, { inputUri, outputUri });
     try {
-      const { execution } = await this.ports.launchers[decision.target].launch({
+      const { execution } = await this.ports.launchers[target].launch({
         job,
-        target: decision.target,
+        target,
         env,
         args: template.args,
         logsUri,
       });
-      job = (await this.mutate(job.id, (current) => amend(current, this.iso(), { execution }))) ?? job;
-      log.info({ execution }, 'job launched');
-    } catch (err) {
-      if (err instanceof LaunchError && err.retryable) {
-        // Give the claim back, so that the redelivery this 503 causes claims and launches it once.
-        const current = await this.ports.ledger.get(job.id);
-        const released =
-          current !== undefined && current.state === 'LAUNCHED' && (await this.ports.ledger.release(current));
-        log.warn(
-          { err, released },
-          `launch on ${decision.target} failed for now; the claim is released for a retry`,
-        );
-        throw new RetryLaterError(`launch on ${decision.target} failed for now: ${err.message}`, {
-          cause: err,
-        });
-      }
-      const error = `launch on ${decision.target} failed: ${(err as Error).message}`;
       job =
         (await this.mutate(job.id, (current) =>
-          FINAL_STATES.includes(current.state)
+          current.attempt === job.attempt
+            ? amend(current, this.iso(), { execution, attempts: withCurrentAttempt(current, { execution }) })
+            : undefined,
+        )) ?? job;
+      log.info({ execution }, 'job launched');
+    } catch (err) {
+      if (err instanceof LaunchError && err.retryable)
+        return this.passingLaunchFailure(job, err, onPassingFailure);
+      const error = `launch on ${target} failed: ${(err as Error).message}`;
+      job =
+        (await this.mutate(job.id, (current) =>
+          FINAL_STATES.includes(current.state) || current.attempt !== job.attempt
             ? undefined
-            : transition(current, 'FAILED', this.iso(), { error }, error),
+            : transition(
+                current,
+                'FAILED',
+                this.iso(),
+                {
+                  error,
+                  attempts: withCurrentAttempt(current, { outcome: 'failed', error, finishedAt: this.iso() }),
+                },
+                error,
+              ),
         )) ?? job;
       log.error({ err }, error);
     }
-    return { outcome: 'created', job };
+    return job;
+  }
+
+  private async passingLaunchFailure(
+    job: Job,
+    err: LaunchError,
+    how: 'release' | 'reschedule',
+  ): Promise<Job> {
+    const log = this.jobLogger(job);
+    const message = `launch on ${job.target} failed for now: ${err.message}`;
+    if (how === 'release' && job.attempt === 1) {
+      // Give the claim back, so that the redelivery this 503 causes claims and launches it once.
+      const current = await this.ports.ledger.get(job.id);
+      const released =
+        current !== undefined && current.state === 'LAUNCHED' && (await this.ports.ledger.release(current));
+      log.warn({ err, released }, `${message}; the claim is released for a retry`);
+      throw new RetryLaterError(message, { cause: err });
+    }
+    const runAt = new Date(this.now().getTime() + RELAUNCH_DELAY_MS).toISOString();
+    const rescheduled = await this.mutate(job.id, (current) =>
+      current.state === 'LAUNCHED' && current.attempt === job.attempt && current.execution === undefined
+        ? transition(
+            current,
+            'SCHEDULED',
+            this.iso(),
+            { runAt, attempts: current.attempts.filter((a) => a.attempt !== current.attempt) },
+            `${message}; trying again at ${runAt}`,
+          )
+        : undefined,
+    );
+    log.warn({ err, runAt }, `${message}; scheduled again`);
+    return rescheduled ?? job;
   }
 
   /** Reads the job, applies `change` (undefined: nothing to do), writes with compare-and-set, retries on conflict. */
-  private async mutate(id: string, change: (job: Job) => Job | undefined): Promise<Job | undefined> {
+  async mutate(id: string, change: (job: Job) => Job | undefined): Promise<Job | undefined> {
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       const current = await this.ports.ledger.get(id);
       if (current === undefined) return undefined;
@@ -269,12 +638,25 @@ export class Dispatcher {
     throw new Error(`job ${id}: too many concurrent changes`);
   }
 
+  private async existing(id: string): Promise<Job> {
+    const job = /^[0-9a-f]{32}$/.test(id) ? await this.ports.ledger.get(id) : undefined;
+    if (job === undefined) throw new RequestError('NOT_FOUND', `no job ${id}`);
+    return job;
+  }
+
   private async write(next: Job): Promise<Job> {
     if (!(await this.ports.ledger.update(next))) throw new Error(`job ${next.id} changed under its owner`);
     return next;
   }
 
-  private jobLogger(job: Job): Logger {
+  private logEnd(job: Job): void {
+    this.jobLogger(job).info(
+      { state: job.state, attempt: job.attempt, exitCode: job.exitCode, error: job.error, runAt: job.runAt },
+      `job ${job.state}`,
+    );
+  }
+
+  jobLogger(job: Job): Logger {
     const object =
       job.source.kind === 'object'
         ? `${job.source.object.bucket}/${job.source.object.name}#${job.source.object.generation}`
@@ -282,8 +664,21 @@ export class Dispatcher {
     return this.ports.logger.child({ jobId: job.id, ...(object === undefined ? {} : { object }) });
   }
 
-  private iso(): string {
+  iso(): string {
     return this.now().toISOString();
+  }
+}
+
+function describeResult(result: AttemptResult): string {
+  switch (result.outcome) {
+    case 'preempted':
+      return 'the VM was preempted';
+    case 'lost':
+      return 'the attempt ended without a completion';
+    case 'timed-out':
+      return 'the attempt ran past its timeout';
+    default:
+      return result.exitCode === undefined ? 'the attempt failed' : `exit code ${result.exitCode}`;
   }
 }
 

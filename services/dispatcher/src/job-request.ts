@@ -3,21 +3,38 @@
 // or a container run with no input file,
 //   { "image": "...", "args": [...], "env": {...}, "cpu": 4, "memory": "8GiB", "gpu": "nvidia-l4:1",
 //     "expectedDuration": "2h" }                     ("task": "logreg" instead of "image" runs a worker task)
+// Either one may be for later: "runAt": "2026-12-01T06:00:00Z" (once), or "cron": "0 6 * * 1-5"
+// (repeating, five fields in UTC).
 import {
   parseBytes,
+  parseCron,
   parseDuration,
   RESERVED_ENV_KEYS,
   RESERVED_ENV_PREFIX,
   type Resources,
 } from '@pipeline/core';
-import { RequestError, type ContainerRequest } from './dispatcher.ts';
+import { RequestError, type ContainerRequest, type When } from './dispatcher.ts';
 
-export type JobRequest =
+export type JobRequest = (
   | { kind: 'object'; bucket: string; name: string; generation?: string }
-  | { kind: 'container'; container: ContainerRequest };
+  | { kind: 'container'; container: ContainerRequest }
+) & { when?: When };
 
-const OBJECT_KEYS = new Set(['inputUri', 'generation']);
-const CONTAINER_KEYS = new Set(['image', 'task', 'args', 'env', 'cpu', 'memory', 'gpu', 'expectedDuration']);
+const WHEN_KEYS = ['runAt', 'cron'];
+const OBJECT_KEYS = new Set(['inputUri', 'generation', ...WHEN_KEYS]);
+const CONTAINER_KEYS = new Set([
+  'image',
+  'task',
+  'args',
+  'env',
+  'cpu',
+  'memory',
+  'gpu',
+  'expectedDuration',
+  ...WHEN_KEYS,
+]);
+/** How far ahead a job may be scheduled once. */
+const MAX_RUN_AT_AHEAD_MS = 366 * 24 * 3600 * 1000;
 
 export function parseJobRequest(body: unknown): JobRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body))
@@ -32,7 +49,13 @@ export function parseJobRequest(body: unknown): JobRequest {
     if (generation !== undefined && (typeof generation !== 'string' || !/^\d{1,20}$/.test(generation))) {
       invalid('generation must be a string of digits');
     }
-    return { kind: 'object', bucket: match[1], name: match[2], generation: generation as string | undefined };
+    return {
+      kind: 'object',
+      bucket: match[1],
+      name: match[2],
+      generation: generation as string | undefined,
+      ...whenOf(fields),
+    };
   }
   rejectUnknown(fields, CONTAINER_KEYS);
   const { image, task, args = [], env = {}, cpu, memory, gpu, expectedDuration } = fields;
@@ -78,7 +101,25 @@ export function parseJobRequest(body: unknown): JobRequest {
       env: env as Record<string, string>,
       declared,
     },
+    ...whenOf(fields),
   };
+}
+
+function whenOf(fields: Record<string, unknown>, now = Date.now()): { when?: When } {
+  const { runAt, cron } = fields;
+  if (runAt !== undefined && cron !== undefined) invalid('give runAt or cron, not both');
+  if (cron !== undefined) {
+    if (typeof cron !== 'string') invalid('cron must be a string like "0 6 * * 1-5"');
+    checked(() => parseCron(cron));
+    return { when: { cron } };
+  }
+  if (runAt !== undefined) {
+    const time = typeof runAt === 'string' && /^\d{4}-\d\d-\d\dT/.test(runAt) ? Date.parse(runAt) : NaN;
+    if (Number.isNaN(time)) invalid('runAt must be an ISO 8601 time like "2026-12-01T06:00:00Z"');
+    if (time - now > MAX_RUN_AT_AHEAD_MS) invalid('runAt must be within a year');
+    return { when: { runAt: new Date(time).toISOString() } };
+  }
+  return {};
 }
 
 function rejectUnknown(fields: Record<string, unknown>, known: Set<string>): void {

@@ -294,7 +294,7 @@ describe('GET /jobs and /jobs/:id', () => {
     [
       '/jobs?state=DONE',
       400,
-      'state must be one of RECEIVED, LAUNCHED, RUNNING, SUCCEEDED, FAILED, CANCELLED, IGNORED',
+      'state must be one of SCHEDULED, RECEIVED, LAUNCHED, RUNNING, SUCCEEDED, FAILED, CANCELLED, IGNORED',
     ],
     ['/jobs?limit=0', 400, 'limit must be 1 to 200'],
     ['/jobs?pageToken=xyz', 400, 'pageToken is not one this server gave out'],
@@ -378,11 +378,18 @@ describe('POST /pubsub/completions', () => {
         }),
       )
       .expect(204);
-    expect(await t.ledger.get(id)).toMatchObject({
-      state: 'FAILED',
-      exitCode: 137,
-      error: 'the VM was preempted',
-    });
+    // A preemption is retried at once, as attempt 2, and the attempt's own record keeps how it ended.
+    const retried = (await t.ledger.get(id))!;
+    expect(retried).toMatchObject({ state: 'LAUNCHED', attempt: 2, exitCode: 137, error: 'the VM was preempted' });
+    expect(retried.attempts.map((a) => [a.attempt, a.outcome, a.exitCode])).toEqual([
+      [1, 'preempted', 137],
+      [2, undefined, undefined],
+    ]);
+    await request(t.app)
+      .post('/pubsub/completions')
+      .send(completion({ jobId: id, attempt: 2, exitCode: 4, error: 'bad data', finishedAt: '2026-11-22T02:05:00Z' }))
+      .expect(204);
+    expect(await t.ledger.get(id)).toMatchObject({ state: 'FAILED', attempt: 2, exitCode: 4, error: 'bad data' });
   });
 
   it.each([

@@ -120,7 +120,7 @@ describe('pipeline', () => {
   it.each([
     { args: [], message: /^usage: pipeline/ },
     { args: ['frobnicate'], message: /^pipeline: unknown command "frobnicate"/ },
-    { args: ['jobs', '--state', 'DONE'], message: /^pipeline: --state must be one of RECEIVED/ },
+    { args: ['jobs', '--state', 'DONE'], message: /^pipeline: --state must be one of SCHEDULED, RECEIVED/ },
     { args: ['job'], message: /^pipeline: expected 1 argument\(s\), got 0/ },
     { args: ['job', 'nope'], message: /^pipeline: 404: no job nope/ },
     { args: ['submit'], message: /^pipeline: submit needs at least one FILE/ },

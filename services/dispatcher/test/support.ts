@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { parseRoutingConfig, type LaunchRequest, type Launcher } from '@pipeline/core';
+import { parseRoutingConfig, type LaunchRequest, type Launcher, type RunStatus } from '@pipeline/core';
 import { buildApp } from '../src/app.ts';
 import { Dispatcher } from '../src/dispatcher.ts';
 import { createLogger } from '../src/logger.ts';
@@ -20,6 +20,19 @@ export class RecordingLauncher implements Launcher {
     this.launched.push(request);
     await new Promise((resolve) => setImmediate(resolve)); // a real launch takes a moment
     return { execution: `recorded-${this.launched.length}` };
+  }
+
+  /** What inspect answers, by execution (running when not set). */
+  readonly statuses = new Map<string, RunStatus>();
+  readonly cancelled: string[] = [];
+
+  async inspect(execution: string): Promise<RunStatus> {
+    return this.statuses.get(execution) ?? { kind: 'running' };
+  }
+
+  async cancel(execution: string): Promise<void> {
+    this.cancelled.push(execution);
+    this.statuses.set(execution, { kind: 'ended', exitCode: 143 });
   }
 }
 

@@ -3,6 +3,7 @@
 // and the field, so an operator can fix the file from the message alone.
 
 import { compileGlob } from '../glob.ts';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../retry.ts';
 import { quote } from '../units.ts';
 import {
   boolean,
@@ -80,7 +81,7 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
   if (!isRecord(raw)) fail('', `must be an object with name, match, target and job, got ${describe(raw)}`);
   // Name the rule in every message as soon as its name is known to be sound.
   if (typeof raw.name === 'string' && RULE_NAME.test(raw.name)) ref.name = raw.name;
-  rejectUnknownKeys(raw, ['name', 'match', 'target', 'job'], '', fail);
+  rejectUnknownKeys(raw, ['name', 'match', 'target', 'job', 'retry'], '', fail);
   if (typeof raw.name !== 'string' || !RULE_NAME.test(raw.name)) {
     fail('name', `must be lower-case letters, digits and "-" (like "big-files"), got ${describe(raw.name)}`);
   }
@@ -95,7 +96,66 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
   }
   if (target === 'ignore' && raw.job !== undefined) fail('job', 'an ignore rule runs nothing; remove job');
   const match = raw.match === undefined ? {} : parseMatch(raw.match, fail);
-  return { name, match, target: target as Rule['target'], job: parseJob(raw.job ?? {}, fail) };
+  if (target === 'ignore' && raw.retry !== undefined)
+    fail('retry', 'an ignore rule runs nothing; remove retry');
+  return {
+    name,
+    match,
+    target: target as Rule['target'],
+    job: parseJob(raw.job ?? {}, fail),
+    retry: parseRetry(raw.retry ?? {}, fail),
+  };
+}
+
+const RETRY_KEYS = [
+  'maxAttempts',
+  'backoff',
+  'backoffMultiplier',
+  'maxBackoff',
+  'retryExitCodes',
+  'noRetryExitCodes',
+  'maxPreemptions',
+  'spotFallbackAfter',
+];
+
+/** `retry`: each key left out keeps its DEFAULT_RETRY_POLICY value. */
+function parseRetry(raw: unknown, fail: Fail): RetryPolicy {
+  if (!isRecord(raw)) fail('retry', `must be an object, got ${describe(raw)}`);
+  rejectUnknownKeys(raw, RETRY_KEYS, 'retry.', fail);
+  const count = (value: unknown, field: string, min: number): number | undefined => {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 1000)
+      fail(field, `must be a whole number from ${min} to 1000, got ${describe(value)}`);
+    return value as number;
+  };
+  const codes = (value: unknown, field: string): number[] | undefined => {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value) || !value.every((c) => Number.isInteger(c) && c >= 0 && c <= 255))
+      fail(field, `must be a list of exit codes (0 to 255), got ${describe(value)}`);
+    return [...(value as number[])];
+  };
+  const multiplier = raw.backoffMultiplier;
+  if (multiplier !== undefined && (typeof multiplier !== 'number' || !(multiplier >= 1 && multiplier <= 10)))
+    fail('retry.backoffMultiplier', `must be a number from 1 to 10, got ${describe(multiplier)}`);
+  const policy: RetryPolicy = {
+    ...DEFAULT_RETRY_POLICY,
+    ...(withoutUndefined({
+      maxAttempts: count(raw.maxAttempts, 'retry.maxAttempts', 1),
+      backoffSeconds: optional(raw.backoff, 'retry.backoff', fail, readDuration),
+      backoffMultiplier: multiplier as number | undefined,
+      maxBackoffSeconds: optional(raw.maxBackoff, 'retry.maxBackoff', fail, readDuration),
+      retryExitCodes: codes(raw.retryExitCodes, 'retry.retryExitCodes'),
+      noRetryExitCodes: codes(raw.noRetryExitCodes, 'retry.noRetryExitCodes'),
+      maxPreemptions: count(raw.maxPreemptions, 'retry.maxPreemptions', 0),
+      spotFallbackAfter: count(raw.spotFallbackAfter, 'retry.spotFallbackAfter', 0),
+    }) as Partial<RetryPolicy>),
+  };
+  const both = (policy.retryExitCodes ?? []).filter((c) => policy.noRetryExitCodes.includes(c));
+  if (both.length > 0)
+    fail('retry.retryExitCodes', `exit codes ${both.join(', ')} are also in noRetryExitCodes`);
+  if (policy.retryExitCodes?.includes(0))
+    fail('retry.retryExitCodes', 'exit code 0 is success; it never retries');
+  return policy;
 }
 
 const MATCH_KEYS = [

@@ -1,6 +1,7 @@
 // The routing config as the router uses it, after parseRoutingConfig (./config.ts) checked it.
 
 import type { GlobMatcher } from '../glob.ts';
+import type { RetryPolicy } from '../retry.ts';
 
 export type Target = 'cloud-run-job' | 'vm';
 
@@ -58,6 +59,8 @@ export interface Rule {
   target: Target | 'ignore';
   /** For an ignore rule, the default template; it never runs. */
   job: JobTemplate;
+  /** What happens after a failed attempt (DEFAULT_RETRY_POLICY where the rule says nothing). */
+  retry: RetryPolicy;
 }
 
 export interface RoutingConfig {

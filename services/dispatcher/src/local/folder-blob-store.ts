@@ -75,6 +75,35 @@ export class FolderBlobStore implements BlobStore {
     };
   }
 
+  /** `uri` is a path this store made (uri()): it must lie inside the store's root. */
+  async read(
+    uri: string,
+    offset: number,
+    maxBytes: number,
+  ): Promise<{ data: Buffer; size: number } | undefined> {
+    const file = path.resolve(uri);
+    if (!file.startsWith(path.resolve(this.root) + path.sep)) {
+      throw new Error(`${uri} is not inside the local buckets at ${this.root}`);
+    }
+    let handle: fs.promises.FileHandle;
+    try {
+      handle = await fs.promises.open(file, 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw err;
+    }
+    try {
+      const size = (await handle.stat()).size;
+      const length = Math.max(0, Math.min(maxBytes, size - offset));
+      const data = Buffer.alloc(length);
+      const { bytesRead } = length === 0 ? { bytesRead: 0 } : await handle.read(data, 0, length, offset);
+      return { data: data.subarray(0, bytesRead), size };
+    } finally {
+      await handle.close();
+    }
+  }
+
   private async readSidecar(bucket: string, name: string): Promise<ObjectSidecar> {
     try {
       const parsed = JSON.parse(

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import type { Job, RoutingConfig, Target } from '@pipeline/core';
+import { FINAL_STATES, type Job, type RoutingConfig, type Target } from '@pipeline/core';
 import type { Logger } from 'pino';
 import { buildApp } from '../app.ts';
 import { Dispatcher } from '../dispatcher.ts';
@@ -31,6 +31,8 @@ export interface LocalPipelineOptions {
   nodeOptions?: string[];
   scanIntervalMs?: number;
   quietMs?: number;
+  /** How often the reconcile pass runs (launch due jobs, close lost runs); default 15 s, 0 never. */
+  reconcileIntervalMs?: number;
 }
 
 export interface LocalPipeline {
@@ -72,7 +74,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
       onCompletion: (completion) =>
         report('a completion', async () => {
           const job = await dispatcher.onCompletion(completion);
-          if (job !== undefined && (job.state === 'SUCCEEDED' || job.state === 'FAILED'))
+          if (job !== undefined && FINAL_STATES.includes(job.state))
             options.onJobEnded?.(job);
         }),
     });
@@ -106,6 +108,18 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   watcher.start();
+  // The reconciler on a timer, as Cloud Scheduler calls POST /reconcile on Google Cloud. One pass at
+  // a time: a pass that outlasts the interval is not overlapped by the next.
+  const reconcileEvery = options.reconcileIntervalMs ?? 15_000;
+  let reconciling: Promise<unknown> = Promise.resolve();
+  const reconcileTimer =
+    reconcileEvery > 0
+      ? setInterval(() => {
+          reconciling = reconciling.then(() =>
+            dispatcher.reconcile().catch((err: unknown) => logger.error({ err }, 'reconcile pass failed')),
+          );
+        }, reconcileEvery)
+      : undefined;
 
   const idle = async () => {
     await Promise.all(Object.values(launchers).map((l) => l.idle()));
@@ -120,6 +134,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     watcher,
     idle,
     async stop() {
+      clearInterval(reconcileTimer);
+      await reconciling;
       await watcher.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

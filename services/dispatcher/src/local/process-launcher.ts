@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
-import type { Completion, LaunchRequest, Launcher, Target } from '@pipeline/core';
+import type { Completion, LaunchRequest, Launcher, RunStatus, Target } from '@pipeline/core';
 
 const STDERR_TAIL_BYTES = 2048;
 
@@ -29,6 +29,9 @@ export class ProcessLauncher implements Launcher {
   private readonly options: ProcessLauncherOptions;
   private readonly running = new Set<ChildProcess>();
   private readonly ended = new Set<Promise<void>>();
+  /** How each process of this launcher ended, by execution name, for inspect. */
+  private readonly exits = new Map<string, { exitCode: number; finishedAt: string; error?: string }>();
+  private readonly byExecution = new Map<string, ChildProcess>();
 
   constructor(options: ProcessLauncherOptions) {
     this.options = options;
@@ -63,6 +66,8 @@ export class ProcessLauncher implements Launcher {
       child.once('error', reject);
     });
     this.running.add(child);
+    const execution = `local-process-${child.pid}`;
+    this.byExecution.set(execution, child);
     const startedAt = new Date().toISOString();
     this.options.onStarted(job.id, job.attempt, startedAt);
 
@@ -78,13 +83,17 @@ export class ProcessLauncher implements Launcher {
         log.end(() => {
           const exitCode = code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
           const stderrTail = tail.toString('utf8').trim();
+          const finishedAt = new Date().toISOString();
+          const error = exitCode === 0 ? undefined : stderrTail === '' ? `exit code ${exitCode}` : stderrTail;
+          this.byExecution.delete(execution);
+          this.exits.set(execution, { exitCode, finishedAt, ...(error === undefined ? {} : { error }) });
           this.options.onCompletion({
             jobId: job.id,
             attempt: job.attempt,
             exitCode,
             startedAt,
-            finishedAt: new Date().toISOString(),
-            ...(exitCode === 0 ? {} : { error: stderrTail === '' ? `exit code ${exitCode}` : stderrTail }),
+            finishedAt,
+            ...(error === undefined ? {} : { error }),
           });
           resolve();
         });
@@ -92,7 +101,24 @@ export class ProcessLauncher implements Launcher {
     });
     this.ended.add(ended);
     void ended.then(() => this.ended.delete(ended));
-    return { execution: `local-process-${child.pid}` };
+    return { execution };
+  }
+
+  /** Running, or how it ended; a process of an earlier dispatcher (or another launcher) is gone. */
+  async inspect(execution: string): Promise<RunStatus> {
+    if (this.byExecution.has(execution)) return { kind: 'running' };
+    const exit = this.exits.get(execution);
+    return exit === undefined ? { kind: 'gone' } : { kind: 'ended', ...exit };
+  }
+
+  /** SIGTERM, then SIGKILL if it has not ended 5 s later. */
+  async cancel(execution: string): Promise<void> {
+    const child = this.byExecution.get(execution);
+    if (child === undefined) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    killer.unref();
+    child.once('close', () => clearTimeout(killer));
   }
 
   /** Ends every running task and waits until each has been reported. */

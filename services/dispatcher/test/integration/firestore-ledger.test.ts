@@ -56,6 +56,20 @@ const FULL_JOB: Job = {
   updatedAt: at(9),
   startedAt: at(3),
   finishedAt: at(9),
+  attempts: [
+    {
+      attempt: 1,
+      target: 'vm',
+      spot: true,
+      execution: 'zones/z/instances/pipeline-x-a1',
+      launchedAt: at(1),
+      startedAt: at(3),
+      finishedAt: at(9),
+      exitCode: 4,
+      outcome: 'failed',
+      error: 'bad data',
+    },
+  ],
   history: [
     { at: at(0), to: 'RECEIVED' },
     { at: at(1), from: 'RECEIVED', to: 'LAUNCHED', detail: 'vm n2-highmem-4' },
