@@ -4,7 +4,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { parseRoutingConfig, type LaunchRequest, type Launcher, type RunStatus } from '@pipeline/core';
+import {
+  parseRoutingConfig,
+  type LaunchRequest,
+  type Launcher,
+  type RoutingConfig,
+  type RunStatus,
+} from '@pipeline/core';
 import { buildApp } from '../src/app.ts';
 import { Dispatcher } from '../src/dispatcher.ts';
 import { createLogger } from '../src/logger.ts';
@@ -56,7 +62,13 @@ export const TEST_ROUTING = parseRoutingConfig({
   ],
 });
 
-export function testApp(outputBucket = 'acme-pipeline-output') {
+export interface TestAppOptions {
+  routing?: RoutingConfig;
+  /** The dispatcher's clock; real time when not given. */
+  now?: () => Date;
+}
+
+export function testApp(outputBucket = 'acme-pipeline-output', options: TestAppOptions = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dispatcher-'));
   const ledger = new SqliteLedger(':memory:');
   const blobs = new FolderBlobStore(dir, {
@@ -76,9 +88,10 @@ export function testApp(outputBucket = 'acme-pipeline-output') {
     ledger,
     blobs,
     launchers,
-    routing: TEST_ROUTING,
+    routing: options.routing ?? TEST_ROUTING,
     outputBucket,
     logger,
+    now: options.now,
   });
   const app = buildApp({ dispatcher, ledger, logger });
   return {
