@@ -38,3 +38,36 @@ resource "google_cloud_scheduler_job" "maintenance" {
 
   depends_on = [google_cloud_run_v2_service_iam_member.push_invokes_dispatcher]
 }
+
+# Work on a timetable, declared here instead of through POST /jobs with "cron": each entry becomes a
+# Cloud Scheduler job that posts its request body to POST /jobs at its times. The dispatcher routes
+# and runs it like any submission; Cloud Scheduler keeps the timetable (and its time zone).
+resource "google_cloud_scheduler_job" "scheduled_jobs" {
+  for_each = local.create_service ? var.scheduled_jobs : {}
+
+  name             = "${var.name_prefix}-job-${each.key}"
+  region           = var.region
+  description      = "Submit ${each.key} to the pipeline (POST /jobs)."
+  schedule         = each.value.schedule
+  time_zone        = coalesce(each.value.time_zone, var.scheduler_time_zone)
+  attempt_deadline = "300s"
+
+  # A refused submission is not retried into a pile: the next time comes anyway.
+  retry_config {
+    retry_count = 0
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${google_cloud_run_v2_service.dispatcher[0].uri}/jobs"
+    headers     = { "Content-Type" = "application/json" }
+    body        = base64encode(jsonencode(each.value.request))
+
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = local.service_url
+    }
+  }
+
+  depends_on = [google_cloud_run_v2_service_iam_member.push_invokes_dispatcher]
+}

@@ -129,6 +129,23 @@ variable "reconcile_schedule" {
   }
 }
 
+variable "scheduled_jobs" {
+  type = map(object({
+    schedule  = string
+    time_zone = optional(string)
+    # The body of POST /jobs: {"task": "logreg", "args": [...]} or {"image": "..."} or
+    # {"inputUri": "gs://bucket/object"} (see the README's HTTP API).
+    request = any
+  }))
+  description = "Jobs Cloud Scheduler submits on a timetable: name => { schedule (unix-cron), time_zone, request }."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for name, job in var.scheduled_jobs : length(split(" ", trimspace(job.schedule))) == 5 && can(regex("^[a-z][a-z0-9-]{0,40}$", name))])
+    error_message = "scheduled_jobs: each name must be lower-case letters, digits and \"-\" (up to 41), and each schedule a unix-cron expression of five fields."
+  }
+}
+
 variable "scheduler_time_zone" {
   type        = string
   description = "Time zone of the Cloud Scheduler schedules."

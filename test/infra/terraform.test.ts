@@ -570,6 +570,17 @@ describe('Cloud Scheduler', () => {
     expect(target.uri).toBe('${google_cloud_run_v2_service.dispatcher[0].uri}${each.value.path}');
     expect(nested(target, 'oidc_token').service_account_email).toBe('${google_service_account.push.email}');
   });
+
+  it('submits each declared scheduled job to POST /jobs with its request as the body', () => {
+    const job = resource('google_cloud_scheduler_job', 'scheduled_jobs');
+    expect(job.for_each).toBe('${local.create_service ? var.scheduled_jobs : {}}');
+    expect(job.schedule).toBe('${each.value.schedule}');
+    const target = nested(job, 'http_target');
+    expect(target.uri).toBe('${google_cloud_run_v2_service.dispatcher[0].uri}/jobs');
+    expect(target.body).toBe('${base64encode(jsonencode(each.value.request))}');
+    expect(nested(target, 'oidc_token').audience).toBe('${local.service_url}');
+    expect(tf.variables.scheduled_jobs).toBeDefined();
+  });
 });
 
 describe('cloudbuild.yaml', () => {
