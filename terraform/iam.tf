@@ -86,6 +86,28 @@ resource "google_cloud_run_v2_job_iam_member" "dispatcher_runs_worker" {
   member   = local.dispatcher_sa_member
 }
 
+# GET /deadletters pulls the dead-letter subscription and gives the messages back (modifyAckDeadline
+# 0); a replay acknowledges the one it published again. pubsub.subscriber on that subscription only.
+resource "google_pubsub_subscription_iam_member" "dispatcher_reads_dead_letters" {
+  subscription = google_pubsub_subscription.dead_letter.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.dispatcher_sa_member
+}
+
+# A replay publishes a dead letter again to the topic its subscription reads: publisher on the
+# uploads and completions topics only (not the dead-letter topic, which only Pub/Sub writes to).
+resource "google_pubsub_topic_iam_member" "dispatcher_replays_uploads" {
+  topic  = google_pubsub_topic.uploads.id
+  role   = "roles/pubsub.publisher"
+  member = local.dispatcher_sa_member
+}
+
+resource "google_pubsub_topic_iam_member" "dispatcher_replays_completions" {
+  topic  = google_pubsub_topic.completions.id
+  role   = "roles/pubsub.publisher"
+  member = local.dispatcher_sa_member
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Worker (the Cloud Run job and every task VM)
 

@@ -7,6 +7,10 @@ locals {
   push_ack_deadline_seconds = 300       # the intake awaits a launch for up to about 2 minutes
   message_retention         = "604800s" # 7 days, the most a subscription keeps
   max_delivery_attempts     = 10
+  # Named here because the dispatcher's environment needs them, and referring to the subscriptions
+  # themselves would be a cycle (they push to the dispatcher's URL).
+  uploads_subscription_name     = "${var.name_prefix}-uploads-push"
+  completions_subscription_name = "${var.name_prefix}-completions-push"
 }
 
 resource "google_pubsub_topic" "uploads" {
@@ -30,7 +34,7 @@ resource "google_pubsub_topic" "dead_letter" {
 resource "google_pubsub_subscription" "uploads" {
   count = local.create_service ? 1 : 0
 
-  name                       = "${var.name_prefix}-uploads-push"
+  name                       = local.uploads_subscription_name
   topic                      = google_pubsub_topic.uploads.id
   ack_deadline_seconds       = local.push_ack_deadline_seconds
   message_retention_duration = local.message_retention
@@ -69,7 +73,7 @@ resource "google_pubsub_subscription" "uploads" {
 resource "google_pubsub_subscription" "completions" {
   count = local.create_service ? 1 : 0
 
-  name                       = "${var.name_prefix}-completions-push"
+  name                       = local.completions_subscription_name
   topic                      = google_pubsub_topic.completions.id
   ack_deadline_seconds       = local.push_ack_deadline_seconds
   message_retention_duration = local.message_retention
@@ -105,6 +109,7 @@ resource "google_pubsub_subscription" "completions" {
 }
 
 # Keeps dead letters (7 days) for someone to read, replay or drop; nothing consumes it automatically.
+# The dispatcher's GET /deadletters lists them and POST /deadletters/:id/replay publishes one again.
 resource "google_pubsub_subscription" "dead_letter" {
   name                       = "${var.name_prefix}-dead-letter"
   topic                      = google_pubsub_topic.dead_letter.id

@@ -22,6 +22,12 @@ locals {
     VM_SPOT           = tostring(var.vm_spot)
     SHARED_URI        = "gs://${google_storage_bucket.shared.name}/"
     LEDGER_COLLECTION = local.ledger_collection
+    # GET /deadletters and replay: the dead-letter subscription, the push subscriptions that
+    # dead-letter into it, and the topics they read (a replay publishes there).
+    DEAD_LETTER_SUBSCRIPTION = google_pubsub_subscription.dead_letter.name
+    UPLOADS_SUBSCRIPTION     = local.uploads_subscription_name
+    UPLOADS_TOPIC            = google_pubsub_topic.uploads.name
+    COMPLETIONS_SUBSCRIPTION = local.completions_subscription_name
   }
 }
 
@@ -97,6 +103,9 @@ resource "google_cloud_run_v2_service" "dispatcher" {
     google_service_account_iam_member.dispatcher_acts_as_worker,
     google_storage_bucket_iam_member.dispatcher_reads_input,
     google_cloud_run_v2_job_iam_member.dispatcher_runs_worker,
+    google_pubsub_subscription_iam_member.dispatcher_reads_dead_letters,
+    google_pubsub_topic_iam_member.dispatcher_replays_uploads,
+    google_pubsub_topic_iam_member.dispatcher_replays_completions,
     google_firestore_database.ledger,
   ]
 }

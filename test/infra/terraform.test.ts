@@ -397,9 +397,23 @@ describe('IAM', () => {
         'google_project_iam_member roles/compute.instanceAdmin.v1',
         'google_project_iam_member roles/datastore.user',
         'google_project_iam_member roles/logging.logWriter',
+        'google_pubsub_subscription_iam_member roles/pubsub.subscriber',
+        'google_pubsub_topic_iam_member roles/pubsub.publisher',
+        'google_pubsub_topic_iam_member roles/pubsub.publisher',
         'google_service_account_iam_member roles/iam.serviceAccountUser',
         'google_storage_bucket_iam_member roles/storage.objectViewer',
       ].sort(),
+    );
+    // Dead letters: pull (and give back or acknowledge) on the dead-letter subscription only, and a
+    // replay publishes to the topic the message came from: uploads or completions, never dead-letter.
+    expect(
+      resource('google_pubsub_subscription_iam_member', 'dispatcher_reads_dead_letters').subscription,
+    ).toBe('${google_pubsub_subscription.dead_letter.name}');
+    expect(resource('google_pubsub_topic_iam_member', 'dispatcher_replays_uploads').topic).toBe(
+      '${google_pubsub_topic.uploads.id}',
+    );
+    expect(resource('google_pubsub_topic_iam_member', 'dispatcher_replays_completions').topic).toBe(
+      '${google_pubsub_topic.completions.id}',
     );
     const runs = resource('google_cloud_run_v2_job_iam_member', 'dispatcher_runs_worker');
     expect(runs.name).toBe('${google_cloud_run_v2_job.worker[0].name}');
@@ -535,6 +549,16 @@ describe('Cloud Run', () => {
     expect(env.REGION).toBe('${var.region}');
     expect(env.ZONE).toBe('${var.zone}');
     expect(env.GOOGLE_CLOUD_PROJECT).toBe('${var.project_id}');
+    // The dead-letter settings name the resources pubsub.tf makes (the push subscriptions by their
+    // local names: referring to them would be a cycle, as they push to the service).
+    expect(env.DEAD_LETTER_SUBSCRIPTION).toBe('${google_pubsub_subscription.dead_letter.name}');
+    expect(env.UPLOADS_TOPIC).toBe('${google_pubsub_topic.uploads.name}');
+    expect(env.UPLOADS_SUBSCRIPTION).toBe('${local.uploads_subscription_name}');
+    expect(env.COMPLETIONS_SUBSCRIPTION).toBe('${local.completions_subscription_name}');
+    expect(resource('google_pubsub_subscription', 'uploads').name).toBe('${local.uploads_subscription_name}');
+    expect(resource('google_pubsub_subscription', 'completions').name).toBe(
+      '${local.completions_subscription_name}',
+    );
     // Cloud Run sets PORT itself and refuses it in a service's env; PUSH_AUTH must stay on.
     expect(Object.keys(env)).not.toContain('PORT');
     expect(Object.keys(env)).not.toContain('PUSH_AUTH');

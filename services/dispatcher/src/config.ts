@@ -32,6 +32,11 @@ export interface CloudConfig {
     timeoutMarginSeconds: number;
   };
   completionsTopic: string;
+  /**
+   * The dead-letter pull subscription and where its messages came from (GET /deadletters, replay).
+   * Absent without DEAD_LETTER_SUBSCRIPTION: the app then has no dead-letter routes to serve.
+   */
+  deadLetters?: DeadLetterConfig;
   /** gs://bucket/prefix/ copied into /tmp/worker on every task VM (certificates, say). */
   sharedUri?: string;
   pushAuth:
@@ -47,8 +52,18 @@ export interface CloudConfig {
   computeApiEndpoint?: string;
 }
 
+export interface DeadLetterConfig {
+  /** The pull subscription on the dead-letter topic (an id in `project`). */
+  subscription: string;
+  /** The push subscriptions that dead-letter, each with the topic it reads (where a replay goes). */
+  uploads: { subscription: string; topic: string };
+  completions: { subscription: string; topic: string };
+}
+
 const DEFAULT_PIPELINE_CONFIG = path.resolve(import.meta.dirname, '../../../pipeline.config.json');
 const NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+// Pub/Sub topic and subscription ids share one rule: 3 to 255 characters, starting with a letter.
+const PUBSUB_ID = /^[A-Za-z][\w.~+%-]{2,254}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 
 export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
@@ -119,6 +134,15 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
     if (!EMAIL.test(caller))
       throw new ConfigError('JOBS_CALLERS', `${JSON.stringify(caller)} is not an email`);
 
+  const completionsTopic = matching('COMPLETIONS_TOPIC', PUBSUB_ID, 'a topic name');
+  const deadLetters = deadLetterConfig({
+    subscription: optionalMatching('DEAD_LETTER_SUBSCRIPTION', PUBSUB_ID, 'a subscription id'),
+    uploadsTopic: optionalMatching('UPLOADS_TOPIC', PUBSUB_ID, 'a topic name'),
+    uploadsSubscription: optionalMatching('UPLOADS_SUBSCRIPTION', PUBSUB_ID, 'a subscription id'),
+    completionsSubscription: optionalMatching('COMPLETIONS_SUBSCRIPTION', PUBSUB_ID, 'a subscription id'),
+    completionsTopic,
+  });
+
   return {
     project: matching('GOOGLE_CLOUD_PROJECT', /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/, 'a project id'),
     region,
@@ -147,7 +171,8 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
       spot: flag('VM_SPOT', false),
       timeoutMarginSeconds: duration('VM_TIMEOUT_MARGIN', '10m'),
     },
-    completionsTopic: matching('COMPLETIONS_TOPIC', /^[A-Za-z][\w.~+%-]{2,254}$/, 'a topic name'),
+    completionsTopic,
+    deadLetters,
     sharedUri: optionalMatching(
       'SHARED_URI',
       /^gs:\/\/[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](\/.*)?$/s,
@@ -163,5 +188,39 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
     ledgerCollection: matching('LEDGER_COLLECTION', /^[A-Za-z][\w-]{0,99}$/, 'a collection id', 'jobs'),
     runApiEndpoint: endpoint('RUN_API_ENDPOINT'),
     computeApiEndpoint: endpoint('COMPUTE_API_ENDPOINT'),
+  };
+}
+
+/**
+ * The dead-letter settings go together: a replay needs the topic each source subscription reads, so
+ * DEAD_LETTER_SUBSCRIPTION requires the uploads and completions subscriptions and the uploads topic
+ * (the completions topic is COMPLETIONS_TOPIC, required anyway).
+ */
+function deadLetterConfig(values: {
+  subscription?: string;
+  uploadsTopic?: string;
+  uploadsSubscription?: string;
+  completionsSubscription?: string;
+  completionsTopic: string;
+}): DeadLetterConfig | undefined {
+  if (values.subscription === undefined) return undefined;
+  const required = (name: string, value: string | undefined): string => {
+    if (value === undefined) throw new ConfigError(name, 'is required with DEAD_LETTER_SUBSCRIPTION');
+    return value;
+  };
+  const uploads = required('UPLOADS_SUBSCRIPTION', values.uploadsSubscription);
+  const completions = required('COMPLETIONS_SUBSCRIPTION', values.completionsSubscription);
+  // Each dead letter is told apart by the subscription it came from: the three must differ.
+  if (uploads === completions)
+    throw new ConfigError('COMPLETIONS_SUBSCRIPTION', `${completions} is UPLOADS_SUBSCRIPTION too`);
+  if (values.subscription === uploads || values.subscription === completions)
+    throw new ConfigError(
+      'DEAD_LETTER_SUBSCRIPTION',
+      `${values.subscription} is a push subscription it dead-letters for`,
+    );
+  return {
+    subscription: values.subscription,
+    uploads: { subscription: uploads, topic: required('UPLOADS_TOPIC', values.uploadsTopic) },
+    completions: { subscription: completions, topic: values.completionsTopic },
   };
 }

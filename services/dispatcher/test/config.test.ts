@@ -44,6 +44,22 @@ describe('parseConfig', () => {
     });
     expect(config.pipelineConfig).toMatch(/pipeline\.config\.json$/);
     expect(config.runApiEndpoint).toBeUndefined();
+    expect(config.deadLetters).toBeUndefined();
+  });
+
+  it('reads the dead-letter subscription with the subscriptions it serves and their topics', () => {
+    const config = parseConfig({
+      ...VALID,
+      DEAD_LETTER_SUBSCRIPTION: 'pipeline-dead-letter',
+      UPLOADS_TOPIC: 'pipeline-uploads',
+      UPLOADS_SUBSCRIPTION: 'pipeline-uploads-push',
+      COMPLETIONS_SUBSCRIPTION: 'pipeline-completions-push',
+    });
+    expect(config.deadLetters).toEqual({
+      subscription: 'pipeline-dead-letter',
+      uploads: { subscription: 'pipeline-uploads-push', topic: 'pipeline-uploads' },
+      completions: { subscription: 'pipeline-completions-push', topic: 'pipeline-completions' },
+    });
   });
 
   it('takes endpoint overrides and PUSH_AUTH=off off Cloud Run', () => {
@@ -106,6 +122,7 @@ describe('parseConfig', () => {
       'VM_MACHINE_TYPE',
       'VM_MACHINE_TYPE: "big" is not a machine type like e2-standard-4',
     ],
+    ...deadLetterCases(),
   ])('refuses %j, naming %s', (changes, variable, message) => {
     const env = { ...VALID, ...changes };
     let error: unknown;
@@ -120,3 +137,46 @@ describe('parseConfig', () => {
     else expect((error as Error).message).toMatch(message);
   });
 });
+
+/** Wrong dead-letter settings, on top of a complete set of them. */
+function deadLetterCases(): [Record<string, string | undefined>, string, string][] {
+  const complete = {
+    DEAD_LETTER_SUBSCRIPTION: 'pipeline-dead-letter',
+    UPLOADS_TOPIC: 'pipeline-uploads',
+    UPLOADS_SUBSCRIPTION: 'pipeline-uploads-push',
+    COMPLETIONS_SUBSCRIPTION: 'pipeline-completions-push',
+  };
+  return [
+    [
+      { ...complete, UPLOADS_TOPIC: undefined },
+      'UPLOADS_TOPIC',
+      'UPLOADS_TOPIC: is required with DEAD_LETTER_SUBSCRIPTION',
+    ],
+    [
+      { ...complete, UPLOADS_SUBSCRIPTION: '' },
+      'UPLOADS_SUBSCRIPTION',
+      'UPLOADS_SUBSCRIPTION: is required with DEAD_LETTER_SUBSCRIPTION',
+    ],
+    [
+      { ...complete, COMPLETIONS_SUBSCRIPTION: undefined },
+      'COMPLETIONS_SUBSCRIPTION',
+      'COMPLETIONS_SUBSCRIPTION: is required with DEAD_LETTER_SUBSCRIPTION',
+    ],
+    [
+      { ...complete, DEAD_LETTER_SUBSCRIPTION: 'projects/acme-prod/subscriptions/dl' },
+      'DEAD_LETTER_SUBSCRIPTION',
+      'DEAD_LETTER_SUBSCRIPTION: "projects/acme-prod/subscriptions/dl" is not a subscription id',
+    ],
+    [{ ...complete, UPLOADS_TOPIC: 'up' }, 'UPLOADS_TOPIC', 'UPLOADS_TOPIC: "up" is not a topic name'],
+    [
+      { ...complete, COMPLETIONS_SUBSCRIPTION: 'pipeline-uploads-push' },
+      'COMPLETIONS_SUBSCRIPTION',
+      'COMPLETIONS_SUBSCRIPTION: pipeline-uploads-push is UPLOADS_SUBSCRIPTION too',
+    ],
+    [
+      { ...complete, DEAD_LETTER_SUBSCRIPTION: 'pipeline-completions-push' },
+      'DEAD_LETTER_SUBSCRIPTION',
+      'DEAD_LETTER_SUBSCRIPTION: pipeline-completions-push is a push subscription it dead-letters for',
+    ],
+  ];
+}
