@@ -16,7 +16,7 @@ import { parseRoutingConfig } from '@pipeline/core';
 import { buildApp } from '../services/dispatcher/src/app.ts';
 import { Dispatcher } from '../services/dispatcher/src/dispatcher.ts';
 import { createLogger } from '../services/dispatcher/src/logger.ts';
-import { jobsClient } from '../services/dispatcher/src/gcp/clients.ts';
+import { executionsClient, jobsClient, tasksClient } from '../services/dispatcher/src/gcp/clients.ts';
 import { CloudRunJobLauncher } from '../services/dispatcher/src/gcp/run-launcher.ts';
 import { GcsBlobStore } from '../services/dispatcher/src/gcp/gcs-blob-store.ts';
 import { SqliteLedger } from '../services/dispatcher/src/local/sqlite-ledger.ts';
@@ -167,6 +167,8 @@ export async function benchDispatcher(): Promise<boolean> {
     region: 'us-central1',
     job: 'pipeline-worker',
     client: () => jobsClient({ endpoint: run.endpoint, authClient: auth }),
+    executions: () => executionsClient({ endpoint: run.endpoint, authClient: auth }),
+    tasks: () => tasksClient({ endpoint: run.endpoint, authClient: auth }),
   });
   const routing = parseRoutingConfig({
     rules: [{ name: 'csv', match: { path: '**' }, target: 'cloud-run-job', job: { task: 'logreg' } }],

@@ -3,8 +3,9 @@
 // an instance (by name: a second insert of the same name answers 409 alreadyExists, as Compute does)
 // and answers a zonal Operation RUNNING; `POST .../zones/Z/operations/OP/wait` answers it, DONE unless
 // told otherwise. `GET .../zones/Z/instances` lists the zone's instances (with `filter` terms like
-// `labels.pipeline = "true"`, and paging by `maxResults`/`pageToken`); `DELETE .../instances/NAME`
-// removes one and answers a delete Operation RUNNING, or 404 when there is none. Errors are shaped as
+// `labels.pipeline = "true"`, and paging by `maxResults`/`pageToken`); `GET .../instances/NAME` answers
+// one (a test may change its `status` in `instances`); `DELETE .../instances/NAME` removes one and
+// answers a delete Operation RUNNING; both answer 404 when there is none. Errors are shaped as
 // Compute shapes them: `{ error: { code, message, errors: [{ domain, reason, message }] } }`, without
 // `status`, so gax maps them from the HTTP status alone.
 import { randomBytes } from 'node:crypto';
@@ -128,6 +129,19 @@ export async function startFakeCompute(): Promise<FakeCompute> {
     return { status: 200, body: { kind: 'compute#instanceList', items, ...next } };
   }
 
+  function get(project: string, zone: string, name: string): ApiAnswer {
+    const instance = instances.get(name);
+    const inZone = instance?.zone === undefined || String(instance.zone).split('/').at(-1) === zone;
+    if (instance === undefined || !inZone) {
+      return computeError(
+        404,
+        'notFound',
+        `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`,
+      );
+    }
+    return { status: 200, body: { kind: 'compute#instance', ...instance } };
+  }
+
   function remove(project: string, zone: string, name: string): ApiAnswer {
     if (!instances.delete(name)) {
       return computeError(
@@ -149,6 +163,7 @@ export async function startFakeCompute(): Promise<FakeCompute> {
     }
     if (method === 'GET' && inserting !== null) return list(inserting[2], query);
     const instance = INSTANCE.exec(path);
+    if (method === 'GET' && instance !== null) return get(instance[1], instance[2], instance[3]);
     if (method === 'DELETE' && instance !== null) return remove(instance[1], instance[2], instance[3]);
     const waiting = WAIT.exec(path);
     if (method === 'POST' && waiting !== null) return wait(waiting[3]);

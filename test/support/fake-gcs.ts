@@ -3,7 +3,9 @@
 // generation, and old generations stay readable (as with versioning on). Metadata, media (x-goog-hash with
 // real CRC32C and MD5, so the client validates downloads), listings, deletes, and media, multipart and
 // resumable (also chunked) uploads with ifGenerationMatch and X-Goog-Hash checks; an upload's object
-// appears only when the upload completes. No ranges, gzip, ACLs or bucket resources.
+// appears only when the upload completes. Media reads honour `Range: bytes=A-B` (also `A-` and `-N`)
+// with 206 or 416, and can be held back (`holdMedia`) to keep a reader waiting. No gzip, ACLs or
+// bucket resources.
 import http from 'node:http';
 import { once } from 'node:events';
 import { createHash, randomUUID } from 'node:crypto';
@@ -60,7 +62,8 @@ export async function startFakeGcs() {
   const versions: StoredObject[] = []; // every generation that can still be read
   const created: StoredObject[] = []; // every object version ever created, in order
   const sessions = new Map<string, UploadSession>();
-  const requests: { method: string; url: string }[] = [];
+  const requests: { method: string; url: string; range?: string }[] = [];
+  let mediaHeld: Promise<void> | undefined;
   let lastGeneration = BigInt(Date.now()) * 1000n; // microseconds, like real generations
 
   function store({ bucket, name, contentType, ifGenerationMatch }: Target, body: Buffer): StoredObject {
@@ -150,7 +153,8 @@ export async function startFakeGcs() {
 
   async function handle(req: Request, res: Response): Promise<void> {
     const method = req.method ?? 'GET';
-    requests.push({ method, url: req.url ?? '' });
+    const range = req.headers.range;
+    requests.push({ method, url: req.url ?? '', ...(range === undefined ? {} : { range }) });
     const body = Buffer.concat((await req.toArray()) as Buffer[]);
     const { pathname, searchParams: q } = new URL(req.url ?? '/', 'http://fake-gcs');
     const path = pathname.replace(/^\/upload(?=\/)/, '').replace(/^\/storage\/v1(?=\/)/, '');
@@ -167,6 +171,8 @@ export async function startFakeGcs() {
       return sendJson(res, 200, { kind: 'storage#objects', ...(items.length > 0 && { items }) });
     }
     if (route !== 'GET object' && route !== 'DELETE object') fail(405, `${route} is not in the fake`);
+    // A held read waits before it looks the object up, so that it sees what happened meanwhile.
+    if (method === 'GET' && q.get('alt') === 'media') await mediaHeld;
     const object = find(bucket, name, q.get('generation'));
     if (method === 'DELETE') {
       if (live.get(`${bucket}/${name}`) === object) live.delete(`${bucket}/${name}`);
@@ -174,14 +180,30 @@ export async function startFakeGcs() {
       return void res.writeHead(204).end();
     }
     if (q.get('alt') !== 'media') return sendJson(res, 200, resource(object));
-    res.writeHead(200, {
+    const size = object.body.length;
+    const headers = {
       'Content-Type': object.contentType ?? OCTETS,
-      'Content-Length': object.body.length,
       'x-goog-generation': object.generation,
+      // The hashes are the whole object's, also for a range (as Cloud Storage sends them).
       'x-goog-hash': `crc32c=${crc32c(object.body)},md5=${md5(object.body)}`,
       'x-goog-stored-content-encoding': 'identity',
+    };
+    if (range === undefined) {
+      res.writeHead(200, { ...headers, 'Content-Length': size });
+      return void res.end(object.body);
+    }
+    const [first, last] = byteRange(range, size);
+    if (first >= size || first > last) {
+      res.writeHead(416, { 'Content-Range': `bytes */${size}` });
+      return void res.end();
+    }
+    const part = object.body.subarray(first, last + 1);
+    res.writeHead(206, {
+      ...headers,
+      'Content-Length': part.length,
+      'Content-Range': `bytes ${first}-${last}/${size}`,
     });
-    res.end(object.body);
+    res.end(part);
   }
 
   const server = http.createServer((req, res) => {
@@ -210,6 +232,15 @@ export async function startFakeGcs() {
     list: (bucket: string) => liveIn(bucket).map((o) => o.name),
     created: created as readonly StoredObject[],
     requests,
+    /** Media reads wait (their metadata does not) until the function returned is called. */
+    holdMedia(): () => void {
+      let release!: () => void;
+      mediaHeld = new Promise<void>((resolve) => (release = resolve));
+      return () => {
+        mediaHeld = undefined;
+        release();
+      };
+    },
     async close() {
       server.close();
       server.closeAllConnections();
@@ -222,6 +253,14 @@ function sendJson(res: Response, status: number, value: unknown): void {
   const text = JSON.stringify(value);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** The first and last byte (inclusive) of `bytes=A-B`, `bytes=A-` or `bytes=-N`, the last cut to the object. */
+function byteRange(header: string, size: number): [number, number] {
+  const [, start, end] = /^bytes=(\d*)-(\d*)$/.exec(header) ?? fail(400, `unsupported Range ${header}`);
+  if (start === '' && end === '') fail(400, `unsupported Range ${header}`);
+  if (start === '') return [Math.max(0, size - Number(end)), size - 1]; // the last N bytes
+  return [Number(start), Math.min(size - 1, end === '' ? Infinity : Number(end))];
 }
 
 /** Checks an X-Goog-Hash request header (`crc32c=...,md5=...`) against the bytes of the object. */

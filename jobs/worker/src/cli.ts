@@ -8,6 +8,7 @@ import { parseAgentTask, taskEnvironment } from './agent/local-task.ts';
 import { runAgentOnVm } from './agent/vm-agent.ts';
 import { gcpAgentPorts } from './agent/gcp-ports.ts';
 import { reportCompletion } from './completion.ts';
+import { captureLogs } from './io/log-capture.ts';
 
 function log(message: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ severity: 'INFO', message, ...fields })}\n`);
@@ -37,6 +38,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  // On Cloud Run only (LOGS_URI=gs://...): the VM agent and the local mode keep the log themselves.
+  const logs = captureLogs(env);
   const startedAt = new Date().toISOString();
   let exitCode = 0;
   let reason: string | undefined;
@@ -54,6 +57,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     if (!(err instanceof WorkerError) && err instanceof Error && err.stack)
       process.stderr.write(`${err.stack}\n`);
   }
+  // The log is complete before the completion is reported, so whoever reads it after sees it all.
+  await logs?.close();
   await reportCompletion(env, {
     exitCode,
     startedAt,

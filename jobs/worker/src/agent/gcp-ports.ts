@@ -4,7 +4,7 @@
 // Credentials are the VM's service account through Application Default Credentials.
 import fs from 'node:fs';
 import path from 'node:path';
-import { storageClient } from '../io/gcs.ts';
+import { saveLog, storageClient } from '../io/gcs.ts';
 import { parseLocation } from '../io/location.ts';
 import { registryAuthFor, runContainer } from './docker.ts';
 import type { AgentPorts, Identity } from './vm-agent.ts';
@@ -96,15 +96,7 @@ export function gcpAgentPorts(log: AgentPorts['log']): AgentPorts {
         signal,
       );
     },
-    async uploadLog(uri, content) {
-      const location = parseLocation(uri, 'logsUri');
-      if (location.kind !== 'gcs') throw new Error(`logsUri ${uri} is not a gs:// object`);
-      const storage = await storageClient();
-      await storage
-        .bucket(location.bucket)
-        .file(location.name)
-        .save(content, { resumable: false, contentType: 'text/plain; charset=utf-8' });
-    },
+    uploadLog: saveLog,
     async publish(project, topic, message, attributes) {
       const { PubSub } = await import('@google-cloud/pubsub');
       const pubsub = new PubSub({ projectId: project });

@@ -4,6 +4,7 @@
 // end), watches for spot preemption, and then, whatever happened, publishes one completion event and
 // deletes its own instance. Its own failures (bad task JSON, an image it may not pull, an unreadable
 // bucket) end the same way: a FAILED completion with the reason, and no VM left behind.
+import { LogStream } from '../io/log-stream.ts';
 import { TaskError, parseVmTask, type VmTask } from './vm-task.ts';
 
 /** The exit code reported when the agent could not run the task at all (as `docker run` uses 125). */
@@ -78,7 +79,12 @@ export async function runAgentOnVm(ports: AgentPorts): Promise<Completion> {
     const task = parseVmTask(await ports.attribute('pipeline-task'));
     completion.jobId = task.jobId;
     completion.attempt = task.attempt;
-    log = new LogStream(ports, task.logsUri);
+    const { logsUri } = task;
+    log = new LogStream({
+      upload: (content) => ports.uploadLog(logsUri, content),
+      onUploadError: (err) => ports.log('log upload failed; will try again', { error: reasonOf(err) }),
+      intervalMs: ports.flushIntervalMs ?? 30_000,
+    });
     await runTask(ports, task, log, completion);
   } catch (err) {
     completion.error = reasonOf(err);
@@ -149,47 +155,6 @@ async function runTask(
     clearTimeout(timeout);
     watching.abort();
     await preemption;
-  }
-}
-
-/** The container's output, uploaded whole to the log object at least every `flushIntervalMs` and at the end. */
-class LogStream {
-  private readonly chunks: Buffer[] = [];
-  private uploaded = 0;
-  private bytes = 0;
-  private readonly timer: NodeJS.Timeout;
-  private flushing: Promise<void> = Promise.resolve();
-  private readonly ports: AgentPorts;
-  private readonly uri: string;
-
-  constructor(ports: AgentPorts, uri: string) {
-    this.ports = ports;
-    this.uri = uri;
-    this.timer = setInterval(() => void this.flush(), ports.flushIntervalMs ?? 30_000);
-  }
-
-  write(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
-  }
-
-  flush(): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
-      if (this.bytes === this.uploaded) return;
-      const size = this.bytes;
-      try {
-        await this.ports.uploadLog(this.uri, Buffer.concat(this.chunks));
-        this.uploaded = size;
-      } catch (err) {
-        this.ports.log('log upload failed; will try again', { error: reasonOf(err) });
-      }
-    });
-    return this.flushing;
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.flush();
   }
 }
 

@@ -78,6 +78,8 @@ export const RESERVED_ENV_KEYS: readonly string[] = [
   'JOB_ID',
   'ATTEMPT',
   'TASK',
+  // Where the worker uploads its output on Cloud Run (set by the cloud-run-job launcher).
+  'LOGS_URI',
 ];
 /** Cloud Run sets CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_COUNT and others with this prefix. */
 export const RESERVED_ENV_PREFIX = 'CLOUD_RUN_';

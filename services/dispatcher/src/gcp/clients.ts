@@ -3,17 +3,17 @@
 // Loading @google-cloud/compute's index costs about 1.4 s (it loads every Compute client and three
 // API versions); the two v1 client modules used here cost about 0.3 s, so they are imported by path.
 //
-// Both clients speak REST (gax's "fallback" transport), also in production: Compute only has REST,
+// Every client speaks REST (gax's "fallback" transport), also in production: Compute only has REST,
 // and for Run it is the transport the tests exercise against loopback doubles, so what runs on
 // Google Cloud is what was tested. `endpoint` (RUN_API_ENDPOINT / COMPUTE_API_ENDPOINT, as
 // http://127.0.0.1:PORT) points a client elsewhere; gax then builds `${protocol}://${host}:${port}/...`.
 import type { AuthClient } from 'google-auth-library';
-import type { JobsClient } from '@google-cloud/run';
+import type { ExecutionsClient, JobsClient, TasksClient } from '@google-cloud/run';
 import type { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_client.js';
 import type { ZoneOperationsClient } from '@google-cloud/compute/build/src/v1/zone_operations_client.js';
 import { LaunchError } from '@pipeline/core';
 
-export type { JobsClient, InstancesClient, ZoneOperationsClient };
+export type { ExecutionsClient, JobsClient, TasksClient, InstancesClient, ZoneOperationsClient };
 
 export interface GoogleClientSettings {
   /** Another address for the API, like http://127.0.0.1:8123; absent: Google's own endpoint. */
@@ -76,6 +76,20 @@ export function jobsClient(settings: GoogleClientSettings): Promise<JobsClient> 
   });
 }
 
+export function executionsClient(settings: GoogleClientSettings): Promise<ExecutionsClient> {
+  return cached('run.executions', settings, async () => {
+    const { ExecutionsClient } = await import('@google-cloud/run');
+    return new ExecutionsClient(restClientOptions(settings));
+  });
+}
+
+export function tasksClient(settings: GoogleClientSettings): Promise<TasksClient> {
+  return cached('run.tasks', settings, async () => {
+    const { TasksClient } = await import('@google-cloud/run');
+    return new TasksClient(restClientOptions(settings));
+  });
+}
+
 export function instancesClient(settings: GoogleClientSettings): Promise<InstancesClient> {
   return cached('compute.instances', settings, async () => {
     const { InstancesClient } = await import('@google-cloud/compute/build/src/v1/instances_client.js');
@@ -120,6 +134,8 @@ const GRPC_NAMES = [
   'UNAUTHENTICATED',
 ] as const;
 export const ALREADY_EXISTS = GRPC_NAMES.indexOf('ALREADY_EXISTS');
+export const FAILED_PRECONDITION = GRPC_NAMES.indexOf('FAILED_PRECONDITION');
+const NOT_FOUND = GRPC_NAMES.indexOf('NOT_FOUND');
 const RETRYABLE_CODES = new Set(
   (['DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED', 'ABORTED', 'INTERNAL', 'UNAVAILABLE'] as const).map((name) =>
     GRPC_NAMES.indexOf(name),
@@ -176,15 +192,26 @@ export function isRetryable(facts: ApiErrorFacts): boolean {
   );
 }
 
-/** A client's error as a LaunchError: `what` says what was being launched. */
-export function launchErrorFrom(err: unknown, what: string): LaunchError {
-  if (err instanceof LaunchError) return err;
+/** 404 in any of its forms: the HTTP status, gax's NOT_FOUND, or Compute's `notFound` reason. */
+export function isNotFound(facts: ApiErrorFacts): boolean {
+  return facts.httpStatus === 404 || facts.code === NOT_FOUND || facts.reasons.includes('notFound');
+}
+
+/** A client's error for people: its message, then its status, HTTP status and reasons. */
+export function describeApiError(err: unknown): string {
   const facts = apiErrorFacts(err);
   const status = [
     facts.code === undefined ? undefined : (GRPC_NAMES[facts.code] ?? `code ${facts.code}`),
     facts.httpStatus === undefined ? undefined : `HTTP ${facts.httpStatus}`,
     ...facts.reasons,
   ].filter((part) => part !== undefined);
-  const why = status.length === 0 ? facts.message : `${facts.message} (${status.join(', ')})`;
-  return new LaunchError(`${what} failed: ${why}`, isRetryable(facts), { cause: err });
+  return status.length === 0 ? facts.message : `${facts.message} (${status.join(', ')})`;
+}
+
+/** A client's error as a LaunchError: `what` says what was being launched. */
+export function launchErrorFrom(err: unknown, what: string): LaunchError {
+  if (err instanceof LaunchError) return err;
+  return new LaunchError(`${what} failed: ${describeApiError(err)}`, isRetryable(apiErrorFacts(err)), {
+    cause: err,
+  });
 }

@@ -12,13 +12,20 @@
 // same event that gets this far tries to create the same instance and gets 409 (already exists),
 // which means the first delivery created it: a success. (Compute's `requestId` is not used: within
 // its window a retry with the same id returns the first, possibly failed, operation again.)
+//
+// inspect and cancel take what launch returned, `zones/Z/instances/NAME`. The VM deletes itself when
+// its task ends, so a VM that is not found is `gone`; one that is stopping or stopped is counted as
+// gone too: its task no longer runs and its exit code is not Compute's to tell (the reaper deletes
+// what is left of it).
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isJobId, LaunchError, type LaunchRequest, type Launcher } from '@pipeline/core';
+import { isJobId, LaunchError, type LaunchRequest, type Launcher, type RunStatus } from '@pipeline/core';
 import type { protos } from '@google-cloud/compute';
 import {
   ALREADY_EXISTS,
   apiErrorFacts,
+  describeApiError,
+  isNotFound,
   isRetryable,
   launchErrorFrom,
   type InstancesClient,
@@ -65,7 +72,7 @@ export interface ComputeEngineLauncherSettings {
   sharedUri?: string;
   /** The topic the agent publishes its completion event to (COMPLETIONS_TOPIC). */
   completionsTopic?: string;
-  instances: () => Promise<Pick<InstancesClient, 'insert'>>;
+  instances: () => Promise<Pick<InstancesClient, 'insert' | 'get' | 'delete'>>;
   operations: () => Promise<Pick<ZoneOperationsClient, 'wait'>>;
 }
 
@@ -91,6 +98,27 @@ const RETRYABLE_OPERATION_ERRORS = new Set([
   'QUOTA_EXCEEDED',
   'RESOURCE_OPERATION_RATE_EXCEEDED',
 ]);
+
+// Instance statuses (compute v1 Instance.Status). PENDING waits for capacity; PENDING_STOP is a
+// graceful shutdown, during which the agent still runs and can report. Any status not listed here
+// is unknown: a new one must be placed on purpose, not guessed.
+const RUNNING_STATUSES = new Set([
+  'PENDING',
+  'PROVISIONING',
+  'STAGING',
+  'RUNNING',
+  'REPAIRING',
+  'PENDING_STOP',
+]);
+const STOPPED_STATUSES = new Set([
+  'STOPPING',
+  'STOPPED',
+  'SUSPENDING',
+  'SUSPENDED',
+  'TERMINATED',
+  'DEPROVISIONING',
+]);
+const EXECUTION = /^zones\/([a-z0-9-]+)\/instances\/([a-z]([-a-z0-9]*[a-z0-9])?)$/;
 
 /** pipeline-<first 20 hex of the job id>-a<attempt>: a valid instance name, unique per attempt. */
 export function instanceName(jobId: string, attempt: number): string {
@@ -139,6 +167,55 @@ export class ComputeEngineLauncher implements Launcher {
     }
     await this.waitUntilDone(operation, what);
     return { execution };
+  }
+
+  async inspect(execution: string): Promise<RunStatus> {
+    const target = this.instanceOf(execution);
+    if (typeof target === 'string') return { kind: 'unknown', reason: target };
+    let instance: Instance;
+    try {
+      const instances = await this.settings.instances();
+      // Bounded: the library would retry an unavailable GET for 10 minutes; the next pass asks again.
+      [instance] = await instances.get(target, { timeout: 30_000 });
+    } catch (err) {
+      if (isNotFound(apiErrorFacts(err))) return { kind: 'gone' };
+      return { kind: 'unknown', reason: `reading VM ${execution} failed: ${describeApiError(err)}` };
+    }
+    const status = instance.status ?? '';
+    if (RUNNING_STATUSES.has(status)) return { kind: 'running' };
+    if (STOPPED_STATUSES.has(status)) return { kind: 'gone' };
+    return {
+      kind: 'unknown',
+      reason: `VM ${execution} has status ${status || '(none)'}, which is not known here`,
+    };
+  }
+
+  async cancel(execution: string): Promise<void> {
+    const target = this.instanceOf(execution);
+    if (typeof target === 'string') throw new Error(`cannot cancel: ${target}`);
+    let operation: Operation;
+    try {
+      const instances = await this.settings.instances();
+      const [lro] = await instances.delete(target);
+      operation = lro.latestResponse as Operation;
+    } catch (err) {
+      if (isNotFound(apiErrorFacts(err))) return; // deleted already: by its agent, or by maxRunDuration
+      throw new Error(`deleting VM ${execution} failed: ${describeApiError(err)}`, { cause: err });
+    }
+    // Compute accepted the delete; it is not waited for. An operation that is already DONE with
+    // errors is a refusal, though, and says so.
+    const errors = operation?.error?.errors ?? [];
+    if (errors.length > 0) {
+      const why = errors.map((e) => `${e.code ?? 'UNKNOWN'}: ${e.message ?? ''}`).join('; ');
+      throw new Error(`deleting VM ${execution} failed: ${why}`);
+    }
+  }
+
+  /** The request fields for `zones/Z/instances/NAME` in this launcher's project, or why it is not one. */
+  private instanceOf(execution: string): { project: string; zone: string; instance: string } | string {
+    const match = EXECUTION.exec(execution);
+    if (match === null) return `${execution} is not a VM of this launcher (zones/ZONE/instances/NAME)`;
+    return { project: this.settings.project, zone: match[1], instance: match[2] };
   }
 
   /** The instance for one attempt of a task. */

@@ -1,19 +1,25 @@
-// Cloud Storage as the dispatcher sees it: the current version of an object (for POST /jobs), and
-// gs:// URIs for tasks. The client is created on first use, so it costs nothing at start-up.
+// Cloud Storage as the dispatcher sees it: the current version of an object (for POST /jobs), gs://
+// URIs for tasks, and parts of logs for the dashboard and the CLI. The client is created on first
+// use, so it costs nothing at start-up; it follows the library's own conventions (Application
+// Default Credentials, STORAGE_EMULATOR_HOST for a loopback server in tests).
 import type { Storage } from '@google-cloud/storage';
 import { parseObjectResource, type BlobStore, type StorageObject } from '@pipeline/core';
 
 export class GcsBlobStore implements BlobStore {
   private client: Promise<Storage> | undefined;
 
-  async stat(bucket: string, name: string): Promise<StorageObject | undefined> {
+  private storage(): Promise<Storage> {
     this.client ??= import('@google-cloud/storage').then(({ Storage }) => new Storage());
-    const storage = await this.client;
+    return this.client;
+  }
+
+  async stat(bucket: string, name: string): Promise<StorageObject | undefined> {
+    const storage = await this.storage();
     let metadata;
     try {
       [metadata] = await storage.bucket(bucket).file(name).getMetadata();
     } catch (err) {
-      if ((err as { code?: unknown }).code === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
     const object = parseObjectResource(metadata);
@@ -25,4 +31,51 @@ export class GcsBlobStore implements BlobStore {
   uri(bucket: string, name: string): string {
     return `gs://${bucket}/${name}`;
   }
+
+  async read(
+    uri: string,
+    offset: number,
+    maxBytes: number,
+  ): Promise<{ data: Buffer; size: number } | undefined> {
+    const { bucket, name } = parseGsUri(uri);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+      throw new Error(`cannot read ${uri} from ${offset}, at most ${maxBytes} bytes: not byte counts`);
+    }
+    const storage = await this.storage();
+    // A log is rewritten while its task runs. The size and the bytes come from one generation; if
+    // that generation was replaced between the two calls, the newer one is read instead, once.
+    for (let tries = 1; ; tries++) {
+      let metadata;
+      try {
+        [metadata] = await storage.bucket(bucket).file(name).getMetadata();
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+      const size = Number(metadata.size);
+      const end = Math.min(size, offset + maxBytes); // exclusive
+      if (end <= offset) return { data: Buffer.alloc(0), size };
+      try {
+        const file = storage.bucket(bucket).file(name, { generation: metadata.generation });
+        // `end` of download is inclusive; a range read is not hash-checked (the hashes are the whole object's).
+        const [data] = await file.download({ start: offset, end: end - 1 });
+        return { data, size };
+      } catch (err) {
+        if (isNotFound(err) && tries < 2) continue;
+        throw err;
+      }
+    }
+  }
+}
+
+/** gs://bucket/name, with a name that may hold any character (also `/`, spaces and newlines). */
+function parseGsUri(uri: string): { bucket: string; name: string } {
+  const match = /^gs:\/\/([^/]+)\/([\s\S]+)$/.exec(uri);
+  if (match === null)
+    throw new Error(`${JSON.stringify(uri)} is not a Cloud Storage object (gs://bucket/name)`);
+  return { bucket: match[1], name: match[2] };
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 404;
 }

@@ -11,8 +11,27 @@
 // an empty one is simply not sent and the job's own args (normally none: the image's CMD) apply, as
 // on a VM, where the agent runs the image with no Cmd. `clearArgs` would clear them; it is never
 // needed for the worker job, whose definition has no args, so it is not sent either.
-import { LaunchError, type LaunchRequest, type Launcher } from '@pipeline/core';
-import { launchErrorFrom, type JobsClient } from './clients.ts';
+//
+// Logs: Cloud Run keeps a task's stdout and stderr in Cloud Logging only, so the execution also gets
+// LOGS_URI, and the worker uploads a copy of its output there (see jobs/worker/src/io/log-capture.ts).
+//
+// inspect and cancel take what launch returned: the execution's name, or, when RunJob's answer did
+// not name the execution, the operation's name, which is resolved through the operation's metadata.
+import { LaunchError, type LaunchRequest, type Launcher, type RunStatus } from '@pipeline/core';
+import type { protos } from '@google-cloud/run';
+import {
+  apiErrorFacts,
+  describeApiError,
+  FAILED_PRECONDITION,
+  isNotFound,
+  launchErrorFrom,
+  type ExecutionsClient,
+  type JobsClient,
+  type TasksClient,
+} from './clients.ts';
+
+type Execution = protos.google.cloud.run.v2.IExecution;
+type Task = protos.google.cloud.run.v2.ITask;
 
 export interface CloudRunJobLauncherSettings {
   project: string;
@@ -24,12 +43,23 @@ export interface CloudRunJobLauncherSettings {
   container?: string;
   /** The job's image (WORKER_IMAGE), if known: a template may name it; any other image cannot run here. */
   image?: string;
-  /** The Run API client, created on first use (see clients.ts: jobsClient). */
-  client: () => Promise<Pick<JobsClient, 'runJob'>>;
+  /** The Run API clients, created on first use (see clients.ts: jobsClient, executionsClient, tasksClient). */
+  client: () => Promise<Pick<JobsClient, 'runJob' | 'checkRunJobProgress'>>;
+  executions: () => Promise<Pick<ExecutionsClient, 'getExecution' | 'cancelExecution'>>;
+  tasks: () => Promise<Pick<TasksClient, 'listTasks'>>;
 }
 
 /** The Cloud Run limit of a task's timeout (168 hours); longer work belongs on a VM. */
 export const CLOUD_RUN_MAX_TIMEOUT_SECONDS = 168 * 3600;
+
+/**
+ * The exit code inspect reports for a cancelled execution. Cloud Run stops the container of a
+ * cancelled task with SIGTERM, and 128 + 15 is how a shell reports a process SIGTERM ended.
+ */
+export const CANCELLED_EXIT_CODE = 143;
+
+const EXECUTION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/]+\/executions\/[^/]+$/;
+const OPERATION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/operations\/[^/]+$/;
 
 export class CloudRunJobLauncher implements Launcher {
   private readonly settings: CloudRunJobLauncherSettings;
@@ -58,12 +88,14 @@ export class CloudRunJobLauncher implements Launcher {
     if (timeoutSeconds !== undefined && timeoutSeconds > CLOUD_RUN_MAX_TIMEOUT_SECONDS) {
       throw new LaunchError(`${what}: a timeout of ${timeoutSeconds} s is over Cloud Run's 168 h`, false);
     }
+    // LOGS_URI is reserved (a template cannot set it): the worker uploads its output there.
+    const allEnv: Record<string, string> = { ...env, LOGS_URI: request.logsUri };
     const containerOverride = {
       ...(this.settings.container === undefined ? {} : { name: this.settings.container }),
       // Sorted, so that the same task always sends the same request.
-      env: Object.keys(env)
+      env: Object.keys(allEnv)
         .sort()
-        .map((name) => ({ name, value: env[name] })),
+        .map((name) => ({ name, value: allEnv[name] })),
       ...(args.length > 0 ? { args } : {}),
     };
     let operation;
@@ -91,4 +123,126 @@ export class CloudRunJobLauncher implements Launcher {
     }
     return { execution };
   }
+
+  async inspect(execution: string): Promise<RunStatus> {
+    const resolved = await this.resolve(execution);
+    if (typeof resolved !== 'string') return resolved;
+    let found: Execution;
+    try {
+      const client = await this.settings.executions();
+      // Bounded, as for Compute: the next reconcile pass asks again.
+      [found] = await client.getExecution({ name: resolved }, { timeout: 30_000 });
+    } catch (err) {
+      if (isNotFound(apiErrorFacts(err))) return { kind: 'gone' };
+      return {
+        kind: 'unknown',
+        reason: `reading Cloud Run execution ${resolved} failed: ${describeApiError(err)}`,
+      };
+    }
+    // Cloud Run sets completionTime when the last task ended (or the cancellation did); before that
+    // the execution is queued, running or being cancelled.
+    if (!found.completionTime) return { kind: 'running' };
+    const finishedAt = isoTime(found.completionTime);
+    const ended = { kind: 'ended' as const, ...(finishedAt === undefined ? {} : { finishedAt }) };
+    const message = completedMessage(found.conditions);
+    if ((found.succeededCount ?? 0) >= 1) return { ...ended, exitCode: 0 };
+    if ((found.cancelledCount ?? 0) >= 1) {
+      return { ...ended, exitCode: CANCELLED_EXIT_CODE, error: 'the execution was cancelled' };
+    }
+    if ((found.failedCount ?? 0) >= 1) {
+      // The exit code is the task's, not the execution's: read it from the task's last attempt.
+      let tasks: Task[];
+      try {
+        const client = await this.settings.tasks();
+        [tasks] = await client.listTasks({ parent: resolved });
+      } catch (err) {
+        // Not "ended" without it: the retry policy depends on the exit code; the next pass asks again.
+        return {
+          kind: 'unknown',
+          reason: `Cloud Run execution ${resolved} failed, but its tasks could not be read: ${describeApiError(err)}`,
+        };
+      }
+      for (const task of tasks) {
+        const exitCode = exitCodeOf(task.lastAttemptResult);
+        if (exitCode === undefined) continue;
+        const why =
+          message ?? nonEmpty(task.lastAttemptResult?.status?.message) ?? completedMessage(task.conditions);
+        return { ...ended, exitCode, error: why ?? `exit code ${exitCode}` };
+      }
+      return { ...ended, exitCode: 1, error: message ?? 'the task failed without an exit code' };
+    }
+    return {
+      ...ended,
+      exitCode: 1,
+      error: message ?? 'the execution completed without a succeeded, failed or cancelled task',
+    };
+  }
+
+  async cancel(execution: string): Promise<void> {
+    const resolved = await this.resolve(execution);
+    if (typeof resolved !== 'string') {
+      if (resolved.kind === 'gone') return;
+      throw new Error(`cannot cancel ${execution}: ${resolved.reason}`);
+    }
+    try {
+      const client = await this.settings.executions();
+      // Returns once Cloud Run accepted the cancellation; the operation is not waited for.
+      await client.cancelExecution({ name: resolved });
+    } catch (err) {
+      const facts = apiErrorFacts(err);
+      // Gone, or already complete (FAILED_PRECONDITION): either way it no longer runs.
+      if (isNotFound(facts) || facts.code === FAILED_PRECONDITION) return;
+      throw new Error(`cancelling Cloud Run execution ${resolved} failed: ${describeApiError(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** The execution's name; for an operation's name, the execution its metadata names, or a status. */
+  private async resolve(execution: string): Promise<string | Unresolved> {
+    if (EXECUTION_NAME.test(execution)) return execution;
+    if (!OPERATION_NAME.test(execution)) {
+      return { kind: 'unknown', reason: `${execution} names neither a Cloud Run execution nor an operation` };
+    }
+    try {
+      const client = await this.settings.client();
+      const operation = await client.checkRunJobProgress(execution);
+      const name = operation.metadata?.name;
+      if (name) return name;
+      return { kind: 'unknown', reason: `operation ${execution} does not name its execution yet` };
+    } catch (err) {
+      if (isNotFound(apiErrorFacts(err))) return { kind: 'gone' };
+      return { kind: 'unknown', reason: `reading operation ${execution} failed: ${describeApiError(err)}` };
+    }
+  }
+}
+
+/** Why an execution string names no execution: it is gone, or asking failed. */
+type Unresolved = Extract<RunStatus, { kind: 'gone' | 'unknown' }>;
+type Condition = protos.google.cloud.run.v2.ICondition;
+type AttemptResult = protos.google.cloud.run.v2.ITaskAttemptResult;
+
+/** The message of the `Completed` condition, which says why an execution or task failed. */
+function completedMessage(conditions: Condition[] | null | undefined): string | undefined {
+  return nonEmpty(conditions?.find((condition) => condition.type === 'Completed')?.message);
+}
+
+/**
+ * A failed attempt's exit code; 128 + the signal when the system killed the container (as a shell
+ * reports it); undefined when neither is set (proto3 reads an unset exit code as 0).
+ */
+function exitCodeOf(result: AttemptResult | null | undefined): number | undefined {
+  if (result?.exitCode) return result.exitCode;
+  if (result?.termSignal) return 128 + result.termSignal;
+  return undefined;
+}
+
+/** A protobuf Timestamp (seconds as a string, from gax) as an ISO time. */
+function isoTime(timestamp: protos.google.protobuf.ITimestamp): string | undefined {
+  const millis = Number(timestamp.seconds ?? 0) * 1000 + Math.floor((timestamp.nanos ?? 0) / 1e6);
+  return Number.isFinite(millis) && millis > 0 ? new Date(millis).toISOString() : undefined;
+}
+
+function nonEmpty(text: string | null | undefined): string | undefined {
+  return text === null || text === undefined || text === '' ? undefined : text;
 }

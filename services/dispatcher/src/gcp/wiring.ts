@@ -10,8 +10,16 @@ import { buildApp } from '../app.ts';
 import type { CloudConfig } from '../config.ts';
 import { Dispatcher } from '../dispatcher.ts';
 import { loadRoutingConfig } from '../routing-config.ts';
-import { closeGoogleClients, instancesClient, jobsClient, zoneOperationsClient } from './clients.ts';
+import {
+  closeGoogleClients,
+  executionsClient,
+  instancesClient,
+  jobsClient,
+  tasksClient,
+  zoneOperationsClient,
+} from './clients.ts';
 import { ComputeEngineLauncher } from './compute-launcher.ts';
+import { PubSubDeadLetterQueue } from './dead-letters.ts';
 import { ComputeReaper } from './reaper.ts';
 import { GcsBlobStore } from './gcs-blob-store.ts';
 import { googleCertificates, requireGoogleIdentity, type CertificateSource } from './push-auth.ts';
@@ -64,6 +72,8 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
       job: config.workerJob,
       image: config.workerImage,
       client: () => jobsClient(run),
+      executions: () => executionsClient(run),
+      tasks: () => tasksClient(run),
     }),
     vm: config.vm.spot ? alwaysSpot(vm) : vm,
   };
@@ -102,18 +112,32 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     ledger,
     logger,
   });
-  const app = buildApp({ dispatcher, ledger, logger, auth, reaper });
+  // Its Pub/Sub clients follow PUBSUB_EMULATOR_HOST, as @google-cloud/pubsub's own do.
+  const dl = config.deadLetters;
+  const deadLetters =
+    dl === undefined
+      ? undefined
+      : new PubSubDeadLetterQueue({
+          project: config.project,
+          subscription: dl.subscription,
+          sources: [
+            { ...dl.uploads, kind: 'storage-notification' },
+            { ...dl.completions, kind: 'completion' },
+          ],
+          logger,
+        });
+  const app = buildApp({ dispatcher, ledger, logger, auth, reaper, deadLetters });
   return {
     app,
     dispatcher,
     ledger,
     async close() {
-      await closeGoogleClients();
+      await Promise.all([closeGoogleClients(), deadLetters?.close()]);
     },
   };
 }
 
-/** VM_SPOT=true: every VM is spot, whatever its rule says. */
+/** VM_SPOT=true: every VM is spot, whatever its rule says; inspecting and cancelling are unchanged. */
 function alwaysSpot(launcher: Launcher): Launcher {
   return {
     launch(request: LaunchRequest) {
@@ -124,6 +148,8 @@ function alwaysSpot(launcher: Launcher): Launcher {
           : { ...request, job: { ...request.job, template: { ...template, spot: true } } },
       );
     },
+    inspect: (execution) => launcher.inspect(execution),
+    cancel: (execution) => launcher.cancel(execution),
   };
 }
 

@@ -16,8 +16,10 @@ import {
 } from '@pipeline/core';
 import {
   closeGoogleClients,
+  executionsClient,
   instancesClient,
   jobsClient,
+  tasksClient,
   zoneOperationsClient,
 } from '../../src/gcp/clients.ts';
 import { CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
@@ -93,6 +95,8 @@ describe('CloudRunJobLauncher with @google-cloud/run', () => {
       region: 'europe-west1',
       job: 'pipeline-worker',
       client: () => jobsClient(settings),
+      executions: () => executionsClient(settings),
+      tasks: () => tasksClient(settings),
     });
   });
   afterAll(() => run.close());
@@ -111,9 +115,10 @@ describe('CloudRunJobLauncher with @google-cloud/run', () => {
     expect(sent.method).toBe('POST');
     expect(sent.path).toBe('/v2/projects/acme/locations/europe-west1/jobs/pipeline-worker:run');
     expect(sent.headers.authorization).toBe('Bearer test-token');
-    const env = Object.keys(request.env)
+    const sentEnv: Record<string, string> = { ...request.env, LOGS_URI: request.logsUri };
+    const env = Object.keys(sentEnv)
       .sort()
-      .map((name) => ({ name, value: request.env[name] }));
+      .map((name) => ({ name, value: sentEnv[name] }));
     expect(sent.body).toEqual({
       overrides: {
         containerOverrides: [{ env, args: ['--max-iter', '50'] }],
@@ -121,11 +126,13 @@ describe('CloudRunJobLauncher with @google-cloud/run', () => {
         timeout: '3600s',
       },
     });
+    expect(sentEnv.LOGS_URI).toBe('gs://acme-output/data/q1.csv/logs/attempt-1.log');
     expect(env.map((e) => e.name)).toEqual([
       'ATTEMPT',
       'INPUT_GENERATION',
       'INPUT_URI',
       'JOB_ID',
+      'LOGS_URI',
       'OUTPUT_URI',
       'TARGET_COLUMN',
       'TASK',

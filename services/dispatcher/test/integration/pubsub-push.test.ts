@@ -188,6 +188,7 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
       INPUT_GENERATION: '101',
       INPUT_URI: `gs://${INPUT}/statements/q3.csv`,
       JOB_ID: id,
+      LOGS_URI: 'gs://acme-pipeline-output/statements/q3.csv/logs/attempt-1.log',
       OUTPUT_URI: 'gs://acme-pipeline-output/statements/q3.csv/',
       TASK: 'logreg',
     });

@@ -1,0 +1,304 @@
+// inspect and cancel of the Cloud Run and Compute Engine launchers, with the real @google-cloud/run and
+// @google-cloud/compute clients (REST) against the loopback doubles: the requests the libraries send,
+// and the RunStatus the launchers make of the real answers and errors.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { OAuth2Client } from 'google-auth-library';
+import { jobIdFor, newJob, transition, type LaunchRequest } from '@pipeline/core';
+import {
+  closeGoogleClients,
+  executionsClient,
+  instancesClient,
+  jobsClient,
+  tasksClient,
+  zoneOperationsClient,
+} from '../../src/gcp/clients.ts';
+import { CANCELLED_EXIT_CODE, CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
+import { ComputeEngineLauncher } from '../../src/gcp/compute-launcher.ts';
+import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
+import { computeError, startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
+
+const auth = new OAuth2Client();
+auth.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 24 * 3600 * 1000 });
+afterAll(() => closeGoogleClients());
+
+let objects = 0;
+/** A launch request for a fresh object, so that each VM gets its own name. */
+function launchRequest(target: 'cloud-run-job' | 'vm'): LaunchRequest {
+  const object = {
+    bucket: 'acme-input',
+    name: `data/${++objects}.csv`,
+    generation: '1',
+    size: 10,
+    metadata: {},
+  };
+  const at = '2024-05-01T12:00:00.000Z';
+  const received = newJob(
+    jobIdFor(object.bucket, object.name, object.generation),
+    { kind: 'object', object },
+    at,
+  );
+  const outputUri = `gs://acme-output/${object.name}/`;
+  const logsUri = `${outputUri}logs/attempt-1.log`;
+  const template = { task: 'logreg', args: [], env: {}, spot: false };
+  const job = transition(received, 'LAUNCHED', at, { target, template, outputUri, logsUri });
+  return { job, target, env: { JOB_ID: job.id }, args: [], logsUri };
+}
+
+describe('CloudRunJobLauncher.inspect and cancel', () => {
+  let run: FakeRun;
+  let launcher: CloudRunJobLauncher;
+  beforeAll(async () => {
+    run = await startFakeRun();
+    const settings = { endpoint: run.endpoint, authClient: auth };
+    launcher = new CloudRunJobLauncher({
+      project: 'acme',
+      region: 'europe-west1',
+      job: 'pipeline-worker',
+      client: () => jobsClient(settings),
+      executions: () => executionsClient(settings),
+      tasks: () => tasksClient(settings),
+    });
+  });
+  afterAll(() => run.close());
+  afterEach(() => {
+    run.runWithoutMetadata = false;
+    run.requests.splice(0);
+  });
+
+  /** Launches an execution and forgets the requests of the launch. */
+  async function started(): Promise<string> {
+    const { execution } = await launcher.launch(launchRequest('cloud-run-job'));
+    run.requests.splice(0);
+    return execution;
+  }
+
+  it('reports a running execution with one GET of the execution', async () => {
+    const execution = await started();
+    expect(await launcher.inspect(execution)).toEqual({ kind: 'running' });
+    expect(run.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET /v2/${execution}`]);
+    expect(run.requests[0].headers.authorization).toBe('Bearer test-token');
+  });
+
+  it('reports a succeeded execution as ended with exit code 0 and its completion time', async () => {
+    const execution = await started();
+    run.settle(execution, { phase: 'succeeded' });
+    const status = await launcher.inspect(execution);
+    expect(status).toEqual({ kind: 'ended', exitCode: 0, finishedAt: expect.any(String) });
+    const finishedAt = (status as { finishedAt: string }).finishedAt;
+    expect(Math.abs(Date.parse(finishedAt) - Date.now())).toBeLessThan(60_000);
+    expect(run.requests).toHaveLength(1); // no task listing for a success
+  });
+
+  it("reports a failed execution with its task's exit code and the condition's message", async () => {
+    const execution = await started();
+    run.settle(execution, { phase: 'failed', exitCode: 4, message: 'Application exited with an error' });
+    const status = await launcher.inspect(execution);
+    expect(status).toMatchObject({ kind: 'ended', exitCode: 4 });
+    const error = (status as { error: string }).error;
+    expect(error).toContain('failed with message: Application exited with an error');
+    expect(run.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET /v2/${execution}`,
+      `GET /v2/${execution}/tasks`,
+    ]);
+  });
+
+  it('reports a task the system killed as 128 + its signal, and one without a code as exit code 1', async () => {
+    const killed = await started();
+    run.settle(killed, { phase: 'failed', termSignal: 9 });
+    expect(await launcher.inspect(killed)).toMatchObject({ kind: 'ended', exitCode: 137 });
+    const unexplained = await started();
+    run.settle(unexplained, { phase: 'failed' });
+    const status = await launcher.inspect(unexplained);
+    expect(status).toMatchObject({ kind: 'ended', exitCode: 1 });
+    expect((status as { error: string }).error).toContain('The container exited with an error');
+  });
+
+  it('reports a cancelled execution as ended with the cancel exit code and says it was cancelled', async () => {
+    const execution = await started();
+    run.settle(execution, { phase: 'cancelled' });
+    expect(await launcher.inspect(execution)).toEqual({
+      kind: 'ended',
+      exitCode: CANCELLED_EXIT_CODE,
+      finishedAt: expect.any(String),
+      error: 'the execution was cancelled',
+    });
+  });
+
+  it('reports an execution Cloud Run does not know (404) as gone', async () => {
+    const execution = await started();
+    run.forget(execution);
+    expect(await launcher.inspect(execution)).toEqual({ kind: 'gone' });
+  });
+
+  it('reports any other error as unknown, with the reason, and concludes nothing', async () => {
+    const execution = await started();
+    run.failNext(1, googleError(500, 'the backend is having a moment'));
+    const status = await launcher.inspect(execution);
+    expect(status.kind).toBe('unknown');
+    expect((status as { reason: string }).reason).toContain(execution);
+    expect((status as { reason: string }).reason).toContain('the backend is having a moment');
+  });
+
+  it('reports a failed execution whose tasks cannot be read as unknown, not with a made-up exit code', async () => {
+    const execution = await started();
+    run.settle(execution, { phase: 'failed', exitCode: 2 });
+    run.failNext(1, googleError(503, 'tasks are unavailable'), (r) => r.path.endsWith('/tasks'));
+    const status = await launcher.inspect(execution);
+    expect(status).toEqual({ kind: 'unknown', reason: expect.stringContaining('tasks are unavailable') });
+    expect((status as { reason: string }).reason).toContain('its tasks could not be read');
+    // The next pass reads the exit code.
+    expect(await launcher.inspect(execution)).toMatchObject({ kind: 'ended', exitCode: 2 });
+  });
+
+  it('refuses a string that names neither an execution nor an operation, without a request', async () => {
+    const status = await launcher.inspect('zones/europe-west1-b/instances/pipeline-x-a1');
+    expect(status).toMatchObject({ kind: 'unknown' });
+    expect((status as { reason: string }).reason).toContain('names neither');
+    expect(run.requests).toHaveLength(0);
+  });
+
+  it('follows an operation name (a launch whose answer named no execution) to its execution', async () => {
+    run.runWithoutMetadata = true;
+    const operation = await started();
+    expect(operation).toMatch(/^projects\/acme\/locations\/europe-west1\/operations\//);
+    const execution = run.executions.at(-1)!;
+    run.settle(execution, { phase: 'failed', exitCode: 3 });
+    expect(await launcher.inspect(operation)).toMatchObject({ kind: 'ended', exitCode: 3 });
+    expect(run.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET /v2/${operation}`,
+      `GET /v2/${execution}`,
+      `GET /v2/${execution}/tasks`,
+    ]);
+  });
+
+  it('cancels with POST .../executions/E:cancel and does not wait for the operation', async () => {
+    const execution = await started();
+    await launcher.cancel(execution);
+    expect(run.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`POST /v2/${execution}:cancel`]);
+    expect(run.requests[0].headers.authorization).toBe('Bearer test-token');
+    expect(await launcher.inspect(execution)).toMatchObject({ kind: 'ended', exitCode: CANCELLED_EXIT_CODE });
+  });
+
+  it('cancels an execution already complete (FAILED_PRECONDITION) or gone (404) without an error', async () => {
+    const done = await started();
+    const gone = await started();
+    run.settle(done, { phase: 'succeeded' });
+    run.forget(gone);
+    await expect(launcher.cancel(done)).resolves.toBeUndefined();
+    await expect(launcher.cancel(gone)).resolves.toBeUndefined();
+    expect(run.requests.map((r) => r.method)).toEqual(['POST', 'POST']);
+  });
+
+  it('throws a clear error when Cloud Run refuses the cancellation', async () => {
+    const execution = await started();
+    run.failNext(1, googleError(403, 'Permission run.executions.cancel denied'));
+    await expect(launcher.cancel(execution)).rejects.toThrow(
+      new RegExp(`cancelling Cloud Run execution ${execution} failed: .*run.executions.cancel denied`),
+    );
+  });
+});
+
+describe('ComputeEngineLauncher.inspect and cancel', () => {
+  let compute: FakeCompute;
+  let launcher: ComputeEngineLauncher;
+  beforeAll(async () => {
+    compute = await startFakeCompute();
+    const clients = { endpoint: compute.endpoint, authClient: auth };
+    launcher = new ComputeEngineLauncher({
+      project: 'acme',
+      zone: 'europe-west1-b',
+      image: 'europe-west1-docker.pkg.dev/acme/pipeline/worker:1',
+      serviceAccount: 'vm-worker@acme.iam.gserviceaccount.com',
+      defaultMachineType: 'e2-standard-4',
+      startupScript: '#!/bin/sh\n',
+      instances: () => instancesClient(clients),
+      operations: () => zoneOperationsClient(clients),
+    });
+  });
+  afterAll(() => compute.close());
+  afterEach(() => compute.requests.splice(0));
+
+  /** Creates a VM and forgets the requests of the launch. */
+  async function started(): Promise<{ execution: string; name: string }> {
+    const { execution } = await launcher.launch(launchRequest('vm'));
+    compute.requests.splice(0);
+    return { execution, name: execution.split('/').at(-1)! };
+  }
+
+  it.each([
+    ['PROVISIONING', 'running'],
+    ['STAGING', 'running'],
+    ['RUNNING', 'running'],
+    ['REPAIRING', 'running'],
+    ['PENDING_STOP', 'running'],
+    ['STOPPING', 'gone'],
+    ['STOPPED', 'gone'],
+    ['SUSPENDING', 'gone'],
+    ['SUSPENDED', 'gone'],
+    ['TERMINATED', 'gone'],
+  ])('reports a VM with status %s as %s', async (status, kind) => {
+    const { execution, name } = await started();
+    compute.instances.get(name)!.status = status;
+    expect(await launcher.inspect(execution)).toEqual({ kind });
+    expect(compute.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET /compute/v1/projects/acme/${execution}`,
+    ]);
+    expect(compute.requests[0].headers.authorization).toBe('Bearer test-token');
+  });
+
+  it('reports a VM that no longer exists (404) as gone', async () => {
+    const { execution, name } = await started();
+    compute.instances.delete(name);
+    expect(await launcher.inspect(execution)).toEqual({ kind: 'gone' });
+  });
+
+  it('reports a status it does not know, and any other error, as unknown with the reason', async () => {
+    const { execution, name } = await started();
+    compute.instances.get(name)!.status = 'HIBERNATING';
+    expect(await launcher.inspect(execution)).toEqual({
+      kind: 'unknown',
+      reason: expect.stringContaining('HIBERNATING'),
+    });
+    // (not 503: the library itself retries a GET that answers UNAVAILABLE)
+    compute.failNext(1, computeError(403, 'forbidden', 'Required compute.instances.get permission'));
+    expect(await launcher.inspect(execution)).toEqual({
+      kind: 'unknown',
+      reason: expect.stringContaining('Required compute.instances.get permission'),
+    });
+  });
+
+  it('refuses an execution that is not zones/Z/instances/NAME, without a request', async () => {
+    for (const execution of [
+      'projects/acme/locations/europe-west1/jobs/j/executions/e',
+      'zones/europe-west1-b/instances/',
+      'zones/europe-west1-b/instances/a/../../b',
+    ]) {
+      expect(await launcher.inspect(execution)).toEqual({
+        kind: 'unknown',
+        reason: expect.stringContaining('is not a VM of this launcher'),
+      });
+      await expect(launcher.cancel(execution)).rejects.toThrow('is not a VM of this launcher');
+    }
+    expect(compute.requests).toHaveLength(0);
+  });
+
+  it('cancels with DELETE .../instances/NAME, without waiting for the operation', async () => {
+    const { execution, name } = await started();
+    await launcher.cancel(execution);
+    expect(compute.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `DELETE /compute/v1/projects/acme/${execution}`,
+    ]);
+    expect(compute.deleted).toContain(name);
+    expect(await launcher.inspect(execution)).toEqual({ kind: 'gone' });
+  });
+
+  it('cancels a VM already gone without an error, and throws a clear one when Compute refuses', async () => {
+    const { execution, name } = await started();
+    compute.instances.delete(name);
+    await expect(launcher.cancel(execution)).resolves.toBeUndefined();
+    compute.failNext(1, computeError(403, 'forbidden', 'Required compute.instances.delete permission'));
+    await expect(launcher.cancel(execution)).rejects.toThrow(
+      `deleting VM ${execution} failed: Required compute.instances.delete permission`,
+    );
+  });
+});
