@@ -1,0 +1,194 @@
+// The dispatcher with the real Cloud Run and Compute Engine launchers (the real client libraries,
+// REST, against the loopback doubles): completions lost on purpose are recovered by the reconcile
+// pass from what the platform says, and cancel sends the right API calls.
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { OAuth2Client } from 'google-auth-library';
+import { parseRoutingConfig, type BlobStore, type Job, type StorageObject } from '@pipeline/core';
+import { Dispatcher } from '../../src/dispatcher.ts';
+import {
+  closeGoogleClients,
+  executionsClient,
+  instancesClient,
+  jobsClient,
+  tasksClient,
+  zoneOperationsClient,
+} from '../../src/gcp/clients.ts';
+import { CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
+import { ComputeEngineLauncher } from '../../src/gcp/compute-launcher.ts';
+import { SqliteLedger } from '../../src/local/sqlite-ledger.ts';
+import { createLogger } from '../../src/logger.ts';
+import { startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
+import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
+
+const auth = new OAuth2Client();
+auth.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 24 * 3600 * 1000 });
+
+/** Output objects the test says exist (the _SUCCESS markers); gs:// URIs as on Google Cloud. */
+class MarkerStore implements BlobStore {
+  readonly objects = new Map<string, StorageObject>();
+  async stat(bucket: string, name: string) {
+    return this.objects.get(`${bucket}/${name}`);
+  }
+  uri(bucket: string, name: string) {
+    return `gs://${bucket}/${name}`;
+  }
+  async read() {
+    return undefined;
+  }
+  put(bucket: string, name: string) {
+    this.objects.set(`${bucket}/${name}`, {
+      bucket,
+      name,
+      generation: '1',
+      size: 2,
+      metadata: {},
+      timeCreated: new Date().toISOString(),
+    });
+  }
+}
+
+const ROUTING = parseRoutingConfig({
+  rules: [
+    { name: 'on-vm', match: { minCpu: 4 }, target: 'vm', job: { task: 'logreg', spot: true } },
+    { name: 'containers', target: 'cloud-run-job', job: { task: 'logreg' } },
+  ],
+});
+
+let run: FakeRun;
+let compute: FakeCompute;
+let ledger: SqliteLedger;
+let blobs: MarkerStore;
+let dispatcher: Dispatcher;
+
+beforeAll(async () => {
+  run = await startFakeRun();
+  compute = await startFakeCompute();
+});
+afterAll(async () => {
+  await run.close();
+  await compute.close();
+  await closeGoogleClients();
+});
+
+beforeEach(() => {
+  ledger = new SqliteLedger(':memory:');
+  blobs = new MarkerStore();
+  const runClients = { endpoint: run.endpoint, authClient: auth };
+  const computeClients = { endpoint: compute.endpoint, authClient: auth };
+  dispatcher = new Dispatcher({
+    ledger,
+    blobs,
+    routing: ROUTING,
+    outputBucket: 'acme-output',
+    logger: createLogger(undefined, 'silent'),
+    launchers: {
+      'cloud-run-job': new CloudRunJobLauncher({
+        project: 'acme',
+        region: 'europe-west1',
+        job: 'pipeline-worker',
+        client: () => jobsClient(runClients),
+        executions: () => executionsClient(runClients),
+        tasks: () => tasksClient(runClients),
+      }),
+      vm: new ComputeEngineLauncher({
+        project: 'acme',
+        zone: 'europe-west1-b',
+        image: 'europe-west1-docker.pkg.dev/acme/pipeline/worker:1',
+        serviceAccount: 'vm-worker@acme.iam.gserviceaccount.com',
+        defaultMachineType: 'e2-standard-4',
+        startupScript: '#!/bin/sh\n',
+        instances: () => instancesClient(computeClients),
+        operations: () => zoneOperationsClient(computeClients),
+      }),
+    },
+  });
+});
+afterEach(() => {
+  ledger.close();
+  run.requests.splice(0);
+  compute.requests.splice(0);
+});
+
+async function submit(cpu?: number): Promise<Job> {
+  const intake = await dispatcher.submitContainer({
+    task: 'logreg',
+    args: [],
+    env: {},
+    declared: cpu === undefined ? {} : { cpu },
+  });
+  if (intake.outcome !== 'created') throw new Error(intake.outcome);
+  expect(intake.job.state).toBe('LAUNCHED');
+  return intake.job;
+}
+
+const requests = (server: FakeRun | FakeCompute) => server.requests.map((r) => `${r.method} ${r.path}`);
+
+describe('Cloud Run: completions lost on purpose', () => {
+  it('closes a succeeded execution as SUCCEEDED', async () => {
+    const job = await submit();
+    expect((await dispatcher.reconcile()).closed).toEqual([]); // still running
+    run.settle(job.execution!, { phase: 'succeeded' });
+    const report = await dispatcher.reconcile();
+    expect(report.closed).toEqual([
+      {
+        id: job.id,
+        state: 'SUCCEEDED',
+        detail: 'the platform reports exit code 0; its completion never arrived',
+      },
+    ]);
+    expect(requests(run)).toContain(`GET /v2/${job.execution}`);
+  });
+
+  it('closes a failed execution with its task exit code: 4 is not retried', async () => {
+    const job = await submit();
+    run.settle(job.execution!, { phase: 'failed', exitCode: 4, message: 'Task failed with exit code 4' });
+    await dispatcher.reconcile();
+    const failed = (await ledger.get(job.id))!;
+    expect(failed).toMatchObject({ state: 'FAILED', exitCode: 4 });
+    expect(failed.attempts[0]).toMatchObject({ outcome: 'failed', exitCode: 4 });
+  });
+
+  it('cancel sends executions:cancel for the running execution', async () => {
+    const job = await submit();
+    run.requests.splice(0);
+    const cancelled = await dispatcher.cancel(job.id);
+    expect(cancelled.state).toBe('CANCELLED');
+    expect(requests(run)).toEqual([`POST /v2/${job.execution}:cancel`]);
+  });
+});
+
+describe('Compute Engine: completions lost on purpose', () => {
+  it('a VM gone without _SUCCESS is lost and retried; one gone with _SUCCESS succeeded', async () => {
+    const job = await submit(4);
+    expect(job.target).toBe('vm');
+    const name = job.execution!.split('/').pop()!;
+    expect(compute.instances.get(name)?.status).toBe('RUNNING');
+    expect((await dispatcher.reconcile()).closed).toEqual([]);
+
+    compute.instances.delete(name); // it deleted itself; its completion never arrived
+    await dispatcher.reconcile();
+    const lost = (await ledger.get(job.id))!;
+    expect(lost).toMatchObject({ state: 'SCHEDULED', attempt: 2 });
+    expect(lost.attempts[0]).toMatchObject({ outcome: 'lost' });
+    expect(lost.attempts[0].error).toContain('no longer exists and no completion arrived');
+
+    const second = (await dispatcher.launchDue(lost))!;
+    expect(second).toMatchObject({ state: 'LAUNCHED', attempt: 2 });
+    expect(second.execution).toMatch(/-a2$/);
+    blobs.put('acme-output', `jobs/${job.id}/_SUCCESS`);
+    compute.instances.delete(second.execution!.split('/').pop()!);
+    await dispatcher.reconcile();
+    expect((await ledger.get(job.id))!).toMatchObject({ state: 'SUCCEEDED', attempt: 2 });
+  });
+
+  it('cancel deletes the VM', async () => {
+    const job = await submit(4);
+    compute.requests.splice(0);
+    await dispatcher.cancel(job.id);
+    const name = job.execution!.split('/').pop()!;
+    expect(requests(compute)).toEqual([
+      `DELETE /compute/v1/projects/acme/zones/europe-west1-b/instances/${name}`,
+    ]);
+    expect((await ledger.get(job.id))!.state).toBe('CANCELLED');
+  });
+});
