@@ -27,6 +27,7 @@ import {
 import type { Logger } from 'pino';
 import { RequestError, RetryLaterError, type Dispatcher, type Intake } from './dispatcher.ts';
 import { parseJobRequest } from './job-request.ts';
+import { dashboardRouter } from './dashboard/router.ts';
 
 export interface AppPorts {
   dispatcher: Dispatcher;
@@ -213,6 +214,8 @@ export function buildApp({
     }
     res.json(await reaper.reap());
   });
+
+  app.use(dashboardRouter(api));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'no such route' });

@@ -1,0 +1,685 @@
+// The dashboard's only script: a hash router with two views, the job list (#/jobs?state=FAILED) and
+// one job (#/jobs/ID), each refreshing itself from the /jobs API with fetch, without a page reload.
+//
+// Everything the API returns is someone's data (an object name can be `<script>…`), so this file
+// builds the DOM with createElement, setAttribute and text nodes only, never by parsing markup; the
+// server's Content-Security-Policy, which refuses inline script, is the second wall.
+/* global document, window, location, fetch, setTimeout, clearTimeout, AbortController, TextDecoder, URLSearchParams */
+
+const STATES = [
+  'SCHEDULED',
+  'RECEIVED',
+  'LAUNCHED',
+  'RUNNING',
+  'SUCCEEDED',
+  'FAILED',
+  'CANCELLED',
+  'IGNORED',
+];
+const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'IGNORED']);
+// The buttons follow the dispatcher's rules so that they are off when pressing them could only fail;
+// the dispatcher decides all the same (a 409 is shown as it comes).
+const CANCELLABLE = new Set(['SCHEDULED', 'RECEIVED', 'LAUNCHED', 'RUNNING']);
+const RETRYABLE = new Set(['FAILED', 'CANCELLED']);
+// How an attempt ended, drawn in the colours of the job state it is closest to.
+const OUTCOME_LOOK = {
+  succeeded: 'SUCCEEDED',
+  failed: 'FAILED',
+  'timed-out': 'FAILED',
+  preempted: 'CANCELLED',
+  cancelled: 'CANCELLED',
+  lost: 'IGNORED',
+};
+const TARGETS = { 'cloud-run-job': 'Cloud Run job', vm: 'VM' };
+
+const LIST_EVERY_MS = 3000;
+const JOB_EVERY_MS = 2000;
+const FINAL_JOB_EVERY_MS = 10_000; // a final job changes again only if someone retries it
+const PAGE_SIZE = 50;
+const LOG_TAIL_BYTES = 64 * 1024;
+const LOG_KEEP_CHARS = 512 * 1024; // a long log keeps its newest half million characters on the page
+
+// ---- DOM and formatting ----------------------------------------------------------------------
+
+/** An element with attributes (null, undefined and false left out) and children (strings as text). */
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    node.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children.flat(2)) {
+    if (child === null || child === undefined || child === false || child === '') continue;
+    node.append(child); // a string becomes a Text node: never parsed as markup
+  }
+  return node;
+}
+
+function clone(templateId) {
+  return document.getElementById(templateId).content.cloneNode(true);
+}
+
+function badge(state, extra = '') {
+  const look = STATES.includes(state) ? state.toLowerCase() : 'unknown';
+  return h('span', { class: `badge state-${look} ${extra}`.trim() }, state);
+}
+
+function outcomeBadge(outcome) {
+  if (outcome === undefined) return '—';
+  const look = (OUTCOME_LOOK[outcome] ?? 'unknown').toLowerCase();
+  return h('span', { class: `badge small state-${look}` }, outcome);
+}
+
+const mono = (text, attrs = {}) => h('span', { ...attrs, class: `mono ${attrs.class ?? ''}`.trim() }, text);
+
+/** The first characters of an id are enough to tell jobs apart on one screen; the full id is in a title. */
+const shortId = (id) => (id.length > 10 ? id.slice(0, 10) : id);
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+
+function when(iso) {
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? String(iso) : dateFormat.format(t);
+}
+
+function ago(iso, now) {
+  const ms = now - Date.parse(iso);
+  if (Number.isNaN(ms)) return '—';
+  const s = Math.abs(ms) / 1000;
+  if (ms >= 0 && s < 5) return 'just now';
+  const text =
+    s < 60
+      ? `${Math.floor(s)}s`
+      : s < 3600
+        ? `${Math.floor(s / 60)}m`
+        : s < 86400
+          ? `${Math.floor(s / 3600)}h`
+          : `${Math.floor(s / 86400)}d`;
+  return ms < 0 ? `in ${text}` : `${text} ago`;
+}
+
+function span(ms) {
+  if (ms === undefined || Number.isNaN(ms)) return '—';
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${(ms / 1000).toFixed(s < 10 ? 1 : 0)} s`;
+  const m = Math.floor(s / 60);
+  const pad = (n) => String(n).padStart(2, '0');
+  if (m < 60) return `${m}m ${pad(s % 60)}s`;
+  const hours = Math.floor(m / 60);
+  if (hours < 24) return `${hours}h ${pad(m % 60)}m`;
+  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
+}
+
+function bytes(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** Milliseconds from `start` to `end`, or to now while it has not ended. */
+function elapsed(start, end, now, running) {
+  if (start === undefined) return undefined;
+  const to = end !== undefined ? Date.parse(end) : running ? now : undefined;
+  return to === undefined ? undefined : to - Date.parse(start);
+}
+
+/** How long the current attempt ran (or has been running). */
+function jobRunMs(job, now) {
+  const current = job.attempts.at(-1);
+  const start = current?.startedAt ?? job.startedAt ?? current?.launchedAt;
+  return elapsed(start, current?.finishedAt ?? job.finishedAt, now, !FINAL.has(job.state));
+}
+
+function sourceName(job) {
+  const s = job.source;
+  if (s.kind === 'object') return s.object.name;
+  return s.image ?? (s.task !== undefined ? `task ${s.task}` : 'container run');
+}
+
+// Cost fields are another part of the pipeline's to fill: the page only shows what a job carries,
+// and computes nothing itself.
+const hasCost = (job) => job.estimate !== undefined || job.cost !== undefined;
+
+function money(value) {
+  if (typeof value === 'number') return value.toLocaleString(undefined, { maximumFractionDigits: 4 });
+  if (typeof value === 'string') return value;
+  if (value !== null && typeof value === 'object') {
+    if (typeof value.amount === 'number' && typeof value.currency === 'string') {
+      try {
+        const style = { style: 'currency', currency: value.currency, maximumFractionDigits: 4 };
+        return new Intl.NumberFormat(undefined, style).format(value.amount);
+      } catch {
+        return `${value.amount} ${value.currency}`;
+      }
+    }
+    return JSON.stringify(value);
+  }
+  return '—';
+}
+
+function costText(job) {
+  const parts = [];
+  if (job.estimate !== undefined) parts.push(`est. ${money(job.estimate)}`);
+  if (job.cost !== undefined) parts.push(money(job.cost));
+  return parts.join(' / ') || '—';
+}
+
+function resourcesText(template) {
+  if (template === undefined) return undefined;
+  const parts = [];
+  if (template.cpu !== undefined) parts.push(`${template.cpu} vCPU`);
+  if (template.memoryBytes !== undefined) parts.push(bytes(template.memoryBytes));
+  if (template.machineType !== undefined) parts.push(template.machineType);
+  if (template.accelerator !== undefined)
+    parts.push(`${template.accelerator.type} × ${template.accelerator.count}`);
+  if (template.spot) parts.push('spot');
+  if (template.timeoutSeconds !== undefined) parts.push(`timeout ${span(template.timeoutSeconds * 1000)}`);
+  return parts.join(' · ') || undefined;
+}
+
+// ---- the API ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function failure(res) {
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = await res.json();
+    if (typeof body?.error === 'string') message = body.error;
+  } catch {
+    // not JSON: the status says enough
+  }
+  return new ApiError(res.status, message);
+}
+
+async function getJson(url, init = {}) {
+  const res = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' }, ...init });
+  if (!res.ok) throw await failure(res);
+  return res.json();
+}
+
+// Relative URLs: the page works wherever the API is, at the root or behind a path prefix.
+const jobUrl = (id) => `jobs/${encodeURIComponent(id)}`;
+
+// ---- routes ----------------------------------------------------------------------------------
+
+function listHash(state = '', page = '') {
+  const q = new URLSearchParams();
+  if (state) q.set('state', state);
+  if (page) q.set('page', page);
+  const query = String(q);
+  return query ? `#/jobs?${query}` : '#/jobs';
+}
+
+function jobHash(id, attempt) {
+  return `#/jobs/${encodeURIComponent(id)}${attempt === undefined ? '' : `?attempt=${attempt}`}`;
+}
+
+function wholeNumber(text) {
+  return text !== null && /^[1-9]\d{0,5}$/.test(text) ? Number(text) : undefined;
+}
+
+function parseRoute() {
+  let hash = location.hash.slice(1);
+  if (hash === '' || hash === '/') {
+    // ?job=ID and ?state=FAILED links work too, for whoever builds a link without the hash.
+    const q = new URLSearchParams(location.search);
+    hash = q.get('job') ? `/jobs/${encodeURIComponent(q.get('job'))}` : `/jobs?${q}`;
+  }
+  const cut = hash.indexOf('?');
+  const path = cut < 0 ? hash : hash.slice(0, cut);
+  const params = new URLSearchParams(cut < 0 ? '' : hash.slice(cut + 1));
+  const match = /^\/jobs\/([^/]+)$/.exec(path);
+  if (match) {
+    let id;
+    try {
+      id = decodeURIComponent(match[1]);
+    } catch {
+      id = match[1];
+    }
+    return { view: 'job', id, attempt: wholeNumber(params.get('attempt')) };
+  }
+  const state = (params.get('state') ?? '').toUpperCase();
+  return { view: 'list', state: STATES.includes(state) ? state : '', page: params.get('page') ?? '' };
+}
+
+// ---- refreshing ------------------------------------------------------------------------------
+
+const live = document.getElementById('live');
+
+function markLive(error) {
+  live.dataset.state = error === undefined ? 'ok' : 'error';
+  live.querySelector('.live-text').textContent =
+    error === undefined
+      ? `Live · ${timeFormat.format(Date.now())}`
+      : `Can't reach the dispatcher (${error.message}); retrying`;
+}
+
+/**
+ * Runs `task(signal)` now and again `delay()` ms after each run ends, until stopped or until the task
+ * returns false. Never two runs at once; while the tab is hidden it skips the work. Stopping aborts
+ * the fetches of a run under way, so a view that is gone never draws over the next one.
+ */
+function poll(task, delay) {
+  const abort = new AbortController();
+  let timer;
+  let running = false;
+  let again = false;
+  async function run() {
+    clearTimeout(timer);
+    if (abort.signal.aborted) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    let goOn = true;
+    try {
+      if (!document.hidden) {
+        goOn = (await task(abort.signal)) !== false;
+        markLive();
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) markLive(err);
+    } finally {
+      running = false;
+    }
+    if (abort.signal.aborted || !goOn) return;
+    if (again) {
+      again = false;
+      void run();
+      return;
+    }
+    timer = setTimeout(run, delay());
+  }
+  void run();
+  return {
+    refresh: run,
+    stop() {
+      abort.abort();
+      clearTimeout(timer);
+    },
+  };
+}
+
+// ---- the job list ----------------------------------------------------------------------------
+
+function sourceCell(job) {
+  const s = job.source;
+  if (s.kind === 'object') {
+    return [
+      h('div', { class: 'primary clip', title: s.object.name }, s.object.name),
+      h('div', { class: 'secondary' }, `${s.object.bucket} · ${bytes(s.object.size)}`),
+    ];
+  }
+  const args = s.args.join(' ');
+  return [
+    h('div', { class: 'primary clip mono', title: sourceName(job) }, sourceName(job)),
+    args ? h('div', { class: 'secondary clip mono', title: args }, args) : null,
+  ];
+}
+
+function routeCell(job) {
+  const rule = job.rule === undefined ? null : h('div', { class: 'secondary mono' }, job.rule);
+  if (job.target === undefined) return rule ?? '—';
+  const spot = job.attempts.at(-1)?.spot ? ' · spot' : '';
+  return [h('div', { class: 'primary' }, `${TARGETS[job.target] ?? job.target}${spot}`), rule];
+}
+
+function attemptsCell(job) {
+  const n = job.attempts.length;
+  if (n === 0) return '—';
+  const outcomes = job.attempts.map((a) => `#${a.attempt} ${a.outcome ?? 'under way'}`).join(', ');
+  return h('span', { title: outcomes, class: n > 1 ? 'retried' : null }, String(n));
+}
+
+function jobRow(job, now, withCost) {
+  const row = h(
+    'tr',
+    { 'data-id': job.id, 'data-state': job.state },
+    h('td', {}, badge(job.state)),
+    h('td', { class: 'mono' }, h('a', { href: jobHash(job.id), title: job.id }, shortId(job.id))),
+    h('td', { class: 'source' }, sourceCell(job)),
+    h('td', { class: 'route' }, routeCell(job)),
+    h('td', { class: 'reason', title: job.reason ?? null }, h('div', { class: 'clip2' }, job.reason ?? '—')),
+    h('td', { class: 'num' }, attemptsCell(job)),
+    h('td', { class: 'num' }, span(jobRunMs(job, now))),
+    withCost ? h('td', { class: 'num' }, costText(job)) : null,
+    h('td', { class: 'num', title: when(job.createdAt) }, ago(job.createdAt, now)),
+  );
+  row.addEventListener('click', (event) => {
+    // The whole row opens the job, unless the click was on its link already or ended a selection.
+    if (event.target.closest('a') !== null || String(window.getSelection()) !== '') return;
+    location.hash = jobHash(job.id);
+  });
+  return row;
+}
+
+function listView(root, route) {
+  const view = clone('list-view');
+  const chips = view.querySelector('.chips');
+  const body = view.querySelector('tbody');
+  const costHeader = view.querySelector('.cost-col');
+  const empty = view.querySelector('.empty');
+  const pager = view.querySelector('.pager');
+  for (const state of ['', ...STATES]) {
+    const attrs = {
+      class: state === '' ? 'chip' : `chip state-${state.toLowerCase()}`,
+      href: listHash(state),
+      'aria-current': state === route.state ? 'page' : null,
+    };
+    chips.append(h('a', attrs, state === '' ? 'All' : state));
+  }
+  root.replaceChildren(view);
+  document.title = route.state ? `${route.state} jobs · Pipeline` : 'Jobs · Pipeline';
+
+  const lastState = new Map(); // id -> state at the last refresh, to flash the rows that changed
+  let first = true;
+  const loop = poll(
+    async (signal) => {
+      const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+      if (route.state) query.set('state', route.state);
+      if (route.page) query.set('pageToken', route.page);
+      const page = await getJson(`jobs?${query}`, { signal });
+      const now = Date.now();
+      const withCost = page.jobs.some(hasCost);
+      costHeader.hidden = !withCost;
+      const rows = page.jobs.map((job) => {
+        const row = jobRow(job, now, withCost);
+        const before = lastState.get(job.id);
+        if (!first && before !== job.state) row.classList.add(before === undefined ? 'new' : 'changed');
+        return row;
+      });
+      body.replaceChildren(...rows);
+      lastState.clear();
+      for (const job of page.jobs) lastState.set(job.id, job.state);
+      first = false;
+      empty.hidden = page.jobs.length > 0;
+      empty.textContent = route.state
+        ? `No ${route.state} jobs${route.page ? ' on this page' : ''}.`
+        : 'No jobs yet: drop a file into the input bucket, or POST /jobs.';
+      pager.replaceChildren(
+        route.page ? h('a', { class: 'button', href: listHash(route.state) }, '← Newest') : '',
+        page.nextPageToken
+          ? h('a', { class: 'button', href: listHash(route.state, page.nextPageToken) }, 'Older →')
+          : '',
+      );
+    },
+    () => LIST_EVERY_MS,
+  );
+  return { stop: loop.stop, refresh: loop.refresh, accepts: () => false, update() {} };
+}
+
+// ---- one job ---------------------------------------------------------------------------------
+
+function detailRows(job, now) {
+  const rows = [];
+  /** A row for a value the job has (undefined and empty ones are left out), drawn by `draw`. */
+  const add = (label, value, draw = (v) => v) => {
+    if (value === undefined || value === null || value === '') return;
+    rows.push(h('dt', {}, label), h('dd', {}, draw(value)));
+  };
+  const code = (text) => mono(text, { class: 'break' });
+  const at = (iso) => `${when(iso)} · ${ago(iso, now)}`;
+  const s = job.source;
+  if (s.kind === 'object') {
+    add('Input', `gs://${s.object.bucket}/${s.object.name}`, code);
+    add('Size', [bytes(s.object.size), s.object.contentType ? ` · ${s.object.contentType}` : '']);
+    add('Generation', s.object.generation, code);
+  } else {
+    add('Image', s.image, code);
+    add('Task', s.task);
+    add('Arguments', s.args.join(' '), code);
+    const env = Object.entries(s.env).map(([key, value]) => h('li', {}, `${key}=${value}`));
+    add('Environment', env.length > 0 ? env : undefined, (items) => h('ul', { class: 'env mono' }, items));
+  }
+  add('Target', job.target, (target) => TARGETS[target] ?? target);
+  add('Rule', job.rule, code);
+  add('Reason', job.reason);
+  add('Resources', resourcesText(job.template));
+  add('Estimated cost', job.estimate, money);
+  add('Cost', job.cost, money);
+  add('Execution', job.execution, code);
+  add('Exit code', job.exitCode, (exit) => code(String(exit)));
+  add('Error', job.error, (error) => h('pre', { class: 'error' }, error));
+  add('Output', job.outputUri, code);
+  add('Logs', job.logsUri, code);
+  add('Due', job.runAt, at);
+  add('Schedule', job.schedule, (schedule) => code(schedule.cron));
+  add('Created', job.createdAt, at);
+  add('Started', job.startedAt, at);
+  add('Finished', job.finishedAt, at);
+  add('Ran for', job.attempts.length > 0 ? span(jobRunMs(job, now)) : undefined);
+  return rows;
+}
+
+function historyItem(entry, now) {
+  return h(
+    'li',
+    {},
+    h(
+      'time',
+      { datetime: entry.at, title: `${when(entry.at)} · ${ago(entry.at, now)}` },
+      timeFormat.format(Date.parse(entry.at)),
+    ),
+    h(
+      'span',
+      { class: 'move' },
+      entry.from === undefined ? null : [badge(entry.from, 'small'), ' → '],
+      badge(entry.to, 'small'),
+    ),
+    entry.detail === undefined ? null : h('div', { class: 'detail' }, entry.detail),
+  );
+}
+
+function attemptRow(job, a, now, shown) {
+  const ended = a.finishedAt !== undefined || a.attempt < job.attempt || FINAL.has(job.state);
+  return h(
+    'tr',
+    { class: a.attempt === shown ? 'shown' : null },
+    h('td', { class: 'num' }, String(a.attempt)),
+    h('td', {}, `${TARGETS[a.target] ?? a.target}${a.spot ? ' · spot' : ''}`),
+    h('td', { class: 'mono clip', title: a.execution ?? null }, a.execution ?? '—'),
+    h('td', { title: when(a.launchedAt) }, ago(a.launchedAt, now)),
+    h('td', { class: 'num' }, span(elapsed(a.startedAt ?? a.launchedAt, a.finishedAt, now, !ended))),
+    h('td', { class: 'num mono' }, a.exitCode === undefined ? '—' : String(a.exitCode)),
+    h('td', {}, outcomeBadge(a.outcome)),
+    h('td', { class: 'error-cell', title: a.error ?? null }, h('div', { class: 'clip2' }, a.error ?? '')),
+    h('td', {}, a.attempt === shown ? 'shown' : h('a', { href: jobHash(job.id, a.attempt) }, 'view')),
+  );
+}
+
+/**
+ * Follows one attempt's log: its last LOG_TAIL_BYTES first, then whatever was written since (from
+ * X-Next-Offset), until the attempt has ended and the log has been read to its end.
+ */
+function logFollower(jobId, pre, meta) {
+  let stream; // { attempt, next, size, omitted, decoder, chars, done }
+  const say = (text) => {
+    meta.textContent = text;
+  };
+  function show(text) {
+    if (text === '') return;
+    const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40;
+    pre.append(text);
+    stream.chars += text.length;
+    if (stream.chars > LOG_KEEP_CHARS) {
+      pre.textContent = pre.textContent.slice(-LOG_KEEP_CHARS);
+      stream.chars = LOG_KEEP_CHARS;
+    }
+    if (atBottom) pre.scrollTop = pre.scrollHeight; // keep following, unless the reader scrolled up
+  }
+  return {
+    /** Whether the attempt shown has ended and its log has been read to the end. */
+    get done() {
+      return stream?.done ?? true;
+    },
+    async update(job, chosen, signal) {
+      const attempt = chosen ?? job.attempts.at(-1)?.attempt;
+      if (attempt === undefined) {
+        stream = undefined;
+        pre.replaceChildren();
+        pre.hidden = true;
+        say(FINAL.has(job.state) ? '· none: no attempt ran' : '· waiting for the first attempt');
+        return;
+      }
+      pre.hidden = false;
+      if (stream?.attempt !== attempt) {
+        stream = { attempt, size: 0, omitted: 0, decoder: new TextDecoder(), chars: 0, done: false };
+        pre.replaceChildren();
+      }
+      if (stream.done) return;
+      const q = new URLSearchParams({ attempt: String(attempt) });
+      if (stream.next === undefined) q.set('tail', String(LOG_TAIL_BYTES));
+      else q.set('offset', String(stream.next));
+      const res = await fetch(`${jobUrl(jobId)}/logs?${q}`, { cache: 'no-store', signal });
+      const ended = FINAL.has(job.state) || attempt < job.attempt;
+      if (res.status === 404) {
+        stream.done = ended;
+        say(`· attempt ${attempt} · ${ended ? 'no log was kept' : 'no output yet'}`);
+        return;
+      }
+      if (!res.ok) throw await failure(res);
+      const data = await res.arrayBuffer();
+      const next = Number(res.headers.get('X-Next-Offset'));
+      const size = Number(res.headers.get('X-Log-Size'));
+      if (stream.next === undefined) stream.omitted = Math.max(0, next - data.byteLength);
+      stream.next = next;
+      stream.size = size;
+      show(stream.decoder.decode(data, { stream: true }));
+      stream.done = (ended || FINAL.has(res.headers.get('X-Job-State'))) && next >= size;
+      const part = stream.omitted > 0 ? ` · last ${bytes(size - stream.omitted)} shown` : '';
+      say(`· attempt ${attempt} · ${bytes(size)}${part} · ${stream.done ? 'ended' : 'following'}`);
+    },
+  };
+}
+
+function jobView(root, route) {
+  const view = clone('job-view');
+  const part = (selector) => view.querySelector(selector);
+  const ui = {
+    title: part('.job-title'),
+    badge: part('.job-badge'),
+    id: part('.job-id'),
+    notice: part('.notice'),
+    details: part('.details'),
+    history: part('.history'),
+    attempts: part('.attempts tbody'),
+    noAttempts: part('.attempts').closest('.card').querySelector('.empty'),
+    cancel: part('[data-action="cancel"]'),
+    retry: part('[data-action="retry"]'),
+  };
+  const log = logFollower(route.id, part('.log'), part('.log-meta'));
+  ui.id.textContent = route.id;
+  root.replaceChildren(view);
+
+  let chosen = route.attempt; // undefined: the current attempt, and the next one after a retry
+  let job;
+  let busy = false;
+  let noticeTimer;
+
+  function notify(text, kind) {
+    clearTimeout(noticeTimer);
+    ui.notice.textContent = text;
+    ui.notice.dataset.kind = kind;
+    ui.notice.hidden = false;
+    if (kind === 'ok') noticeTimer = setTimeout(() => (ui.notice.hidden = true), 6000);
+  }
+
+  function render() {
+    const now = Date.now();
+    const name = sourceName(job);
+    document.title = `${name} · ${job.state} · Pipeline`;
+    ui.title.textContent = name;
+    ui.title.title = name;
+    ui.badge.replaceChildren(badge(job.state));
+    ui.cancel.disabled = busy || !CANCELLABLE.has(job.state);
+    ui.retry.disabled = busy || !RETRYABLE.has(job.state);
+    ui.details.replaceChildren(...detailRows(job, now));
+    ui.history.replaceChildren(...job.history.map((entry) => historyItem(entry, now)));
+    const shown = chosen ?? job.attempts.at(-1)?.attempt;
+    ui.attempts.replaceChildren(...job.attempts.map((a) => attemptRow(job, a, now, shown)));
+    ui.noAttempts.hidden = job.attempts.length > 0;
+  }
+
+  const loop = poll(
+    async (signal) => {
+      try {
+        job = await getJson(jobUrl(route.id), { signal });
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 404) throw err;
+        ui.title.textContent = 'No such job';
+        notify(err.message, 'error');
+        return false;
+      }
+      render();
+      await log.update(job, chosen, signal);
+    },
+    () => (job !== undefined && FINAL.has(job.state) && log.done ? FINAL_JOB_EVERY_MS : JOB_EVERY_MS),
+  );
+
+  async function act(action) {
+    if (action === 'cancel' && !window.confirm('Cancel this job? What runs is stopped.')) return;
+    busy = true;
+    render();
+    try {
+      job = await getJson(`${jobUrl(route.id)}/${action}`, { method: 'POST' });
+      notify(action === 'cancel' ? 'Cancelled.' : 'Retried: a new attempt is on its way.', 'ok');
+    } catch (err) {
+      notify(`Could not ${action}: ${err.message}`, 'error');
+    } finally {
+      busy = false;
+      if (job !== undefined) render();
+      void loop.refresh();
+    }
+  }
+  ui.cancel.addEventListener('click', () => void act('cancel'));
+  ui.retry.addEventListener('click', () => void act('retry'));
+
+  return {
+    stop: loop.stop,
+    refresh: loop.refresh,
+    // Another attempt of the same job: the same view shows it, without starting over.
+    accepts: (next) => next.view === 'job' && next.id === route.id,
+    update(next) {
+      chosen = next.attempt;
+      if (job !== undefined) render();
+      void loop.refresh();
+    },
+  };
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
+const root = document.getElementById('view');
+let current;
+
+function show() {
+  const route = parseRoute();
+  if (current?.accepts(route)) {
+    current.update(route);
+    return;
+  }
+  current?.stop();
+  current = route.view === 'job' ? jobView(root, route) : listView(root, route);
+  window.scrollTo(0, 0);
+}
+
+window.addEventListener('hashchange', show);
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) void current?.refresh();
+});
+show();
