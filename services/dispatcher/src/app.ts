@@ -43,6 +43,34 @@ export interface AppPorts {
 
 const open: RequestHandler = (_req, _res, next) => next();
 
+/**
+ * Without identity checks (local mode, loopback only), any web page the user visits could still make
+ * the browser POST here (cancel, retry, submit). Browsers say where a request comes from: a request
+ * that changes something is refused when it comes from another site. Tools (curl, the CLI) send
+ * neither header and pass.
+ */
+const sameOriginWrites: RequestHandler = (req, res, next) => {
+  if (req.method === 'GET' || req.method === 'HEAD') return next();
+  const site = req.headers['sec-fetch-site'];
+  const origin = req.headers.origin;
+  const crossSite =
+    (typeof site === 'string' && site !== 'same-origin' && site !== 'none') ||
+    (typeof origin === 'string' && !sameHost(origin, req.headers.host));
+  if (crossSite) {
+    res.status(403).json({ error: 'requests from another site may not change anything here' });
+    return;
+  }
+  next();
+};
+
+function sameHost(origin: string, host: string | undefined): boolean {
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
 const MAX_PAGE = 200;
 
 const MAX_LOG_BYTES = 1024 * 1024;
@@ -58,7 +86,7 @@ export function buildApp({
 }: AppPorts): express.Express {
   const app = express();
   const push = auth?.push ?? open;
-  const api = auth?.api ?? open;
+  const api = auth?.api ?? sameOriginWrites;
   app.disable('x-powered-by');
   const json = express.json({ limit: '1mb' }); // after the identity check: strangers' bodies are not parsed
 

@@ -331,3 +331,23 @@ describe('GET /jobs/:id/logs', () => {
     await request(t.app).get(`/jobs/${id}/logs?offset=-1`).expect(400);
   });
 });
+
+describe('local mode (no identity checks)', () => {
+  it('refuses a change requested by another site, and lets tools and the page itself through', async () => {
+    const id = await submitTask({ runAt: new Date(T0 + 60_000).toISOString() });
+    const foreign = await request(t.app)
+      .post(`/jobs/${id}/cancel`)
+      .set('Origin', 'https://evil.example')
+      .expect(403);
+    expect(foreign.body.error).toBe('requests from another site may not change anything here');
+    await request(t.app).post(`/jobs/${id}/cancel`).set('Sec-Fetch-Site', 'cross-site').expect(403);
+    expect((await job(id)).state).toBe('SCHEDULED');
+    await request(t.app).get('/jobs').set('Origin', 'https://evil.example').expect(200);
+    await request(t.app)
+      .post(`/jobs/${id}/cancel`)
+      .set('Host', '127.0.0.1:8080')
+      .set('Origin', 'http://127.0.0.1:8080')
+      .set('Sec-Fetch-Site', 'same-origin')
+      .expect(200);
+  });
+});
