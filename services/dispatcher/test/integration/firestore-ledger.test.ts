@@ -220,7 +220,11 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
     const jobs = ledger();
     expect((await jobs.claim(FULL_JOB, 1000)).claimed).toBe(true);
     expect(await jobs.get(FULL_JOB.id)).toEqual(FULL_JOB);
-    const retried = transition(FULL_JOB, 'LAUNCHED', at(20), { exitCode: undefined, error: undefined });
+    const retried = transition(FULL_JOB, 'RECEIVED', at(20), {
+      attempt: 2,
+      exitCode: undefined,
+      error: undefined,
+    });
     expect(await jobs.update(retried)).toBe(true);
     const stored = await jobs.get(FULL_JOB.id);
     expect(stored).toEqual(retried);
