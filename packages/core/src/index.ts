@@ -13,3 +13,4 @@ export * from './completion.ts';
 export * from './retry.ts';
 export * from './reconcile.ts';
 export * from './cron.ts';
+export * from './placement.ts';

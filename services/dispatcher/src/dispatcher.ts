@@ -9,7 +9,7 @@ import {
   amend,
   DEFAULT_RECONCILE_SETTINGS,
   DEFAULT_RETRY_POLICY,
-  declaredFromMetadata,
+  placeJob,
   FINAL_STATES,
   jobIdFor,
   LaunchError,
@@ -19,7 +19,6 @@ import {
   occurrenceId,
   outputPrefix,
   parseCron,
-  route,
   takeOver,
   transition,
   withCurrentAttempt,
@@ -29,8 +28,6 @@ import {
   type Completion,
   type Job,
   type JobSource,
-  type JobState,
-  type JobTemplate,
   type Launcher,
   type Ledger,
   type ReconcileSettings,
@@ -40,6 +37,8 @@ import {
   type Target,
 } from '@pipeline/core';
 import type { Logger } from 'pino';
+import { RequestError, RetryLaterError } from './errors.ts';
+import { readAttemptLog, type LogQuery, type LogRead } from './job-logs.ts';
 import { reconcilePass, type ReconcileReport } from './reconciler.ts';
 
 export const DEFAULT_LEASE_MS = DEFAULT_RECONCILE_SETTINGS.leaseMs;
@@ -65,25 +64,7 @@ export type Intake =
   | { outcome: 'duplicate'; job: Job }
   | { outcome: 'skipped'; reason: string };
 
-/** A request that names something that does not exist or cannot be run: the HTTP layer says 4xx. */
-export class RequestError extends Error {
-  /** CONFLICT: the job's state does not allow it (cancel a finished job, retry a running one). */
-  readonly code: 'NOT_FOUND' | 'INVALID' | 'CONFLICT';
-  constructor(code: 'NOT_FOUND' | 'INVALID' | 'CONFLICT', message: string) {
-    super(message);
-    this.name = 'RequestError';
-    this.code = code;
-  }
-}
-
-/** Work that failed for a passing reason and was given back: the HTTP layer answers 503 so Pub/Sub redelivers. */
-export class RetryLaterError extends Error {
-  readonly code = 'RETRY_LATER';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RetryLaterError';
-  }
-}
+export { RequestError, RetryLaterError } from './errors.ts';
 
 export interface ContainerRequest {
   image?: string;
@@ -105,14 +86,6 @@ export interface AttemptResult {
   error?: string;
   /** For the history: how it became known. */
   detail?: string;
-}
-
-export interface LogRead {
-  attempt: number;
-  data: Buffer;
-  size: number;
-  nextOffset: number;
-  state: JobState;
 }
 
 export class Dispatcher {
@@ -371,39 +344,8 @@ export class Dispatcher {
   }
 
   /** Reads part of an attempt's log: the tail, or from an offset (for following it). */
-  async readLog(
-    id: string,
-    options: { attempt?: number; offset?: number; tail: number; maxBytes: number },
-  ): Promise<LogRead> {
-    const job = await this.existing(id);
-    const attempt = options.attempt ?? job.attempt;
-    const record = job.attempts?.find((a) => a.attempt === attempt);
-    const uri = record?.logsUri ?? (attempt === job.attempt ? job.logsUri : undefined);
-    if (uri === undefined) {
-      if (attempt > job.attempt || (record === undefined && attempt !== job.attempt))
-        throw new RequestError('NOT_FOUND', `job ${id} has no attempt ${attempt}`);
-      return { attempt, data: Buffer.alloc(0), size: 0, nextOffset: 0, state: job.state };
-    }
-    const { blobs } = this.ports;
-    let offset = options.offset;
-    if (offset === undefined) {
-      const whole = await blobs.read(uri, 0, 0);
-      offset = Math.max(0, (whole?.size ?? 0) - options.tail);
-    }
-    const part = await blobs.read(
-      uri,
-      offset,
-      options.offset === undefined ? options.tail : options.maxBytes,
-    );
-    if (part === undefined)
-      return { attempt, data: Buffer.alloc(0), size: 0, nextOffset: offset, state: job.state };
-    return {
-      attempt,
-      data: part.data,
-      size: part.size,
-      nextOffset: offset + part.data.length,
-      state: job.state,
-    };
+  async readLog(id: string, query: LogQuery): Promise<LogRead> {
+    return readAttemptLog(this.ports.blobs, await this.existing(id), query);
   }
 
   /** `declared`: resources a request asked for; an object declares its own in its metadata. */
@@ -464,57 +406,19 @@ export class Dispatcher {
     let job = claimed;
     const log = this.jobLogger(job);
     const { source } = job;
-    let placement: {
-      rule?: string;
-      target: Target;
-      template: JobTemplate;
-      reason?: string;
-      retry?: Job['retry'];
-    };
-    if (job.target !== undefined && job.template !== undefined) {
-      placement = {
-        rule: job.rule,
-        target: job.target,
-        template: job.template,
-        reason: job.reason,
-        retry: job.retry,
-      };
-    } else {
-      const { resources: declared, errors } =
-        source.kind === 'object'
-          ? declaredFromMetadata(source.object.metadata)
-          : { resources: source.declared ?? {}, errors: [] as string[] };
-      if (errors.length > 0) {
-        const error = `the object's metadata cannot be used: ${errors.join('; ')}`;
-        job = await this.write(transition(job, 'FAILED', this.iso(), { error }, error));
-        log.warn({ error }, 'job FAILED');
-        return job;
-      }
-      const decision = route(
-        { object: source.kind === 'object' ? source.object : undefined, declared },
-        this.ports.routing,
+    const placement = placeJob(job, this.ports.routing);
+    if (placement.kind === 'fail') {
+      job = await this.write(
+        transition(job, 'FAILED', this.iso(), { error: placement.error }, placement.error),
       );
-      if (decision.action === 'ignore') {
-        job = await this.write(
-          transition(
-            job,
-            'IGNORED',
-            this.iso(),
-            { reason: decision.reason, rule: decision.rule },
-            decision.reason,
-          ),
-        );
-        log.info({ reason: decision.reason, rule: decision.rule }, 'job IGNORED');
-        return job;
-      }
-      const template = source.kind === 'request' ? withRequest(decision.job, source) : decision.job;
-      placement = {
-        rule: decision.rule,
-        target: decision.target,
-        template,
-        reason: decision.reason,
-        retry: decision.retry,
-      };
+      log.warn({ error: placement.error }, 'job FAILED');
+      return job;
+    }
+    if (placement.kind === 'ignore') {
+      const { reason, rule } = placement;
+      job = await this.write(transition(job, 'IGNORED', this.iso(), { reason, rule }, reason));
+      log.info({ reason, rule }, 'job IGNORED');
+      return job;
     }
     const { blobs, outputBucket } = this.ports;
     const { target, template } = placement;
@@ -680,16 +584,4 @@ function describeResult(result: AttemptResult): string {
     default:
       return result.exitCode === undefined ? 'the attempt failed' : `exit code ${result.exitCode}`;
   }
-}
-
-/** A submitted container job runs what it asked for, with the rule's resources and placement. */
-function withRequest(template: JobTemplate, request: Extract<JobSource, { kind: 'request' }>): JobTemplate {
-  const image = request.image ?? (request.task === undefined ? template.image : undefined);
-  return {
-    ...template,
-    image,
-    task: request.task ?? (request.image === undefined ? template.task : undefined),
-    args: request.args.length > 0 ? request.args : template.args,
-    env: { ...template.env, ...request.env },
-  };
 }

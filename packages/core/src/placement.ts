@@ -1,0 +1,54 @@
+// Where a claimed job runs: the route of its first attempt, kept by every later one (a retry runs
+// where the first attempt did, with the template the retry policy may have changed, e.g. spot off).
+import type { Job, JobSource } from './job.ts';
+import type { RetryPolicy } from './retry.ts';
+import { declaredFromMetadata, route, type JobTemplate, type RoutingConfig, type Target } from './routing.ts';
+
+export type Placement =
+  | {
+      kind: 'launch';
+      rule?: string;
+      target: Target;
+      template: JobTemplate;
+      reason?: string;
+      retry?: RetryPolicy;
+    }
+  | { kind: 'ignore'; rule?: string; reason: string }
+  /** The job cannot be routed at all: its object's metadata cannot be read. */
+  | { kind: 'fail'; error: string };
+
+export function placeJob(job: Job, routing: RoutingConfig): Placement {
+  if (job.target !== undefined && job.template !== undefined) {
+    const { rule, target, template, reason, retry } = job;
+    return { kind: 'launch', rule, target, template, reason, retry };
+  }
+  const { source } = job;
+  const { resources: declared, errors } =
+    source.kind === 'object'
+      ? declaredFromMetadata(source.object.metadata)
+      : { resources: source.declared ?? {}, errors: [] as string[] };
+  if (errors.length > 0)
+    return { kind: 'fail', error: `the object's metadata cannot be used: ${errors.join('; ')}` };
+  const decision = route({ object: source.kind === 'object' ? source.object : undefined, declared }, routing);
+  if (decision.action === 'ignore') return { kind: 'ignore', rule: decision.rule, reason: decision.reason };
+  return {
+    kind: 'launch',
+    rule: decision.rule,
+    target: decision.target,
+    template: source.kind === 'request' ? withRequest(decision.job, source) : decision.job,
+    reason: decision.reason,
+    retry: decision.retry,
+  };
+}
+
+/** A submitted container job runs what it asked for, with the rule's resources and placement. */
+function withRequest(template: JobTemplate, request: Extract<JobSource, { kind: 'request' }>): JobTemplate {
+  const image = request.image ?? (request.task === undefined ? template.image : undefined);
+  return {
+    ...template,
+    image,
+    task: request.task ?? (request.image === undefined ? template.task : undefined),
+    args: request.args.length > 0 ? request.args : template.args,
+    env: { ...template.env, ...request.env },
+  };
+}
