@@ -8,41 +8,15 @@ import type { Job } from '@pipeline/core';
 import { runLocal } from '../src/local/main.ts';
 import type { LocalPipeline } from '../src/local/pipeline.ts';
 import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
-
-const PIPELINE_BIN = path.resolve(import.meta.dirname, '../bin/pipeline.js');
-const CONFIG = path.resolve(import.meta.dirname, '../../../pipeline.config.json');
+import { closedPort, CONFIG, PIPELINE_BIN, pipelineCommand as run, SAMPLE, until } from './cli-support.ts';
 
 let dir: string;
 let pipeline: LocalPipeline;
 const said: string[] = [];
 
-function pipelineCommand(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', LOOPBACK_GUARD, PIPELINE_BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', PIPELINE_URL: pipeline.url, LOCAL_DIR: dir, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** `pipeline ARGS` against the pipeline of this file, its local folder given by LOCAL_DIR. */
+const pipelineCommand = (args: string[], env: Record<string, string> = {}) =>
+  run(args, { PIPELINE_URL: pipeline.url, LOCAL_DIR: dir, ...env });
 
 beforeAll(async () => {
   dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pipeline-cli-')), 'local');
@@ -75,10 +49,7 @@ describe('npm start, the first time', () => {
 describe('pipeline', () => {
   it('submits a file with metadata, lists jobs and shows one', async () => {
     const file = path.join(path.dirname(dir), 'my data.csv');
-    fs.copyFileSync(
-      path.resolve(import.meta.dirname, '../../../jobs/worker/data/financial_statements.csv'),
-      file,
-    );
+    fs.copyFileSync(SAMPLE, file);
     const submitted = await pipelineCommand([
       'submit',
       file,
@@ -88,6 +59,9 @@ describe('pipeline', () => {
       'vm',
     ]);
     expect(submitted.code).toBe(0);
+    expect(submitted.stdout).toMatch(
+      /^submitted .*my data\.csv as gs:\/\/input\/uploads\/q3 data\.csv \(generation \d+\): job [0-9a-f]{32}\n$/,
+    );
     const id = /job ([0-9a-f]{32})/.exec(submitted.stdout)![1];
     const job = await until(async () => {
       const res = await fetch(`${pipeline.url}/jobs/${id}`);
@@ -107,41 +81,158 @@ describe('pipeline', () => {
     for (const expected of [
       'state      SUCCEEDED',
       'route      vm (rule vm-by-metadata)',
+      'reason     rule "vm-by-metadata" matched',
       'exit code  0',
       `outputs    ${path.join(dir, 'output/uploads/q3 data.csv')}/`,
+      `logs       ${path.join(dir, 'output/uploads/q3 data.csv/logs/attempt-1.log')}`,
       'history',
     ]) {
       expect(detail.stdout).toContain(expected);
     }
+    // The attempts table: one row, its target (a spot VM, as the rule asks), outcome, exit code, duration.
+    expect(detail.stdout).toMatch(
+      /\nattempts\n {2}# +TARGET +OUTCOME +EXIT +DURATION +LAUNCHED +EXECUTION +ERROR\n/,
+    );
+    expect(detail.stdout).toMatch(/\n {2}1 +vm \(spot\) +succeeded +0 +\d+\.\d s +\S+Z +local-process-\d+\n/);
+    expect(detail.stdout).not.toContain('estimate'); // the job has none
     const json = JSON.parse((await pipelineCommand(['job', id, '--json'])).stdout);
-    expect(json.id).toBe(id);
+    expect(json).toMatchObject({ id, state: 'SUCCEEDED' });
+
+    // Two jobs by now (the sample's and this one): one per page.
+    const page = JSON.parse((await pipelineCommand(['jobs', '--limit', '1', '--json'])).stdout);
+    expect(page.jobs.map((j: Job) => j.id)).toEqual([id]);
+    const first = await pipelineCommand(['jobs', '--limit', '1']);
+    expect(first.stdout.split('\n').at(-2)).toBe(`more: pipeline jobs --page-token ${page.nextPageToken}`);
+    const next = await pipelineCommand(['jobs', '--limit', '1', '--page-token', page.nextPageToken]);
+    expect(next.code).toBe(0);
+    expect(next.stdout).toMatch(
+      /^ID .*\n[0-9a-f]{32} +SUCCEEDED +cloud-run-job +csv +\S+ +input\/financial_statements.csv\n$/,
+    );
   });
 
   it.each([
-    { args: [], message: /^usage: pipeline/ },
-    { args: ['frobnicate'], message: /^pipeline: unknown command "frobnicate"/ },
-    { args: ['jobs', '--state', 'DONE'], message: /^pipeline: --state must be one of SCHEDULED, RECEIVED/ },
-    { args: ['job'], message: /^pipeline: expected 1 argument\(s\), got 0/ },
-    { args: ['job', 'nope'], message: /^pipeline: 404: no job nope/ },
-    { args: ['submit'], message: /^pipeline: submit needs at least one FILE/ },
+    { args: [], message: /^pipeline: no command given\nusage: pipeline <command>/ },
+    { args: ['frobnicate'], message: /^pipeline: unknown command "frobnicate"\nusage: pipeline <command>/ },
+    {
+      args: ['jobs', '--state', 'DONE'],
+      message: /^pipeline: --state must be one of SCHEDULED, RECEIVED.*\nusage: pipeline jobs /,
+    },
+    {
+      args: ['jobs', '--limit', '0'],
+      message: /^pipeline: --limit must be a whole number from 1 to 200, got "0"/,
+    },
+    { args: ['jobs', 'extra'], message: /^pipeline: jobs takes no arguments, got "extra"/ },
+    { args: ['jobs', '--bogus'], message: /^pipeline: Unknown option '--bogus'.*\nusage: pipeline jobs / },
+    { args: ['job'], message: /^pipeline: job takes one job ID, got 0\nusage: pipeline job ID/ },
+    { args: ['job', 'a', 'b'], message: /^pipeline: job takes one job ID, got 2/ },
+    { args: ['logs'], message: /^pipeline: logs takes one job ID, got 0\nusage: pipeline logs ID/ },
+    { args: ['logs', 'x', '--attempt', 'first'], message: /^pipeline: --attempt must be a whole number/ },
+    {
+      args: ['logs', 'x', '--follow', '--interval', '0'],
+      message: /^pipeline: --interval must be 0.05 to 60/,
+    },
+    { args: ['cancel'], message: /^pipeline: cancel takes one job ID, got 0\nusage: pipeline cancel ID/ },
+    { args: ['retry'], message: /^pipeline: retry takes one job ID, got 0\nusage: pipeline retry ID/ },
+    { args: ['replay'], message: /^pipeline: replay takes one message ID, got 0/ },
+    {
+      args: ['deadletters', '--limit', '5000'],
+      message: /^pipeline: --limit must be a whole number from 1 to 1000/,
+    },
+    { args: ['run'], message: /^pipeline: run takes one of --task, --image or --input\nusage: pipeline run/ },
+    {
+      args: ['run', '--task', 't', '--image', 'i'],
+      message: /^pipeline: run takes one of --task, --image or --input/,
+    },
+    { args: ['run', '--task', 't', '--at', 'tomorrow'], message: /^pipeline: --at takes an ISO time/ },
+    { args: ['run', '--task', 't', '--at', '+soon'], message: /^pipeline: --at: "soon" is not a duration/ },
+    {
+      args: ['run', '--task', 't', '--at', '+1m', '--cron', '* * * * *'],
+      message: /^pipeline: give --at or --cron, not both/,
+    },
+    {
+      args: ['run', '--task', 't', '--env', 'NOEQUALS'],
+      message: /^pipeline: --env takes KEY=VALUE, got "NOEQUALS"/,
+    },
+    { args: ['run', '--task', 't', '--cpu', 'many'], message: /^pipeline: --cpu must be a positive number/ },
+    {
+      args: ['run', '--input', 'input/x.csv'],
+      message: /^pipeline: --input must look like gs:\/\/bucket\/object/,
+    },
+    {
+      args: ['run', '--input', 'gs://b/o', '--cpu', '2'],
+      message: /^pipeline: --cpu is for --task or --image/,
+    },
+    { args: ['submit'], message: /^pipeline: submit takes at least one FILE, got 0\nusage: pipeline submit/ },
     { args: ['submit', '/no/such/file.csv'], message: /^pipeline: \/no\/such\/file.csv is not a file/ },
     {
       args: ['submit', CONFIG, '--runtime', 'lambda'],
       message: /^pipeline: --runtime must be vm or cloud-run-job/,
     },
-    { args: ['jobs', '--bogus'], message: /^pipeline: Unknown option '--bogus'/ },
-  ])('pipeline $args: a clear message and exit 2', async ({ args, message }) => {
+    {
+      args: ['submit', CONFIG, CONFIG, '--name', 'x'],
+      message: /^pipeline: --name works with one FILE only/,
+    },
+    {
+      args: ['submit', CONFIG, '--bucket', 'Not A Bucket'],
+      message: /^pipeline: "Not A Bucket" is not a bucket name/,
+    },
+    {
+      args: ['jobs', '--url', 'ftp://example.com'],
+      message: /^pipeline: --url must be an http:\/\/ or https:\/\/ URL/,
+    },
+  ])('pipeline $args: a clear message, the usage, and exit 2', async ({ args, message }) => {
     const run = await pipelineCommand(args);
+    expect(run.stderr).toMatch(message);
     expect(run.code).toBe(2);
-    expect(args.length === 0 ? run.stdout : run.stderr).toMatch(message);
+    expect(run.stdout).toBe('');
   });
 
-  it('says when the pipeline is not running', async () => {
-    const run = await pipelineCommand(['jobs'], { PIPELINE_URL: 'http://127.0.0.1:9' });
+  it('shows the usage for help and --help, with exit 0', async () => {
+    const all = await pipelineCommand(['help']);
+    expect(all.code).toBe(0);
+    for (const command of [
+      'start',
+      'submit',
+      'jobs',
+      'job',
+      'logs',
+      'cancel',
+      'retry',
+      'run',
+      'deadletters',
+      'replay',
+    ])
+      expect(all.stdout).toMatch(new RegExp(`\n {2}${command} `));
+    const one = await pipelineCommand(['logs', '--help']);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toMatch(/^usage: pipeline logs ID .*--follow/);
+    expect(one.stdout).not.toContain('deadletters');
+  });
+
+  it('says the API refused with its own message, and exits 1', async () => {
+    const run = await pipelineCommand(['job', 'nope']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe('pipeline: 404: no job nope\n');
+  });
+
+  it('says when the pipeline is not running, and exits 1', async () => {
+    const port = await closedPort();
+    for (const args of [['jobs'], ['job', 'x'], ['logs', 'x'], ['cancel', 'x'], ['deadletters']]) {
+      const run = await pipelineCommand(args, { PIPELINE_URL: `http://127.0.0.1:${port}` });
+      expect(run.stderr).toBe(
+        `pipeline: cannot reach the pipeline at http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}; is it running? (npm start)\n`,
+      );
+      expect(run.code).toBe(1);
+    }
+  });
+
+  it('refuses to drop files into the local folder when the pipeline is elsewhere and no bucket is named', async () => {
+    const run = await pipelineCommand(['submit', CONFIG, '--url', 'https://dispatcher.example.run.app']);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(
-      /^pipeline: cannot reach the pipeline at http:\/\/127.0.0.1:9 \(is it running\? npm start\)/,
+      /^pipeline: the pipeline at https:\/\/dispatcher.example.run.app reads its input bucket: name it with --bucket or \$PIPELINE_INPUT_BUCKET/,
     );
+    expect(fs.existsSync(path.join(dir, 'input/pipeline.config.json'))).toBe(false);
   });
 });
 

@@ -1,0 +1,77 @@
+// Command-line parsing shared by the commands: node's parseArgs in strict mode (an unknown option is
+// a usage error, not ignored), plus the checks every command repeats.
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { HelpRequested, UsageError } from './errors.ts';
+
+/** The options of every command that talks to the pipeline's HTTP API. */
+export const API_OPTIONS = {
+  url: { type: 'string' },
+  json: { type: 'boolean' },
+} as const satisfies ParseArgsOptionsConfig;
+
+const HELP = { help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsOptionsConfig;
+
+/**
+ * Parses `args` of `command`. `positionals`: how many plain arguments it takes, and what they are
+ * (for the message when the count is wrong).
+ */
+export function parse<const T extends ParseArgsOptionsConfig>(
+  command: string,
+  args: string[],
+  options: T,
+  positionals: { min: number; max: number; what?: string } = { min: 0, max: 0 },
+) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...options, ...HELP }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message, command);
+  }
+  if ((parsed.values as { help?: boolean }).help === true) throw new HelpRequested(command);
+  const count = parsed.positionals.length;
+  const { min, max, what = 'argument' } = positionals;
+  if (count < min || count > max) {
+    if (max === 0)
+      throw new UsageError(
+        `${command} takes no arguments, got ${JSON.stringify(parsed.positionals[0])}`,
+        command,
+      );
+    const n = min === 1 ? 'one' : String(min);
+    const wanted = min === max ? `${n} ${what}` : `at least ${n} ${what}`;
+    throw new UsageError(`${command} takes ${wanted}, got ${count}`, command);
+  }
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
+/** A whole number within [min, max] from an option's text. */
+export function integerOption(
+  command: string,
+  name: string,
+  text: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max))
+    throw new UsageError(
+      `--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`,
+      command,
+    );
+  return n;
+}
+
+/** KEY=VALUE pairs of a repeated option (--env, --meta) as an object; the first `=` splits. */
+export function keyValues(
+  command: string,
+  name: string,
+  pairs: string[] | undefined,
+): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const pair of pairs ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--${name} takes KEY=VALUE, got ${JSON.stringify(pair)}`, command);
+    result[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return result;
+}

@@ -1,0 +1,127 @@
+// `submit FILE...`: each file becomes an object of the input bucket, and so a job. Into the local
+// pipeline's input folder by default; into the Cloud Storage bucket of a deployed pipeline when one
+// is named (--bucket or $PIPELINE_INPUT_BUCKET).
+import fs from 'node:fs';
+import path from 'node:path';
+import { jobIdFor } from '@pipeline/core';
+import { localSettings } from '../local/main.ts';
+import { FolderBlobStore } from '../local/folder-blob-store.ts';
+import { BUCKETS } from '../local/pipeline.ts';
+import { pipelineUrl } from './api.ts';
+import { keyValues, parse } from './args.ts';
+import { Failure, say, UsageError, type Io } from './errors.ts';
+import { printable } from './format.ts';
+import { putObject } from './put-object.ts';
+import { isLoopback } from './token.ts';
+import { PROGRESS_FROM_BYTES, ProgressBar, storageClient, uploadFile } from './upload.ts';
+
+// Cloud Storage's rule for bucket names, roughly: lower case, digits, - _ and dots, 3 to 222 long.
+const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+
+interface Submitted {
+  file: string;
+  bucket: string;
+  name: string;
+  generation: string;
+  job: string;
+}
+
+export async function submitCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  const { values, positionals: files } = parse(
+    'submit',
+    args,
+    {
+      name: { type: 'string' },
+      runtime: { type: 'string' },
+      meta: { type: 'string', multiple: true },
+      dir: { type: 'string' },
+      bucket: { type: 'string' },
+      progress: { type: 'boolean' },
+      url: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    { min: 1, max: Infinity, what: 'FILE' },
+  );
+  if (values.name !== undefined && files.length > 1)
+    throw new UsageError('--name works with one FILE only', 'submit');
+  const metadata = keyValues('submit', 'meta', values.meta);
+  if (values.runtime !== undefined) {
+    if (values.runtime !== 'vm' && values.runtime !== 'cloud-run-job')
+      throw new UsageError('--runtime must be vm or cloud-run-job', 'submit');
+    metadata['pipeline-runtime'] = values.runtime;
+  }
+  for (const file of files)
+    if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile())
+      throw new UsageError(`${file} is not a file`, 'submit');
+  const bucket = inputBucket(values, env);
+  const report = (s: Submitted) =>
+    say(
+      io,
+      values.json
+        ? JSON.stringify(s)
+        : `submitted ${printable(s.file)} as gs://${s.bucket}/${printable(s.name)} (generation ${s.generation}): job ${s.job}`,
+    );
+
+  if (bucket === undefined) {
+    const settings = localSettings(env, { dir: values.dir });
+    const blobs = new FolderBlobStore(settings.dir, {
+      [BUCKETS.input]: path.join(settings.dir, BUCKETS.input),
+    });
+    for (const file of files) {
+      const name = values.name ?? path.basename(file);
+      let generation: string;
+      try {
+        generation = putObject(blobs, name, file, metadata);
+      } catch (err) {
+        throw new Failure(
+          `copying ${file} into ${blobs.folder(BUCKETS.input)} failed: ${(err as Error).message}`,
+        );
+      }
+      report({
+        file,
+        bucket: BUCKETS.input,
+        name,
+        generation,
+        job: jobIdFor(BUCKETS.input, name, generation),
+      });
+    }
+    return 0;
+  }
+
+  const storage = await storageClient(env);
+  for (const file of files) {
+    const name = values.name ?? path.basename(file);
+    const size = fs.statSync(file).size;
+    const bar = values.progress || size >= PROGRESS_FROM_BYTES ? new ProgressBar(io, name, size) : undefined;
+    const generation = await uploadFile(storage, { bucket, name }, file, metadata, bar);
+    report({ file, bucket, name, generation, job: jobIdFor(bucket, name, generation) });
+  }
+  return 0;
+}
+
+/**
+ * The Cloud Storage bucket to upload into, or undefined for the local input folder. A pipeline URL
+ * that is not on this machine with no bucket named is a mistake: the files would land in a folder
+ * that pipeline never sees.
+ */
+function inputBucket(
+  values: { bucket?: string; dir?: string; url?: string },
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  const given = values.bucket ?? env.PIPELINE_INPUT_BUCKET;
+  if (given === undefined || given === '') {
+    const url = pipelineUrl(values.url, env, 'submit');
+    if (!isLoopback(url))
+      throw new UsageError(
+        `the pipeline at ${url.origin} reads its input bucket: name it with --bucket or $PIPELINE_INPUT_BUCKET (terraform output input_bucket)`,
+        'submit',
+      );
+    return undefined;
+  }
+  if (values.dir !== undefined)
+    throw new UsageError('--dir is for the local pipeline, not with a bucket', 'submit');
+  const bucket = given.replace(/^gs:\/\//, '').replace(/\/$/, '');
+  if (!BUCKET_NAME.test(bucket))
+    throw new UsageError(`${JSON.stringify(given)} is not a bucket name`, 'submit');
+  return bucket;
+}

@@ -1,0 +1,135 @@
+// What people read: the job block (with estimates and costs when a job has them), attempts, and how
+// data from the pipeline is kept from breaking tables or reaching the terminal as escape sequences.
+import { describe, expect, it } from 'vitest';
+import type { Job } from '@pipeline/core';
+import { amount, duration, jobDetail, jobsTable, printable, table } from '../src/cli/format.ts';
+import { runAt } from '../src/cli/run.ts';
+
+const JOB: Job = {
+  id: '0123456789abcdef0123456789abcdef',
+  state: 'FAILED',
+  version: 9,
+  source: {
+    kind: 'object',
+    object: { bucket: 'in', name: 'a\nb.csv', generation: '17', size: 3 * 1024 * 1024, metadata: {} },
+  } as Job['source'],
+  reason: 'rule "big" matched',
+  rule: 'big',
+  target: 'vm',
+  attempt: 2,
+  execution: 'pipeline-0123-a2',
+  outputUri: 'gs://out/a/',
+  logsUri: 'gs://out/a/logs/attempt-2.log',
+  exitCode: 137,
+  error: 'killed\nout of memory',
+  createdAt: '2026-11-20T10:00:00.000Z',
+  updatedAt: '2026-11-20T10:30:00.000Z',
+  startedAt: '2026-11-20T10:05:00.000Z',
+  finishedAt: '2026-11-20T10:30:00.000Z',
+  attempts: [
+    {
+      attempt: 1,
+      target: 'vm',
+      spot: true,
+      execution: 'pipeline-0123-a1',
+      launchedAt: '2026-11-20T10:00:01.000Z',
+      startedAt: '2026-11-20T10:01:00.000Z',
+      finishedAt: '2026-11-20T10:01:42.500Z',
+      outcome: 'preempted',
+    },
+    {
+      attempt: 2,
+      target: 'vm',
+      spot: false,
+      execution: 'pipeline-0123-a2',
+      launchedAt: '2026-11-20T10:04:00.000Z',
+      startedAt: '2026-11-20T10:05:00.000Z',
+      finishedAt: '2026-11-20T10:30:00.000Z',
+      exitCode: 137,
+      outcome: 'failed',
+      error: 'killed\nout of memory',
+    },
+  ],
+  history: [{ at: '2026-11-20T10:00:00.000Z', to: 'RECEIVED' }],
+};
+
+describe('job', () => {
+  it('shows route, attempts with outcomes, exit codes and durations, outputs and logs', () => {
+    expect(jobDetail(JOB)).toBe(
+      [
+        'job        0123456789abcdef0123456789abcdef',
+        'state      FAILED',
+        'source     "in/a\\nb.csv" generation 17, 3 MiB',
+        'route      vm (rule big)',
+        'reason     rule "big" matched',
+        'attempt    2',
+        'execution  pipeline-0123-a2',
+        'exit code  137',
+        'ran        25m (2026-11-20T10:05:00.000Z to 2026-11-20T10:30:00.000Z)',
+        'outputs    gs://out/a/',
+        'logs       gs://out/a/logs/attempt-2.log',
+        'error      killed',
+        '           out of memory',
+        'attempts',
+        '  #  TARGET         OUTCOME    EXIT  DURATION  LAUNCHED                  EXECUTION         ERROR',
+        '  1  vm (spot)      preempted  -     42.5 s    2026-11-20T10:00:01.000Z  pipeline-0123-a1',
+        '  2  vm (standard)  failed     137   25m       2026-11-20T10:04:00.000Z  pipeline-0123-a2  killed',
+        'history',
+        '  2026-11-20T10:00:00.000Z  RECEIVED',
+      ].join('\n'),
+    );
+  });
+
+  it('shows the estimate and the cost when the job has them, and nothing of them when not', () => {
+    const priced = { ...JOB, estimate: { usd: 0.0123, basis: 'e2-standard-8 spot, 25m' }, cost: 0.0409 };
+    const text = jobDetail(priced);
+    expect(text).toContain('\nestimate   $0.0123 (basis e2-standard-8 spot, 25m)\ncost       $0.0409\n');
+    expect(jobDetail(JOB)).not.toMatch(/estimate|cost/);
+  });
+});
+
+describe('amount', () => {
+  it.each([
+    [undefined, undefined],
+    [12.5, '$12.50'],
+    [0.004, '$0.0040'],
+    [{ amount: 3, currency: 'EUR' }, '3.00 EUR'],
+    [{ total: 1.2345, vcpuSeconds: 60 }, '$1.23 (vcpuSeconds 60)'],
+    ['about a dollar', 'about a dollar'],
+    [{ unknown: true }, '{"unknown":true}'],
+  ])('%j reads %j', (value, text) => {
+    expect(amount(value)).toBe(text);
+  });
+});
+
+describe('tables and data', () => {
+  it('aligns columns, the last one unpadded', () => {
+    expect(
+      table([
+        ['A', 'BB', 'C'],
+        ['long', 'x', 'y'],
+      ]),
+    ).toBe('A     BB  C\nlong  x   y');
+  });
+
+  it('escapes control characters of object names, keeping quotes and other letters', () => {
+    expect(printable('a\u001b[2Jb\tc"d\u00e9\u009b')).toBe('a\\u001b[2Jb\\tc"dé\\u009b');
+    const row = jobsTable([JOB]).split('\n')[1];
+    expect(row).toMatch(/ in\/a\\nb\.csv$/);
+  });
+
+  it('reads durations as tenths below a minute', () => {
+    expect(duration('2026-01-01T00:00:00Z', '2026-01-01T00:00:03.25Z')).toBe('3.3 s');
+    expect(duration('2026-01-01T00:00:00Z', '2026-01-01T01:02:03Z')).toBe('1h 2m 3s');
+    expect(duration('2026-01-01T00:00:00Z', undefined)).toBeUndefined();
+  });
+});
+
+describe('run --at', () => {
+  it('takes an ISO time or +DURATION, and sends UTC', () => {
+    const now = Date.parse('2026-11-20T10:00:00Z');
+    expect(runAt('+90m', now)).toBe('2026-11-20T11:30:00.000Z');
+    expect(runAt('2026-12-01T06:00:00+01:00', now)).toBe('2026-12-01T05:00:00.000Z');
+    expect(() => runAt('tomorrow', now)).toThrow(/--at takes an ISO time/);
+  });
+});

@@ -1,0 +1,87 @@
+// Running the `pipeline` command as a user does, in a child process with the loopback guard loaded,
+// against a real local pipeline (or a loopback stand-in).
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { parseRoutingConfig, type Job } from '@pipeline/core';
+import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts';
+import { createLogger } from '../src/logger.ts';
+import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
+
+export const PIPELINE_BIN = path.resolve(import.meta.dirname, '../bin/pipeline.js');
+export const CONFIG = path.resolve(import.meta.dirname, '../../../pipeline.config.json');
+export const SAMPLE = path.resolve(import.meta.dirname, '../../../jobs/worker/data/financial_statements.csv');
+/** A CSV the worker refuses with exit code 4 (bad data, not retried): its label has one class. */
+export const ONE_CLASS_CSV = 'a,label\n1,x\n2,x\n';
+
+export interface CommandRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `pipeline ARGS` with only PATH and `env` in its environment. */
+export function pipelineCommand(args: string[], env: Record<string, string> = {}): Promise<CommandRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', LOOPBACK_GUARD, PIPELINE_BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export async function until<T>(probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The local pipeline on a temporary folder with the repository's routing rules, reconciling often. */
+export async function startTestPipeline(): Promise<LocalPipeline & { removeAll(): Promise<void> }> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pipeline-cli-'));
+  const pipeline = await startLocalPipeline({
+    root,
+    routing: parseRoutingConfig(JSON.parse(fs.readFileSync(CONFIG, 'utf8'))),
+    port: 0,
+    logger: createLogger(undefined, 'silent'),
+    nodeOptions: ['--import', LOOPBACK_GUARD],
+    scanIntervalMs: 50,
+    quietMs: 150,
+    reconcileIntervalMs: 200, // scheduled jobs start within a fraction of a second of their time
+  });
+  return Object.assign(pipeline, {
+    async removeAll() {
+      await pipeline.stop();
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  });
+}
+
+/** The job once `ready` says so of it. */
+export function jobWhen(pipeline: LocalPipeline, id: string, ready: (job: Job) => boolean): Promise<Job> {
+  return until(async () => {
+    const job = await pipeline.ledger.get(id);
+    return job !== undefined && ready(job) ? job : undefined;
+  });
+}
+
+/** A loopback port nothing listens on: bound, then closed. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
