@@ -9,6 +9,13 @@ import type { Logger } from 'pino';
 
 const ISSUERS = ['https://accounts.google.com', 'accounts.google.com'];
 
+/**
+ * The audience of a person's `gcloud auth print-identity-token`: gcloud's own OAuth client. gcloud
+ * cannot mint a user token for another audience (`--audiences` is for service accounts), and Cloud
+ * Run's own invoker check accepts these, so the jobs API does too, for the people on its list.
+ */
+export const GCLOUD_CLIENT_AUDIENCE = '32555940559.apps.googleusercontent.com';
+
 /** kid -> PEM certificate or public key. */
 export type CertificateSource = () => Promise<Record<string, string>>;
 
@@ -27,7 +34,8 @@ export function googleCertificates(): CertificateSource {
 export interface IdentityRule {
   /** For the logs: which door this is ("push", "jobs API"). */
   name: string;
-  audience: string;
+  /** The token's `aud` must be one of these. */
+  audience: string | string[];
   allowedEmails: readonly string[];
   certificates: CertificateSource;
 }

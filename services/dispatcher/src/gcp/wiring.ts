@@ -22,7 +22,12 @@ import { ComputeEngineLauncher } from './compute-launcher.ts';
 import { PubSubDeadLetterQueue } from './dead-letters.ts';
 import { ComputeReaper } from './reaper.ts';
 import { GcsBlobStore } from './gcs-blob-store.ts';
-import { googleCertificates, requireGoogleIdentity, type CertificateSource } from './push-auth.ts';
+import {
+  GCLOUD_CLIENT_AUDIENCE,
+  googleCertificates,
+  requireGoogleIdentity,
+  type CertificateSource,
+} from './push-auth.ts';
 import { CloudRunJobLauncher } from './run-launcher.ts';
 
 export interface CloudOverrides {
@@ -96,7 +101,12 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
         logger,
       ),
       api: requireGoogleIdentity(
-        { name: 'jobs API', audience, allowedEmails: jobCallers, certificates },
+        {
+          name: 'jobs API',
+          audience: [audience, GCLOUD_CLIENT_AUDIENCE],
+          allowedEmails: jobCallers,
+          certificates,
+        },
         logger,
       ),
     };

@@ -2,7 +2,7 @@ import express from 'express';
 import request from 'supertest';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { requireGoogleIdentity } from '../../src/gcp/push-auth.ts';
+import { GCLOUD_CLIENT_AUDIENCE, requireGoogleIdentity } from '../../src/gcp/push-auth.ts';
 import { createLogger } from '../../src/logger.ts';
 import { signToken, testCertificates } from '../../../../test/support/oidc.ts';
 
@@ -112,5 +112,43 @@ describe('requireGoogleIdentity', () => {
       for (const part of token.split('.')) expect(lines[0]).not.toContain(part);
     }
     expect(JSON.parse(lines[0])).toMatchObject({ severity: 'WARNING', door: 'push', path: '/pubsub/push' });
+  });
+});
+
+describe('the jobs API door', () => {
+  const PERSON = 'ada@acme.example';
+  const api = () => {
+    const a = express();
+    a.get(
+      '/jobs',
+      requireGoogleIdentity(
+        {
+          name: 'jobs API',
+          audience: [AUDIENCE, GCLOUD_CLIENT_AUDIENCE],
+          allowedEmails: [PERSON],
+          certificates: testCertificates,
+        },
+        createLogger(new Writable({ write: (_c, _e, done) => done() })),
+      ),
+      (_req, res) => {
+        res.json({ caller: res.locals.caller });
+      },
+    );
+    return a;
+  };
+
+  it("takes a person's own gcloud identity token (gcloud's audience) or one for the service URL", async () => {
+    for (const aud of [GCLOUD_CLIENT_AUDIENCE, AUDIENCE]) {
+      const token = signToken({ aud, email: PERSON, email_verified: true });
+      const res = await request(api()).get('/jobs').set('Authorization', `Bearer ${token}`).expect(200);
+      expect(res.body).toEqual({ caller: PERSON });
+    }
+    const other = signToken({ aud: 'https://evil.example', email: PERSON, email_verified: true });
+    await request(api()).get('/jobs').set('Authorization', `Bearer ${other}`).expect(401);
+  });
+
+  it("does not let gcloud's audience through the push door", async () => {
+    const token = signToken({ aud: GCLOUD_CLIENT_AUDIENCE, email: PUSHER, email_verified: true });
+    await request(app().app).post('/pubsub/push').set('Authorization', `Bearer ${token}`).expect(401);
   });
 });
