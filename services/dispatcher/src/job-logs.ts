@@ -22,7 +22,8 @@ export interface LogQuery {
 export async function readAttemptLog(blobs: BlobStore, job: Job, query: LogQuery): Promise<LogRead> {
   const attempt = query.attempt ?? job.attempt;
   const record = job.attempts?.find((a) => a.attempt === attempt);
-  const uri = record?.logsUri ?? (attempt === job.attempt ? job.logsUri : undefined);
+  // Only the attempt's own record names its log: while a retry waits, job.logsUri is still the last one's.
+  const uri = record?.logsUri;
   const nothing = (nextOffset: number) => ({
     attempt,
     data: Buffer.alloc(0),

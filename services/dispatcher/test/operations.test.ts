@@ -329,6 +329,14 @@ describe('GET /jobs/:id/logs', () => {
     expect(from.text).toBe('line two\nline three\n');
     await request(t.app).get(`/jobs/${id}/logs?attempt=2`).expect(404);
     await request(t.app).get(`/jobs/${id}/logs?offset=-1`).expect(400);
+
+    // While attempt 2 waits out its backoff, its log is empty, not attempt 1's.
+    await complete(id, 1, 3);
+    expect((await job(id)).state).toBe('SCHEDULED');
+    const waiting = await request(t.app).get(`/jobs/${id}/logs`).expect(200);
+    expect([waiting.text, waiting.headers['x-attempt']]).toEqual(['', '2']);
+    const first = await request(t.app).get(`/jobs/${id}/logs?attempt=1`).expect(200);
+    expect(first.text).toBe('line one\nline two\nline three\n');
   });
 });
 
