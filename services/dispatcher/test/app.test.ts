@@ -380,16 +380,34 @@ describe('POST /pubsub/completions', () => {
       .expect(204);
     // A preemption is retried at once, as attempt 2, and the attempt's own record keeps how it ended.
     const retried = (await t.ledger.get(id))!;
-    expect(retried).toMatchObject({ state: 'LAUNCHED', attempt: 2, exitCode: 137, error: 'the VM was preempted' });
+    expect(retried).toMatchObject({
+      state: 'LAUNCHED',
+      attempt: 2,
+      exitCode: 137,
+      error: 'the VM was preempted',
+    });
     expect(retried.attempts.map((a) => [a.attempt, a.outcome, a.exitCode])).toEqual([
       [1, 'preempted', 137],
       [2, undefined, undefined],
     ]);
     await request(t.app)
       .post('/pubsub/completions')
-      .send(completion({ jobId: id, attempt: 2, exitCode: 4, error: 'bad data', finishedAt: '2026-11-22T02:05:00Z' }))
+      .send(
+        completion({
+          jobId: id,
+          attempt: 2,
+          exitCode: 4,
+          error: 'bad data',
+          finishedAt: '2026-11-22T02:05:00Z',
+        }),
+      )
       .expect(204);
-    expect(await t.ledger.get(id)).toMatchObject({ state: 'FAILED', attempt: 2, exitCode: 4, error: 'bad data' });
+    expect(await t.ledger.get(id)).toMatchObject({
+      state: 'FAILED',
+      attempt: 2,
+      exitCode: 4,
+      error: 'bad data',
+    });
   });
 
   it.each([

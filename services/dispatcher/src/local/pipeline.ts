@@ -74,8 +74,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
       onCompletion: (completion) =>
         report('a completion', async () => {
           const job = await dispatcher.onCompletion(completion);
-          if (job !== undefined && FINAL_STATES.includes(job.state))
-            options.onJobEnded?.(job);
+          if (job !== undefined && FINAL_STATES.includes(job.state)) options.onJobEnded?.(job);
         }),
     });
   const launchers = { 'cloud-run-job': launcher('cloud-run-job'), vm: launcher('vm') };
