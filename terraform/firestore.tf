@@ -39,10 +39,39 @@ resource "google_firestore_index" "jobs_by_state" {
   }
 }
 
-# The fieldOverrides of FIRESTORE_INDEXES: template and history are never queried, so they are
-# exempt from single-field indexing (an empty index_config), and cost no index writes.
+# The second index of FIRESTORE_INDEXES: a rule's SUCCEEDED jobs, newest first, which duration
+# estimates learn from.
+resource "google_firestore_index" "jobs_by_rule" {
+  project     = var.project_id
+  database    = google_firestore_database.ledger.name
+  collection  = local.ledger_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "rule"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "createdAt"
+    order      = "DESCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "DESCENDING"
+  }
+}
+
+# The fieldOverrides of FIRESTORE_INDEXES: template, history and attempts are never queried, so they
+# are exempt from single-field indexing (an empty index_config), and cost no index writes.
 resource "google_firestore_field" "unindexed" {
-  for_each = toset(["template", "history"])
+  for_each = toset(["template", "history", "attempts"])
 
   project    = var.project_id
   database   = google_firestore_database.ledger.name

@@ -209,6 +209,7 @@ describe('resources', () => {
       ['google_artifact_registry_repository', 'images'],
       ['google_firestore_database', 'ledger'],
       ['google_firestore_index', 'jobs_by_state'],
+      ['google_firestore_index', 'jobs_by_rule'],
       ['google_service_account', 'dispatcher'],
       ['google_service_account', 'worker'],
       ['google_service_account', 'push'],
@@ -335,19 +336,22 @@ describe('resources', () => {
     const database = resource('google_firestore_database', 'ledger');
     expect(database.name).toBe('(default)');
     expect(database.type).toBe('FIRESTORE_NATIVE');
-    const index = resource('google_firestore_index', 'jobs_by_state');
     expect(tf.locals.ledger_collection).toBe('jobs');
-    expect(index.collection).toBe('${local.ledger_collection}');
-    const fields = (index.fields as Block[]).map((f) => ({ fieldPath: f.field_path, order: f.order }));
-    for (const wanted of FIRESTORE_INDEXES.indexes) {
-      expect(wanted.collectionGroup).toBe('jobs');
-      expect(index.query_scope).toBe(wanted.queryScope);
+    const declared = ['jobs_by_state', 'jobs_by_rule'].map((name) => {
+      const index = resource('google_firestore_index', name);
+      expect(index.collection).toBe('${local.ledger_collection}');
+      expect(index.query_scope).toBe('COLLECTION');
       // Firestore appends __name__ itself; Terraform spells it out.
-      expect(fields.filter((f) => f.fieldPath !== '__name__')).toEqual(wanted.fields);
-    }
+      return (index.fields as Block[])
+        .map((f) => ({ fieldPath: f.field_path, order: f.order }))
+        .filter((f) => f.fieldPath !== '__name__');
+    });
+    expect(FIRESTORE_INDEXES.indexes.map((wanted) => wanted.fields)).toEqual(declared);
+    for (const wanted of FIRESTORE_INDEXES.indexes) expect(wanted.collectionGroup).toBe('jobs');
     const unindexed = resource('google_firestore_field', 'unindexed');
-    expect(String(unindexed.for_each)).toContain('"template"');
-    expect(String(unindexed.for_each)).toContain('"history"');
+    for (const field of FIRESTORE_INDEXES.fieldOverrides.map((o) => o.fieldPath)) {
+      expect(String(unindexed.for_each)).toContain(`"${field}"`);
+    }
   });
 });
 

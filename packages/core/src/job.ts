@@ -222,3 +222,24 @@ export function takeOver(existing: Job, at: string): Job {
     ],
   };
 }
+
+/** A finished run, as the duration estimator learns from it. */
+export interface FinishedRun {
+  inputBytes: number;
+  seconds: number;
+  target: Target;
+}
+
+/** How long a SUCCEEDED job's last attempt ran, on what, for how many input bytes; undefined if unknown. */
+export function finishedRunOf(job: Job): FinishedRun | undefined {
+  const last = job.attempts?.at(-1);
+  if (job.state !== 'SUCCEEDED' || last === undefined || last.outcome !== 'succeeded') return undefined;
+  const started = Date.parse(last.startedAt ?? '');
+  const finished = Date.parse(last.finishedAt ?? '');
+  if (!(finished >= started)) return undefined;
+  return {
+    inputBytes: job.source.kind === 'object' ? job.source.object.size : 0,
+    seconds: (finished - started) / 1000,
+    target: last.target,
+  };
+}

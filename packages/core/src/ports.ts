@@ -44,6 +44,8 @@ export interface Ledger {
   get(id: string): Promise<Job | undefined>;
   /** Newest first; optionally only one state. */
   list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage>;
+  /** The newest SUCCEEDED jobs routed by `rule`, at most `limit`: what duration estimates learn from. */
+  succeeded(rule: string, limit: number): Promise<Job[]>;
 }
 
 export interface LaunchRequest {

@@ -4,6 +4,7 @@ import {
   canTransition,
   IllegalTransitionError,
   JOB_STATES,
+  finishedRunOf,
   newJob,
   transition,
   type JobState,
@@ -84,5 +85,29 @@ describe('jobIdFor', () => {
         jobIdFor('b/x.csv', '', '1'),
       ]).size,
     ).toBe(5);
+  });
+});
+
+describe('finishedRunOf', () => {
+  it("measures a SUCCEEDED job's last attempt, with its input size", () => {
+    const object = { bucket: 'in', name: 'x.csv', generation: '1', size: 4096, metadata: {} };
+    const job = {
+      ...newJob('a'.repeat(32), { kind: 'object' as const, object }, 't0'),
+      state: 'SUCCEEDED' as const,
+      attempts: [
+        { attempt: 1, target: 'vm' as const, launchedAt: 't', outcome: 'preempted' as const },
+        {
+          attempt: 2,
+          target: 'vm' as const,
+          launchedAt: '2026-11-22T10:00:00Z',
+          startedAt: '2026-11-22T10:01:00Z',
+          finishedAt: '2026-11-22T10:03:30Z',
+          outcome: 'succeeded' as const,
+        },
+      ],
+    };
+    expect(finishedRunOf(job)).toEqual({ inputBytes: 4096, seconds: 150, target: 'vm' });
+    expect(finishedRunOf({ ...job, state: 'FAILED' })).toBeUndefined();
+    expect(finishedRunOf({ ...job, attempts: job.attempts.slice(0, 1) })).toBeUndefined();
   });
 });

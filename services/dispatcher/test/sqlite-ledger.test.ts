@@ -1,12 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { newJob, transition, type Job } from '@pipeline/core';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
+import { writeRuleHistory } from '../../../test/support/rule-history.ts';
 
 const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
 const idOf = (n: number) => n.toString(16).padStart(32, '0');
 const at = (ms: number) => new Date(Date.UTC(2026, 10, 22) + ms).toISOString();
 
 describe('SqliteLedger', () => {
+  it("reads a rule's SUCCEEDED jobs, newest first, at most as many as asked", async () => {
+    const ledger = new SqliteLedger(':memory:');
+    const wanted = await writeRuleHistory(ledger, 0x500);
+    expect((await ledger.succeeded('a', 10)).map((j) => j.id)).toEqual(wanted);
+    expect((await ledger.succeeded('a', 2)).map((j) => j.id)).toEqual(wanted.slice(0, 2));
+    expect(await ledger.succeeded('nope', 10)).toEqual([]);
+  });
+
   it('claims a job once; a second claim gets the stored job', async () => {
     const ledger = new SqliteLedger(':memory:');
     const first = await ledger.claim(newJob(idOf(1), source, at(0)), 60_000);

@@ -104,6 +104,17 @@ export class FirestoreLedger implements Ledger {
     };
   }
 
+  /** On Google Cloud, this needs the second composite index of FIRESTORE_INDEXES. */
+  async succeeded(rule: string, limit: number): Promise<Job[]> {
+    const { docs } = await this.jobs
+      .where('rule', '==', rule)
+      .where('state', '==', 'SUCCEEDED')
+      .orderBy('createdAt', 'desc')
+      .limit(limit)
+      .get();
+    return docs.map(fromDocument);
+  }
+
   /** Writes `next` over the document only if it has not changed since `snapshot` was read. */
   private async replace(snapshot: DocumentSnapshot, next: Job): Promise<boolean> {
     const fields: UpdateData<DocumentData> = toDocument(next);
@@ -210,8 +221,9 @@ export function decodePageToken(token: string): Cursor {
 /**
  * The indexes the ledger needs on Google Cloud, in the shape of firestore.indexes.json. Listing by
  * state orders by createdAt within an equality filter, which needs a composite index (Firestore adds
- * `__name__` DESCENDING as its last field by itself). Template and history are never queried: exempt
- * from single-field indexing, they cost no index writes.
+ * `__name__` DESCENDING as its last field by itself); so does reading a rule's SUCCEEDED jobs, newest
+ * first, for duration estimates. Template, history and attempts are never queried: exempt from
+ * single-field indexing, they cost no index writes.
  */
 export function firestoreIndexes(collection = 'jobs') {
   return {
@@ -224,8 +236,17 @@ export function firestoreIndexes(collection = 'jobs') {
           { fieldPath: 'createdAt', order: 'DESCENDING' },
         ],
       },
+      {
+        collectionGroup: collection,
+        queryScope: 'COLLECTION',
+        fields: [
+          { fieldPath: 'rule', order: 'ASCENDING' },
+          { fieldPath: 'state', order: 'ASCENDING' },
+          { fieldPath: 'createdAt', order: 'DESCENDING' },
+        ],
+      },
     ],
-    fieldOverrides: ['template', 'history'].map((fieldPath) => ({
+    fieldOverrides: ['template', 'history', 'attempts'].map((fieldPath) => ({
       collectionGroup: collection,
       fieldPath,
       ttl: false,

@@ -195,4 +195,7 @@ class LazyLedger implements Ledger {
   async list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage> {
     return (await this.real).list(query);
   }
+  async succeeded(rule: string, limit: number) {
+    return (await this.real).succeeded(rule, limit);
+  }
 }

@@ -29,6 +29,7 @@ export class SqliteLedger implements Ledger {
         body TEXT NOT NULL
       );
       CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+      CREATE INDEX IF NOT EXISTS jobs_by_rule ON jobs (json_extract(body, '$.rule'), state, seq);
     `);
   }
 
@@ -84,6 +85,15 @@ export class SqliteLedger implements Ledger {
       jobs: page.map((row) => JSON.parse(row.body) as Job),
       nextPageToken: rows.length > query.limit ? encodeToken(page[page.length - 1].seq) : undefined,
     };
+  }
+
+  async succeeded(rule: string, limit: number): Promise<Job[]> {
+    const rows = this.db
+      .prepare(
+        "SELECT body FROM jobs WHERE json_extract(body, '$.rule') = ? AND state = 'SUCCEEDED' ORDER BY seq DESC LIMIT ?",
+      )
+      .all(rule, limit) as { body: string }[];
+    return rows.map((row) => JSON.parse(row.body) as Job);
   }
 
   close(): void {

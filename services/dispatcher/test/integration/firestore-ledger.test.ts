@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { newJob, transition, type Job } from '@pipeline/core';
 import { FIRESTORE_INDEXES, FirestoreLedger } from '../../src/gcp/firestore-ledger.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
+import { writeRuleHistory } from '../../../../test/support/rule-history.ts';
 
 const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
 const idOf = (n: number) => n.toString(16).padStart(32, '0');
@@ -103,6 +104,14 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
   afterAll(async () => {
     await firestore?.terminate();
     await emulator?.stop();
+  });
+
+  it("reads a rule's SUCCEEDED jobs, newest first, at most as many as asked", async () => {
+    const jobs = ledger();
+    const wanted = await writeRuleHistory(jobs, 0x500);
+    expect((await jobs.succeeded('a', 10)).map((j) => j.id)).toEqual(wanted);
+    expect((await jobs.succeeded('a', 2)).map((j) => j.id)).toEqual(wanted.slice(0, 2));
+    expect(await jobs.succeeded('nope', 10)).toEqual([]);
   });
 
   it('claims a job once; a second claim gets the stored job', async () => {
