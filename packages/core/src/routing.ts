@@ -3,6 +3,7 @@
 // Pure: the dispatcher parses the config once (parseRoutingConfig) and calls route per event.
 
 import type { StorageObject } from './events.ts';
+import { estimateOf, placeByCost, type CostEstimate, type RouteContext } from './routing/cost.ts';
 import { RUNTIME_METADATA_KEY } from './routing/metadata.ts';
 import {
   cloudRunLimitBreaches,
@@ -19,6 +20,7 @@ import { formatBytes, formatDuration, quote } from './units.ts';
 export * from './routing/types.ts';
 export { parseRoutingConfig, RoutingConfigError, type RuleRef } from './routing/config.ts';
 export { declaredFromMetadata, RESOURCE_METADATA_KEYS, RUNTIME_METADATA_KEY } from './routing/metadata.ts';
+export type { CostEstimate, EstimateOption, RouteContext } from './routing/cost.ts';
 export {
   CLOUD_RUN_DEFAULTS,
   CLOUD_RUN_JOB_LIMITS,
@@ -37,10 +39,27 @@ export interface RouteRequest {
 
 export type RouteDecision =
   | { action: 'ignore'; rule?: string; reason: string }
-  | { action: 'launch'; rule: string; target: Target; job: JobTemplate; retry: RetryPolicy; reason: string };
+  | {
+      action: 'launch';
+      rule: string;
+      target: Target;
+      job: JobTemplate;
+      retry: RetryPolicy;
+      reason: string;
+      /** Always on a cost rule's decision; on a fixed rule's when route() was given a context. */
+      estimate?: CostEstimate;
+    };
 
-/** The first rule that matches decides; with none, the request is ignored. */
-export function route(request: RouteRequest, config: { rules: Rule[] }): RouteDecision {
+/**
+ * The first rule that matches decides; with none, the request is ignored. With a context (prices, and
+ * how long the rule's runs take), every launch decision carries its estimated duration and cost; a
+ * cost rule without one is priced with DEFAULT_PRICES and its prior.
+ */
+export function route(
+  request: RouteRequest,
+  config: { rules: Rule[] },
+  context?: RouteContext,
+): RouteDecision {
   for (const rule of config.rules) {
     const because = matchReasons(rule.match, request);
     if (because === undefined) continue;
@@ -48,15 +67,25 @@ export function route(request: RouteRequest, config: { rules: Rule[] }): RouteDe
     if (rule.target === 'ignore') {
       return { action: 'ignore', rule: rule.name, reason: `rule ${quote(rule.name)} ignores it (${what})` };
     }
-    const placed = launch(rule, rule.target, request.declared, `rule ${quote(rule.name)} matched (${what})`);
-    return placed.action === 'launch' ? { ...placed, retry: rule.retry } : placed;
+    const matched = `rule ${quote(rule.name)} matched (${what})`;
+    if (Array.isArray(rule.target)) {
+      const job = raiseToDeclared(rule.job, request.declared);
+      const placed = placeByCost({ ...rule, target: rule.target }, job, request, matched, context);
+      if (placed.action === 'ignore') return { action: 'ignore', rule: rule.name, reason: placed.reason };
+      return { ...placed, rule: rule.name, retry: rule.retry };
+    }
+    const placed = launch(rule, rule.target, request.declared, matched);
+    if (placed.action === 'ignore') return placed;
+    const estimate = context && estimateOf(rule, placed, request, context);
+    return { ...placed, retry: rule.retry, ...(estimate ? { estimate } : {}) };
   }
   return { action: 'ignore', reason: 'no rule matched' };
 }
 
 /** A decision before the rule's retry policy is added to it. */
 type Placement =
-  Extract<RouteDecision, { action: 'ignore' }> | Omit<Extract<RouteDecision, { action: 'launch' }>, 'retry'>;
+  | Extract<RouteDecision, { action: 'ignore' }>
+  | Omit<Extract<RouteDecision, { action: 'launch' }>, 'retry' | 'estimate'>;
 
 function launch(rule: Rule, target: Target, declared: Resources, matched: string): Placement {
   const job = raiseToDeclared(rule.job, declared);

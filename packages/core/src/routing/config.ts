@@ -2,6 +2,7 @@
 // Validation is strict (unknown keys are errors, to catch typos) and every error names the rule
 // and the field, so an operator can fix the file from the message alone.
 
+import { DEFAULT_PRIOR, type DurationPrior } from '../cost/estimator.ts';
 import { compileGlob } from '../glob.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../retry.ts';
 import { quote } from '../units.ts';
@@ -32,6 +33,7 @@ import {
   type Rule,
   type RuleMatch,
   type RoutingConfig,
+  type Target,
 } from './types.ts';
 
 export interface RuleRef {
@@ -62,6 +64,8 @@ const MACHINE_TYPE = /^[a-z][a-z0-9-]*$/;
 const ACCELERATOR_TYPE = /^[a-z0-9][a-z0-9-]*$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
 const TARGETS = ['cloud-run-job', 'vm', 'ignore'];
+const RULE_KEYS = ['name', 'match', 'target', 'job', 'retry'];
+const COST_KEYS = ['mode', 'deadline', 'prior'];
 
 export function parseRoutingConfig(raw: unknown): RoutingConfig {
   const fail: Fail = (field, detail) => {
@@ -81,7 +85,13 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
   if (!isRecord(raw)) fail('', `must be an object with name, match, target and job, got ${describe(raw)}`);
   // Name the rule in every message as soon as its name is known to be sound.
   if (typeof raw.name === 'string' && RULE_NAME.test(raw.name)) ref.name = raw.name;
-  rejectUnknownKeys(raw, ['name', 'match', 'target', 'job', 'retry'], '', fail);
+  for (const key of Object.keys(raw)) {
+    if (RULE_KEYS.includes(key) || COST_KEYS.includes(key)) continue;
+    fail(
+      key,
+      `unknown key (expected one of ${RULE_KEYS.join(', ')}) or, for cost estimates, ${COST_KEYS.join(', ')}`,
+    );
+  }
   if (typeof raw.name !== 'string' || !RULE_NAME.test(raw.name)) {
     fail('name', `must be lower-case letters, digits and "-" (like "big-files"), got ${describe(raw.name)}`);
   }
@@ -90,20 +100,58 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
   if (earlier !== undefined) fail('name', `${quote(name)} is already the name of rule ${earlier}`);
   indexByName.set(name, ref.index);
 
-  const target = raw.target;
-  if (typeof target !== 'string' || !TARGETS.includes(target)) {
-    fail('target', `must be "cloud-run-job", "vm" or "ignore", got ${describe(target)}`);
-  }
+  const mode = raw.mode ?? 'fixed';
+  if (mode !== 'fixed' && mode !== 'cost')
+    fail('mode', `must be "fixed" or "cost", got ${describe(raw.mode)}`);
+  const target = mode === 'cost' ? candidates(raw.target, fail) : fixedTarget(raw.target, fail);
   if (target === 'ignore' && raw.job !== undefined) fail('job', 'an ignore rule runs nothing; remove job');
   const match = raw.match === undefined ? {} : parseMatch(raw.match, fail);
   if (target === 'ignore' && raw.retry !== undefined)
     fail('retry', 'an ignore rule runs nothing; remove retry');
+  if (target === 'ignore' && raw.prior !== undefined)
+    fail('prior', 'an ignore rule runs nothing; remove prior');
+  if (raw.deadline !== undefined && mode !== 'cost')
+    fail('deadline', 'only a rule with "mode": "cost" chooses where to run by its deadline');
   return {
     name,
     match,
-    target: target as Rule['target'],
+    target,
     job: parseJob(raw.job ?? {}, fail),
     retry: parseRetry(raw.retry ?? {}, fail),
+    ...withoutUndefined({
+      deadlineSeconds: optional(raw.deadline, 'deadline', fail, positiveDuration),
+      prior: optional(raw.prior, 'prior', fail, parsePrior),
+    }),
+  };
+}
+
+function fixedTarget(raw: unknown, fail: Fail): Target | 'ignore' {
+  if (Array.isArray(raw)) fail('target', 'a list of targets needs "mode": "cost"');
+  if (typeof raw !== 'string' || !TARGETS.includes(raw)) {
+    fail('target', `must be "cloud-run-job", "vm" or "ignore", got ${describe(raw)}`);
+  }
+  return raw as Target | 'ignore';
+}
+
+/** Cost mode: "cloud-run-job", "vm" or a list of them, each once. */
+function candidates(raw: unknown, fail: Fail): Target[] {
+  const list: unknown[] = Array.isArray(raw) ? raw : [raw];
+  const valid = list.length > 0 && list.every((item) => item === 'cloud-run-job' || item === 'vm');
+  if (!valid) {
+    fail('target', `in cost mode must be "cloud-run-job", "vm" or a list of them, got ${describe(raw)}`);
+  }
+  if (new Set(list).size !== list.length) fail('target', `lists a target twice: ${quote(raw)}`);
+  return list as Target[];
+}
+
+/** `prior`: `{ "base": "30s", "perGiB": "60s" }`; a key left out keeps DEFAULT_PRIOR's. */
+function parsePrior(raw: unknown, field: string, fail: Fail): DurationPrior {
+  if (!isRecord(raw))
+    fail(field, `must be an object like {"base": "30s", "perGiB": "60s"}, got ${describe(raw)}`);
+  rejectUnknownKeys(raw, ['base', 'perGiB'], `${field}.`, fail);
+  return {
+    baseSeconds: optional(raw.base, `${field}.base`, fail, readDuration) ?? DEFAULT_PRIOR.baseSeconds,
+    secondsPerGiB: optional(raw.perGiB, `${field}.perGiB`, fail, readDuration) ?? DEFAULT_PRIOR.secondsPerGiB,
   };
 }
 

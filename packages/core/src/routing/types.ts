@@ -1,5 +1,6 @@
 // The routing config as the router uses it, after parseRoutingConfig (./config.ts) checked it.
 
+import type { DurationPrior } from '../cost/estimator.ts';
 import type { GlobMatcher } from '../glob.ts';
 import type { RetryPolicy } from '../retry.ts';
 
@@ -56,11 +57,19 @@ export interface RuleMatch {
 export interface Rule {
   name: string;
   match: RuleMatch;
-  target: Target | 'ignore';
+  /**
+   * Where the job runs; a list when the rule says `"mode": "cost"`: the candidates the router prices
+   * for each request, picking the cheapest that meets the limits and the deadline.
+   */
+  target: Target | 'ignore' | Target[];
   /** For an ignore rule, the default template; it never runs. */
   job: JobTemplate;
   /** What happens after a failed attempt (DEFAULT_RETRY_POLICY where the rule says nothing). */
   retry: RetryPolicy;
+  /** Cost mode: the longest wait from launch to result (start-up and run) the rule accepts. */
+  deadlineSeconds?: number;
+  /** What a run takes before there is history (DEFAULT_PRIOR where the rule says nothing). */
+  prior?: DurationPrior;
 }
 
 export interface RoutingConfig {

@@ -1,0 +1,215 @@
+// Where a job could run and what each place would cost: a Cloud Run Job execution, and a VM on the
+// cheapest machine type that fits, standard and (when the rule allows it) spot. The router's cost
+// mode and the simulator choose from the same options, so the simulation measures the router.
+
+import {
+  cloudRunLimitBreaches,
+  machineFits,
+  MACHINE_TYPES,
+  shapeForCloudRun,
+  type MachineType,
+} from '../routing/platforms.ts';
+import type { JobTemplate, Target } from '../routing/types.ts';
+import { formatBytes, formatDuration } from '../units.ts';
+import { formatSeconds } from './estimator.ts';
+import { formatUsd, runCost, type PriceTable } from './prices.ts';
+
+export interface PlacementOption {
+  target: Target;
+  machineType?: string;
+  spot?: boolean;
+  /** The job as it would launch there: Cloud Run's shape, or the VM's machine type and GPUs. */
+  job: JobTemplate;
+  /** Expected wait from launch to the result. */
+  seconds: number;
+  /** Expected USD. */
+  usd: number;
+  /** Within the platform's limits and the deadline. */
+  feasible: boolean;
+  /** Within the platform's limits (it may still miss the deadline). */
+  possible: boolean;
+  why?: string;
+  detail: string;
+}
+
+export interface OptionsRequest {
+  /** The job as the rule and the request make it (cpu, memory, GPU, image, timeout). */
+  job: JobTemplate;
+  /** The run's expected duration, start-up excluded. */
+  runSeconds: number;
+  prices: PriceTable;
+  candidates: readonly Target[];
+  /** Spot VMs are considered only when allowed. */
+  spotAllowed: boolean;
+  deadlineSeconds?: number;
+}
+
+/** Every placement of the candidates, priced, with why the impossible ones are. */
+export function placementOptions(request: OptionsRequest): PlacementOption[] {
+  const options: PlacementOption[] = [];
+  if (request.candidates.includes('cloud-run-job')) options.push(onCloudRun(request));
+  if (request.candidates.includes('vm')) {
+    const spots = request.spotAllowed ? [true, false] : [false];
+    for (const spot of spots) options.push(onVm(request, spot));
+  }
+  const deadline = request.deadlineSeconds;
+  return options.map((option) =>
+    option.possible && deadline !== undefined && option.seconds > deadline
+      ? { ...option, feasible: false, why: `misses the ${formatDuration(deadline)} deadline` }
+      : option,
+  );
+}
+
+/** The cheapest feasible option; when none meets the deadline, the fastest possible one. */
+export function choosePlacement(options: readonly PlacementOption[]): PlacementOption | undefined {
+  const by = (key: 'usd' | 'seconds') => (a: PlacementOption, b: PlacementOption) => a[key] - b[key];
+  return (
+    options.filter((option) => option.feasible).sort(by('usd'))[0] ??
+    options.filter((option) => option.possible).sort(by('seconds'))[0]
+  );
+}
+
+/** "vm e2-standard-8 spot", "cloud-run-job 8 vCPU, 32 GiB". */
+export function describeOption(option: PlacementOption): string {
+  if (option.target === 'vm') {
+    return `vm ${option.machineType ?? '(none fits)'} ${option.spot ? 'spot' : 'standard'}`;
+  }
+  const { cpu, memoryBytes } = option.job;
+  return cpu === undefined ? 'cloud-run-job' : `cloud-run-job ${cpu} vCPU, ${formatBytes(memoryBytes ?? 0)}`;
+}
+
+/** "vm e2-standard-8 spot: est. 41m, $0.060" with ", misses the 2m deadline" when it does. */
+export function summarizeOption(option: PlacementOption): string {
+  // Where it can't run, the reason says why; a shape it would have had would only confuse.
+  if (!option.possible) return `${option.target}: ${option.why}`;
+  const name = describeOption(option);
+  const numbers = `est. ${formatSeconds(option.seconds)}, ${formatUsd(option.usd)}`;
+  return option.feasible ? `${name}: ${numbers}` : `${name}: ${numbers}, ${option.why}`;
+}
+
+function onCloudRun({ job, runSeconds, prices }: OptionsRequest): PlacementOption {
+  const impossible = (why: string): PlacementOption => ({
+    target: 'cloud-run-job',
+    job,
+    seconds: Infinity,
+    usd: Infinity,
+    feasible: false,
+    possible: false,
+    why,
+    detail: why,
+  });
+  // The pipeline's Cloud Run job runs the worker image; an execution can't swap it.
+  if (job.image !== undefined) return impossible(`its image ${job.image} can only run on a VM`);
+  // The run must fit the task timeout too: the estimate counts as a declared duration.
+  const timeout = Math.max(job.timeoutSeconds ?? 0, Math.ceil(runSeconds));
+  const breaches = cloudRunLimitBreaches({ ...job, timeoutSeconds: timeout });
+  if (breaches.length > 0) return impossible(`needs ${breaches.join(' and ')}`);
+  const shaped = shapeForCloudRun(job);
+  if (shaped.accelerator && prices.cloudRun.gpuSecond[shaped.accelerator.type] === undefined) {
+    return impossible(`no Cloud Run price for a ${shaped.accelerator.type} GPU`);
+  }
+  const cost = runCost(
+    prices,
+    {
+      target: 'cloud-run-job',
+      cpu: shaped.cpu!,
+      memoryBytes: shaped.memoryBytes!,
+      spot: false,
+      accelerator: shaped.accelerator,
+    },
+    runSeconds,
+  );
+  return {
+    target: 'cloud-run-job',
+    job: shaped,
+    seconds: cost.waitedSeconds,
+    usd: cost.usd,
+    feasible: true,
+    possible: true,
+    detail: cost.detail,
+  };
+}
+
+function onVm({ job, runSeconds, prices }: OptionsRequest, spot: boolean): PlacementOption {
+  const machine = machineFor(job, prices, spot);
+  if (typeof machine === 'string') {
+    return {
+      target: 'vm',
+      spot,
+      job,
+      seconds: Infinity,
+      usd: Infinity,
+      feasible: false,
+      possible: false,
+      why: machine,
+      detail: machine,
+    };
+  }
+  // G2 and A2 machine types come with their GPUs; the job says how many it will see.
+  const accelerator = machine.gpu ? { ...machine.gpu } : job.accelerator;
+  const placed: JobTemplate = {
+    ...job,
+    machineType: machine.name,
+    spot,
+    ...(accelerator ? { accelerator } : {}),
+  };
+  const cost = runCost(
+    prices,
+    {
+      target: 'vm',
+      cpu: job.cpu ?? 1,
+      memoryBytes: job.memoryBytes ?? 0,
+      machineType: machine.name,
+      spot,
+      accelerator,
+    },
+    runSeconds,
+  );
+  return {
+    target: 'vm',
+    machineType: machine.name,
+    spot,
+    job: placed,
+    seconds: cost.waitedSeconds,
+    usd: cost.usd,
+    feasible: true,
+    possible: true,
+    detail: cost.detail,
+  };
+}
+
+/**
+ * The rule's machine type when it names one that is priced and not known to be too small; else the
+ * cheapest priced type that fits. A string says why there is none.
+ */
+function machineFor(
+  job: JobTemplate,
+  prices: PriceTable,
+  spot: boolean,
+): Pick<MachineType, 'name' | 'gpu'> | string {
+  const [cpu, memory, gpu] = [job.cpu ?? 1, job.memoryBytes ?? 0, job.accelerator];
+  const named = job.machineType;
+  if (named !== undefined && prices.machineTypes[named] !== undefined) {
+    const known = MACHINE_TYPES.find((machine) => machine.name === named);
+    if (known === undefined) return { name: named };
+    if (machineFits(known, cpu, memory, gpu)) return known;
+  }
+  const hourly = (machine: MachineType) => {
+    const price = prices.machineTypes[machine.name];
+    const gpuPrice = machine.gpu && prices.accelerators[machine.gpu.type];
+    if (!price || (machine.gpu && !gpuPrice)) return undefined;
+    const pick = (p: { onDemand: number; spot: number }) => (spot ? p.spot : p.onDemand);
+    return pick(price) + (machine.gpu && gpuPrice ? machine.gpu.count * pick(gpuPrice) : 0);
+  };
+  const fitting = MACHINE_TYPES.filter((machine) => machineFits(machine, cpu, memory, gpu))
+    .map((machine) => ({ machine, hourly: hourly(machine) }))
+    .filter((entry): entry is { machine: MachineType; hourly: number } => entry.hourly !== undefined)
+    .sort((a, b) => a.hourly - b.hourly);
+  if (fitting.length > 0) return fitting[0].machine;
+  const needs = [
+    `${cpu} vCPU`,
+    `${formatBytes(memory)} memory`,
+    ...(gpu ? [`${gpu.count} ${gpu.type}`] : []),
+  ];
+  return `no priced machine type fits ${needs.join(', ')}`;
+}

@@ -1,0 +1,273 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_PRICES,
+  formatSimulation,
+  parseWorkload,
+  runCost,
+  simulate,
+  simulateAll,
+  WorkloadError,
+  type SimulationResult,
+} from '../../src/index.ts';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const SHIPPED = fileURLToPath(new URL('../../../../workloads/week.json', import.meta.url));
+const GENERATOR = fileURLToPath(new URL('../../../../workloads/generate-workload.ts', import.meta.url));
+
+const rules = {
+  quick: { cpu: 1, memory: '2GiB', spot: true, prior: { base: '5s', perGiB: '0s' } },
+  long: { cpu: 8, memory: '32GiB', spot: true, prior: { base: '1h' } },
+  big: { cpu: 16, memory: '64GiB' },
+  rush: { cpu: 2, memory: '4GiB', spot: true, prior: { base: '40s' } },
+};
+const small = parseWorkload({
+  rules,
+  tasks: [
+    { id: 'q1', rule: 'quick', arrival: 0, inputBytes: MiB, trueSeconds: 5 },
+    { id: 'l1', rule: 'long', arrival: 10, inputBytes: MiB, trueSeconds: 7200 },
+    { id: 'b1', rule: 'big', arrival: 20, inputBytes: GiB, trueSeconds: 600 },
+    { id: 'r1', rule: 'rush', arrival: 30, inputBytes: MiB, trueSeconds: 40, deadlineSeconds: 100 },
+  ],
+});
+
+const placed = (result: SimulationResult) =>
+  Object.fromEntries(
+    result.outcomes.map((o) => [
+      o.id,
+      o.target === 'vm' ? `vm ${o.machineType} ${o.spot ? 'spot' : 'standard'}` : o.target,
+    ]),
+  );
+
+describe('simulate', () => {
+  it('oracle: Cloud Run for short work and deadlines, spot VMs for long work, a standard VM where spot is not allowed', () => {
+    const result = simulate(small, DEFAULT_PRICES, 'oracle');
+    expect(placed(result)).toEqual({
+      q1: 'cloud-run-job',
+      l1: 'vm e2-standard-8 spot',
+      b1: 'vm e2-standard-16 standard',
+      r1: 'cloud-run-job',
+    });
+    // Each task costs what runCost says for its true duration where it ran.
+    const expected =
+      runCost(DEFAULT_PRICES, { target: 'cloud-run-job', cpu: 1, memoryBytes: 2 * GiB, spot: false }, 5).usd +
+      runCost(
+        DEFAULT_PRICES,
+        { target: 'vm', cpu: 8, memoryBytes: 32 * GiB, machineType: 'e2-standard-8', spot: true },
+        7200,
+      ).usd +
+      runCost(
+        DEFAULT_PRICES,
+        { target: 'vm', cpu: 16, memoryBytes: 64 * GiB, machineType: 'e2-standard-16', spot: false },
+        600,
+      ).usd +
+      runCost(DEFAULT_PRICES, { target: 'cloud-run-job', cpu: 2, memoryBytes: 4 * GiB, spot: false }, 40).usd;
+    expect(result.usd).toBeCloseTo(expected, 12);
+    expect(result.deadlineMisses).toBe(0);
+    // The makespan ends with the long run: 10 s + its expected wait on spot.
+    const long = runCost(
+      DEFAULT_PRICES,
+      { target: 'vm', cpu: 8, memoryBytes: 32 * GiB, machineType: 'e2-standard-8', spot: true },
+      7200,
+    );
+    expect(result.makespanSeconds).toBeCloseTo(10 + long.waitedSeconds, 9);
+  });
+
+  it('always-vm misses the deadline a VM boot cannot meet', () => {
+    const result = simulate(small, DEFAULT_PRICES, 'always-vm');
+    const rush = result.outcomes.find((o) => o.id === 'r1')!;
+    expect(rush).toMatchObject({ target: 'vm', spot: true, missedDeadline: true });
+    expect(rush.waitedSeconds).toBeCloseTo(90 + 40, 1); // boot and pull, then the run (spot rework is tiny)
+    expect(result).toMatchObject({
+      deadlineMisses: 1,
+      tasksWithDeadlines: 1,
+      placements: { cloudRun: 0, vmSpot: 3, vmStandard: 1 },
+    });
+  });
+
+  it('always-cloud-run falls back to a VM for what Cloud Run cannot run, and counts it', () => {
+    const result = simulate(small, DEFAULT_PRICES, 'always-cloud-run');
+    expect(placed(result)).toMatchObject({ l1: 'cloud-run-job', b1: 'vm e2-standard-16 standard' });
+    expect(result.fallbacks).toBe(1);
+    expect(result.outcomes.find((o) => o.id === 'b1')?.fellBack).toBe(true);
+  });
+
+  it('size-threshold sends inputs from the threshold on to a VM', () => {
+    const result = simulate(small, DEFAULT_PRICES, 'size-threshold', { sizeThresholdBytes: 512 * MiB });
+    expect(placed(result)).toEqual({
+      q1: 'cloud-run-job',
+      l1: 'cloud-run-job',
+      b1: 'vm e2-standard-16 standard',
+      r1: 'cloud-run-job',
+    });
+    expect(result.fallbacks).toBe(0);
+  });
+
+  it('cost: learns only from runs that finished before each arrival', () => {
+    const workload = parseWorkload({
+      rules: { learn: { cpu: 1, memory: '2GiB', spot: true, prior: { base: '5s', perGiB: '0s' } } },
+      tasks: [
+        ...[0, 1, 2, 3].map((arrival) => ({
+          id: `t${arrival}`,
+          rule: 'learn',
+          arrival,
+          inputBytes: MiB,
+          trueSeconds: 300,
+        })),
+        { id: 'early', rule: 'learn', arrival: 100, inputBytes: MiB, trueSeconds: 300 },
+        { id: 'late', rule: 'learn', arrival: 5000, inputBytes: MiB, trueSeconds: 300 },
+      ],
+    });
+    const result = simulate(workload, DEFAULT_PRICES, 'cost');
+    const estimate = (id: string) => result.outcomes.find((o) => o.id === id)?.estimatedSeconds;
+    // At 100 s the first four are still running (the prior says 5 s: they went to Cloud Run).
+    expect(estimate('early')).toBe(5);
+    expect(result.outcomes.find((o) => o.id === 't0')?.target).toBe('cloud-run-job');
+    // By 5000 s five runs of 300 s have finished; the medians now follow them.
+    expect(estimate('late')).toBe(300);
+    expect(result.outcomes.find((o) => o.id === 'late')?.target).toBe('vm');
+  });
+});
+
+describe('formatSimulation', () => {
+  it('prints an aligned table with the cost relative to the oracle', () => {
+    const table = formatSimulation(simulateAll(small, DEFAULT_PRICES));
+    const lines = table.split('\n');
+    expect(lines).toHaveLength(6);
+    expect(lines[0]).toMatch(
+      /^policy +cost \(USD\) +vs oracle +makespan +deadline misses +cloud-run +vm spot +vm standard +fallbacks$/,
+    );
+    expect(new Set(lines.map((line) => line.length)).size).toBe(1);
+    expect(lines[5]).toMatch(/^oracle +\d+\.\d\d +\+0\.0% /);
+    expect(lines[2]).toMatch(/^always-vm .* 1 of 1 /);
+  });
+});
+
+describe('the shipped workload', () => {
+  const workload = parseWorkload(JSON.parse(readFileSync(SHIPPED, 'utf8')));
+  // Simulated once for the tests below (a few seconds: the cost policy refits as runs finish).
+  const results = simulateAll(workload, DEFAULT_PRICES);
+  const by = Object.fromEntries(results.map((result) => [result.policy, result]));
+
+  it('is a week of varied work, with deadlines only Cloud Run meets and tasks beyond its limits', () => {
+    expect(workload.tasks.length).toBeGreaterThanOrEqual(300);
+    const arrivals = workload.tasks.map((task) => task.arrival);
+    expect(Math.max(...arrivals) - Math.min(...arrivals)).toBeGreaterThan(6 * 86_400);
+    expect(by['always-vm'].deadlineMisses).toBeGreaterThan(0);
+    expect(by['always-cloud-run'].deadlineMisses).toBe(0);
+    expect(by['always-cloud-run'].fallbacks).toBeGreaterThan(0);
+  });
+
+  it('costs, under the cost policy, within 5% of the oracle and at least 25% below the best fixed policy, with no more deadline misses', () => {
+    const fixed = [by['always-cloud-run'], by['always-vm'], by['size-threshold']];
+    // The best fixed policy: the cheapest of those that miss the fewest deadlines.
+    const fewest = Math.min(...fixed.map((result) => result.deadlineMisses));
+    const best = fixed.filter((result) => result.deadlineMisses === fewest).sort((a, b) => a.usd - b.usd)[0];
+    const cost = by.cost;
+    expect(cost.usd).toBeLessThanOrEqual(by.oracle.usd * 1.05);
+    expect(cost.usd).toBeLessThanOrEqual(best.usd * 0.75);
+    expect(cost.deadlineMisses).toBeLessThanOrEqual(best.deadlineMisses);
+    // It is also cheaper than every fixed policy, even one that misses deadlines; hindsight can't lose.
+    for (const result of fixed) expect(cost.usd, result.policy).toBeLessThan(result.usd);
+    expect(by.oracle.usd).toBeLessThanOrEqual(cost.usd);
+  });
+
+  it('is what the generator writes', () => {
+    const run = spawnSync(process.execPath, [GENERATOR, '--check'], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('oracle');
+  });
+});
+
+describe('parseWorkload', () => {
+  const task = { id: 't', rule: 'quick', arrival: 0, inputBytes: 1, trueSeconds: 1 };
+  it.each<[string, unknown, string, string]>([
+    ['not an object', 'tasks', 'workload', 'workload: must be an object, got "tasks"'],
+    ['unknown key', { rules, tasks: [task], seed: 1 }, 'seed', 'seed: unknown key'],
+    ['no tasks', { rules, tasks: [] }, 'tasks', 'tasks: must be a non-empty list'],
+    [
+      'rule without cpu',
+      { rules: { quick: { memory: '1GiB' } }, tasks: [task] },
+      'rules.quick.cpu',
+      'must be a number above zero, got nothing',
+    ],
+    [
+      'bad memory',
+      { rules: { quick: { cpu: 1, memory: 'lots' } }, tasks: [task] },
+      'rules.quick.memory',
+      '"lots" is not a size',
+    ],
+    [
+      'bad prior',
+      { rules: { quick: { cpu: 1, memory: '1GiB', prior: { base: 'soon' } } }, tasks: [task] },
+      'rules.quick.prior.base',
+      'is not a duration',
+    ],
+    [
+      'unknown rule key',
+      { rules: { quick: { cpu: 1, memory: '1GiB', gpu: 1 } }, tasks: [task] },
+      'rules.quick.gpu',
+      'unknown key',
+    ],
+    [
+      'unknown rule',
+      { rules, tasks: [{ ...task, rule: 'slow' }] },
+      'tasks[0].rule',
+      'must name one of the rules (quick, long, big, rush), got "slow"',
+    ],
+    [
+      'negative arrival',
+      { rules, tasks: [{ ...task, arrival: -1 }] },
+      'tasks[0].arrival',
+      'must be a number of at least 0, got -1',
+    ],
+    [
+      'fractional bytes',
+      { rules, tasks: [{ ...task, inputBytes: 1.5 }] },
+      'tasks[0].inputBytes',
+      'must be a whole number of bytes',
+    ],
+    [
+      'zero duration',
+      { rules, tasks: [{ ...task, trueSeconds: 0 }] },
+      'tasks[0].trueSeconds',
+      'must be a number above zero, got 0',
+    ],
+    [
+      'bad deadline',
+      { rules, tasks: [{ ...task, deadlineSeconds: '2m' }] },
+      'tasks[0].deadlineSeconds',
+      'must be a number above zero',
+    ],
+    ['duplicate id', { rules, tasks: [task, task] }, 'tasks[1].id', '"t" is already the id of another task'],
+    ['unknown task key', { rules, tasks: [{ ...task, gpu: 1 }] }, 'tasks[0].gpu', 'unknown key'],
+  ])('%s', (_, raw, field, message) => {
+    let error: unknown;
+    try {
+      parseWorkload(raw);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(WorkloadError);
+    expect((error as WorkloadError).message).toContain(message);
+    expect(error).toMatchObject({ code: 'WORKLOAD', field });
+  });
+
+  it('reads a task overriding its rule shape', () => {
+    const parsed = parseWorkload({
+      rules,
+      tasks: [{ ...task, cpu: 4, memory: '8GiB', deadlineSeconds: 60 }],
+    });
+    expect(parsed.tasks[0]).toEqual({ ...task, cpu: 4, memoryBytes: 8 * GiB, deadlineSeconds: 60 });
+    expect(parsed.rules.big).toEqual({
+      cpu: 16,
+      memoryBytes: 64 * GiB,
+      spot: false,
+      prior: { baseSeconds: 30, secondsPerGiB: 60 },
+    });
+  });
+});

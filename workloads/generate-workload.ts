@@ -1,0 +1,161 @@
+// Generates workloads/week.json, the workload `pipeline simulate` replays: a week of a team's batch
+// work, seeded, so running this again writes the same file. Then prints the simulation of it.
+//
+//   node workloads/generate-workload.ts            # writes workloads/week.json and prints the table
+//   node workloads/generate-workload.ts --check    # fails if the file differs from what it would write
+//
+// The kinds of work, and why each is there:
+//   csv     many small CSVs through the logistic regression; seconds each, duration grows with size,
+//           a few much slower (a cold read); now and then a multi-GiB export.
+//   heavy   short but heavy: 8 vCPU for 5-40 s on a small input; close to where a VM's start-up
+//           stops paying off, so the estimate decides.
+//   daily   the nightly 30-50 GiB file; 20-30 min on 8 vCPU.
+//   train   model training: a small config and sample, 10 min to 8 h depending on the search it
+//           describes, not on the input's size. A size threshold sends these to Cloud Run.
+//   urgent  someone is waiting: a 25-60 s run with a 90-110 s deadline, which a VM's ~90 s boot and
+//           image pull can't meet; only Cloud Run can.
+//   join    16 vCPU and 64 GiB, beyond Cloud Run's limits, and not restartable (it writes to a
+//           database), so never spot.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as prettier from 'prettier';
+import { DEFAULT_PRICES, formatSimulation, parseWorkload, simulateAll } from '../packages/core/src/index.ts';
+
+const SEED = 8; // the issue's number
+const DAYS = 7;
+const DAY = 86_400;
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+const OUT = fileURLToPath(new URL('./week.json', import.meta.url));
+
+/** mulberry32: a small seeded generator, so the file is the same on every machine. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+const next = random(SEED);
+const uniform = (low: number, high: number) => low + (high - low) * next();
+const logUniform = (low: number, high: number) => Math.exp(uniform(Math.log(low), Math.log(high)));
+/** A lognormal factor around 1: most runs within +-15%, like the same work on a shared machine. */
+const jitter = (sigma = 0.15) =>
+  Math.exp(sigma * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()));
+/** Office hours mostly, some at any time. */
+const timeOfDay = () => (next() < 0.75 ? uniform(8, 19) : uniform(0, 24)) * 3600;
+
+interface Task {
+  id: string;
+  rule: string;
+  arrival: number;
+  inputBytes: number;
+  trueSeconds: number;
+  deadlineSeconds?: number;
+}
+
+const tasks: Omit<Task, 'id'>[] = [];
+const add = (
+  rule: string,
+  arrival: number,
+  inputBytes: number,
+  trueSeconds: number,
+  deadlineSeconds?: number,
+) =>
+  tasks.push({
+    rule,
+    arrival: round(arrival),
+    inputBytes: Math.round(inputBytes),
+    trueSeconds: round(trueSeconds),
+    ...(deadlineSeconds === undefined ? {} : { deadlineSeconds: Math.round(deadlineSeconds) }),
+  });
+
+for (let day = 0; day < DAYS; day += 1) {
+  const start = day * DAY;
+  const weekend = day >= 5;
+  for (let i = 0; i < (weekend ? 25 : 90); i += 1) {
+    const size = next() < 0.92 ? logUniform(100 * 1024, 1 * GiB) : logUniform(1 * GiB, 4 * GiB);
+    const cold = next() < 0.04 ? uniform(4, 12) : 1;
+    add('csv', start + timeOfDay(), size, (2 + 45 * (size / GiB)) * jitter() * cold);
+  }
+  for (let i = 0; i < (weekend ? 3 : 12); i += 1) {
+    add('heavy', start + timeOfDay(), logUniform(5 * MiB, 50 * MiB), logUniform(5, 40));
+  }
+  const nightly = uniform(30, 50) * GiB;
+  add('daily', start + 2 * 3600 + uniform(-600, 600), nightly, (60 + 35 * (nightly / GiB)) * jitter(0.08));
+  for (let i = 0; i < (weekend ? 1 : 4); i += 1) {
+    const kind = next();
+    const minutes = kind < 0.4 ? uniform(10, 30) : kind < 0.85 ? uniform(60, 180) : uniform(240, 480);
+    add('train', start + timeOfDay(), logUniform(1 * MiB, 50 * MiB), minutes * 60);
+  }
+  for (let i = 0; i < (weekend ? 1 : 4); i += 1) {
+    add(
+      'urgent',
+      start + uniform(9, 18) * 3600,
+      logUniform(1 * MiB, 20 * MiB),
+      uniform(25, 60),
+      uniform(90, 110),
+    );
+  }
+  for (let i = 0; i < (weekend ? 0 : 2); i += 1) {
+    const size = uniform(5, 15) * GiB;
+    add('join', start + uniform(6, 20) * 3600, size, (300 + 90 * (size / GiB)) * jitter(0.1));
+  }
+}
+
+tasks.sort((a, b) => a.arrival - b.arrival);
+const counters = new Map<string, number>();
+const numbered: Task[] = tasks.map((task) => {
+  const n = (counters.get(task.rule) ?? 0) + 1;
+  counters.set(task.rule, n);
+  return { id: `${task.rule}-${String(n).padStart(3, '0')}`, ...task };
+});
+
+const workload = {
+  description:
+    `A week of batch work, generated by workloads/generate-workload.ts with seed ${SEED}: ` +
+    'small CSVs, short heavy jobs, a nightly large file, training runs whose length does not follow ' +
+    'their input size, urgent jobs with deadlines only Cloud Run meets, and joins beyond Cloud Run.',
+  rules: {
+    csv: { cpu: 1, memory: '2GiB', spot: true, prior: { base: '10s', perGiB: '60s' } },
+    heavy: { cpu: 8, memory: '16GiB', spot: true },
+    daily: { cpu: 8, memory: '32GiB', spot: true, prior: { base: '5m', perGiB: '60s' } },
+    train: { cpu: 8, memory: '32GiB', spot: true, prior: { base: '1h', perGiB: '0s' } },
+    urgent: { cpu: 2, memory: '4GiB', spot: true, prior: { base: '45s', perGiB: '60s' } },
+    join: { cpu: 16, memory: '64GiB', spot: false, prior: { base: '20m', perGiB: '90s' } },
+  },
+  tasks: numbered,
+};
+
+// One task a line (prettier keeps an object on one line when it was written so and fits).
+const text = JSON.stringify(workload, null, 2).replace(
+  /\{\n\s+"id"[^}]+\}/g,
+  (task) =>
+    `{ ${task
+      .slice(1, -1)
+      .trim()
+      .split(/,\n\s+/)
+      .join(', ')} }`,
+);
+const options = { ...(await prettier.resolveConfig(OUT)), filepath: OUT };
+const formatted = await prettier.format(text, options);
+
+if (process.argv.includes('--check')) {
+  if (readFileSync(OUT, 'utf8') !== formatted) {
+    console.error(`${OUT} differs from what the generator writes; run it again`);
+    process.exit(1);
+  }
+} else {
+  writeFileSync(OUT, formatted);
+  console.log(`wrote ${numbered.length} tasks to ${OUT}`);
+}
+console.log(formatSimulation(simulateAll(parseWorkload(JSON.parse(formatted)), DEFAULT_PRICES)));
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}
