@@ -20,3 +20,4 @@ export * from './cost/options.ts';
 export * from './cost/workload.ts';
 export * from './cost/simulate.ts';
 export * from './placement.ts';
+export * from './cost/actual.ts';

@@ -10,6 +10,8 @@
 import type { StorageObject } from './events.ts';
 import type { JobTemplate, Resources, Target } from './routing.ts';
 import type { RetryPolicy } from './retry.ts';
+import type { CostEstimate } from './routing/cost.ts';
+import type { ActualCost } from './cost/actual.ts';
 
 export type JobState =
   'SCHEDULED' | 'RECEIVED' | 'LAUNCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'IGNORED';
@@ -130,6 +132,10 @@ export interface Job {
   /** When a SCHEDULED job is due. */
   runAt?: string;
   schedule?: JobSchedule;
+  /** What routing expected: where, how long, how much, and the other places it priced. */
+  estimate?: CostEstimate;
+  /** What its attempts cost, from their measured run times (set when it ends). */
+  cost?: ActualCost;
   /** Every launch so far, oldest first; the last is the current attempt. */
   attempts: AttemptRecord[];
   history: JobHistoryEntry[];

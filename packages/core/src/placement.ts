@@ -2,7 +2,15 @@
 // where the first attempt did, with the template the retry policy may have changed, e.g. spot off).
 import type { Job, JobSource } from './job.ts';
 import type { RetryPolicy } from './retry.ts';
-import { declaredFromMetadata, route, type JobTemplate, type RoutingConfig, type Target } from './routing.ts';
+import {
+  declaredFromMetadata,
+  route,
+  type CostEstimate,
+  type JobTemplate,
+  type RouteContext,
+  type RoutingConfig,
+  type Target,
+} from './routing.ts';
 
 export type Placement =
   | {
@@ -12,15 +20,17 @@ export type Placement =
       template: JobTemplate;
       reason?: string;
       retry?: RetryPolicy;
+      estimate?: CostEstimate;
     }
   | { kind: 'ignore'; rule?: string; reason: string }
   /** The job cannot be routed at all: its object's metadata cannot be read. */
   | { kind: 'fail'; error: string };
 
-export function placeJob(job: Job, routing: RoutingConfig): Placement {
+/** `context`: prices and learned durations, so that the decision carries its estimate. */
+export function placeJob(job: Job, routing: RoutingConfig, context?: RouteContext): Placement {
   if (job.target !== undefined && job.template !== undefined) {
-    const { rule, target, template, reason, retry } = job;
-    return { kind: 'launch', rule, target, template, reason, retry };
+    const { rule, target, template, reason, retry, estimate } = job;
+    return { kind: 'launch', rule, target, template, reason, retry, estimate };
   }
   const { source } = job;
   const { resources: declared, errors } =
@@ -29,7 +39,11 @@ export function placeJob(job: Job, routing: RoutingConfig): Placement {
       : { resources: source.declared ?? {}, errors: [] as string[] };
   if (errors.length > 0)
     return { kind: 'fail', error: `the object's metadata cannot be used: ${errors.join('; ')}` };
-  const decision = route({ object: source.kind === 'object' ? source.object : undefined, declared }, routing);
+  const decision = route(
+    { object: source.kind === 'object' ? source.object : undefined, declared },
+    routing,
+    context,
+  );
   if (decision.action === 'ignore') return { kind: 'ignore', rule: decision.rule, reason: decision.reason };
   return {
     kind: 'launch',
@@ -38,6 +52,7 @@ export function placeJob(job: Job, routing: RoutingConfig): Placement {
     template: source.kind === 'request' ? withRequest(decision.job, source) : decision.job,
     reason: decision.reason,
     retry: decision.retry,
+    estimate: decision.estimate,
   };
 }
 

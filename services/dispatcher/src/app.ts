@@ -4,6 +4,7 @@
 //   POST /pubsub/completions  a push delivery of a task's completion event
 //   POST /jobs          submit an object ({ "inputUri": "gs://bucket/object" }) or a container run,
 //                       now or later ("runAt": an ISO time, or "cron": "*/15 * * * *")
+//   POST /plan          a dry run: route, reason and estimated cost of a file or request, no job
 //   GET  /jobs          newest first; ?state=FAILED&limit=50&pageToken=...
 //   GET  /jobs/:id      one job, with its route, reason, attempts and history
 //   GET  /jobs/:id/logs the log of an attempt as text: ?attempt=N, ?offset=BYTES or ?tail=BYTES
@@ -21,6 +22,8 @@ import {
   parseCompletionPush,
   parsePush,
   type DeadLetterQueue,
+  type JobSource,
+  type StorageObject,
   type JobState,
   type Ledger,
 } from '@pipeline/core';
@@ -152,6 +155,29 @@ export function buildApp({
     answer(res, intake);
   });
 
+  // A dry run: where a file or a request would run and what it would cost on each place priced,
+  // without making a job. The body is POST /jobs's, or { "file": { "name", "size", "contentType"?,
+  // "metadata"? } } for a file not uploaded yet.
+  app.post('/plan', api, json, async (req, res) => {
+    const body = req.body as Record<string, unknown> | undefined;
+    let source: JobSource;
+    if (body !== undefined && typeof body === 'object' && body !== null && 'file' in body) {
+      source = { kind: 'object', object: hypotheticalObject(body.file) };
+    } else {
+      const request = parseJobRequest(body);
+      if (request.kind === 'object') {
+        const object = await dispatcher.ports.blobs.stat(request.bucket, request.name);
+        if (object === undefined)
+          throw new RequestError('NOT_FOUND', `no object ${request.name} in bucket ${request.bucket}`);
+        source = { kind: 'object', object };
+      } else {
+        const { image, task, args, env, declared } = request.container;
+        source = { kind: 'request', image, task, args, env, declared };
+      }
+    }
+    res.json(await dispatcher.plan(source));
+  });
+
   app.get('/jobs', api, async (req, res) => {
     const state = typeof req.query.state === 'string' ? req.query.state.toUpperCase() : undefined;
     if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state)) {
@@ -270,6 +296,34 @@ export function buildApp({
     res.status(500).json({ error: 'internal error' });
   });
   return app;
+}
+
+/** A file described by the planner (name, size, type, metadata), as if it had been uploaded. */
+function hypotheticalObject(raw: unknown): StorageObject {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new RequestError('INVALID', 'file must be an object like { "name": "x.csv", "size": 1024 }');
+  const { name, size, contentType, metadata = {} } = raw as Record<string, unknown>;
+  if (typeof name !== 'string' || name === '' || name.length > 1024)
+    throw new RequestError('INVALID', 'file.name must be a non-empty string');
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+    throw new RequestError('INVALID', 'file.size must be a whole number of bytes');
+  if (contentType !== undefined && typeof contentType !== 'string')
+    throw new RequestError('INVALID', 'file.contentType must be a string');
+  if (
+    typeof metadata !== 'object' ||
+    metadata === null ||
+    Array.isArray(metadata) ||
+    !Object.values(metadata).every((v) => typeof v === 'string')
+  )
+    throw new RequestError('INVALID', 'file.metadata must be an object of strings');
+  return {
+    bucket: 'plan',
+    name,
+    generation: '0',
+    size,
+    ...(contentType === undefined ? {} : { contentType }),
+    metadata: metadata as Record<string, string>,
+  };
 }
 
 function optionalInteger(value: unknown, name: string, min: number): number | undefined {

@@ -36,11 +36,20 @@ const COMMANDS: Record<string, string[]> = {
     'run a container with no input file; or run --input gs://B/O [--at TIME | --cron EXPR].',
     'TIME: ISO 8601 (2026-12-01T06:00:00Z) or +DURATION (+10m); EXPR: five cron fields, in UTC',
   ],
+  plan: [
+    'plan FILE|gs://BUCKET/OBJECT... [--runtime vm|cloud-run-job] [--meta KEY=VALUE]...',
+    'a dry run: where each would run, why, and the expected time and cost on every place priced',
+  ],
+  simulate: [
+    'simulate WORKLOAD [--config FILE] [--threshold SIZE]',
+    'replay a workload file under every routing policy: cost, makespan, deadline misses',
+    '(runs here; --config takes prices from a routing config; workloads/week.json is one)',
+  ],
   deadletters: ['deadletters [--limit N]', 'messages Pub/Sub gave up delivering, and why'],
   replay: ['replay ID', 'publish a dead letter again to the topic it came from'],
 };
 
-const API_NOTE = `Every command but start and submit talks to --url URL (default $PIPELINE_URL or http://127.0.0.1:8080)
+const API_NOTE = `Every command but start, submit and simulate talks to --url URL (default $PIPELINE_URL or http://127.0.0.1:8080)
 and takes --json for the API's own JSON. An https URL off this machine gets an identity token from
 gcloud auth print-identity-token ($PIPELINE_TOKEN gives one; $PIPELINE_AUTH=on|off|auto).`;
 
@@ -56,7 +65,7 @@ export const USAGE = `usage: pipeline <command> [options]\n${Object.keys(COMMAND
 export function usageFor(command: string | undefined): string {
   if (command === undefined || !Object.hasOwn(COMMANDS, command)) return USAGE;
   const api =
-    command === 'start' || command === 'submit'
+    command === 'start' || command === 'submit' || command === 'simulate'
       ? ''
       : '\n      also --url URL and --json (pipeline help says more)';
   return `usage: pipeline ${usageOf(command).trimStart()}${api}`;
@@ -73,6 +82,8 @@ const LOADERS: Record<string, () => Promise<Command>> = {
   retry: async () => (await import('./cli/jobs.ts')).retryCommand,
   logs: async () => (await import('./cli/logs.ts')).logsCommand,
   run: async () => (await import('./cli/run.ts')).runCommand,
+  plan: async () => (await import('./cli/plan.ts')).planCommand,
+  simulate: async () => (await import('./cli/plan.ts')).simulateCommand,
   deadletters: async () => (await import('./cli/deadletters.ts')).deadLettersCommand,
   replay: async () => (await import('./cli/deadletters.ts')).replayCommand,
 };

@@ -5,6 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import {
   ACTIVE_STATES,
+  actualCost,
+  DEFAULT_PRICES,
   afterFailedAttempt,
   amend,
   DEFAULT_RECONCILE_SETTINGS,
@@ -23,7 +25,9 @@ import {
   transition,
   withCurrentAttempt,
   workerEnvironment,
+  type ActualCost,
   type AttemptOutcome,
+  type Placement,
   type BlobStore,
   type Completion,
   type Job,
@@ -39,6 +43,7 @@ import {
 import type { Logger } from 'pino';
 import { RequestError, RetryLaterError } from './errors.ts';
 import { readAttemptLog, type LogQuery, type LogRead } from './job-logs.ts';
+import { DurationEstimates } from './estimates.ts';
 import { reconcilePass, type ReconcileReport } from './reconciler.ts';
 
 export const DEFAULT_LEASE_MS = DEFAULT_RECONCILE_SETTINGS.leaseMs;
@@ -91,11 +96,18 @@ export interface AttemptResult {
 export class Dispatcher {
   readonly ports: DispatcherPorts;
   readonly settings: ReconcileSettings;
+  readonly estimates: DurationEstimates;
   private readonly now: () => Date;
 
   constructor(ports: DispatcherPorts) {
     this.ports = ports;
     this.now = ports.now ?? (() => new Date());
+    this.estimates = new DurationEstimates({
+      ledger: ports.ledger,
+      routing: ports.routing,
+      logger: ports.logger,
+      now: () => this.now().getTime(),
+    });
     this.settings = {
       ...DEFAULT_RECONCILE_SETTINGS,
       ...ports.reconcile,
@@ -202,7 +214,13 @@ export class Dispatcher {
         ...(result.exitCode === undefined ? {} : { exitCode: result.exitCode }),
         ...(error === undefined ? {} : { error }),
       });
-      const ended = { exitCode: result.exitCode, finishedAt: result.finishedAt, startedAt, attempts };
+      const ended = {
+        exitCode: result.exitCode,
+        finishedAt: result.finishedAt,
+        startedAt,
+        attempts,
+        cost: this.costOf({ ...current, attempts }),
+      };
       const why = result.detail === undefined ? '' : ` (${result.detail})`;
       if (!failed)
         return transition(current, 'SUCCEEDED', at, { ...ended, error: undefined }, `exit code 0${why}`);
@@ -268,7 +286,7 @@ export class Dispatcher {
         {
           finishedAt: at,
           ...(running
-            ? { attempts: withCurrentAttempt(current, { finishedAt: at, outcome: 'cancelled' }) }
+            ? this.withCost(current, withCurrentAttempt(current, { finishedAt: at, outcome: 'cancelled' }))
             : {}),
         },
         running
@@ -406,7 +424,8 @@ export class Dispatcher {
     let job = claimed;
     const log = this.jobLogger(job);
     const { source } = job;
-    const placement = placeJob(job, this.ports.routing);
+    await this.estimates.refresh();
+    const placement = placeJob(job, this.ports.routing, this.estimates.context);
     if (placement.kind === 'fail') {
       job = await this.write(
         transition(job, 'FAILED', this.iso(), { error: placement.error }, placement.error),
@@ -437,6 +456,7 @@ export class Dispatcher {
           target,
           template,
           retry: placement.retry,
+          estimate: placement.estimate,
           outputUri,
           logsUri,
           startedAt: undefined,
@@ -528,6 +548,24 @@ export class Dispatcher {
     );
     log.warn({ err, runAt }, `${message}; scheduled again`);
     return rescheduled ?? job;
+  }
+
+  /** What a job's attempts cost so far, priced as the config says. */
+  private costOf(job: Job): ActualCost | undefined {
+    return actualCost(job, this.ports.routing.prices ?? DEFAULT_PRICES);
+  }
+
+  private withCost(job: Job, attempts: Job['attempts']): Pick<Job, 'attempts' | 'cost'> {
+    return { attempts, cost: this.costOf({ ...job, attempts }) };
+  }
+
+  /**
+   * What routing would do with an object or a request now, without a job: the rule, the target, the
+   * reason, and (with prices and learned durations) the estimate on every place it priced.
+   */
+  async plan(source: JobSource): Promise<Placement> {
+    await this.estimates.refresh();
+    return placeJob(newJob('0'.repeat(32), source, this.iso()), this.ports.routing, this.estimates.context);
   }
 
   /** Reads the job, applies `change` (undefined: nothing to do), writes with compare-and-set, retries on conflict. */

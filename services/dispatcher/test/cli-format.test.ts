@@ -2,7 +2,7 @@
 // data from the pipeline is kept from breaking tables or reaching the terminal as escape sequences.
 import { describe, expect, it } from 'vitest';
 import type { Job } from '@pipeline/core';
-import { amount, duration, jobDetail, jobsTable, printable, table } from '../src/cli/format.ts';
+import { duration, jobDetail, jobsTable, printable, table } from '../src/cli/format.ts';
 import { runAt } from '../src/cli/run.ts';
 
 const JOB: Job = {
@@ -80,25 +80,49 @@ describe('job', () => {
     );
   });
 
-  it('shows the estimate and the cost when the job has them, and nothing of them when not', () => {
-    const priced = { ...JOB, estimate: { usd: 0.0123, basis: 'e2-standard-8 spot, 25m' }, cost: 0.0409 };
+  it('shows the estimate, the places priced, and the cost when the job has them, and nothing of them when not', () => {
+    const priced: Job = {
+      ...JOB,
+      estimate: {
+        target: 'vm',
+        machineType: 'e2-standard-8',
+        spot: true,
+        seconds: 2520,
+        usd: 0.061,
+        runSeconds: 2430,
+        basis: 'history: 23 runs',
+        options: [
+          {
+            target: 'vm',
+            machineType: 'e2-standard-8',
+            spot: true,
+            seconds: 2520,
+            usd: 0.061,
+            feasible: true,
+          },
+          { target: 'cloud-run-job', seconds: 2445, usd: 0.19, feasible: true },
+          { target: 'cloud-run-job', feasible: false, why: '64 GiB is over 32 GiB' },
+        ],
+      },
+      cost: {
+        usd: 0.0409,
+        billedSeconds: 1600,
+        detail: ['attempt 1 vm e2-standard-8 spot: 1500 s run, $0.041'],
+      },
+    };
     const text = jobDetail(priced);
-    expect(text).toContain('\nestimate   $0.0123 (basis e2-standard-8 spot, 25m)\ncost       $0.0409\n');
-    expect(jobDetail(JOB)).not.toMatch(/estimate|cost/);
-  });
-});
-
-describe('amount', () => {
-  it.each([
-    [undefined, undefined],
-    [12.5, '$12.50'],
-    [0.004, '$0.0040'],
-    [{ amount: 3, currency: 'EUR' }, '3.00 EUR'],
-    [{ total: 1.2345, vcpuSeconds: 60 }, '$1.23 (vcpuSeconds 60)'],
-    ['about a dollar', 'about a dollar'],
-    [{ unknown: true }, '{"unknown":true}'],
-  ])('%j reads %j', (value, text) => {
-    expect(amount(value)).toBe(text);
+    expect(text).toContain('\nestimate   $0.061 on vm e2-standard-8 spot, 42m (history: 23 runs)\n');
+    expect(text).toContain('\ncost       $0.041 (attempt 1 vm e2-standard-8 spot: 1500 s run, $0.041)\n');
+    expect(text).toContain(
+      [
+        'priced',
+        '  PLACE                  EXPECTED  COST    NOTE',
+        '  vm e2-standard-8 spot  42m       $0.061',
+        '  cloud-run-job          40m 45s   $0.19',
+        '  cloud-run-job          -         -       cannot: 64 GiB is over 32 GiB',
+      ].join('\n'),
+    );
+    expect(jobDetail(JOB)).not.toMatch(/estimate|cost|priced/);
   });
 });
 

@@ -193,6 +193,11 @@ describe.skipIf(!installed)(
       expect(details).toContain('gs://shared/dashboard.csv');
       expect(details).toMatch(/Rule\s+csv/);
       expect(details).toMatch(/Exit code\s+0/);
+      // What routing expected, and what the attempt cost from its measured run.
+      expect(details).toMatch(
+        /Estimated cost\s+\$[\d.]+ on Cloud Run job, [\d.]+ s expected \(prior: no history yet/,
+      );
+      expect(details).toMatch(/Cost\s+\$[\d.]+\s+attempt 1 cloud-run-job: \d+ s run, \$/);
 
       const attempt = page.locator('table.attempts tbody tr');
       expect(await attempt.count()).toBe(1);

@@ -113,10 +113,12 @@ export class PriceTableError extends Error {
   override readonly name = 'PriceTableError';
   readonly code = 'PRICE_TABLE';
   readonly field: string;
+  readonly detail: string;
 
   constructor(field: string, detail: string) {
     super(`${field}: ${detail}`);
     this.field = field;
+    this.detail = detail;
   }
 }
 

@@ -4,6 +4,8 @@
 
 import { DEFAULT_PRIOR, type DurationPrior } from '../cost/estimator.ts';
 import { compileGlob } from '../glob.ts';
+import { parsePriceTable } from '../cost/price-config.ts';
+import { PriceTableError } from '../cost/prices.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../retry.ts';
 import { quote } from '../units.ts';
 import {
@@ -72,10 +74,17 @@ export function parseRoutingConfig(raw: unknown): RoutingConfig {
     throw new RoutingConfigError(field, detail);
   };
   if (!isRecord(raw)) fail('config', `must be an object with "rules", got ${describe(raw)}`);
-  rejectUnknownKeys(raw, ['rules'], '', fail);
+  rejectUnknownKeys(raw, ['rules', 'prices'], '', fail);
   if (!Array.isArray(raw.rules) || raw.rules.length === 0) fail('rules', 'must be a non-empty list');
   const indexByName = new Map<string, number>();
-  return { rules: raw.rules.map((rule: unknown, i) => parseRule(rule, { index: i + 1 }, indexByName)) };
+  const rules = raw.rules.map((rule: unknown, i) => parseRule(rule, { index: i + 1 }, indexByName));
+  if (raw.prices === undefined) return { rules };
+  try {
+    return { rules, prices: parsePriceTable(raw.prices) };
+  } catch (err) {
+    if (err instanceof PriceTableError) return fail(err.field, err.detail);
+    throw err;
+  }
 }
 
 function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>): Rule {

@@ -3,6 +3,7 @@
 import type { DurationPrior } from '../cost/estimator.ts';
 import type { GlobMatcher } from '../glob.ts';
 import type { RetryPolicy } from '../retry.ts';
+import type { PriceTable } from '../cost/prices.ts';
 
 export type Target = 'cloud-run-job' | 'vm';
 
@@ -74,6 +75,8 @@ export interface Rule {
 
 export interface RoutingConfig {
   rules: Rule[];
+  /** What estimates and costs are priced with: DEFAULT_PRICES, with the config's `prices` over it. */
+  prices?: PriceTable;
 }
 
 /** The task the worker runs when a rule names neither a task nor an image. */

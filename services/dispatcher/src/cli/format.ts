@@ -1,7 +1,16 @@
 // Tables and blocks for people. What comes from the pipeline (object names, errors, reasons) is data:
 // control characters in it are shown escaped, so a name cannot break a table or send escape
 // sequences to the terminal.
-import { formatBytes, formatDuration, type DeadLetter, type Job } from '@pipeline/core';
+import {
+  formatBytes,
+  formatDuration,
+  formatSeconds,
+  formatUsd,
+  type ActualCost,
+  type CostEstimate,
+  type DeadLetter,
+  type Job,
+} from '@pipeline/core';
 
 /** Text with control characters (also newlines, and C1 controls like CSI) escaped as in JSON. */
 export function printable(text: string): string {
@@ -50,10 +59,7 @@ export function jobsTable(jobs: Job[]): string {
   ]);
 }
 
-/** Estimates and costs: another part of the pipeline adds them; shown only when a job has them. */
-type Priced = Job & { estimate?: unknown; cost?: unknown };
-
-export function jobDetail(job: Priced): string {
+export function jobDetail(job: Job): string {
   const { source } = job;
   const lines: [string, string | number | undefined][] = [
     ['job', job.id],
@@ -77,8 +83,8 @@ export function jobDetail(job: Priced): string {
     ['ran', ranFor(job)],
     ['outputs', job.outputUri],
     ['logs', job.logsUri],
-    ['estimate', amount(job.estimate)],
-    ['cost', amount(job.cost)],
+    ['estimate', estimateLine(job.estimate)],
+    ['cost', costLine(job.cost)],
     ['error', job.error],
   ];
   const shown = lines
@@ -91,7 +97,13 @@ export function jobDetail(job: Priced): string {
           .map(printable)
           .join(`\n${' '.repeat(11)}`)}`,
     );
-  return [...shown, ...attemptsBlock(job), 'history', ...historyLines(job)].join('\n');
+  return [
+    ...shown,
+    ...optionsBlock(job.estimate),
+    ...attemptsBlock(job),
+    'history',
+    ...historyLines(job),
+  ].join('\n');
 }
 
 function ranFor(job: Job): string | undefined {
@@ -126,32 +138,36 @@ function historyLines(job: Job): string[] {
   return job.history.map((h) => `  ${h.at}  ${h.to.padEnd(9)} ${printable(h.detail ?? '')}`.trimEnd());
 }
 
-/**
- * A price for people: a number of US dollars, or an object holding one (`usd`, `amount`, `total`,
- * `value`) with its currency and other details beside it, or a text as it is.
- */
-export function amount(value: unknown): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'number') return money(value, 'USD');
-  if (typeof value === 'string') return value;
-  if (typeof value !== 'object' || Array.isArray(value)) return JSON.stringify(value);
-  const fields = { ...(value as Record<string, unknown>) };
-  const key = ['usd', 'amount', 'total', 'value'].find((k) => typeof fields[k] === 'number');
-  if (key === undefined) return JSON.stringify(value);
-  const currency = typeof fields.currency === 'string' ? fields.currency : 'USD';
-  const main = money(fields[key] as number, currency);
-  delete fields[key];
-  delete fields.currency;
-  const details = Object.entries(fields)
-    .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
-  return details.length === 0 ? main : `${main} (${details.join(', ')})`;
+/** Where routing expected the job to run, how long and at what cost: "$0.061 on vm e2-standard-8 spot, 42m". */
+export function estimateLine(estimate: CostEstimate | undefined): string | undefined {
+  if (estimate === undefined) return undefined;
+  return `${formatUsd(estimate.usd)} on ${placeOf(estimate)}, ${formatSeconds(estimate.seconds)} (${estimate.basis})`;
 }
 
-/** Cents, or four places below one unit, where small jobs' costs are. */
-function money(n: number, currency: string): string {
-  const text = Math.abs(n) < 1 && n !== 0 ? n.toFixed(4) : n.toFixed(2);
-  return currency === 'USD' ? `$${text}` : `${text} ${currency}`;
+/** The places routing priced, cheapest expected first, those that could not take it last. */
+function optionsBlock(estimate: CostEstimate | undefined): string[] {
+  if (estimate === undefined || estimate.options.length < 2) return [];
+  const rows = [['PLACE', 'EXPECTED', 'COST', 'NOTE']];
+  for (const option of estimate.options) {
+    rows.push([
+      placeOf(option),
+      option.seconds === undefined ? '-' : formatSeconds(option.seconds),
+      option.usd === undefined ? '-' : formatUsd(option.usd),
+      printable(option.feasible ? (option.why ?? '') : `cannot: ${option.why ?? 'over its limits'}`),
+    ]);
+  }
+  return ['priced', table(rows, '  ').replace(/ +$/gm, '')];
+}
+
+function placeOf(place: { target: string; machineType?: string; spot?: boolean }): string {
+  if (place.target !== 'vm') return place.target;
+  const machine = place.machineType === undefined ? '' : ` ${place.machineType}`;
+  return `vm${machine}${place.spot === undefined ? '' : place.spot ? ' spot' : ' standard'}`;
+}
+
+/** What the attempts cost from their measured run times: "$0.072 (attempt 1 ...; attempt 2 ...)". */
+export function costLine(cost: ActualCost | undefined): string | undefined {
+  return cost === undefined ? undefined : `${formatUsd(cost.usd)} (${cost.detail.join('; ')})`;
 }
 
 export function deadLettersTable(messages: DeadLetter[], note: string | undefined): string {

@@ -144,32 +144,55 @@ function sourceName(job) {
   return s.image ?? (s.task !== undefined ? `task ${s.task}` : 'container run');
 }
 
-// Cost fields are another part of the pipeline's to fill: the page only shows what a job carries,
-// and computes nothing itself.
+// A job carries what routing expected (`estimate`: where, how long, how much, and the places it
+// priced) and, once an attempt ended, what it cost (`cost`: from measured run times). The page
+// computes nothing itself.
 const hasCost = (job) => job.estimate !== undefined || job.cost !== undefined;
 
-function money(value) {
-  if (typeof value === 'number') return value.toLocaleString(undefined, { maximumFractionDigits: 4 });
-  if (typeof value === 'string') return value;
-  if (value !== null && typeof value === 'object') {
-    if (typeof value.amount === 'number' && typeof value.currency === 'string') {
-      try {
-        const style = { style: 'currency', currency: value.currency, maximumFractionDigits: 4 };
-        return new Intl.NumberFormat(undefined, style).format(value.amount);
-      } catch {
-        return `${value.amount} ${value.currency}`;
-      }
-    }
-    return JSON.stringify(value);
-  }
-  return '—';
+/** US dollars as people read small amounts: $1.23, $0.19, $0.00045. */
+function usd(amount) {
+  if (typeof amount !== 'number' || !Number.isFinite(amount)) return '—';
+  if (amount >= 1 || amount === 0) return `$${amount.toFixed(2)}`;
+  return `$${amount.toPrecision(2).replace(/0+$/, '')}`;
+}
+
+function place(option) {
+  if (option.target !== 'vm') return 'Cloud Run job';
+  const spot = option.spot === undefined ? '' : option.spot ? ' spot' : ' standard';
+  return `VM ${option.machineType ?? ''}${spot}`;
 }
 
 function costText(job) {
   const parts = [];
-  if (job.estimate !== undefined) parts.push(`est. ${money(job.estimate)}`);
-  if (job.cost !== undefined) parts.push(money(job.cost));
+  if (job.estimate !== undefined) parts.push(`est. ${usd(job.estimate.usd)}`);
+  if (job.cost !== undefined) parts.push(usd(job.cost.usd));
   return parts.join(' / ') || '—';
+}
+
+function estimateView(estimate) {
+  const rows = estimate.options.map((option) =>
+    h('li', {}, [
+      `${place(option)}: `,
+      option.feasible
+        ? `${span(option.seconds * 1000)}, ${usd(option.usd)}`
+        : `cannot (${option.why ?? 'over its limits'})`,
+    ]),
+  );
+  return h('div', {}, [
+    `${usd(estimate.usd)} on ${place(estimate)}, ${span(estimate.seconds * 1000)} expected (${estimate.basis})`,
+    rows.length > 1 ? h('ul', { class: 'options' }, rows) : null,
+  ]);
+}
+
+function costView(cost) {
+  return h('div', {}, [
+    usd(cost.usd),
+    h(
+      'ul',
+      { class: 'options' },
+      cost.detail.map((line) => h('li', {}, line)),
+    ),
+  ]);
 }
 
 function resourcesText(template) {
@@ -450,8 +473,8 @@ function detailRows(job, now) {
   add('Rule', job.rule, code);
   add('Reason', job.reason);
   add('Resources', resourcesText(job.template));
-  add('Estimated cost', job.estimate, money);
-  add('Cost', job.cost, money);
+  add('Estimated cost', job.estimate, estimateView);
+  add('Cost', job.cost, costView);
   add('Execution', job.execution, code);
   add('Exit code', job.exitCode, (exit) => code(String(exit)));
   add('Error', job.error, (error) => h('pre', { class: 'error' }, error));

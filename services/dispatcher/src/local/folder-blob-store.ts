@@ -17,6 +17,11 @@ const CONTENT_TYPES: Record<string, string> = {
   '.jpg': 'image/jpeg',
 };
 
+/** The content type a file's extension implies, as an upload tool would set it. */
+export function contentTypeOf(name: string): string {
+  return CONTENT_TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream';
+}
+
 export interface ObjectSidecar {
   contentType?: string;
   metadata?: Record<string, string>;
@@ -68,8 +73,7 @@ export class FolderBlobStore implements BlobStore {
       name,
       generation: stats.mtimeNs.toString(),
       size: Number(stats.size),
-      contentType:
-        sidecar.contentType ?? CONTENT_TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream',
+      contentType: sidecar.contentType ?? contentTypeOf(name),
       metadata: sidecar.metadata ?? {},
       timeCreated: new Date(Number(stats.mtimeMs)).toISOString(),
     };

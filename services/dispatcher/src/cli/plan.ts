@@ -1,0 +1,137 @@
+// Dry runs: `plan` asks the pipeline where files (or objects already uploaded) would run and what
+// each place would cost, without making jobs; `simulate` replays a workload file under every routing
+// policy on this machine, with no pipeline at all.
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  DEFAULT_PRICES,
+  formatSeconds,
+  formatSimulation,
+  formatUsd,
+  parseBytes,
+  parseRoutingConfig,
+  parseWorkload,
+  simulateAll,
+  type Placement,
+} from '@pipeline/core';
+import { contentTypeOf } from '../local/folder-blob-store.ts';
+import { Api } from './api.ts';
+import { API_OPTIONS, keyValues, parse } from './args.ts';
+import { Failure, say, UsageError, type Io } from './errors.ts';
+import { printable, table } from './format.ts';
+
+export async function planCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    'plan',
+    args,
+    { ...API_OPTIONS, runtime: { type: 'string' }, meta: { type: 'string', multiple: true } },
+    { min: 1, max: Infinity, what: 'FILE or gs://BUCKET/OBJECT' },
+  );
+  const metadata = keyValues('plan', 'meta', values.meta);
+  if (values.runtime !== undefined) {
+    if (values.runtime !== 'vm' && values.runtime !== 'cloud-run-job')
+      throw new UsageError('--runtime must be vm or cloud-run-job', 'plan');
+    metadata['pipeline-runtime'] = values.runtime;
+  }
+  const api = new Api(values.url, env, 'plan');
+  const plans: { input: string; placement: Placement }[] = [];
+  for (const input of positionals) {
+    const body = input.startsWith('gs://') ? { inputUri: input } : { file: describeFile(input, metadata) };
+    plans.push({ input, placement: await api.json<Placement>('POST', '/plan', body) });
+  }
+  say(io, values.json ? JSON.stringify(plans, null, 2) : plans.map(planText).join('\n\n'));
+  return 0;
+}
+
+function describeFile(file: string, metadata: Record<string, string>) {
+  let size: number;
+  try {
+    const stats = fs.statSync(file);
+    if (!stats.isFile()) throw new Error('not a regular file');
+    size = stats.size;
+  } catch (err) {
+    throw new Failure(`cannot plan ${file}: ${(err as Error).message}`);
+  }
+  const name = path.basename(file);
+  return { name, size, contentType: contentTypeOf(name), metadata };
+}
+
+/** One input's plan: where it goes and why, then every place priced. */
+export function planText({ input, placement }: { input: string; placement: Placement }): string {
+  const head = printable(input);
+  if (placement.kind === 'fail') return `${head}\n  cannot run: ${printable(placement.error)}`;
+  if (placement.kind === 'ignore') return `${head}\n  ignored: ${printable(placement.reason)}`;
+  const lines = [head, `  route   ${placement.target} (rule ${placement.rule ?? '-'})`];
+  lines.push(`  reason  ${printable(placement.reason ?? '')}`);
+  const estimate = placement.estimate;
+  if (estimate === undefined) return lines.join('\n');
+  lines.push(`  run     ${formatSeconds(estimate.runSeconds)} (${printable(estimate.basis)})`);
+  const rows = [['PLACE', 'EXPECTED', 'COST', 'NOTE']];
+  for (const option of estimate.options) {
+    const chosen =
+      option.target === estimate.target &&
+      option.machineType === estimate.machineType &&
+      option.spot === estimate.spot;
+    const place =
+      option.target === 'vm'
+        ? `vm ${option.machineType ?? ''}${option.spot === undefined ? '' : option.spot ? ' spot' : ' standard'}`
+        : option.target;
+    rows.push([
+      `${chosen ? '*' : ' '} ${place}`,
+      option.seconds === undefined ? '-' : formatSeconds(option.seconds),
+      option.usd === undefined ? '-' : formatUsd(option.usd),
+      printable(option.feasible ? (option.why ?? '') : `cannot: ${option.why ?? 'over its limits'}`),
+    ]);
+  }
+  lines.push(table(rows, '  ').replace(/ +$/gm, ''));
+  return lines.join('\n');
+}
+
+export async function simulateCommand(args: string[], _env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    'simulate',
+    args,
+    { json: { type: 'boolean' }, config: { type: 'string' }, threshold: { type: 'string' } },
+    { min: 1, max: 1, what: 'WORKLOAD file' },
+  );
+  let sizeThresholdBytes: number | undefined;
+  if (values.threshold !== undefined) {
+    try {
+      sizeThresholdBytes = parseBytes(values.threshold, '--threshold');
+    } catch (err) {
+      throw new UsageError((err as Error).message, 'simulate');
+    }
+  }
+  const prices = values.config === undefined ? DEFAULT_PRICES : (pricesOf(values.config) ?? DEFAULT_PRICES);
+  let workload;
+  try {
+    workload = parseWorkload(JSON.parse(fs.readFileSync(positionals[0], 'utf8')));
+  } catch (err) {
+    throw new Failure(`cannot read workload ${positionals[0]}: ${(err as Error).message}`);
+  }
+  const results = simulateAll(
+    workload,
+    prices,
+    sizeThresholdBytes === undefined ? {} : { sizeThresholdBytes },
+  );
+  say(
+    io,
+    values.json
+      ? JSON.stringify(
+          results.map(({ outcomes: _, ...r }) => r),
+          null,
+          2,
+        )
+      : formatSimulation(results),
+  );
+  return 0;
+}
+
+/** The price table of a routing config file (its `prices`, over the defaults). */
+function pricesOf(file: string) {
+  try {
+    return parseRoutingConfig(JSON.parse(fs.readFileSync(file, 'utf8'))).prices;
+  } catch (err) {
+    throw new Failure(`cannot read the prices of ${file}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,191 @@
+// `pipeline plan` against a real local pipeline with a cost rule, `pipeline simulate` on the shipped
+// workload, and estimates and costs on real jobs: stored when routed and when ended, learned from
+// the ledger's history, shown by `pipeline job`.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newJob, parseRoutingConfig, transition, type Job, type Placement } from '@pipeline/core';
+import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts';
+import { createLogger } from '../src/logger.ts';
+import { DurationEstimates } from '../src/estimates.ts';
+import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
+import { jobWhen, pipelineCommand, SAMPLE } from './cli-support.ts';
+
+const WORKLOAD = path.resolve(import.meta.dirname, '../../../workloads/week.json');
+
+const ROUTING = parseRoutingConfig({
+  rules: [
+    {
+      name: 'train',
+      match: { path: 'train/**' },
+      mode: 'cost',
+      target: ['cloud-run-job', 'vm'],
+      prior: { base: '2h', perGiB: '1m' },
+      job: { task: 'logreg', cpu: 4, memory: '16GiB', spot: true },
+    },
+    { name: 'csv', match: { path: '**.csv' }, target: 'cloud-run-job', job: { task: 'logreg' } },
+  ],
+});
+
+let root: string;
+let pipeline: LocalPipeline;
+let url: string;
+
+beforeAll(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'pipeline-plan-'));
+  pipeline = await startLocalPipeline({
+    root,
+    routing: ROUTING,
+    port: 0,
+    logger: createLogger(undefined, 'silent'),
+    nodeOptions: ['--import', LOOPBACK_GUARD],
+    scanIntervalMs: 50,
+    quietMs: 150,
+  });
+  url = pipeline.url;
+});
+afterAll(async () => {
+  await pipeline.stop();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+describe('pipeline plan', () => {
+  it('prices a long training file on every place and picks the cheapest, with the numbers', async () => {
+    const file = path.join(root, 'model.csv');
+    fs.writeFileSync(file, 'a,label\n1,0\n');
+    // A local file is planned under its own name; put it under train/ with a gs:// object instead.
+    fs.mkdirSync(path.join(root, 'input', 'train'), { recursive: true });
+    fs.copyFileSync(file, path.join(root, 'input', 'train', 'model.csv'));
+    const run = await pipelineCommand(['plan', 'gs://input/train/model.csv', '--url', url]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const text = run.stdout;
+    expect(text).toMatch(/^gs:\/\/input\/train\/model\.csv\n {2}route {3}vm \(rule train\)\n/);
+    expect(text).toMatch(
+      /\n {2}reason {2}rule "train" matched \(path matches "train\/\*\*"\), by cost: vm e2-standard-4 spot: est\. 2h[^,]*, \$[\d.]+; vm e2-standard-4 standard: est\. [^;]+; cloud-run-job 4 vCPU, 16 GiB: est\. [^;]+;/,
+    );
+    expect(text).toMatch(/\n {2}run {5}2h \(prior: no history yet/);
+    expect(text).toMatch(/\n {2}\* vm e2-standard-4 spot {2,}2h/); // the chosen place is marked
+    expect(text).toMatch(/\n {4}cloud-run-job {2,}2h/);
+    expect(text).toMatch(/\n {4}vm e2-standard-4 standard {2,}2h/);
+  });
+
+  it('plans local files and answers JSON with every option', async () => {
+    const run = await pipelineCommand(['plan', SAMPLE, '--url', url, '--json']);
+    expect(run.code).toBe(0);
+    const [plan] = JSON.parse(run.stdout) as { input: string; placement: Placement }[];
+    expect(plan.input).toBe(SAMPLE);
+    expect(plan.placement).toMatchObject({ kind: 'launch', rule: 'csv', target: 'cloud-run-job' });
+    if (plan.placement.kind !== 'launch') throw new Error('not launched');
+    expect(plan.placement.estimate).toMatchObject({ target: 'cloud-run-job' });
+    expect(plan.placement.estimate!.usd).toBeGreaterThan(0);
+  });
+
+  it('fails clearly for what it cannot plan', async () => {
+    const missing = await pipelineCommand(['plan', 'gs://input/nope.csv', '--url', url]);
+    expect([missing.code, missing.stderr]).toEqual([
+      1,
+      'pipeline: 404: no object nope.csv in bucket input\n',
+    ]);
+    const nofile = await pipelineCommand(['plan', path.join(root, 'absent.csv'), '--url', url]);
+    expect(nofile.code).toBe(1);
+    expect(nofile.stderr).toMatch(/^pipeline: cannot plan .*absent\.csv: ENOENT/);
+    const none = await pipelineCommand(['plan', '--url', url]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^pipeline: plan takes at least one FILE or gs:\/\/BUCKET\/OBJECT, got 0\n/);
+  });
+});
+
+describe('pipeline simulate', () => {
+  it('prints every policy on the shipped workload, or JSON', async () => {
+    const run = await pipelineCommand(['simulate', WORKLOAD]);
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^policy +cost \(USD\) +vs oracle +makespan +deadline misses/);
+    expect(lines.slice(1).map((line) => line.split(/\s+/)[0])).toEqual([
+      'always-cloud-run',
+      'always-vm',
+      'size-threshold',
+      'cost',
+      'oracle',
+    ]);
+    const json = await pipelineCommand(['simulate', WORKLOAD, '--json', '--threshold', '1GiB']);
+    const results = JSON.parse(json.stdout) as { policy: string; usd: number }[];
+    expect(results.map((r) => r.policy)).toContain('cost');
+    expect(results.every((r) => r.usd > 0)).toBe(true);
+  });
+
+  it('refuses a missing workload, a bad threshold and no argument', async () => {
+    const missing = await pipelineCommand(['simulate', '/nonexistent/week.json']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^pipeline: cannot read workload \/nonexistent\/week\.json: ENOENT/);
+    expect((await pipelineCommand(['simulate', WORKLOAD, '--threshold', 'big'])).code).toBe(2);
+    expect((await pipelineCommand(['simulate'])).code).toBe(2);
+  });
+});
+
+describe('estimates and costs on jobs', () => {
+  it('stores the estimate when routed and the cost when ended; pipeline job shows both', async () => {
+    fs.copyFileSync(SAMPLE, path.join(root, 'input', 'sample.csv'));
+    const id = await (async () => {
+      for (;;) {
+        const { jobs } = await pipeline.ledger.list({ limit: 50 });
+        const job = jobs.find((j) => j.source.kind === 'object' && j.source.object.name === 'sample.csv');
+        if (job !== undefined) return job.id;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    const done = await jobWhen(pipeline, id, (job) => job.state === 'SUCCEEDED');
+    expect(done.estimate).toMatchObject({ target: 'cloud-run-job' });
+    expect(done.cost?.usd).toBeGreaterThan(0);
+    expect(done.cost?.detail[0]).toMatch(/^attempt 1 cloud-run-job: \d+ s run, \$/);
+    const shown = await pipelineCommand(['job', id, '--url', url]);
+    expect(shown.stdout).toMatch(/\nestimate {3}\$[\d.]+ on cloud-run-job, /);
+    expect(shown.stdout).toMatch(/\ncost {7}\$[\d.]+ \(attempt 1 cloud-run-job: /);
+  });
+
+  it("learns a rule's durations from the ledger's SUCCEEDED jobs", async () => {
+    // Twelve finished training runs of about 40 minutes, as the ledger would hold them.
+    for (let i = 0; i < 12; i++) {
+      const object = {
+        bucket: 'input',
+        name: `train/run-${i}.csv`,
+        generation: '1',
+        size: 1e6 * (i + 1),
+        metadata: {},
+      };
+      const start = Date.UTC(2026, 10, 20, i);
+      const at = (s: number) => new Date(start + s * 1000).toISOString();
+      const id = (0x7000 + i).toString(16).padStart(32, '0');
+      const { job } = await pipeline.ledger.claim(newJob(id, { kind: 'object', object }, at(0)), 1000);
+      const launched: Job = transition(job, 'LAUNCHED', at(1), {
+        rule: 'train',
+        target: 'vm',
+        attempts: [
+          {
+            attempt: 1,
+            target: 'vm',
+            launchedAt: at(1),
+            startedAt: at(60),
+            finishedAt: at(60 + 2400 + i),
+            outcome: 'succeeded',
+          },
+        ],
+      });
+      await pipeline.ledger.update(launched);
+      await pipeline.ledger.update(transition(launched, 'SUCCEEDED', at(3000)));
+    }
+    // The dispatcher reloads them at most once a minute; a fresh reader sees them now.
+    const fresh = new DurationEstimates({
+      ledger: pipeline.ledger,
+      routing: ROUTING,
+      logger: createLogger(undefined, 'silent'),
+    });
+    await fresh.refresh();
+    const estimate = fresh.context.estimate!(ROUTING.rules[0], 5e6);
+    expect(estimate.basis).toMatch(/^history: 12 runs/);
+    expect(estimate.seconds).toBeGreaterThan(2300);
+    expect(estimate.seconds).toBeLessThan(2500);
+  });
+});
