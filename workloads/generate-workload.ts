@@ -1,21 +1,48 @@
-// Generates workloads/week.json, the workload `pipeline simulate` replays: a week of a team's batch
-// work, seeded, so running this again writes the same file. Then prints the simulation of it.
+// Generates workloads/week.json, the workload `pipeline simulate` replays: a week of the batch work of
+// a small data team that replaced an always-on server with this pipeline. Seeded, so running this
+// again writes the same file. Then prints the simulation of it.
 //
 //   node workloads/generate-workload.ts            # writes workloads/week.json and prints the table
 //   node workloads/generate-workload.ts --check    # fails if the file differs from what it would write
 //
-// The kinds of work, and why each is there:
-//   csv     many small CSVs through the logistic regression; seconds each, duration grows with size,
-//           a few much slower (a cold read); now and then a multi-GiB export.
-//   heavy   short but heavy: 8 vCPU for 5-40 s on a small input; close to where a VM's start-up
-//           stops paying off, so the estimate decides.
-//   daily   the nightly 30-50 GiB file; 20-30 min on 8 vCPU.
-//   train   model training: a small config and sample, 10 min to 8 h depending on the search it
-//           describes, not on the input's size. A size threshold sends these to Cloud Run.
-//   urgent  someone is waiting: a 25-60 s run with a 90-110 s deadline, which a VM's ~90 s boot and
-//           image pull can't meet; only Cloud Run can.
+// The kinds of work (each a routing rule), what each stands for, and why its numbers are plausible.
+// Break-even points are from DEFAULT_PRICES: a VM bills its ~100 s of boot, image pull and teardown
+// (at least a minute) on top of the run, Cloud Run only ~5 s.
+//
+//   ingest  Most of the jobs: event-driven small files. 12 sites (shops, a warehouse, partners'
+//           systems) export what is new every quarter hour, as exporters are commonly scheduled: a
+//           site has something new in 60% of the quarter hours from 07:00 to 22:00 on weekdays, 20%
+//           at weekends, 3% at night, so ~2,500 files a week, each landing within 10 s of the quarter
+//           hour. A file is 20 KiB to 25 MiB (a quarter hour of sales or scans); its run parses,
+//           validates, looks up reference data and appends to the dashboard's tables: ~3 s fixed
+//           (interpreter, reference tables) plus ~1.5 s per MiB, +-20%, and 2% are held up 2-4x (a
+//           lock on a table, a throttled lookup): seconds to about a minute on 1 vCPU and 1 GiB. The
+//           dashboard promises data within 5 minutes of the export, so a 300 s deadline. Not spot:
+//           a run cut off midway leaves part of a file appended, and a preemption's second boot
+//           would blow the deadline. On a standard VM each such file pays the boot and the billed
+//           minute, several times its run: Cloud Run is the cheaper place up to ~24 min of run.
+//   csv     Analysts' ad-hoc CSVs through the logistic regression (the pipeline's first task): 40 a
+//           weekday, 8 a weekend day; mostly 100 KiB to 1 GiB, 8% multi-GiB exports; 2 s + 45 s/GiB,
+//           4% much slower (a cold read). Spot allowed: a rerun is harmless, no one waits on the
+//           minute. Break-even with a spot VM ~55 s, so the larger ones belong on a VM.
+//   heavy   Short but heavy: 8 vCPU for 5-40 s on a small input (a feature build); the break-even
+//           with a spot VM is ~17 s, inside their range, so the estimate decides.
+//   report  Customers' exports from the product: a 1-20 KiB request (a query and a date range), run
+//           for 20 s to 15 min depending on the range and the query, not on the request's size, so
+//           the estimator can learn only their median. 25 a weekday, 5 a weekend day, in office
+//           hours; 4 vCPU, 16 GiB. Customer-facing, with a 30 min promise: not spot. The break-even
+//           with a standard VM is ~50 s, inside their range: knowing only the median, the cost
+//           policy sends them all to a VM, where hindsight would keep the short ones on Cloud Run.
+//   nightly The day's full export, 30-50 GiB at about 02:00: 1 min + 35 s/GiB on 8 vCPU (20-30 min),
+//           due within 4 h (before the morning). Restartable, so spot.
+//   train   Model training: a small config and sample (1-50 MiB), 10-30 min (40%), 1-3 h (45%) or
+//           4-8 h (15%) depending on the search it describes, not on the input's size; 4 a weekday,
+//           1 a weekend day, 8 vCPU and 32 GiB. It checkpoints, so spot. A size threshold sends
+//           these to Cloud Run, at six times a spot VM's price.
+//   urgent  Someone waiting at a screen: a 25-60 s run with a 90-110 s deadline, which a VM's ~90 s
+//           boot and image pull can't meet; only Cloud Run can. 4 a weekday, 1 a weekend day.
 //   join    16 vCPU and 64 GiB, beyond Cloud Run's limits, and not restartable (it writes to a
-//           database), so never spot.
+//           database), so never spot; 2 a weekday.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +51,9 @@ import { DEFAULT_PRICES, formatSimulation, parseWorkload, simulateAll } from '..
 
 const SEED = 8; // the issue's number
 const DAYS = 7;
+const SITES = 12; // that export to the ingest
 const DAY = 86_400;
+const KiB = 1024;
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 const OUT = fileURLToPath(new URL('./week.json', import.meta.url));
@@ -78,16 +107,36 @@ const add = (
 for (let day = 0; day < DAYS; day += 1) {
   const start = day * DAY;
   const weekend = day >= 5;
-  for (let i = 0; i < (weekend ? 25 : 90); i += 1) {
-    const size = next() < 0.92 ? logUniform(100 * 1024, 1 * GiB) : logUniform(1 * GiB, 4 * GiB);
+  for (let tick = 0; tick < DAY; tick += 15 * 60) {
+    const open = tick >= 7 * 3600 && tick < 22 * 3600;
+    const chance = open ? (weekend ? 0.2 : 0.6) : 0.03;
+    for (let site = 0; site < SITES; site += 1) {
+      if (next() >= chance) continue;
+      const size = logUniform(20 * KiB, 25 * MiB);
+      const slow = next() < 0.02 ? uniform(2, 4) : 1;
+      const seconds = (3 + 1.5 * (size / MiB)) * jitter(0.2) * slow;
+      add('ingest', start + tick + uniform(0, 10), size, seconds, 300);
+    }
+  }
+  for (let i = 0; i < (weekend ? 8 : 40); i += 1) {
+    const size = next() < 0.92 ? logUniform(100 * KiB, 1 * GiB) : logUniform(1 * GiB, 4 * GiB);
     const cold = next() < 0.04 ? uniform(4, 12) : 1;
     add('csv', start + timeOfDay(), size, (2 + 45 * (size / GiB)) * jitter() * cold);
   }
   for (let i = 0; i < (weekend ? 3 : 12); i += 1) {
     add('heavy', start + timeOfDay(), logUniform(5 * MiB, 50 * MiB), logUniform(5, 40));
   }
+  for (let i = 0; i < (weekend ? 5 : 25); i += 1) {
+    add('report', start + uniform(8, 19) * 3600, logUniform(1 * KiB, 20 * KiB), logUniform(20, 900), 1800);
+  }
   const nightly = uniform(30, 50) * GiB;
-  add('daily', start + 2 * 3600 + uniform(-600, 600), nightly, (60 + 35 * (nightly / GiB)) * jitter(0.08));
+  add(
+    'nightly',
+    start + 2 * 3600 + uniform(-600, 600),
+    nightly,
+    (60 + 35 * (nightly / GiB)) * jitter(0.08),
+    4 * 3600,
+  );
   for (let i = 0; i < (weekend ? 1 : 4); i += 1) {
     const kind = next();
     const minutes = kind < 0.4 ? uniform(10, 30) : kind < 0.85 ? uniform(60, 180) : uniform(240, 480);
@@ -113,18 +162,22 @@ const counters = new Map<string, number>();
 const numbered: Task[] = tasks.map((task) => {
   const n = (counters.get(task.rule) ?? 0) + 1;
   counters.set(task.rule, n);
-  return { id: `${task.rule}-${String(n).padStart(3, '0')}`, ...task };
+  return { id: `${task.rule}-${String(n).padStart(4, '0')}`, ...task };
 });
 
 const workload = {
   description:
     `A week of batch work, generated by workloads/generate-workload.ts with seed ${SEED}: ` +
-    'small CSVs, short heavy jobs, a nightly large file, training runs whose length does not follow ' +
-    'their input size, urgent jobs with deadlines only Cloud Run meets, and joins beyond Cloud Run.',
+    "event-driven small files for a dashboard (not spot, 5 min deadline), analysts' CSVs, short heavy " +
+    "jobs, customers' exports whose length does not follow their input (not spot), a nightly large " +
+    'file, training runs on spot, urgent jobs with deadlines only Cloud Run meets, and joins beyond ' +
+    'Cloud Run.',
   rules: {
+    ingest: { cpu: 1, memory: '1GiB', spot: false, prior: { base: '10s', perGiB: '25m' } },
     csv: { cpu: 1, memory: '2GiB', spot: true, prior: { base: '10s', perGiB: '60s' } },
     heavy: { cpu: 8, memory: '16GiB', spot: true },
-    daily: { cpu: 8, memory: '32GiB', spot: true, prior: { base: '5m', perGiB: '60s' } },
+    report: { cpu: 4, memory: '16GiB', spot: false, prior: { base: '2m', perGiB: '0s' } },
+    nightly: { cpu: 8, memory: '32GiB', spot: true, prior: { base: '5m', perGiB: '60s' } },
     train: { cpu: 8, memory: '32GiB', spot: true, prior: { base: '1h', perGiB: '0s' } },
     urgent: { cpu: 2, memory: '4GiB', spot: true, prior: { base: '45s', perGiB: '60s' } },
     join: { cpu: 16, memory: '64GiB', spot: false, prior: { base: '20m', perGiB: '90s' } },

@@ -104,7 +104,7 @@ describe('parseRoutingConfig', () => {
       'unknown top-level key',
       { rules: [], version: 2 },
       'version',
-      'version: unknown key (expected one of rules)',
+      'version: unknown key (expected one of rules, prices)',
     ],
     [
       'rule not an object',
