@@ -94,7 +94,11 @@ describe('pipeline', () => {
       /\nattempts\n {2}# +TARGET +OUTCOME +EXIT +DURATION +LAUNCHED +EXECUTION +ERROR\n/,
     );
     expect(detail.stdout).toMatch(/\n {2}1 +vm \(spot\) +succeeded +0 +\d+\.\d s +\S+Z +local-process-\d+\n/);
-    expect(detail.stdout).not.toContain('estimate'); // the job has none
+    // Routed with the prior (no history yet), and priced from its measured run once it ended.
+    expect(detail.stdout).toMatch(
+      /\nestimate   \$[\d.]+ on vm e2-standard-2 spot, [^\n]*\(prior: no history yet/,
+    );
+    expect(detail.stdout).toMatch(/\ncost       \$[\d.]+ \(attempt 1 vm e2-standard-2 spot: \d+ s run/);
     const json = JSON.parse((await pipelineCommand(['job', id, '--json'])).stdout);
     expect(json).toMatchObject({ id, state: 'SUCCEEDED' });
 
