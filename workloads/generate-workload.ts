@@ -47,7 +47,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as prettier from 'prettier';
-import { DEFAULT_PRICES, formatSimulation, parseWorkload, simulateAll } from '../packages/core/src/index.ts';
+import { DEFAULT_PRICES } from '../packages/core/src/index.ts';
+import { formatSimulation, parseWorkload, simulateAll } from '../packages/core/src/simulation.ts';
 
 const SEED = 8; // the number
 const DAYS = 7;

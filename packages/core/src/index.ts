@@ -17,7 +17,5 @@ export * from './cost/prices.ts';
 export * from './cost/price-config.ts';
 export * from './cost/estimator.ts';
 export * from './cost/options.ts';
-export * from './cost/workload.ts';
-export * from './cost/simulate.ts';
 export * from './placement.ts';
 export * from './cost/actual.ts';

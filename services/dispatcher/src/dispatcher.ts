@@ -42,9 +42,9 @@ import {
 } from '@pipeline/core';
 import type { Logger } from 'pino';
 import { RequestError, RetryLaterError } from './errors.ts';
-import { readAttemptLog, type LogQuery, type LogRead } from './job-logs.ts';
+import type { LogQuery, LogRead } from './job-logs.ts';
 import { DurationEstimates } from './estimates.ts';
-import { reconcilePass, type ReconcileReport } from './reconciler.ts';
+import type { ReconcileReport } from './reconciler.ts';
 
 export const DEFAULT_LEASE_MS = DEFAULT_RECONCILE_SETTINGS.leaseMs;
 const MAX_CONFLICT_RETRIES = 20;
@@ -334,6 +334,7 @@ export class Dispatcher {
 
   /** One reconcile pass (POST /reconcile, or the local timer). */
   async reconcile(): Promise<ReconcileReport> {
+    const { reconcilePass } = await import('./reconciler.ts'); // loaded when first used
     return reconcilePass(this);
   }
 
@@ -363,6 +364,8 @@ export class Dispatcher {
 
   /** Reads part of an attempt's log: the tail, or from an offset (for following it). */
   async readLog(id: string, query: LogQuery): Promise<LogRead> {
+    // Loaded when first used: every module the dispatcher loads at start costs cold-start time.
+    const { readAttemptLog } = await import('./job-logs.ts');
     return readAttemptLog(this.ports.blobs, await this.existing(id), query);
   }
 

@@ -2,16 +2,15 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_PRICES, runCost } from '../../src/index.ts';
 import {
-  DEFAULT_PRICES,
   formatSimulation,
   parseWorkload,
-  runCost,
   simulate,
   simulateAll,
   WorkloadError,
   type SimulationResult,
-} from '../../src/index.ts';
+} from '../../src/simulation.ts';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;

@@ -6,14 +6,12 @@ import path from 'node:path';
 import {
   DEFAULT_PRICES,
   formatSeconds,
-  formatSimulation,
   formatUsd,
   parseBytes,
   parseRoutingConfig,
-  parseWorkload,
-  simulateAll,
   type Placement,
 } from '@pipeline/core';
+import { formatSimulation, parseWorkload, simulateAll } from '@pipeline/core/simulation';
 import { contentTypeOf } from '../local/folder-blob-store.ts';
 import { Api } from './api.ts';
 import { API_OPTIONS, keyValues, parse } from './args.ts';
