@@ -96,9 +96,9 @@ describe('pipeline', () => {
     expect(detail.stdout).toMatch(/\n {2}1 +vm \(spot\) +succeeded +0 +\d+\.\d s +\S+Z +local-process-\d+\n/);
     // Routed with the prior (no history yet), and priced from its measured run once it ended.
     expect(detail.stdout).toMatch(
-      /\nestimate   \$[\d.]+ on vm e2-standard-2 spot, [^\n]*\(prior: no history yet/,
+      /\nestimate {3}\$[\d.]+ on vm e2-standard-2 spot, [^\n]*\(prior: no history yet/,
     );
-    expect(detail.stdout).toMatch(/\ncost       \$[\d.]+ \(attempt 1 vm e2-standard-2 spot: \d+ s run/);
+    expect(detail.stdout).toMatch(/\ncost {7}\$[\d.]+ \(attempt 1 vm e2-standard-2 spot: \d+ s run/);
     const json = JSON.parse((await pipelineCommand(['job', id, '--json'])).stdout);
     expect(json).toMatchObject({ id, state: 'SUCCEEDED' });
 
