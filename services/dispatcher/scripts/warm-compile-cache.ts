@@ -6,6 +6,11 @@ import { flushCompileCache, getCompileCacheDir } from 'node:module';
 await import('../src/gcp/wiring.ts');
 await import('../src/config.ts');
 await import('../src/gcp/firestore-ledger.ts');
+// Loaded on first use, not at start: warmed all the same, so that first use is quick too.
+await import('../src/reconciler.ts');
+await import('../src/job-logs.ts');
+await import('../src/dashboard/router.ts');
+await import('../src/gcp/dead-letters.ts');
 await import('@google-cloud/storage');
 await import('google-auth-library');
 await import('@google-cloud/run');

@@ -30,7 +30,6 @@ import {
 import type { Logger } from 'pino';
 import { RequestError, RetryLaterError, type Dispatcher, type Intake } from './dispatcher.ts';
 import { parseJobRequest } from './job-request.ts';
-import { dashboardRouter } from './dashboard/router.ts';
 
 export interface AppPorts {
   dispatcher: Dispatcher;
@@ -269,7 +268,15 @@ export function buildApp({
     res.json(await reaper.reap());
   });
 
-  app.use(dashboardRouter(api));
+  // The dashboard's router (and its files) load on its first request, not at start: cold starts
+  // serve Pub/Sub, not people.
+  let dashboard: Promise<RequestHandler> | undefined;
+  app.use(async (req, res, next) => {
+    const page = req.path === '/' || req.path.startsWith('/dashboard/');
+    if (!page || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
+    dashboard ??= import('./dashboard/router.ts').then(({ dashboardRouter }) => dashboardRouter(api));
+    (await dashboard)(req, res, next);
+  });
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'no such route' });

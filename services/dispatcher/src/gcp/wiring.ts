@@ -19,7 +19,7 @@ import {
   zoneOperationsClient,
 } from './clients.ts';
 import { ComputeEngineLauncher } from './compute-launcher.ts';
-import { PubSubDeadLetterQueue } from './dead-letters.ts';
+import type { PubSubDeadLetterQueue, PubSubDeadLetterQueueOptions } from './dead-letters.ts';
 import { ComputeReaper } from './reaper.ts';
 import { GcsBlobStore } from './gcs-blob-store.ts';
 import {
@@ -127,7 +127,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
   const deadLetters =
     dl === undefined
       ? undefined
-      : new PubSubDeadLetterQueue({
+      : new LazyDeadLetters({
           project: config.project,
           subscription: dl.subscription,
           sources: [
@@ -161,6 +161,33 @@ function alwaysSpot(launcher: Launcher): Launcher {
     inspect: (execution) => launcher.inspect(execution),
     cancel: (execution) => launcher.cancel(execution),
   };
+}
+
+/** The dead-letter queue, its module loaded by the first call (GET /deadletters is rare). */
+class LazyDeadLetters {
+  private queue: Promise<PubSubDeadLetterQueue> | undefined;
+  private readonly options: PubSubDeadLetterQueueOptions;
+
+  constructor(options: PubSubDeadLetterQueueOptions) {
+    this.options = options;
+  }
+
+  private get real(): Promise<PubSubDeadLetterQueue> {
+    this.queue ??= import('./dead-letters.ts').then(
+      ({ PubSubDeadLetterQueue }) => new PubSubDeadLetterQueue(this.options),
+    );
+    return this.queue;
+  }
+
+  async list(limit: number) {
+    return (await this.real).list(limit);
+  }
+  async replay(id: string) {
+    return (await this.real).replay(id);
+  }
+  async close() {
+    if (this.queue !== undefined) await (await this.queue).close();
+  }
 }
 
 /** A Ledger whose adapter (and its client library) is created by the first call. */
