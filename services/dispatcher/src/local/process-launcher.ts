@@ -12,6 +12,7 @@ import { constants } from 'node:os';
 import type { Completion, LaunchRequest, Launcher, RunStatus, Target } from '@pipeline/core';
 
 const STDERR_TAIL_BYTES = 2048;
+const MAX_REMEMBERED_EXITS = 1000;
 
 export interface ProcessLauncherOptions {
   target: Target;
@@ -87,6 +88,8 @@ export class ProcessLauncher implements Launcher {
           const error = exitCode === 0 ? undefined : stderrTail === '' ? `exit code ${exitCode}` : stderrTail;
           this.byExecution.delete(execution);
           this.exits.set(execution, { exitCode, finishedAt, ...(error === undefined ? {} : { error }) });
+          // The reconciler needs only recent ends; older ones count as gone (judged by _SUCCESS).
+          if (this.exits.size > MAX_REMEMBERED_EXITS) this.exits.delete(this.exits.keys().next().value!);
           this.options.onCompletion({
             jobId: job.id,
             attempt: job.attempt,
