@@ -266,37 +266,41 @@ export class Dispatcher {
         `job ${id} is ${job.state}; only a job not yet ended can be cancelled`,
       );
     }
-    if (ACTIVE_STATES.includes(job.state) && job.execution !== undefined && job.target !== undefined) {
-      try {
-        await this.ports.launchers[job.target].cancel(job.execution);
-      } catch (err) {
-        throw new RetryLaterError(`stopping ${job.execution} failed: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
-    }
-    const at = this.iso();
-    const cancelled = await this.mutate(id, (current) => {
-      if (FINAL_STATES.includes(current.state)) return undefined;
+    // Stop what runs, then write CANCELLED only if the job is still at the attempt and execution that
+    // was stopped; if a retry launched another in between, go round again and stop that one too. A
+    // launch still under way (no execution yet) is stopped by launchClaimed when it sees CANCELLED.
+    let cancelled: Job | undefined;
+    for (let round = 0; round < MAX_CONFLICT_RETRIES && cancelled === undefined; round++) {
+      const current = round === 0 ? job : await this.existing(id);
+      if (FINAL_STATES.includes(current.state)) return current;
       const running = ACTIVE_STATES.includes(current.state);
-      return transition(
+      if (running && current.execution !== undefined && current.target !== undefined) {
+        try {
+          await this.ports.launchers[current.target].cancel(current.execution);
+        } catch (err) {
+          throw new RetryLaterError(`stopping ${current.execution} failed: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+      }
+      const at = this.iso();
+      const attempts = running
+        ? withCurrentAttempt(current, { finishedAt: at, outcome: 'cancelled' })
+        : current.attempts;
+      const next = transition(
         current,
         'CANCELLED',
         at,
-        {
-          finishedAt: at,
-          ...(running
-            ? this.withCost(current, withCurrentAttempt(current, { finishedAt: at, outcome: 'cancelled' }))
-            : {}),
-        },
+        { finishedAt: at, ...(running ? this.withCost(current, attempts) : {}) },
         running
           ? `cancelled by request; ${current.execution ?? 'its launch'} was stopped`
           : 'cancelled by request',
       );
-    });
-    const result = cancelled ?? job;
-    this.jobLogger(result).info({ state: result.state }, 'job cancelled');
-    return result;
+      if (await this.ports.ledger.update(next)) cancelled = next;
+    }
+    if (cancelled === undefined) throw new Error(`job ${id}: too many concurrent changes`);
+    this.jobLogger(cancelled).info({ state: cancelled.state }, 'job cancelled');
+    return cancelled;
   }
 
   /** Runs a FAILED or CANCELLED job again, as a new attempt with the same route. */
@@ -498,6 +502,11 @@ export class Dispatcher {
             : undefined,
         )) ?? job;
       log.info({ execution }, 'job launched');
+      if (job.state === 'CANCELLED' && job.attempt === claimed.attempt) {
+        // Cancelled while its launch was under way: what the launch started must not run on.
+        await this.ports.launchers[target].cancel(execution);
+        log.info({ execution }, 'cancelled during its launch: stopped');
+      }
     } catch (err) {
       if (err instanceof LaunchError && err.retryable)
         return this.passingLaunchFailure(job, err, onPassingFailure);

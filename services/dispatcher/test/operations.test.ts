@@ -290,6 +290,43 @@ describe('cancel and retry', () => {
     expect(conflict.body.error).toBe(`job ${id} is LAUNCHED; only FAILED or CANCELLED jobs can be retried`);
   });
 
+  it('stops what a launch under way started, when the job was cancelled meanwhile', async () => {
+    const run = t.launchers['cloud-run-job'];
+    let release!: () => void;
+    run.gate = new Promise((resolve) => (release = resolve));
+    const submitted = request(t.app)
+      .post('/jobs')
+      .send({ task: 'logreg' })
+      .then((res) => res);
+    const id = await (async () => {
+      for (;;) {
+        const { jobs } = await t.ledger.list({ state: 'LAUNCHED', limit: 1 });
+        if (jobs[0] !== undefined) return jobs[0].id;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    const res = await request(t.app).post(`/jobs/${id}/cancel`).expect(200);
+    expect(res.body).toMatchObject({ state: 'CANCELLED' });
+    expect(run.cancelled).toEqual([]); // nothing to stop yet
+    release();
+    await submitted;
+    expect(run.cancelled).toEqual(['recorded-1']);
+    expect(await job(id)).toMatchObject({ state: 'CANCELLED', execution: 'recorded-1' });
+  });
+
+  it('stops the new attempt too when a retry launched it while the old one was being stopped', async () => {
+    const id = await submitTask();
+    const run = t.launchers['cloud-run-job'];
+    run.onCancel = async (execution) => {
+      // The old attempt reports a preemption just as it is stopped: attempt 2 launches at once.
+      if (execution === 'recorded-1') await complete(id, 1, 137, { preempted: true });
+    };
+    const res = await request(t.app).post(`/jobs/${id}/cancel`).expect(200);
+    expect(res.body).toMatchObject({ state: 'CANCELLED', attempt: 2, execution: 'recorded-2' });
+    expect(run.cancelled).toEqual(['recorded-1', 'recorded-2']);
+    expect((await job(id)).history.at(-1)?.detail).toBe('cancelled by request; recorded-2 was stopped');
+  });
+
   it('cancel of a scheduled job never launches it', async () => {
     const id = await submitTask({ runAt: new Date(T0 + 60_000).toISOString() });
     await request(t.app).post(`/jobs/${id}/cancel`).expect(200);

@@ -21,8 +21,14 @@ export class RecordingLauncher implements Launcher {
   readonly launched: LaunchRequest[] = [];
   failWith: Error | undefined;
 
+  /** When set, a launch waits for it: a launch still under way. */
+  gate: Promise<void> | undefined;
+  /** Called by cancel before it records the stop: lets a test change the job in between. */
+  onCancel: ((execution: string) => Promise<void>) | undefined;
+
   async launch(request: LaunchRequest): Promise<{ execution: string }> {
     if (this.failWith !== undefined) throw this.failWith;
+    if (this.gate !== undefined) await this.gate;
     this.launched.push(request);
     await new Promise((resolve) => setImmediate(resolve)); // a real launch takes a moment
     return { execution: `recorded-${this.launched.length}` };
@@ -37,6 +43,7 @@ export class RecordingLauncher implements Launcher {
   }
 
   async cancel(execution: string): Promise<void> {
+    await this.onCancel?.(execution);
     this.cancelled.push(execution);
     this.statuses.set(execution, { kind: 'ended', exitCode: 143 });
   }
