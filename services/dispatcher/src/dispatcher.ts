@@ -136,10 +136,10 @@ export class Dispatcher {
         `generation ${generation} of ${name} is not the current one (${object.generation})`,
       );
     }
-    if (when !== undefined) return this.schedule({ kind: 'object', object }, when);
     if (object.bucket === this.ports.outputBucket) {
       return { outcome: 'skipped', reason: 'objects in the output bucket never start work' };
     }
+    if (when !== undefined) return this.schedule({ kind: 'object', object }, when);
     return this.onStorageEvent({ eventType: 'OBJECT_FINALIZE', object });
   }
 
@@ -350,12 +350,12 @@ export class Dispatcher {
     const at = this.iso();
     const claimed = await this.mutate(job.id, (current) =>
       current.state === 'SCHEDULED' && current.version === job.version
-        ? transition(current, 'RECEIVED', at, { runAt: undefined }, `due at ${current.runAt ?? at}`)
+        ? transition(current, 'RECEIVED', at, {}, `due at ${current.runAt ?? at}`)
         : undefined,
     );
     if (claimed === undefined || claimed.state !== 'RECEIVED' || claimed.version !== job.version + 1)
       return undefined;
-    if (job.schedule !== undefined && job.attempt === 1) await this.scheduleNext(job);
+    if (claimed.schedule !== undefined && claimed.attempt === 1) await this.scheduleNext(claimed, at);
     return this.launchClaimed(claimed, 'reschedule');
   }
 
@@ -363,6 +363,11 @@ export class Dispatcher {
   async takeOverStale(job: Job): Promise<Job | undefined> {
     const takenOver = takeOver(job, this.iso());
     if (!(await this.ports.ledger.update(takenOver))) return undefined;
+    // An occurrence of a schedule whose claimer died before making the next one: make it now, from
+    // the same claim time, so that it is the same next occurrence if the claimer had made it.
+    const dueAt = job.history.findLast((h) => h.from === 'SCHEDULED' && h.to === 'RECEIVED')?.at;
+    if (job.schedule !== undefined && job.attempt === 1 && dueAt !== undefined)
+      await this.scheduleNext(job, dueAt);
     return this.launchClaimed(takenOver, 'reschedule');
   }
 
@@ -412,9 +417,14 @@ export class Dispatcher {
   }
 
   /** The next occurrence of a repeating job; its id derives from the series and time, so it is made once. */
-  private async scheduleNext(job: Job): Promise<void> {
+  /**
+   * The occurrence after `job`'s: the first due time after both its own and the moment it was claimed
+   * (`claimedAt`), so occurrences missed while nothing reconciled are skipped, not run in a burst.
+   * Its id derives from the series and that time: made once, however many callers make it.
+   */
+  private async scheduleNext(job: Job, claimedAt: string): Promise<void> {
     const { cron, seriesId } = job.schedule!;
-    const after = new Date(Math.max(Date.parse(job.runAt ?? this.iso()), this.now().getTime()));
+    const after = new Date(Math.max(Date.parse(job.runAt ?? claimedAt), Date.parse(claimedAt)));
     const runAt = nextCronTime(parseCron(cron), after).toISOString();
     const next = newScheduledJob(occurrenceId(seriesId, runAt), job.source, this.iso(), runAt, job.schedule);
     const claim = await this.ports.ledger.claim(next, this.settings.leaseMs);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseRoutingConfig, type Job } from '@pipeline/core';
+import { parseRoutingConfig, transition, type Job } from '@pipeline/core';
 import { testApp } from './support.ts';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
@@ -256,6 +256,30 @@ describe('scheduled jobs', () => {
     advance(10 * 60);
     await Promise.all([reconcile(), reconcile()]);
     expect(t.launchers['cloud-run-job'].launched).toHaveLength(2);
+  });
+
+  it('keeps a series going when the claimer of an occurrence died before making the next', async () => {
+    const res = await request(t.app).post('/jobs').send({ task: 'logreg', cron: '*/10 * * * *' }).expect(201);
+    const first = res.body.job as Job;
+    advance(10 * 60);
+    // A claimer wins SCHEDULED -> RECEIVED and dies before making the next occurrence or launching.
+    await t.ledger.update(transition(first, 'RECEIVED', new Date(clock).toISOString(), {}, 'due'));
+    advance(10 * 60 + 1); // past the lease
+    expect((await reconcile()).takenOver).toEqual([first.id]);
+    const scheduled = (await request(t.app).get('/jobs?state=SCHEDULED').expect(200)).body.jobs as Job[];
+    // The next time after the claim (10:10), not after now: the same occurrence the claimer would have made.
+    expect(scheduled.map((j) => j.runAt)).toEqual(['2026-11-22T10:20:00.000Z']);
+  });
+
+  it('never schedules work on an object of the output bucket', async () => {
+    const out = path.join(t.dir, 'out', 'result.csv');
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, 'a\n');
+    const res = await request(t.app)
+      .post('/jobs')
+      .send({ inputUri: 'gs://acme-pipeline-output/result.csv', runAt: new Date(T0 + 60_000).toISOString() })
+      .expect(400);
+    expect(res.body.error).toBe('objects in the output bucket never start work');
   });
 
   it('refuses a bad schedule', async () => {
