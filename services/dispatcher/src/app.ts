@@ -39,6 +39,11 @@ export interface AppPorts {
   auth?: { push: RequestHandler; api: RequestHandler };
   /** Deletes VMs that outlived their work (gcp/reaper.ts); none in local mode, which makes no VMs. */
   reaper?: { reap(): Promise<unknown> };
+  /**
+   * Without identity checks (local mode), the host names requests may name besides localhost,
+   * 127.0.0.1 and ::1: the address the server listens on. Others are refused (DNS rebinding).
+   */
+  localHosts?: string[];
   /** The dead-letter subscription (gcp/dead-letters.ts); none in local mode, which has no Pub/Sub. */
   deadLetters?: DeadLetterQueue;
 }
@@ -65,6 +70,25 @@ const sameOriginWrites: RequestHandler = (req, res, next) => {
   next();
 };
 
+/**
+ * With no identity checks, a page on another site could still reach this server through a name it
+ * controls that resolves to 127.0.0.1 (DNS rebinding): then Origin and Host agree. So the Host must
+ * name this machine.
+ */
+function onlyLocalHosts(extra: string[]): RequestHandler {
+  const allowed = new Set([
+    'localhost',
+    '127.0.0.1',
+    '[::1]',
+    ...extra.map((h) => (h.includes(':') ? `[${h}]` : h)),
+  ]);
+  return (req, res, next) => {
+    const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
+    if (allowed.has(host)) return next();
+    res.status(403).json({ error: `this local pipeline answers only to ${[...allowed].join(', ')}` });
+  };
+}
+
 function sameHost(origin: string, host: string | undefined): boolean {
   try {
     return new URL(origin).host === host;
@@ -85,11 +109,13 @@ export function buildApp({
   auth,
   reaper,
   deadLetters,
+  localHosts = [],
 }: AppPorts): express.Express {
   const app = express();
   const push = auth?.push ?? open;
   const api = auth?.api ?? sameOriginWrites;
   app.disable('x-powered-by');
+  if (auth === undefined) app.use(onlyLocalHosts(localHosts));
   const json = express.json({ limit: '1mb' }); // after the identity check: strangers' bodies are not parsed
 
   app.get('/healthz', (_req, res) => {

@@ -419,4 +419,11 @@ describe('local mode (no identity checks)', () => {
       .set('Sec-Fetch-Site', 'same-origin')
       .expect(200);
   });
+
+  it('answers only to host names of this machine (no DNS rebinding)', async () => {
+    const res = await request(t.app).get('/jobs').set('Host', 'rebind.evil.example:8080').expect(403);
+    expect(res.body.error).toBe('this local pipeline answers only to localhost, 127.0.0.1, [::1]');
+    await request(t.app).get('/jobs').set('Host', 'localhost:8080').expect(200);
+    await request(t.app).get('/jobs').set('Host', '[::1]:8080').expect(200);
+  });
 });

@@ -99,7 +99,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     onError: (err) => logger.error({ err }, 'scanning the input folder failed'),
   });
 
-  const app = buildApp({ dispatcher, ledger, logger });
+  const app = buildApp({ dispatcher, ledger, logger, localHosts: [options.host ?? '127.0.0.1'] });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => resolve(s));
     s.once('error', reject);
