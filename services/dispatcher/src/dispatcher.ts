@@ -441,7 +441,7 @@ export class Dispatcher {
     let job = claimed;
     const log = this.jobLogger(job);
     const { source } = job;
-    await this.estimates.refresh();
+    if (job.target === undefined) this.estimates.refreshSoon(); // a retry keeps its first placement
     const placement = placeJob(job, this.ports.routing, this.estimates.context);
     if (placement.kind === 'fail') {
       job = await this.write(

@@ -54,6 +54,14 @@ export class DurationEstimates {
     };
   }
 
+  /**
+   * Starts reloading the histories if they are older than maxAgeMs, without waiting: the intake
+   * routes with what is loaded (or the priors) and never waits for the ledger's history.
+   */
+  refreshSoon(): void {
+    void this.refresh();
+  }
+
   /** Reloads the histories if they are older than maxAgeMs; one load at a time. */
   async refresh(): Promise<void> {
     if (this.now() - this.loadedAt < this.maxAgeMs) return;
