@@ -87,6 +87,8 @@ export interface AttemptRecord {
   exitCode?: number;
   outcome?: AttemptOutcome;
   error?: string;
+  /** When the reconciler first found its platform no longer knew it. */
+  goneAt?: string;
 }
 
 /** A repeating job: each occurrence is a job of its own, made when the previous one is launched. */

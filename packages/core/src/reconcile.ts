@@ -13,12 +13,18 @@ export interface ReconcileSettings {
   defaultTimeoutSeconds: number;
   /** Allowed beyond the timeout before the job is failed: boot, image pull, uploads, the last report. */
   deadlineGraceSeconds: number;
+  /**
+   * How long a run must have been gone before it is judged: a VM agent publishes its completion and
+   * then deletes its VM, so the platform may forget a run a little before its report arrives.
+   */
+  goneGraceSeconds: number;
 }
 
 export const DEFAULT_RECONCILE_SETTINGS: ReconcileSettings = {
   leaseMs: 10 * 60 * 1000,
   defaultTimeoutSeconds: 24 * 3600,
   deadlineGraceSeconds: 15 * 60,
+  goneGraceSeconds: 3 * 60,
 };
 
 /** What a pass does with a job, before asking any platform. */
@@ -62,6 +68,8 @@ export type StatusVerdict =
   | { verdict: 'ended'; end: AttemptEnd; finishedAt?: string; error: string; detail: string }
   /** The platform forgot it: succeeded if its outputs are complete (_SUCCESS), else lost. */
   | { verdict: 'gone'; detail: string }
+  /** First seen gone: note the time on the attempt, and judge it in a later pass. */
+  | { verdict: 'gone-noticed' }
   | { verdict: 'timed-out'; detail: string };
 
 export function judgeStatus(
@@ -91,6 +99,9 @@ export function judgeStatus(
     };
   }
   if (status.kind === 'gone') {
+    const goneAt = job.attempts?.find((a) => a.attempt === job.attempt)?.goneAt;
+    if (goneAt === undefined) return { verdict: 'gone-noticed' };
+    if (Date.parse(now) - Date.parse(goneAt) < settings.goneGraceSeconds * 1000) return undefined;
     return {
       verdict: 'gone',
       detail: `${job.execution ?? 'its execution'} no longer exists and no completion arrived`,

@@ -78,7 +78,11 @@ describe('judgeStatus', () => {
   });
 
   it('calls a forgotten run gone', () => {
-    expect(judgeStatus(job, { kind: 'gone' }, at(60), settings)).toMatchObject({ verdict: 'gone' });
+    // First noticed, then judged only after the grace: its completion may still be on its way.
+    expect(judgeStatus(job, { kind: 'gone' }, at(60), settings)).toEqual({ verdict: 'gone-noticed' });
+    const noticed = { ...job, attempts: [{ ...job.attempts[0], goneAt: at(60) }] };
+    expect(judgeStatus(noticed, { kind: 'gone' }, at(60 + 179), settings)).toBeUndefined();
+    expect(judgeStatus(noticed, { kind: 'gone' }, at(60 + 180), settings)).toMatchObject({ verdict: 'gone' });
   });
 
   it('times out a run past its timeout plus the grace, whether running or unknown', () => {

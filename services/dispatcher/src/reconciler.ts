@@ -6,7 +6,15 @@
 // Safe to run twice at once: every change is a compare-and-set (launchDue, takeOverStale and
 // endAttempt each act only if the job is still as they read it), and stopping a run is idempotent.
 // One job's trouble is reported and does not stop the pass.
-import { judgeStatus, outputPrefix, reconcileStep, type Job, type JobState } from '@pipeline/core';
+import {
+  amend,
+  judgeStatus,
+  outputPrefix,
+  reconcileStep,
+  withCurrentAttempt,
+  type Job,
+  type JobState,
+} from '@pipeline/core';
 import type { Dispatcher } from './dispatcher.ts';
 
 const PAGE = 200;
@@ -108,29 +116,32 @@ async function reconcileJob(dispatcher: Dispatcher, job: Job, report: ReconcileR
         error: verdict.error,
         detail: verdict.detail,
       });
+    case 'gone-noticed':
+      await dispatcher.mutate(job.id, (current) =>
+        current.attempt === job.attempt && current.version === job.version
+          ? amend(current, now, { attempts: withCurrentAttempt(current, { goneAt: now }) })
+          : undefined,
+      );
+      return;
     case 'gone': {
-      // Its outputs decide: the worker writes _SUCCESS last, so with it the run completed.
-      const { blobs, outputBucket } = dispatcher.ports;
-      const marker = await blobs.stat(outputBucket, `${outputPrefix(job)}_SUCCESS`);
-      const succeeded =
-        marker !== undefined &&
-        Date.parse(marker.timeCreated ?? '') >= Date.parse(job.attempts?.at(-1)?.launchedAt ?? '');
+      // Its outputs decide: the worker writes _SUCCESS last, naming the job and attempt.
+      const marker = await successMarker(dispatcher, job);
       return close(
         dispatcher,
         job,
         report,
-        succeeded
+        marker !== undefined
           ? {
               outcome: 'succeeded',
               exitCode: 0,
-              finishedAt: marker.timeCreated ?? now,
+              finishedAt: marker.finishedAt ?? now,
               detail: `${verdict.detail}; its _SUCCESS marker is there`,
             }
           : {
               outcome: 'lost',
               finishedAt: now,
               error: verdict.detail,
-              detail: `${verdict.detail}; it left no _SUCCESS marker`,
+              detail: `${verdict.detail}; it left no _SUCCESS marker of this attempt`,
             },
       );
     }
@@ -144,6 +155,23 @@ async function reconcileJob(dispatcher: Dispatcher, job: Job, report: ReconcileR
         detail: `${verdict.detail}; ${step.execution} was stopped`,
       });
   }
+}
+
+/** The job's _SUCCESS marker, if it is this job's and this attempt's (the name is shared by generations). */
+async function successMarker(dispatcher: Dispatcher, job: Job): Promise<{ finishedAt?: string } | undefined> {
+  const { blobs, outputBucket } = dispatcher.ports;
+  const read = await blobs.read(blobs.uri(outputBucket, `${outputPrefix(job)}_SUCCESS`), 0, 64 * 1024);
+  if (read === undefined) return undefined;
+  let marker: unknown;
+  try {
+    marker = JSON.parse(read.data.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof marker !== 'object' || marker === null) return undefined;
+  const { jobId, attempt, finishedAt } = marker as Record<string, unknown>;
+  if (jobId !== job.id || (attempt !== undefined && attempt !== job.attempt)) return undefined;
+  return typeof finishedAt === 'string' ? { finishedAt } : {};
 }
 
 async function close(

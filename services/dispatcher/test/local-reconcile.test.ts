@@ -46,6 +46,7 @@ function build(): void {
     routing: ROUTING,
     outputBucket: 'output',
     logger: createLogger(undefined, 'silent'),
+    reconcile: { goneGraceSeconds: 0 }, // judged in the pass after the one that notices
   });
 }
 
@@ -94,6 +95,8 @@ describe('local mode, completions lost', () => {
   it('after a restart, judges a process it never knew by its _SUCCESS marker', async () => {
     const good = await submit('good.csv', `a,b,label\n${rows}\n`);
     build(); // a new dispatcher and launchers: the old process is unknown to them
+    await dispatcher.reconcile(); // noticed gone
+    expect((await ledger.get(good))!.attempts[0].goneAt).toBeDefined();
     await dispatcher.reconcile();
     const job = (await ledger.get(good))!;
     expect(job.state).toBe('SUCCEEDED');

@@ -86,14 +86,21 @@ describe('the reconciler', () => {
     expect((await job(id)).version).toBe(closed.version);
   });
 
-  it('retries a lost run whose platform forgot it and left no _SUCCESS; a later attempt with _SUCCESS succeeds', async () => {
+  it("retries a run its platform forgot without a completion or this attempt's _SUCCESS; succeeds with it", async () => {
     const id = await submitTask();
     t.launchers['cloud-run-job'].statuses.set('recorded-1', { kind: 'gone' });
+    await reconcile(); // noticed gone: its completion may still be on its way
+    expect(await job(id)).toMatchObject({ state: 'LAUNCHED', attempt: 1 });
+    expect((await job(id)).attempts[0].goneAt).toBe('2026-11-22T10:00:00.000Z');
+    advance(179);
+    await reconcile();
+    expect((await job(id)).state).toBe('LAUNCHED');
+    advance(1);
     await reconcile();
     expect(await job(id)).toMatchObject({
       state: 'SCHEDULED',
       attempt: 2,
-      runAt: '2026-11-22T10:00:30.000Z',
+      runAt: '2026-11-22T10:03:30.000Z',
     });
     expect((await job(id)).attempts[0]).toMatchObject({ outcome: 'lost' });
 
@@ -106,15 +113,29 @@ describe('the reconciler', () => {
     expect(second.logsUri).toMatch(/logs\/attempt-2\.log$/);
     expect(t.launchers['cloud-run-job'].launched[1].env.ATTEMPT).toBe('2');
 
-    // The task wrote its outputs, then its completion was lost and its execution forgotten.
-    advance(60);
+    // A marker of another attempt (the name is shared) does not count.
     const marker = path.join(t.dir, 'out', 'jobs', id, '_SUCCESS');
     fs.mkdirSync(path.dirname(marker), { recursive: true });
-    fs.writeFileSync(marker, '{}');
-    fs.utimesSync(marker, new Date(clock), new Date(clock));
+    fs.writeFileSync(marker, JSON.stringify({ jobId: id, attempt: 1 }));
     t.launchers['cloud-run-job'].statuses.set('recorded-2', { kind: 'gone' });
     await reconcile();
-    expect(await job(id)).toMatchObject({ state: 'SUCCEEDED', attempt: 2 });
+    advance(180);
+    await reconcile();
+    expect(await job(id)).toMatchObject({ state: 'SCHEDULED', attempt: 3 });
+
+    // Attempt 3 wrote its outputs, then its completion was lost and its execution forgotten.
+    advance(120);
+    await reconcile();
+    expect(await job(id)).toMatchObject({ state: 'LAUNCHED', attempt: 3, execution: 'recorded-3' });
+    fs.writeFileSync(
+      marker,
+      JSON.stringify({ jobId: id, attempt: 3, finishedAt: new Date(clock).toISOString() }),
+    );
+    t.launchers['cloud-run-job'].statuses.set('recorded-3', { kind: 'gone' });
+    await reconcile();
+    advance(180);
+    await reconcile();
+    expect(await job(id)).toMatchObject({ state: 'SUCCEEDED', attempt: 3 });
   });
 
   it('stops and fails a run past its timeout', async () => {

@@ -32,10 +32,13 @@ class MarkerStore implements BlobStore {
   uri(bucket: string, name: string) {
     return `gs://${bucket}/${name}`;
   }
-  async read() {
-    return undefined;
+  readonly contents = new Map<string, string>();
+  async read(uri: string) {
+    const text = this.contents.get(uri.replace(/^gs:\/\//, ''));
+    return text === undefined ? undefined : { data: Buffer.from(text), size: text.length };
   }
-  put(bucket: string, name: string) {
+  put(bucket: string, name: string, content = '') {
+    this.contents.set(`${bucket}/${name}`, content);
     this.objects.set(`${bucket}/${name}`, {
       bucket,
       name,
@@ -81,6 +84,7 @@ beforeEach(() => {
     routing: ROUTING,
     outputBucket: 'acme-output',
     logger: createLogger(undefined, 'silent'),
+    reconcile: { goneGraceSeconds: 0 }, // judged in the pass after the one that notices
     launchers: {
       'cloud-run-job': new CloudRunJobLauncher({
         project: 'acme',
@@ -166,6 +170,8 @@ describe('Compute Engine: completions lost on purpose', () => {
     expect((await dispatcher.reconcile()).closed).toEqual([]);
 
     compute.instances.delete(name); // it deleted itself; its completion never arrived
+    await dispatcher.reconcile(); // noticed gone
+    expect((await ledger.get(job.id))!.state).toBe('LAUNCHED');
     await dispatcher.reconcile();
     const lost = (await ledger.get(job.id))!;
     expect(lost).toMatchObject({ state: 'SCHEDULED', attempt: 2 });
@@ -175,8 +181,9 @@ describe('Compute Engine: completions lost on purpose', () => {
     const second = (await dispatcher.launchDue(lost))!;
     expect(second).toMatchObject({ state: 'LAUNCHED', attempt: 2 });
     expect(second.execution).toMatch(/-a2$/);
-    blobs.put('acme-output', `jobs/${job.id}/_SUCCESS`);
+    blobs.put('acme-output', `jobs/${job.id}/_SUCCESS`, JSON.stringify({ jobId: job.id, attempt: 2 }));
     compute.instances.delete(second.execution!.split('/').pop()!);
+    await dispatcher.reconcile();
     await dispatcher.reconcile();
     expect((await ledger.get(job.id))!).toMatchObject({ state: 'SUCCEEDED', attempt: 2 });
   });
