@@ -93,7 +93,9 @@ describe('pipeline', () => {
     expect(detail.stdout).toMatch(
       /\nattempts\n {2}# +TARGET +OUTCOME +EXIT +DURATION +LAUNCHED +EXECUTION +ERROR\n/,
     );
-    expect(detail.stdout).toMatch(/\n {2}1 +vm \(spot\) +succeeded +0 +\d+\.\d s +\S+Z +local-process-\d+\n/);
+    expect(detail.stdout).toMatch(
+      /\n {2}1 +vm \(spot\) +succeeded +0 +\d+\.\d s +\S+Z +local-[0-9a-f]{12}-a1-pid\d+\n/,
+    );
     // Routed with the prior (no history yet), and priced from its measured run once it ended.
     expect(detail.stdout).toMatch(
       /\nestimate {3}\$[\d.]+ on vm e2-standard-2 spot, [^\n]*\(prior: no history yet/,

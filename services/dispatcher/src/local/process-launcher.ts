@@ -67,7 +67,8 @@ export class ProcessLauncher implements Launcher {
       child.once('error', reject);
     });
     this.running.add(child);
-    const execution = `local-process-${child.pid}`;
+    // Named by job and attempt as well as pid: pids are reused, and inspect must not mix up two runs.
+    const execution = `local-${job.id.slice(0, 12)}-a${job.attempt}-pid${child.pid}`;
     this.byExecution.set(execution, child);
     const startedAt = new Date().toISOString();
     this.options.onStarted(job.id, job.attempt, startedAt);
