@@ -13,6 +13,7 @@ import {
   DEFAULT_RETRY_POLICY,
   placeJob,
   FINAL_STATES,
+  isJobId,
   jobIdFor,
   LaunchError,
   newJob,
@@ -603,7 +604,7 @@ export class Dispatcher {
   }
 
   private async existing(id: string): Promise<Job> {
-    const job = /^[0-9a-f]{32}$/.test(id) ? await this.ports.ledger.get(id) : undefined;
+    const job = isJobId(id) ? await this.ports.ledger.get(id) : undefined;
     if (job === undefined) throw new RequestError('NOT_FOUND', `no job ${id}`);
     return job;
   }
