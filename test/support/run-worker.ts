@@ -14,8 +14,17 @@ export interface WorkerRun {
 }
 
 export function runWorker(args: string[], env: Record<string, string> = {}): Promise<WorkerRun> {
+  return runGuarded(WORKER_BIN, args, env);
+}
+
+/** `bin ARGS` on this Node with the guard loaded, with only PATH and `env` in its environment. */
+export function runGuarded(
+  bin: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<WorkerRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', LOOPBACK_GUARD, WORKER_BIN, ...args], {
+    const child = spawn(process.execPath, ['--import', LOOPBACK_GUARD, bin, ...args], {
       env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

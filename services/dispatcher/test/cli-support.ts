@@ -4,11 +4,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { parseRoutingConfig, type Job } from '@pipeline/core';
 import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts';
 import { createLogger } from '../src/logger.ts';
-import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
+import { LOOPBACK_GUARD, runGuarded, type WorkerRun } from '../../../test/support/run-worker.ts';
 
 export const PIPELINE_BIN = path.resolve(import.meta.dirname, '../bin/pipeline.js');
 export const CONFIG = path.resolve(import.meta.dirname, '../../../pipeline.config.json');
@@ -16,26 +15,11 @@ export const SAMPLE = path.resolve(import.meta.dirname, '../../../jobs/worker/da
 /** A CSV the worker refuses with exit code 4 (bad data, not retried): its label has one class. */
 export const ONE_CLASS_CSV = 'a,label\n1,x\n2,x\n';
 
-export interface CommandRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type CommandRun = WorkerRun;
 
 /** `pipeline ARGS` with only PATH and `env` in its environment. */
 export function pipelineCommand(args: string[], env: Record<string, string> = {}): Promise<CommandRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', LOOPBACK_GUARD, PIPELINE_BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runGuarded(PIPELINE_BIN, args, env);
 }
 
 export async function until<T>(probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
