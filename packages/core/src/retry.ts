@@ -111,7 +111,8 @@ export function backoffSeconds(failures: number, policy: RetryPolicy): number {
   return Math.min(policy.maxBackoffSeconds, Math.round(wait));
 }
 
-function describeEnd(end: AttemptEnd): string {
+/** How an attempt ended, for people: "the VM was preempted". */
+export function describeEnd(end: AttemptEnd): string {
   switch (end.outcome) {
     case 'failed':
       return end.exitCode === undefined

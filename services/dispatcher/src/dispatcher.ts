@@ -11,6 +11,7 @@ import {
   amend,
   DEFAULT_RECONCILE_SETTINGS,
   DEFAULT_RETRY_POLICY,
+  describeEnd,
   placeJob,
   FINAL_STATES,
   isJobId,
@@ -634,15 +635,9 @@ export class Dispatcher {
   }
 }
 
-function describeResult(result: AttemptResult): string {
-  switch (result.outcome) {
-    case 'preempted':
-      return 'the VM was preempted';
-    case 'lost':
-      return 'the attempt ended without a completion';
-    case 'timed-out':
-      return 'the attempt ran past its timeout';
-    default:
-      return result.exitCode === undefined ? 'the attempt failed' : `exit code ${result.exitCode}`;
-  }
+/** The error of an attempt that ended without saying why. */
+function describeResult({ outcome, exitCode }: AttemptResult): string {
+  if (outcome === 'failed' || outcome === 'succeeded')
+    return exitCode === undefined ? 'the attempt failed' : `exit code ${exitCode}`;
+  return describeEnd({ outcome, exitCode });
 }
