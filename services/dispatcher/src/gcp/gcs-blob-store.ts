@@ -13,15 +13,19 @@ export class GcsBlobStore implements BlobStore {
     return this.client;
   }
 
-  async stat(bucket: string, name: string): Promise<StorageObject | undefined> {
-    const storage = await this.storage();
-    let metadata;
+  /** The object's resource as the API gives it, or undefined if there is no such object. */
+  private async metadata(storage: Storage, bucket: string, name: string) {
     try {
-      [metadata] = await storage.bucket(bucket).file(name).getMetadata();
+      return (await storage.bucket(bucket).file(name).getMetadata())[0];
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  async stat(bucket: string, name: string): Promise<StorageObject | undefined> {
+    const metadata = await this.metadata(await this.storage(), bucket, name);
+    if (metadata === undefined) return undefined;
     const object = parseObjectResource(metadata);
     if (typeof object === 'string')
       throw new Error(`Cloud Storage answered an unreadable object resource: ${object}`);
@@ -45,13 +49,8 @@ export class GcsBlobStore implements BlobStore {
     // A log is rewritten while its task runs. The size and the bytes come from one generation; if
     // that generation was replaced between the two calls, the newer one is read instead, once.
     for (let tries = 1; ; tries++) {
-      let metadata;
-      try {
-        [metadata] = await storage.bucket(bucket).file(name).getMetadata();
-      } catch (err) {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      }
+      const metadata = await this.metadata(storage, bucket, name);
+      if (metadata === undefined) return undefined;
       const size = Number(metadata.size);
       const end = Math.min(size, offset + maxBytes); // exclusive
       if (end <= offset) return { data: Buffer.alloc(0), size };
