@@ -48,7 +48,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as prettier from 'prettier';
 import { DEFAULT_PRICES } from '../packages/core/src/index.ts';
-import { formatSimulation, parseWorkload, simulateAll } from '../packages/core/src/simulation.ts';
+import {
+  formatSimulation,
+  parseWorkload,
+  simulateAll,
+  type WorkloadTask,
+} from '../packages/core/src/simulation.ts';
 
 const SEED = 8; // the number
 const DAYS = 7;
@@ -80,14 +85,7 @@ const jitter = (sigma = 0.15) =>
 /** Office hours mostly, some at any time. */
 const timeOfDay = () => (next() < 0.75 ? uniform(8, 19) : uniform(0, 24)) * 3600;
 
-interface Task {
-  id: string;
-  rule: string;
-  arrival: number;
-  inputBytes: number;
-  trueSeconds: number;
-  deadlineSeconds?: number;
-}
+type Task = Pick<WorkloadTask, 'id' | 'rule' | 'arrival' | 'inputBytes' | 'trueSeconds' | 'deadlineSeconds'>;
 
 const tasks: Omit<Task, 'id'>[] = [];
 const add = (
