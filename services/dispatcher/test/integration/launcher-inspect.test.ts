@@ -4,16 +4,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OAuth2Client } from 'google-auth-library';
 import { jobIdFor, newJob, transition, type LaunchRequest } from '@pipeline/core';
-import {
-  closeGoogleClients,
-  executionsClient,
-  instancesClient,
-  jobsClient,
-  tasksClient,
-  zoneOperationsClient,
-} from '../../src/gcp/clients.ts';
+import { closeGoogleClients } from '../../src/gcp/clients.ts';
 import { CANCELLED_EXIT_CODE, CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
 import { ComputeEngineLauncher } from '../../src/gcp/compute-launcher.ts';
+import { testComputeSettings, testRunLauncher } from './test-launchers.ts';
 import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
 import { computeError, startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 
@@ -49,15 +43,7 @@ describe('CloudRunJobLauncher.inspect and cancel', () => {
   let launcher: CloudRunJobLauncher;
   beforeAll(async () => {
     run = await startFakeRun();
-    const settings = { endpoint: run.endpoint, authClient: auth };
-    launcher = new CloudRunJobLauncher({
-      project: 'acme',
-      region: 'europe-west1',
-      job: 'pipeline-worker',
-      client: () => jobsClient(settings),
-      executions: () => executionsClient(settings),
-      tasks: () => tasksClient(settings),
-    });
+    launcher = testRunLauncher(run.endpoint, auth);
   });
   afterAll(() => run.close());
   afterEach(() => {
@@ -203,17 +189,7 @@ describe('ComputeEngineLauncher.inspect and cancel', () => {
   let launcher: ComputeEngineLauncher;
   beforeAll(async () => {
     compute = await startFakeCompute();
-    const clients = { endpoint: compute.endpoint, authClient: auth };
-    launcher = new ComputeEngineLauncher({
-      project: 'acme',
-      zone: 'europe-west1-b',
-      image: 'europe-west1-docker.pkg.dev/acme/pipeline/worker:1',
-      serviceAccount: 'vm-worker@acme.iam.gserviceaccount.com',
-      defaultMachineType: 'e2-standard-4',
-      startupScript: '#!/bin/sh\n',
-      instances: () => instancesClient(clients),
-      operations: () => zoneOperationsClient(clients),
-    });
+    launcher = new ComputeEngineLauncher(testComputeSettings(compute.endpoint, auth));
   });
   afterAll(() => compute.close());
   afterEach(() => compute.requests.splice(0));

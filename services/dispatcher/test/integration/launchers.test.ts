@@ -14,20 +14,14 @@ import {
   type LaunchRequest,
   type Target,
 } from '@pipeline/core';
-import {
-  closeGoogleClients,
-  executionsClient,
-  instancesClient,
-  jobsClient,
-  tasksClient,
-  zoneOperationsClient,
-} from '../../src/gcp/clients.ts';
+import { closeGoogleClients } from '../../src/gcp/clients.ts';
 import { CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
 import {
   ComputeEngineLauncher,
   VM_STARTUP_SCRIPT_PATH,
   type ComputeEngineLauncherSettings,
 } from '../../src/gcp/compute-launcher.ts';
+import { testComputeSettings, testRunLauncher } from './test-launchers.ts';
 import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
 import { computeError, startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 
@@ -89,15 +83,7 @@ describe('CloudRunJobLauncher with @google-cloud/run', () => {
   let launcher: CloudRunJobLauncher;
   beforeAll(async () => {
     run = await startFakeRun();
-    const settings = { endpoint: run.endpoint, authClient: auth };
-    launcher = new CloudRunJobLauncher({
-      project: 'acme',
-      region: 'europe-west1',
-      job: 'pipeline-worker',
-      client: () => jobsClient(settings),
-      executions: () => executionsClient(settings),
-      tasks: () => tasksClient(settings),
-    });
+    launcher = testRunLauncher(run.endpoint, auth);
   });
   afterAll(() => run.close());
   afterEach(() => run.requests.splice(0));
@@ -193,16 +179,8 @@ describe('ComputeEngineLauncher with @google-cloud/compute', () => {
   const startupScript = fs.readFileSync(VM_STARTUP_SCRIPT_PATH, 'utf8');
   beforeAll(async () => {
     compute = await startFakeCompute();
-    const clients = { endpoint: compute.endpoint, authClient: auth };
-    settings = {
-      project: 'acme',
-      zone: 'europe-west1-b',
-      image: WORKER_IMAGE,
-      serviceAccount: 'vm-worker@acme.iam.gserviceaccount.com',
-      defaultMachineType: 'e2-standard-4',
-      instances: () => instancesClient(clients),
-      operations: () => zoneOperationsClient(clients),
-    };
+    // The real start-up script: the tests read it back from the metadata sent.
+    settings = testComputeSettings(compute.endpoint, auth, { image: WORKER_IMAGE, startupScript });
     launcher = new ComputeEngineLauncher(settings);
   });
   afterAll(() => compute.close());

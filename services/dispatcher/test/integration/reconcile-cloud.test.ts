@@ -5,16 +5,9 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { OAuth2Client } from 'google-auth-library';
 import { parseRoutingConfig, type BlobStore, type Job, type StorageObject } from '@pipeline/core';
 import { Dispatcher } from '../../src/dispatcher.ts';
-import {
-  closeGoogleClients,
-  executionsClient,
-  instancesClient,
-  jobsClient,
-  tasksClient,
-  zoneOperationsClient,
-} from '../../src/gcp/clients.ts';
-import { CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
+import { closeGoogleClients } from '../../src/gcp/clients.ts';
 import { ComputeEngineLauncher } from '../../src/gcp/compute-launcher.ts';
+import { testComputeSettings, testRunLauncher } from './test-launchers.ts';
 import { SqliteLedger } from '../../src/local/sqlite-ledger.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
@@ -76,8 +69,6 @@ afterAll(async () => {
 beforeEach(() => {
   ledger = new SqliteLedger(':memory:');
   blobs = new MarkerStore();
-  const runClients = { endpoint: run.endpoint, authClient: auth };
-  const computeClients = { endpoint: compute.endpoint, authClient: auth };
   dispatcher = new Dispatcher({
     ledger,
     blobs,
@@ -86,24 +77,8 @@ beforeEach(() => {
     logger: createLogger(undefined, 'silent'),
     reconcile: { goneGraceSeconds: 0 }, // judged in the pass after the one that notices
     launchers: {
-      'cloud-run-job': new CloudRunJobLauncher({
-        project: 'acme',
-        region: 'europe-west1',
-        job: 'pipeline-worker',
-        client: () => jobsClient(runClients),
-        executions: () => executionsClient(runClients),
-        tasks: () => tasksClient(runClients),
-      }),
-      vm: new ComputeEngineLauncher({
-        project: 'acme',
-        zone: 'europe-west1-b',
-        image: 'europe-west1-docker.pkg.dev/acme/pipeline/worker:1',
-        serviceAccount: 'vm-worker@acme.iam.gserviceaccount.com',
-        defaultMachineType: 'e2-standard-4',
-        startupScript: '#!/bin/sh\n',
-        instances: () => instancesClient(computeClients),
-        operations: () => zoneOperationsClient(computeClients),
-      }),
+      'cloud-run-job': testRunLauncher(run.endpoint, auth),
+      vm: new ComputeEngineLauncher(testComputeSettings(compute.endpoint, auth)),
     },
   });
 });
