@@ -173,7 +173,8 @@ export class Dispatcher {
 
   /** A task ended, as its platform reported it. Late or repeated reports change nothing. */
   async onCompletion(completion: Completion): Promise<Job | undefined> {
-    const outcome = completion.exitCode === 0 ? 'succeeded' : completion.preempted ? 'preempted' : 'failed';
+    // A preempted task may exit 0 after saving a checkpoint on SIGTERM: its work is not done.
+    const outcome = completion.preempted ? 'preempted' : completion.exitCode === 0 ? 'succeeded' : 'failed';
     return this.endAttempt(completion.jobId, completion.attempt, {
       outcome,
       exitCode: completion.exitCode,
