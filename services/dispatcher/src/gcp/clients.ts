@@ -7,6 +7,19 @@
 // and for Run it is the transport the tests exercise against loopback doubles, so what runs on
 // Google Cloud is what was tested. `endpoint` (RUN_API_ENDPOINT / COMPUTE_API_ENDPOINT, as
 // http://127.0.0.1:PORT) points a client elsewhere; gax then builds `${protocol}://${host}:${port}/...`.
+//
+// Credentials are a step of their own, before any call. A gapic client looks up its credentials once,
+// when it makes its service stub, and keeps the outcome: a client made while Application Default
+// Credentials could not be found fails every call from then on, and each call also leaves an
+// unhandled rejection behind (in @google-cloud/run 4.2 `runJob` does
+// `this.initialize().catch(err => { throw err; })`, jobs_client.js line 757, which rejects with the
+// stub's error and is never awaited; Node then ends the process). So a client is initialised when it
+// is made, and one that fails is dropped from the cache and never called: the next use makes a new
+// one, which looks again (a key file or gcloud's ADC file written since is found). And before each
+// use its request headers are fetched (the access token, cached by the library until near its end),
+// so a metadata server that does not answer for now is a CredentialsError here, not an error that
+// gax reports with the metadata server's HTTP status as if the API had answered it (a 404 of the
+// token would read as "no such execution").
 import type { AuthClient } from 'google-auth-library';
 import type { ExecutionsClient, JobsClient, TasksClient } from '@google-cloud/run';
 import type { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_client.js';
@@ -40,15 +53,33 @@ export function restClientOptions(settings: GoogleClientSettings): ClientOptions
   return options;
 }
 
-interface Closable {
+/**
+ * A Google client could not get credentials: none were found (no GOOGLE_APPLICATION_CREDENTIALS, no
+ * gcloud ADC file, no metadata server), or fetching a token failed (the metadata server or the token
+ * endpoint did not answer, or refused). Passing by nature (a metadata server that blinked, a key
+ * being put in place), so a launch that meets it is retried; `cause` is the library's error.
+ */
+export class CredentialsError extends Error {
+  readonly code = 'CREDENTIALS';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CredentialsError';
+  }
+}
+
+/** What this file needs of a gapic client: its stub, its credentials, and closing it. */
+interface GapicClient {
+  initialize(): Promise<unknown>;
+  /** A GoogleAuth (ADC), or the AuthClient given as `authClient`: both hand out request headers. */
+  auth: { getRequestHeaders(url?: string): Promise<unknown> };
   close(): Promise<void>;
 }
 
-const clients = new Map<string, Promise<Closable>>();
+const clients = new Map<string, Promise<GapicClient>>();
 const authIds = new WeakMap<object, number>();
 let lastAuthId = 0;
 
-function cached<T extends Closable>(
+function cached<T extends GapicClient>(
   kind: string,
   settings: GoogleClientSettings,
   create: () => Promise<T>,
@@ -60,13 +91,43 @@ function cached<T extends Closable>(
     authIds.set(authClient, authId);
   }
   const key = `${kind} ${settings.endpoint ?? ''} ${authId}`;
-  let client = clients.get(key);
+  let client = clients.get(key) as Promise<T> | undefined;
   if (client === undefined) {
-    client = create();
+    client = initialized(kind, create);
     clients.set(key, client);
-    client.catch(() => clients.delete(key)); // a failed load is tried again on the next call
+    client.catch(() => clients.delete(key)); // a failed load, or no credentials: a new client next time
   }
-  return client as Promise<T>;
+  return client.then((ready) => withCredentials(kind, ready));
+}
+
+/** A new client whose stub (and so its credentials) is made; it throws CredentialsError if not. */
+async function initialized<T extends GapicClient>(kind: string, create: () => Promise<T>): Promise<T> {
+  const client = await create();
+  try {
+    await client.initialize();
+  } catch (err) {
+    // The stub's rejection stays inside this client, so it is dropped, not closed (closing awaits the
+    // same stub) and never called. Stub creation fails only in getting credentials (or a universe
+    // domain that does not match them): a CredentialsError either way.
+    throw new CredentialsError(`the ${kind} client has no credentials: ${messageOf(err)}`, { cause: err });
+  }
+  return client;
+}
+
+/** The client, once its credentials give request headers now (a token from the library's cache, or a fresh one). */
+async function withCredentials<T extends GapicClient>(kind: string, client: T): Promise<T> {
+  try {
+    await client.auth.getRequestHeaders();
+  } catch (err) {
+    throw new CredentialsError(`the ${kind} client could not get a token: ${messageOf(err)}`, {
+      cause: err,
+    });
+  }
+  return client;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 export function jobsClient(settings: GoogleClientSettings): Promise<JobsClient> {
@@ -109,7 +170,9 @@ export function zoneOperationsClient(settings: GoogleClientSettings): Promise<Zo
 export async function closeGoogleClients(): Promise<void> {
   const open = [...clients.values()];
   clients.clear();
-  await Promise.all(open.map(async (client) => (await client).close()));
+  // A client still being made may yet fail (no credentials): there is nothing of it to close then.
+  const made = await Promise.all(open.map((client) => client.catch(() => undefined)));
+  await Promise.all(made.map((client) => client?.close()));
 }
 
 // gRPC status names by code: gax reports REST errors with these codes too, from the body's `status`
@@ -151,6 +214,8 @@ export interface ApiErrorFacts {
   /** The `errors[].reason` values of a Google error body (Compute sends them), and ErrorInfo's reason. */
   reasons: string[];
   message: string;
+  /** A CredentialsError: the API was never asked, so none of the above is the API's. */
+  credentials?: boolean;
 }
 
 // gax keeps the raw error body under this global symbol (google-gax 6, fallbackServiceStub).
@@ -158,6 +223,7 @@ const RAW_PAYLOAD = Symbol.for('google-gax.rawHttpResponsePayload');
 
 /** What a Google client's error says, read defensively: any of it may be missing. */
 export function apiErrorFacts(err: unknown): ApiErrorFacts {
+  if (err instanceof CredentialsError) return { reasons: [], message: err.message, credentials: true };
   const e = (typeof err === 'object' && err !== null ? err : {}) as Record<string | symbol, unknown>;
   const reasons: string[] = [];
   if (typeof e.reason === 'string') reasons.push(e.reason);
@@ -186,6 +252,7 @@ export function apiErrorFacts(err: unknown): ApiErrorFacts {
 
 export function isRetryable(facts: ApiErrorFacts): boolean {
   return (
+    facts.credentials === true ||
     (facts.code !== undefined && RETRYABLE_CODES.has(facts.code)) ||
     (facts.httpStatus !== undefined && RETRYABLE_HTTP.has(facts.httpStatus)) ||
     facts.reasons.some((reason) => RETRYABLE_REASONS.has(reason))
