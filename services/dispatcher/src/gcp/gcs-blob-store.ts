@@ -2,14 +2,26 @@
 // URIs for tasks, and parts of logs for the dashboard and the CLI. The client is created on first
 // use, so it costs nothing at start-up; it follows the library's own conventions (Application
 // Default Credentials, STORAGE_EMULATOR_HOST for a loopback server in tests).
-import type { Storage } from '@google-cloud/storage';
+//
+// When Cloud Storage cannot be asked or answers "not now" (no credentials, no connection, 401, 408,
+// 429, 5xx), stat and read throw RetryLaterError: POST /jobs answers 503 and the caller tries again.
+// Without credentials the library sends the request unauthenticated and, on the 401, reports its
+// "Could not load the default credentials" error, which carries no HTTP status.
+import type { Storage, StorageOptions } from '@google-cloud/storage';
 import { parseObjectResource, type BlobStore, type StorageObject } from '@pipeline/core';
+import { RetryLaterError } from '../errors.ts';
 
 export class GcsBlobStore implements BlobStore {
   private client: Promise<Storage> | undefined;
+  private readonly options: StorageOptions;
+
+  /** `options` for the Storage client (tests: an apiEndpoint); default: the library's own. */
+  constructor(options: StorageOptions = {}) {
+    this.options = options;
+  }
 
   private storage(): Promise<Storage> {
-    this.client ??= import('@google-cloud/storage').then(({ Storage }) => new Storage());
+    this.client ??= import('@google-cloud/storage').then(({ Storage }) => new Storage(this.options));
     return this.client;
   }
 
@@ -19,7 +31,7 @@ export class GcsBlobStore implements BlobStore {
       return (await storage.bucket(bucket).file(name).getMetadata())[0];
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      throw forNow(err, `reading gs://${bucket}/${name}`);
     }
   }
 
@@ -61,7 +73,7 @@ export class GcsBlobStore implements BlobStore {
         return { data, size };
       } catch (err) {
         if (isNotFound(err) && tries < 2) continue;
-        throw err;
+        throw forNow(err, `reading ${uri}`);
       }
     }
   }
@@ -77,4 +89,18 @@ function parseGsUri(uri: string): { bucket: string; name: string } {
 
 function isNotFound(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 404;
+}
+
+/**
+ * A RetryLaterError for an error that says Cloud Storage could not be asked or refused for now; any
+ * other error as it is. The library gives an API answer's HTTP status as a numeric `code`; an error
+ * without one never got an answer (credentials, connection).
+ */
+function forNow(err: unknown, what: string): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  const passing =
+    typeof code === 'number' ? code === 401 || code === 408 || code === 429 || code >= 500 : true;
+  if (!passing) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new RetryLaterError(`Cloud Storage, ${what}, failed for now: ${message}`, { cause: err });
 }

@@ -1,7 +1,15 @@
 // GcsBlobStore.read with the real @google-cloud/storage against the loopback Cloud Storage double
-// (STORAGE_EMULATOR_HOST): the byte ranges it asks for and what it makes of the answers.
+// (STORAGE_EMULATOR_HOST): the byte ranges it asks for and what it makes of the answers. And stat
+// and read when Cloud Storage cannot be asked: no credentials, no connection.
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Storage } from '@google-cloud/storage';
+import { RetryLaterError } from '../../src/errors.ts';
 import { GcsBlobStore } from '../../src/gcp/gcs-blob-store.ts';
 import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
 
@@ -87,5 +95,80 @@ describe('GcsBlobStore.read', () => {
     expect(got?.data.toString()).toBe('rewritten ');
     expect(got?.size).toBe('rewritten log\n'.length);
     expect(mediaRequests()).toHaveLength(2);
+  });
+});
+
+describe('GcsBlobStore when Cloud Storage cannot be asked', () => {
+  // Cloud Storage answers an anonymous caller 401; the test says what else it answers.
+  let answer = { status: 401, message: 'Anonymous caller does not have storage.objects.get access' };
+  let server: http.Server;
+  let url: string;
+  let home: string;
+  beforeAll(async () => {
+    server = http.createServer((_req, res) => {
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: answer.status, message: answer.message } }));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // No Application Default Credentials anywhere (METADATA_SERVER_DETECTION=none in the test setup).
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'no-adc-'));
+    vi.stubEnv('HOME', home);
+    vi.stubEnv('GOOGLE_APPLICATION_CREDENTIALS', '');
+    vi.stubEnv('CLOUDSDK_CONFIG', '');
+    vi.stubEnv('STORAGE_EMULATOR_HOST', '');
+  });
+  afterAll(async () => {
+    vi.unstubAllEnvs();
+    server.closeAllConnections();
+    server.close();
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  /**
+   * A store that authenticates to `endpoint` as to Google's (an emulator host would skip auth). The
+   * library retries connection errors, 429 and 5xx itself first, with backoff: not here.
+   */
+  const store = (endpoint = url) =>
+    new GcsBlobStore({
+      apiEndpoint: endpoint,
+      useAuthWithCustomEndpoint: true,
+      projectId: 'acme',
+      retryOptions: { autoRetry: false },
+    });
+
+  it('says "later" for stat and read without credentials', async () => {
+    answer = { status: 401, message: 'Anonymous caller does not have storage.objects.get access' };
+    for (const call of [store().stat('in', 'a.csv'), store().read('gs://out/a/logs/attempt-1.log', 0, 10)]) {
+      const err = await call.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RetryLaterError);
+      expect((err as Error).message).toContain('Could not load the default credentials');
+    }
+  });
+
+  it('says "later" when the connection is refused, or Cloud Storage answers 503 or 429', async () => {
+    const closed = http.createServer();
+    closed.listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const nobody = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    closed.close();
+    await once(closed, 'close');
+    await expect(store(nobody).stat('in', 'a.csv')).rejects.toBeInstanceOf(RetryLaterError);
+    for (const status of [503, 429]) {
+      answer = { status, message: 'try again' };
+      await expect(store().stat('in', 'a.csv')).rejects.toBeInstanceOf(RetryLaterError);
+    }
+  });
+
+  it('passes on an answer that will not change by asking again (403), and says 404 is no object', async () => {
+    answer = { status: 403, message: 'caller does not have storage.objects.get access' };
+    const err = await store()
+      .stat('in', 'a.csv')
+      .catch((e: unknown) => e);
+    expect(err).not.toBeInstanceOf(RetryLaterError);
+    expect((err as { code?: number }).code).toBe(403);
+    answer = { status: 404, message: 'No such object: in/a.csv' };
+    expect(await store().stat('in', 'a.csv')).toBeUndefined();
   });
 });
