@@ -46,6 +46,7 @@ import type { Logger } from 'pino';
 import { RequestError, RetryLaterError } from './errors.ts';
 import type { LogQuery, LogRead } from './job-logs.ts';
 import { DurationEstimates } from './estimates.ts';
+import { inJobContext, type JobContext } from './job-context.ts';
 import type { ReconcileReport } from './reconciler.ts';
 
 export const DEFAULT_LEASE_MS = DEFAULT_RECONCILE_SETTINGS.leaseMs;
@@ -263,6 +264,11 @@ export class Dispatcher {
   /** Stops a job on its platform, or before it starts; it ends CANCELLED. */
   async cancel(id: string): Promise<Job> {
     const job = await this.existing(id);
+    return this.inContext(job, () => this.cancelExisting(job));
+  }
+
+  private async cancelExisting(job: Job): Promise<Job> {
+    const { id } = job;
     if (FINAL_STATES.includes(job.state)) {
       throw new RequestError(
         'CONFLICT',
@@ -440,7 +446,11 @@ export class Dispatcher {
    * throws RetryLaterError (a Pub/Sub delivery will come again); 'reschedule' makes the job
    * SCHEDULED a minute later, for the reconciler.
    */
-  private async launchClaimed(claimed: Job, onPassingFailure: 'release' | 'reschedule'): Promise<Job> {
+  private launchClaimed(claimed: Job, onPassingFailure: 'release' | 'reschedule'): Promise<Job> {
+    return this.inContext(claimed, () => this.routeAndLaunch(claimed, onPassingFailure));
+  }
+
+  private async routeAndLaunch(claimed: Job, onPassingFailure: 'release' | 'reschedule'): Promise<Job> {
     let job = claimed;
     const log = this.jobLogger(job);
     const { source } = job;
@@ -624,16 +634,29 @@ export class Dispatcher {
   }
 
   jobLogger(job: Job): Logger {
-    const object =
-      job.source.kind === 'object'
-        ? `${job.source.object.bucket}/${job.source.object.name}#${job.source.object.generation}`
-        : undefined;
-    return this.ports.logger.child({ jobId: job.id, ...(object === undefined ? {} : { object }) });
+    return this.ports.logger.child(jobContext(job));
+  }
+
+  /**
+   * Runs `work` as work for `job` (job-context.ts): an error that escapes it to the process-level
+   * handlers is logged with the job.
+   */
+  inContext<T>(job: Job, work: () => Promise<T>): Promise<T> {
+    return inJobContext(jobContext(job), work);
   }
 
   iso(): string {
     return this.now().toISOString();
   }
+}
+
+/** The job id and, for a job made from an object, the object: on every log line about the job. */
+function jobContext(job: Job): JobContext {
+  const object =
+    job.source.kind === 'object'
+      ? `${job.source.object.bucket}/${job.source.object.name}#${job.source.object.generation}`
+      : undefined;
+  return { jobId: job.id, ...(object === undefined ? {} : { object }) };
 }
 
 /** The error of an attempt that ended without saying why. */

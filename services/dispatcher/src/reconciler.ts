@@ -47,7 +47,7 @@ export async function reconcilePass(dispatcher: Dispatcher): Promise<ReconcileRe
       for (const job of page.jobs) {
         report.checked++;
         try {
-          await reconcileJob(dispatcher, job, report);
+          await dispatcher.inContext(job, () => reconcileJob(dispatcher, job, report));
         } catch (err) {
           report.errors.push({ id: job.id, error: (err as Error).message });
           dispatcher.jobLogger(job).error({ err }, 'reconciling the job failed');

@@ -331,6 +331,19 @@ describe('launch failures', () => {
   });
 });
 
+describe('the job a launch or cancel works for', () => {
+  it('is the current job while the launcher runs, for the process-level handlers to name', async () => {
+    const res = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    const { bucket, name, generation } = res.body.job.source.object;
+    await request(t.app).post(`/jobs/${res.body.id}/cancel`).expect(200);
+    const job = { jobId: res.body.id, object: `${bucket}/${name}#${generation}` };
+    expect(t.launchers.vm.contexts).toEqual([
+      { call: 'launch', job },
+      { call: 'cancel', job },
+    ]);
+  });
+});
+
 describe('POST /pubsub/completions', () => {
   const completion = (fields: Record<string, unknown>) => ({
     message: { data: Buffer.from(JSON.stringify(fields)).toString('base64'), messageId: '9' },

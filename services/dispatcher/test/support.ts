@@ -13,6 +13,7 @@ import {
 } from '@pipeline/core';
 import { buildApp } from '../src/app.ts';
 import { Dispatcher } from '../src/dispatcher.ts';
+import { currentJob, type JobContext } from '../src/job-context.ts';
 import { createLogger } from '../src/logger.ts';
 import { FolderBlobStore } from '../src/local/folder-blob-store.ts';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
@@ -26,7 +27,11 @@ export class RecordingLauncher implements Launcher {
   /** Called by cancel before it records the stop: lets a test change the job in between. */
   onCancel: ((execution: string) => Promise<void>) | undefined;
 
+  /** The current job (job-context.ts) each launch and cancel ran for. */
+  readonly contexts: { call: 'launch' | 'cancel'; job: JobContext | undefined }[] = [];
+
   async launch(request: LaunchRequest): Promise<{ execution: string }> {
+    this.contexts.push({ call: 'launch', job: currentJob() });
     if (this.failWith !== undefined) throw this.failWith;
     if (this.gate !== undefined) await this.gate;
     this.launched.push(request);
@@ -43,6 +48,7 @@ export class RecordingLauncher implements Launcher {
   }
 
   async cancel(execution: string): Promise<void> {
+    this.contexts.push({ call: 'cancel', job: currentJob() });
     await this.onCancel?.(execution);
     this.cancelled.push(execution);
     this.statuses.set(execution, { kind: 'ended', exitCode: 143 });

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Job } from '@pipeline/core';
 import { createLogger } from '../logger.ts';
+import { installProcessGuards } from '../process-guard.ts';
 import { loadRoutingConfig } from '../routing-config.ts';
 import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './pipeline.ts';
 
@@ -76,9 +77,15 @@ function readable(file: string): string {
   return relative === '' || relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
 }
 
-/** Runs until SIGINT or SIGTERM, then stops taking work and ends running tasks. */
+/**
+ * Runs until SIGINT or SIGTERM, then stops taking work and ends running tasks. An error that escapes
+ * every await is logged at CRITICAL severity (process-guard.ts): a stray rejection leaves it running,
+ * an uncaught exception ends it with exit code 1.
+ */
 export async function runLocalUntilSignal(settings: LocalSettings): Promise<void> {
-  const pipeline = await runLocal(settings);
+  const logger = createLogger();
+  installProcessGuards(logger);
+  const pipeline = await runLocal(settings, undefined, { logger });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
