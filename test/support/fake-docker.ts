@@ -20,6 +20,7 @@ export interface ImageBehaviour {
   output?: OutputChunk[];
   exitCode?: number; // 0 unless told
   hangUntilKilled?: boolean; // after its output, runs until POST /kill
+  ignoresSigterm?: boolean; // a kill with SIGTERM is recorded but does not end it (only SIGKILL does)
   // 'http' (the default): 404 + JSON message, as the daemon answers when the registry refuses the manifest
   // before any progress was sent; 'stream': 200, progress, then an error line, as for a failure mid-pull.
   denyPull?: { via?: 'http' | 'stream'; status?: number; message?: string };
@@ -39,6 +40,8 @@ export interface FakeContainer {
   removed: boolean;
   exitCode?: number; // set when the scripted run ends
   killedWith?: string;
+  /** Every signal sent to it, in order. */
+  signals: string[];
 }
 
 interface Runtime {
@@ -167,9 +170,12 @@ export async function startFakeDocker(options: { apiVersion?: string } = {}) {
     } else if (route === 'POST kill') {
       if (!running)
         return json(res, 409, { message: `Cannot kill container: ${id}: container is not running` });
-      container.killedWith = req.query.signal ?? 'SIGKILL';
+      const signal = req.query.signal ?? 'SIGKILL';
+      container.signals.push(signal);
       res.writeHead(204).end();
-      finish(id, 128 + signalNumber(container.killedWith));
+      if (signal === 'SIGTERM' && runtime.script.ignoresSigterm === true) return;
+      container.killedWith = signal;
+      finish(id, 128 + signalNumber(signal));
     } else if (route === 'DELETE ') {
       // DELETE /containers/{id}: the action is empty
       const force = req.query.force === 'true' || req.query.force === '1';
@@ -211,7 +217,7 @@ export async function startFakeDocker(options: { apiVersion?: string } = {}) {
     } else if (req.method === 'POST' && req.path === '/containers/create') {
       const config = (req.body ?? {}) as Record<string, unknown>;
       const id = (++lastId).toString(16).padStart(64, '0');
-      containers.set(id, { config, started: false, removed: false });
+      containers.set(id, { config, started: false, removed: false, signals: [] });
       runtimes.set(id, { script: scriptFor(String(config.Image)), attached: [], waiters: [] });
       json(res, 201, { Id: id, Warnings: [] });
     } else if (containerMatch !== null) {

@@ -1,7 +1,8 @@
 // A loopback stand-in for the Compute Engine metadata server, for gcp-metadata and google-auth-library
 // (GCE_METADATA_HOST=127.0.0.1:PORT). It answers only requests with `Metadata-Flavor: Google`, like
 // the real one, serves values set by the test, a service account token, and `instance/preempted`
-// with `wait_for_change=true` (answered when the value changes or after `timeout_sec`).
+// with `wait_for_change=true` (answered when the value changes or after `timeout_sec`). `failNext`
+// makes it answer 503 for a while, as the real one does now and then.
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -13,13 +14,30 @@ export interface FakeMetadata {
   values: Map<string, string>;
   requests: string[];
   preempt(): void;
+  /** The next `times` requests (for `key` only, or for any key with '*') get 503. */
+  failNext(key: string, times: number): void;
   close(): Promise<void>;
 }
 
-export async function startFakeMetadata(values: Record<string, string>): Promise<FakeMetadata> {
+export async function startFakeMetadata(
+  values: Record<string, string>,
+  options: { token?: string } = {},
+): Promise<FakeMetadata> {
+  const token = options.token ?? 'metadata-token';
   const store = new Map(Object.entries({ 'instance/preempted': 'FALSE', ...values }));
   const requests: string[] = [];
   const waiting = new Set<() => void>();
+  const failures = new Map<string, number>();
+  const failing = (key: string) => {
+    for (const name of [key, '*']) {
+      const left = failures.get(name) ?? 0;
+      if (left > 0) {
+        failures.set(name, left - 1);
+        return true;
+      }
+    }
+    return false;
+  };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://metadata');
     requests.push(url.pathname + url.search);
@@ -33,9 +51,13 @@ export async function startFakeMetadata(values: Record<string, string>): Promise
       return;
     }
     const key = url.pathname.replace(/^\/computeMetadata\/v1\//, '').replace(/\/$/, '');
+    if (failing(key)) {
+      res.writeHead(503).end('Service Unavailable');
+      return;
+    }
     if (key === 'instance/service-accounts/default/token') {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ access_token: 'metadata-token', expires_in: 3599, token_type: 'Bearer' }));
+      res.end(JSON.stringify({ access_token: token, expires_in: 3599, token_type: 'Bearer' }));
       return;
     }
     const answer = () => {
@@ -69,6 +91,9 @@ export async function startFakeMetadata(values: Record<string, string>): Promise
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     values: store,
     requests,
+    failNext(key, times) {
+      failures.set(key, times);
+    },
     preempt() {
       store.set('instance/preempted', 'TRUE');
       for (const check of [...waiting]) check();

@@ -1,7 +1,9 @@
 // Runs the task's container through the Docker Engine API (dockerode on the mounted socket), never through
 // a shell: the task's args and env are data, handed to the daemon as JSON. Pull, create, attach (before
 // start, so no output is lost), start, wait, remove. Preemption or a timeout aborts the signal: the
-// container is killed and the run still resolves with its exit code (137 for SIGKILL).
+// container gets SIGTERM, and SIGKILL only if it is still running `stopGraceSeconds` later (as
+// `docker stop -t` does); the run still resolves with its exit code (137 after SIGKILL). A step that
+// fails says which step and which image: "pulling IMAGE failed: ...".
 import { Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
 
@@ -16,22 +18,40 @@ export interface ContainerSpec {
   args: string[];
   env: Record<string, string>;
   binds: string[];
+  /** Host device paths the container gets at the same path (/dev/nvidia0, ...). */
+  devices?: string[];
   registryAuth?: RegistryAuth;
   labels?: Record<string, string>;
+  /** Between SIGTERM and SIGKILL when the run is stopped; default 10 s. */
+  stopGraceSeconds?: number;
 }
 
 export type OutputStream = 'stdout' | 'stderr';
 export type OutputSink = (stream: OutputStream, chunk: Buffer) => void;
 
-/** The daemon refused or failed the pull: the image is missing, access is denied, a layer broke. */
-export class ImagePullError extends Error {
+export type ContainerStep = 'pulling' | 'creating a container of' | 'starting' | 'waiting for';
+
+/** A step of the run failed; the message names the step and the image, then what the daemon said. */
+export class ContainerStepError extends Error {
+  readonly step: ContainerStep;
   readonly image: string;
-  constructor(image: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ImagePullError';
+  constructor(step: ContainerStep, image: string, reason: string, options?: { cause?: unknown }) {
+    super(`${step} ${image} failed: ${reason}`, options);
+    this.name = 'ContainerStepError';
+    this.step = step;
     this.image = image;
   }
 }
+
+/** The daemon refused or failed the pull: the image is missing, access is denied, a layer broke. */
+export class ImagePullError extends ContainerStepError {
+  constructor(image: string, reason: string, options?: { cause?: unknown }) {
+    super('pulling', image, reason, options);
+    this.name = 'ImagePullError';
+  }
+}
+
+const DEFAULT_STOP_GRACE_SECONDS = 10;
 
 // After the container exits, the daemon closes the attach stream once the last output is copied; this
 // bounds how long to wait for that, so a stuck stream cannot hold the exit code back.
@@ -40,13 +60,17 @@ const OUTPUT_DRAIN_GRACE_MS = 10_000;
 /**
  * The credentials for pulling `image`, for Google's registries only (Artifact Registry, Container
  * Registry): the VM's access token must never be sent to any other registry. Docker Hub public images
- * need none.
+ * need none. `alsoHosts` are registries that take the token too (a test's registry on loopback).
  */
-export function registryAuthFor(image: string, accessToken: string): RegistryAuth | undefined {
+export function registryAuthFor(
+  image: string,
+  accessToken: string,
+  alsoHosts: readonly string[] = [],
+): RegistryAuth | undefined {
   const host = registryHost(image)?.toLowerCase();
   if (host === undefined) return undefined;
   const google = host.endsWith('-docker.pkg.dev') || host === 'gcr.io' || host.endsWith('.gcr.io');
-  if (!google) return undefined;
+  if (!google && !alsoHosts.includes(host)) return undefined;
   return { username: 'oauth2accesstoken', password: accessToken, serveraddress: `https://${host}` };
 }
 
@@ -67,38 +91,72 @@ export async function runContainer(
   signal?.throwIfAborted();
   await pullImage(docker, spec.image, spec.registryAuth);
   signal?.throwIfAborted();
-  const container = await docker.createContainer({
-    Image: spec.image,
-    // Without Cmd the image's own CMD applies: a task with no args runs the image as built.
-    ...(spec.args.length > 0 ? { Cmd: spec.args } : {}),
-    Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
-    Labels: spec.labels ?? {},
-    Tty: false, // keeps stdout and stderr apart, in multiplexed frames
-    AttachStdout: true,
-    AttachStderr: true,
-    HostConfig: { Binds: spec.binds },
-  });
+  const container = await step('creating a container of', spec.image, () =>
+    docker.createContainer({
+      Image: spec.image,
+      // Without Cmd the image's own CMD applies: a task with no args runs the image as built.
+      ...(spec.args.length > 0 ? { Cmd: spec.args } : {}),
+      Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
+      Labels: spec.labels ?? {},
+      Tty: false, // keeps stdout and stderr apart, in multiplexed frames
+      AttachStdout: true,
+      AttachStderr: true,
+      HostConfig: {
+        Binds: spec.binds,
+        ...(spec.devices === undefined || spec.devices.length === 0
+          ? {}
+          : {
+              Devices: spec.devices.map((device) => ({
+                PathOnHost: device,
+                PathInContainer: device,
+                CgroupPermissions: 'rwm',
+              })),
+            }),
+      },
+    }),
+  );
   let attached: NodeJS.ReadableStream | undefined;
   try {
-    attached = await container.attach({ stream: true, stdout: true, stderr: true });
+    attached = await step('starting', spec.image, () =>
+      container.attach({ stream: true, stdout: true, stderr: true }),
+    );
     const drained = demultiplex(docker, attached, output);
     signal?.throwIfAborted();
-    await container.start();
-    // Listening only once started: a kill sent before start would be refused and the run would go on.
-    const kill = () => void container.kill().catch(() => undefined); // it may have exited already
-    signal?.addEventListener('abort', kill, { once: true });
+    await step('starting', spec.image, () => container.start());
+    // Listening only once started: a signal sent before start would be refused and the run would go on.
+    // Either may fail because the container has exited already, which is what they were for.
+    const graceMs = (spec.stopGraceSeconds ?? DEFAULT_STOP_GRACE_SECONDS) * 1000;
+    let killer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      void container.kill({ signal: 'SIGTERM' }).catch(() => undefined);
+      killer = setTimeout(() => void container.kill({ signal: 'SIGKILL' }).catch(() => undefined), graceMs);
+    };
+    signal?.addEventListener('abort', stop, { once: true });
     try {
-      if (signal?.aborted) kill();
-      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      if (signal?.aborted) stop();
+      const { StatusCode } = (await step('waiting for', spec.image, () => container.wait())) as {
+        StatusCode: number;
+      };
       await outputDrained(drained);
       return { exitCode: StatusCode };
     } finally {
-      signal?.removeEventListener('abort', kill);
+      clearTimeout(killer);
+      signal?.removeEventListener('abort', stop);
     }
   } finally {
     destroy(attached);
     // Best effort: a container left behind is cleaned up with the VM, and must not hide the result.
     await container.remove({ force: true }).catch(() => undefined);
+  }
+}
+
+/** Runs one step; a failure becomes a ContainerStepError that names it (an aborted run stays as it is). */
+async function step<T>(name: ContainerStep, image: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof ContainerStepError) throw error;
+    throw new ContainerStepError(name, image, daemonMessage(error as Error), { cause: error });
   }
 }
 
@@ -113,23 +171,29 @@ async function pullImage(docker: Dockerode, image: string, auth: RegistryAuth | 
   try {
     progress = await docker.pull(image, auth === undefined ? {} : { authconfig: auth });
   } catch (error) {
-    // An HTTP answer from the daemon (denied, not found) is a pull failure; a socket error is not.
-    if (typeof (error as { statusCode?: unknown }).statusCode !== 'number') throw error;
+    // An answer from the daemon (denied, not found) or no daemon at all: either way the pull failed.
     throw new ImagePullError(image, daemonMessage(error as Error), { cause: error });
   }
   // Read the progress lines ourselves: modem.followProgress reports a stream that carries an error line
   // as a success, and throws from inside its data handler on a line that is not JSON.
   let pending = '';
-  for await (const chunk of progress) {
-    pending += chunk.toString();
-    const lines = pending.split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) {
-      const event = parseEvent(line);
-      if (event?.error !== undefined || event?.errorDetail !== undefined) {
-        throw new ImagePullError(image, event.errorDetail?.message ?? event.error ?? 'pull failed');
+  try {
+    for await (const chunk of progress) {
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const event = parseEvent(line);
+        if (event?.error !== undefined || event?.errorDetail !== undefined) {
+          throw new ImagePullError(image, event.errorDetail?.message ?? event.error ?? 'pull failed');
+        }
       }
     }
+  } catch (error) {
+    if (error instanceof ImagePullError) throw error;
+    throw new ImagePullError(image, `the progress stream broke: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -1,11 +1,13 @@
 // The agent's ports on a Compute Engine VM: the metadata server (gcp-metadata, which honours
 // GCE_METADATA_HOST), the Docker Engine (dockerode: DOCKER_HOST or /var/run/docker.sock), Cloud
 // Storage, Pub/Sub and the Compute API (COMPUTE_API_ENDPOINT points it elsewhere, for tests).
-// Credentials are the VM's service account through Application Default Credentials.
+// Credentials are the VM's service account through Application Default Credentials. Every metadata
+// read is retried with backoff: the server answers 503 now and then, and a blip must not fail a task.
 import fs from 'node:fs';
 import path from 'node:path';
 import { saveLog, storageClient } from '../io/gcs.ts';
 import { parseLocation } from '../io/location.ts';
+import { pause, withBackoff, backoffDelay } from './backoff.ts';
 import { registryAuthFor, runContainer } from './docker.ts';
 import type { AgentPorts, Identity } from './vm-agent.ts';
 
@@ -13,49 +15,93 @@ type GcpMetadata = typeof import('gcp-metadata');
 let metadataModule: Promise<GcpMetadata> | undefined;
 const metadata = () => (metadataModule ??= import('gcp-metadata'));
 
-export function gcpAgentPorts(log: AgentPorts['log']): AgentPorts {
+/** Registries besides Google's that get the VM's token (comma-separated hosts; tests only, unset on a VM). */
+const TOKEN_REGISTRIES = (process.env.PIPELINE_TOKEN_REGISTRIES ?? '')
+  .split(',')
+  .map((host) => host.trim().toLowerCase())
+  .filter((host) => host !== '');
+
+/** The HTTP status of a Compute client's error (gax's REST transport puts it in httpStatusCode). */
+const httpStatusOf = (err: unknown): number | undefined => {
+  const status = (err as { httpStatusCode?: unknown } | null)?.httpStatusCode;
+  return typeof status === 'number' ? status : undefined;
+};
+
+const statusOf = (err: unknown) =>
+  (err as { status?: number; response?: { status?: number } }).response?.status ??
+  (err as { status?: number }).status;
+
+export interface GcpAgentOptions {
+  /** The first pause of a metadata retry; default 500 ms (tests: less). */
+  firstRetryDelayMs?: number;
+  /** Between SIGTERM and SIGKILL when the task is stopped; default vm-agent's STOP_GRACE_SECONDS. */
+  stopGraceSeconds?: number;
+}
+
+export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions = {}): AgentPorts {
+  const firstDelayMs = options.firstRetryDelayMs ?? 500;
+  /** A metadata read, retried while the server fails; a 404 (the key is not set) is final. */
+  const read = <T>(what: string, work: (m: GcpMetadata) => Promise<T>) =>
+    withBackoff(async () => work(await metadata()), {
+      firstDelayMs,
+      isFinal: (err) => statusOf(err) === 404,
+      onRetry: (err, delayMs) =>
+        log(`reading ${what} from the metadata server failed; trying again`, {
+          error: (err as Error).message,
+          delayMs,
+        }),
+    });
   return {
     log,
     now: () => new Date(),
+    ...(options.stopGraceSeconds === undefined ? {} : { stopGraceSeconds: options.stopGraceSeconds }),
     async attribute(name) {
       try {
         // gcp-metadata parses values that look like JSON (the task, a number): give back the text.
-        const value: unknown = await (await metadata()).instance(`attributes/${name}`);
+        const value: unknown = await read(name, (m) => m.instance(`attributes/${name}`));
         return typeof value === 'string' ? value : JSON.stringify(value);
       } catch (err) {
-        if ((err as { status?: number; response?: { status?: number } }).response?.status === 404)
-          return undefined;
+        if (statusOf(err) === 404) return undefined;
         throw err;
       }
     },
     async identity(): Promise<Identity> {
-      const m = await metadata();
       const [project, zone, instance] = await Promise.all([
-        m.project('project-id'),
-        m.instance('zone'),
-        m.instance('name'),
+        read('project-id', (m) => m.project('project-id')),
+        read('zone', (m) => m.instance('zone')),
+        read('name', (m) => m.instance('name')),
       ]);
       return { project: String(project), zone: String(zone).split('/').pop()!, instance: String(instance) };
     },
     async accessToken() {
-      const token = (await (await metadata()).instance('service-accounts/default/token')) as {
+      const token = (await read('the access token', (m) => m.instance('service-accounts/default/token'))) as {
         access_token: string;
       };
       return token.access_token;
     },
     async watchPreemption(signal) {
-      const m = await metadata();
       const stopped = new Promise<false>((resolve) =>
         signal.addEventListener('abort', () => resolve(false), { once: true }),
       );
-      while (!signal.aborted) {
-        // The metadata server answers when the value changes, or after timeout_sec with the same value.
-        const change = m.instance({
-          property: 'preempted',
-          params: { wait_for_change: 'true', timeout_sec: '60' },
-        });
-        const value = await Promise.race([change.then(String), stopped]);
-        if (value === 'TRUE') return true;
+      // Never rejects: a failing metadata server is asked again, with a growing pause, until the run ends.
+      for (let failures = 0; !signal.aborted;) {
+        try {
+          const m = await metadata();
+          // The metadata server answers when the value changes, or after timeout_sec with the same value.
+          const change = m.instance({
+            property: 'preempted',
+            params: { wait_for_change: 'true', timeout_sec: '60' },
+          });
+          change.catch(() => undefined); // a read abandoned when the run ends may still fail
+          const value = await Promise.race([change.then(String), stopped]);
+          if (value === 'TRUE') return true;
+          failures = 0;
+        } catch (err) {
+          failures++;
+          const delayMs = backoffDelay(failures, firstDelayMs, 30_000);
+          log('watching for preemption failed; trying again', { error: (err as Error).message, delayMs });
+          await pause(delayMs, signal);
+        }
       }
       return false;
     },
@@ -90,7 +136,10 @@ export function gcpAgentPorts(log: AgentPorts['log']): AgentPorts {
           args: spec.args,
           env: spec.env,
           binds: spec.binds,
-          registryAuth: registryAuthFor(spec.image, spec.accessToken),
+          devices: spec.devices,
+          labels: spec.labels,
+          registryAuth: registryAuthFor(spec.image, spec.accessToken, TOKEN_REGISTRIES),
+          stopGraceSeconds: spec.stopGraceSeconds,
         },
         (_stream, chunk) => output(chunk),
         signal,
@@ -117,7 +166,26 @@ export function gcpAgentPorts(log: AgentPorts['log']): AgentPorts {
           : { apiEndpoint: url.hostname, port: Number(url.port), protocol: url.protocol.slice(0, -1) }),
       });
       try {
-        await client.delete({ project, zone, instance });
+        // Retried: a VM whose delete failed runs (and bills) until maxRunDuration. Already gone is done.
+        await withBackoff(
+          async () => {
+            try {
+              await client.delete({ project, zone, instance });
+            } catch (err) {
+              if (httpStatusOf(err) !== 404) throw err;
+            }
+          },
+          {
+            tries: 5,
+            firstDelayMs,
+            isFinal: (err) => {
+              const status = httpStatusOf(err);
+              return status !== undefined && status >= 400 && status < 500 && status !== 429;
+            },
+            onRetry: (err, delayMs) =>
+              log('deleting this instance failed; trying again', { error: (err as Error).message, delayMs }),
+          },
+        );
       } finally {
         await client.close();
       }

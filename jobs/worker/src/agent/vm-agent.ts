@@ -3,12 +3,29 @@
 // container's output to logs/attempt-N.log in the output bucket (at least every 30 s, and at the
 // end), watches for spot preemption, and then, whatever happened, publishes one completion event and
 // deletes its own instance. Its own failures (bad task JSON, an image it may not pull, an unreadable
-// bucket) end the same way: a FAILED completion with the reason, and no VM left behind.
+// bucket) end the same way: a FAILED completion whose reason names the step and what it was about
+// ("pulling IMAGE failed: ...", "copying gs://B/P failed: ..."), and no VM left behind. No watcher
+// can end the agent by itself: each one retries, and every way out goes through the report and the
+// delete.
+import {
+  completionAttributes,
+  parseVmTask,
+  TaskError,
+  VM_METADATA_KEYS,
+  type CompletionEvent,
+  type VmTask,
+} from '@pipeline/core/messages';
 import { LogStream } from '../io/log-stream.ts';
-import { TaskError, parseVmTask, type VmTask } from './vm-task.ts';
+import { taskContainer } from './task-container.ts';
 
 /** The exit code reported when the agent could not run the task at all (as `docker run` uses 125). */
 export const AGENT_FAILURE_EXIT_CODE = 125;
+/**
+ * Between SIGTERM and SIGKILL when the task is stopped. A spot VM gets 30 s from its preemption notice
+ * to its power-off (https://cloud.google.com/compute/docs/instances/spot#preemption-process): 20 s for
+ * the task leaves about 10 s to upload the log and publish the completion.
+ */
+export const STOP_GRACE_SECONDS = 20;
 /** Where shared files land and what the task container sees at the same path (AGENT_SHARED_DIR in tests). */
 const SHARED_DIR = process.env.AGENT_SHARED_DIR ?? '/tmp/worker';
 
@@ -23,7 +40,10 @@ export interface ContainerSpec {
   args: string[];
   env: Record<string, string>;
   binds: string[];
+  devices: string[];
+  labels: Record<string, string>;
   accessToken: string;
+  stopGraceSeconds: number;
 }
 
 export interface AgentPorts {
@@ -39,82 +59,110 @@ export interface AgentPorts {
     signal: AbortSignal,
   ): Promise<{ exitCode: number }>;
   uploadLog(uri: string, content: Buffer): Promise<void>;
-  publish(project: string, topic: string, message: object, attributes: Record<string, string>): Promise<void>;
+  publish(
+    project: string,
+    topic: string,
+    message: CompletionEvent,
+    attributes: Record<string, string>,
+  ): Promise<void>;
   deleteInstance(identity: Identity): Promise<void>;
   log(message: string, fields?: Record<string, unknown>): void;
   now(): Date;
   flushIntervalMs?: number;
+  stopGraceSeconds?: number;
 }
 
-export interface Completion {
+/** How the attempt ended, as the agent saw it: the completion event, with the job unknown if even that was. */
+export type AgentOutcome = Omit<CompletionEvent, 'jobId' | 'attempt'> & {
   jobId: string | null;
   attempt: number | null;
-  exitCode: number;
-  startedAt: string;
-  finishedAt: string;
-  preempted: boolean;
-  instance: string;
-  error?: string;
-}
+};
 
-export async function runAgentOnVm(ports: AgentPorts): Promise<Completion> {
+/** `stop` aborts the run from outside (SIGTERM to the agent: the VM is shutting down). */
+export async function runAgentOnVm(ports: AgentPorts, stop?: AbortSignal): Promise<AgentOutcome> {
   const startedAt = ports.now().toISOString();
-  const identity = await ports.identity();
-  // Plain values the launcher sets beside the task JSON, so that even a task that can't be read is
-  // reported for the right job.
-  const jobId = (await ports.attribute('pipeline-job-id')) ?? null;
-  const attemptText = await ports.attribute('pipeline-attempt');
-  const topic = await ports.attribute('pipeline-completions-topic');
-  const completion: Completion = {
-    jobId,
-    attempt: attemptText === undefined ? null : Number(attemptText),
+  const outcome: AgentOutcome = {
+    jobId: null,
+    attempt: null,
     exitCode: AGENT_FAILURE_EXIT_CODE,
     startedAt,
     finishedAt: startedAt,
     preempted: false,
-    instance: identity.instance,
   };
+  let identity: Identity | undefined;
+  let topic: string | undefined;
   let log: LogStream | undefined;
   try {
-    const task = parseVmTask(await ports.attribute('pipeline-task'));
-    completion.jobId = task.jobId;
-    completion.attempt = task.attempt;
+    identity = await step('reading this VM from the metadata server', () => ports.identity());
+    outcome.instance = identity.instance;
+    // Plain values the launcher sets beside the task, so that even a task that can't be read is
+    // reported for the right job.
+    const [jobId, attemptText, completionsTopic, taskText] = await step(
+      'reading the task from the metadata server',
+      () =>
+        Promise.all([
+          ports.attribute(VM_METADATA_KEYS.jobId),
+          ports.attribute(VM_METADATA_KEYS.attempt),
+          ports.attribute(VM_METADATA_KEYS.completionsTopic),
+          ports.attribute(VM_METADATA_KEYS.task),
+        ]),
+    );
+    outcome.jobId = jobId ?? null;
+    outcome.attempt = attemptText === undefined ? null : Number(attemptText);
+    topic = completionsTopic;
+    const task = parseVmTask(taskText);
+    outcome.jobId = task.jobId;
+    outcome.attempt = task.attempt;
     const { logsUri } = task;
     log = new LogStream({
       upload: (content) => ports.uploadLog(logsUri, content),
       onUploadError: (err) => ports.log('log upload failed; will try again', { error: reasonOf(err) }),
       intervalMs: ports.flushIntervalMs ?? 30_000,
     });
-    await runTask(ports, task, log, completion);
+    await runTask(ports, task, log, outcome, stop);
   } catch (err) {
-    completion.error = reasonOf(err);
-    ports.log('the task could not run', { error: completion.error });
-    log?.write(Buffer.from(`pipeline-agent: ${completion.error}\n`));
+    outcome.error = reasonOf(err);
+    ports.log('the task could not run', { error: outcome.error });
+    log?.write(Buffer.from(`pipeline-agent: ${outcome.error}\n`));
   } finally {
-    completion.finishedAt = ports.now().toISOString();
+    outcome.finishedAt = ports.now().toISOString();
     await settle(ports, 'upload the log', () => log?.close());
-    await settle(ports, 'publish the completion', async () => {
-      if (topic === undefined) throw new Error('no pipeline-completions-topic in the metadata');
-      await ports.publish(identity.project, topic, completion, {
-        jobId: completion.jobId ?? '',
-        attempt: String(completion.attempt ?? ''),
-        exitCode: String(completion.exitCode),
-      });
+    await settle(ports, 'publish the completion', () => publish(ports, identity, topic, outcome));
+    await settle(ports, 'delete this instance', async () => {
+      if (identity === undefined) throw new Error('this VM could not be read from the metadata server');
+      await ports.deleteInstance(identity);
     });
-    await settle(ports, 'delete this instance', () => ports.deleteInstance(identity));
   }
-  return completion;
+  return outcome;
+}
+
+async function publish(
+  ports: AgentPorts,
+  identity: Identity | undefined,
+  topic: string | undefined,
+  outcome: AgentOutcome,
+): Promise<void> {
+  if (topic === undefined) throw new Error(`no ${VM_METADATA_KEYS.completionsTopic} in the metadata`);
+  if (identity === undefined) throw new Error('the project is unknown: the metadata server did not answer');
+  const { jobId, attempt } = outcome;
+  // Without its job a completion could only be dead-lettered; the reaper and the reconciler close it.
+  if (jobId === null || attempt === null || !Number.isInteger(attempt))
+    throw new Error('the job of this VM is unknown');
+  const event: CompletionEvent = { ...outcome, jobId, attempt };
+  await ports.publish(identity.project, topic, event, completionAttributes(event));
 }
 
 async function runTask(
   ports: AgentPorts,
   task: VmTask,
   log: LogStream,
-  completion: Completion,
+  outcome: AgentOutcome,
+  external: AbortSignal | undefined,
 ): Promise<void> {
   if (task.sharedUri !== undefined) {
-    const copied = await ports.copyShared(task.sharedUri, SHARED_DIR);
-    ports.log('shared files copied', { from: task.sharedUri, files: copied });
+    const sharedUri = task.sharedUri;
+    const copied = await step(`copying ${sharedUri}`, () => ports.copyShared(sharedUri, SHARED_DIR));
+    ports.log('shared files copied', { from: sharedUri, files: copied });
   }
   const stop = new AbortController();
   const watching = new AbortController();
@@ -122,39 +170,54 @@ async function runTask(
     () => stop.abort(new Error(`the task ran past its timeout of ${task.timeoutSeconds} s`)),
     task.timeoutSeconds * 1000,
   );
-  const preemption = ports.watchPreemption(watching.signal).then((preempted) => {
-    if (preempted) {
-      completion.preempted = true;
+  const onExternalStop = () => stop.abort(external?.reason ?? new Error('the agent was stopped'));
+  external?.addEventListener('abort', onExternalStop, { once: true });
+  if (external?.aborted) onExternalStop();
+  const preemption = ports
+    .watchPreemption(watching.signal)
+    .then((preempted) => {
+      if (!preempted) return;
+      outcome.preempted = true;
       stop.abort(new Error('the VM was preempted'));
-    }
-  });
-  let stderrTail = Buffer.alloc(0);
+    })
+    // The watcher retries on its own; should it still fail, the task runs on to its end or timeout.
+    .catch((err: unknown) => ports.log('watching for preemption failed', { error: reasonOf(err) }));
+  let outputTail = Buffer.alloc(0);
   try {
-    const accessToken = await ports.accessToken();
+    const accessToken = await step("getting this VM's access token", () => ports.accessToken());
     ports.log('running the task', { jobId: task.jobId, attempt: task.attempt, image: task.image });
     const { exitCode } = await ports.runContainer(
       {
-        image: task.image,
-        args: task.args,
-        env: task.env,
-        binds: [`${SHARED_DIR}:${SHARED_DIR}`],
+        ...taskContainer(task, SHARED_DIR),
         accessToken,
+        stopGraceSeconds: ports.stopGraceSeconds ?? STOP_GRACE_SECONDS,
       },
       (chunk) => {
         log.write(chunk);
-        stderrTail = Buffer.concat([stderrTail, chunk]).subarray(-2048);
+        outputTail = Buffer.concat([outputTail, chunk]).subarray(-2048);
       },
       stop.signal,
     );
-    completion.exitCode = exitCode;
-    if (exitCode !== 0) {
-      const why = stop.signal.aborted ? reasonOf(stop.signal.reason) : stderrTail.toString('utf8').trim();
-      completion.error = why === '' ? `exit code ${exitCode}` : why;
+    outcome.exitCode = exitCode;
+    if (stop.signal.aborted) outcome.error = reasonOf(stop.signal.reason);
+    else if (exitCode !== 0) {
+      const tail = outputTail.toString('utf8').trim();
+      outcome.error = tail === '' ? `exit code ${exitCode}` : tail;
     }
   } finally {
     clearTimeout(timeout);
+    external?.removeEventListener('abort', onExternalStop);
     watching.abort();
     await preemption;
+  }
+}
+
+/** Runs one step of the agent's own; its failure says which step it was. */
+async function step<T>(what: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw new Error(`${what} failed: ${reasonOf(err)}`, { cause: err });
   }
 }
 

@@ -91,18 +91,44 @@ describe('runContainer', () => {
     expect([...fake.containers.values()][0].removed).toBe(true);
   });
 
-  it('kills the container when the signal aborts and resolves with 137', async () => {
+  it('stops the container with SIGTERM when the signal aborts: a task that exits on it ends there', async () => {
     fake.script('busybox', { output: [{ stream: 'stdout', data: 'working\n' }], hangUntilKilled: true });
     const controller = new AbortController();
-    const running = run(spec(), controller.signal);
+    const running = run(spec({ stopGraceSeconds: 60 }), controller.signal);
     await expect.poll(() => [...fake.containers.values()][0]?.started).toBe(true);
     controller.abort(new Error('preempted'));
 
     const result = await running;
-    expect(result).toMatchObject({ exitCode: 137, stdout: 'working\n' });
+    expect(result).toMatchObject({ exitCode: 143, stdout: 'working\n' });
+    const [, container] = [...fake.containers][0];
+    expect(container).toMatchObject({ signals: ['SIGTERM'], removed: true });
+  });
+
+  it('sends SIGKILL once the grace has passed to a task that ignores SIGTERM, and resolves with 137', async () => {
+    fake.script('busybox', { hangUntilKilled: true, ignoresSigterm: true });
+    const controller = new AbortController();
+    const running = run(spec({ stopGraceSeconds: 0.05 }), controller.signal);
+    await expect.poll(() => [...fake.containers.values()][0]?.started).toBe(true);
+    controller.abort(new Error('preempted'));
+
+    expect(await running).toMatchObject({ exitCode: 137 });
     const [id, container] = [...fake.containers][0];
-    expect(container).toMatchObject({ killedWith: 'SIGKILL', removed: true });
-    expect(fake.requests.some((r) => r.path === `/containers/${id}/kill`)).toBe(true);
+    expect(container).toMatchObject({
+      signals: ['SIGTERM', 'SIGKILL'],
+      killedWith: 'SIGKILL',
+      removed: true,
+    });
+    expect(fake.requests.filter((r) => r.path === `/containers/${id}/kill`)).toHaveLength(2);
+  });
+
+  it('gives the container the devices it is told to, at the same paths', async () => {
+    await run(spec({ devices: ['/dev/nvidia0', '/dev/nvidiactl'] }));
+    expect(createBody().HostConfig).toMatchObject({
+      Devices: [
+        { PathOnHost: '/dev/nvidia0', PathInContainer: '/dev/nvidia0', CgroupPermissions: 'rwm' },
+        { PathOnHost: '/dev/nvidiactl', PathInContainer: '/dev/nvidiactl', CgroupPermissions: 'rwm' },
+      ],
+    });
   });
 
   it('starts nothing when the signal has already aborted', async () => {
@@ -121,7 +147,8 @@ describe('runContainer', () => {
       );
       expect(error).toBeInstanceOf(ImagePullError);
       expect((error as ImagePullError).message).toBe(
-        "pull access denied for private/thing, repository does not exist or may require 'docker login': " +
+        'pulling private/thing:v1 failed: ' +
+          "pull access denied for private/thing, repository does not exist or may require 'docker login': " +
           'denied: requested access to the resource is denied',
       );
       expect((error as ImagePullError).image).toBe('private/thing:v1');

@@ -68,7 +68,7 @@ function ports(options: {
         recorded.uploads.push(content.toString('utf8'));
       },
       publish: async (_project, topic, message, attributes) => {
-        recorded.published.push({ topic, message: message as Record<string, unknown>, attributes });
+        recorded.published.push({ topic, message: { ...message }, attributes });
       },
       deleteInstance: async () => {
         recorded.deleted++;
