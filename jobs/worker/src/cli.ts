@@ -4,7 +4,8 @@
 import { parseWorkerConfig, USAGE } from './config.ts';
 import { UsageError, WorkerError } from './errors.ts';
 import { runLogreg } from './logreg/run.ts';
-import { parseAgentTask, taskEnvironment } from './agent/local-task.ts';
+import { parseLocalAgentTask, TaskError } from '@pipeline/core/messages';
+import { taskEnvironment } from './agent/local-task.ts';
 import { runAgentOnVm } from './agent/vm-agent.ts';
 import { gcpAgentPorts } from './agent/gcp-ports.ts';
 import { reportCompletion } from './completion.ts';
@@ -16,20 +17,30 @@ function log(message: string, fields: Record<string, unknown> = {}): void {
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (argv[0] === 'agent' && env.PIPELINE_TASK === undefined) {
-    // On a VM: the task comes from metadata, and the agent reports and deletes the VM itself.
-    const completion = await runAgentOnVm(gcpAgentPorts(log));
-    log('agent done', { ...completion });
+    // On a VM: the task comes from metadata, and the agent reports and deletes the VM itself. SIGTERM
+    // (the VM shutting down, `docker stop`) stops the task the same way a preemption does, and the
+    // report and the delete still happen.
+    const stop = new AbortController();
+    const onTerm = () => stop.abort(new Error('the agent was stopped (SIGTERM): the VM is shutting down'));
+    process.once('SIGTERM', onTerm);
+    const grace = env.AGENT_STOP_GRACE_SECONDS;
+    const outcome = await runAgentOnVm(
+      gcpAgentPorts(log, grace === undefined || grace === '' ? {} : { stopGraceSeconds: Number(grace) }),
+      stop.signal,
+    );
+    process.removeListener('SIGTERM', onTerm);
+    log('agent done', { ...outcome });
     // A metadata long-poll may still be open; nothing else is left to do.
-    setTimeout(() => process.exit(completion.exitCode === 0 ? 0 : 1), 100).unref();
-    return completion.exitCode === 0 ? 0 : 1;
+    setTimeout(() => process.exit(outcome.exitCode === 0 ? 0 : 1), 100).unref();
+    return outcome.exitCode === 0 ? 0 : 1;
   }
   if (argv[0] === 'agent') {
     let task;
     try {
-      task = parseAgentTask(env.PIPELINE_TASK);
+      task = parseLocalAgentTask(env.PIPELINE_TASK);
     } catch (err) {
       process.stderr.write(`pipeline-worker agent: ${(err as Error).message}\n`);
-      return (err as WorkerError).exitCode ?? 1;
+      return err instanceof TaskError ? 2 : 1; // 2, as for any usage error
     }
     log('agent running its task', { jobId: task.jobId, attempt: task.attempt });
     return main(task.args, taskEnvironment(env, task));

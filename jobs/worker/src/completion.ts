@@ -1,6 +1,8 @@
-// On Cloud Run, the worker reports its own end: one completion event on COMPLETIONS_TOPIC (set in
-// the job's definition), which the dispatcher's /pubsub/completions records. On a VM the agent
-// reports instead, and locally the dispatcher sees the process end: neither sets the topic for it.
+// On Cloud Run, the worker reports its own end: one completion event (@pipeline/core's
+// CompletionEvent) on COMPLETIONS_TOPIC (set in the job's definition), which the dispatcher's
+// /pubsub/completions records. On a VM the agent reports instead, and locally the dispatcher sees the
+// process end: neither sets the topic for it.
+import { completionAttributes, type CompletionEvent } from '@pipeline/core/messages';
 
 export interface WorkerEnd {
   exitCode: number;
@@ -15,7 +17,7 @@ export async function reportCompletion(env: NodeJS.ProcessEnv, end: WorkerEnd): 
   const jobId = env.JOB_ID;
   if (topic === undefined || topic === '' || jobId === undefined || jobId === '') return;
   const attempt = Number(env.ATTEMPT ?? '1');
-  const message = {
+  const message: CompletionEvent = {
     jobId,
     attempt,
     exitCode: end.exitCode,
@@ -29,10 +31,7 @@ export async function reportCompletion(env: NodeJS.ProcessEnv, end: WorkerEnd): 
     const { PubSub } = await import('@google-cloud/pubsub');
     const pubsub = new PubSub(env.GOOGLE_CLOUD_PROJECT ? { projectId: env.GOOGLE_CLOUD_PROJECT } : {});
     try {
-      await pubsub.topic(topic).publishMessage({
-        json: message,
-        attributes: { jobId, attempt: String(attempt), exitCode: String(end.exitCode) },
-      });
+      await pubsub.topic(topic).publishMessage({ json: message, attributes: completionAttributes(message) });
     } finally {
       await pubsub.close();
     }

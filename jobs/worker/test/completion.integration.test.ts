@@ -1,4 +1,5 @@
 // On Cloud Run the worker publishes its own completion: checked on the Pub/Sub emulator.
+import { parseCompletionEvent } from '@pipeline/core';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,6 +61,11 @@ describeWithEmulators(['pubsub'], 'the worker reports its end on Cloud Run', () 
       preempted: false,
     });
     expect(String(failure.error)).toContain('no such file');
+    // What the worker wrote is what the dispatcher reads, with the one parser of core.
+    expect(parseCompletionEvent(failure)).toMatchObject({
+      kind: 'completion',
+      completion: { jobId: JOB, attempt: 1, exitCode: 3, preempted: false },
+    });
   });
 
   async function pullSome(): Promise<Record<string, unknown>[]> {

@@ -1,7 +1,34 @@
-// Completion events, as the worker (on Cloud Run) and the VM agent publish them to the completions
-// topic, read from a Pub/Sub push delivery. Pure: the dispatcher decides what they change.
+// Completion events: what a task's reporter publishes to the completions topic when an attempt ends
+// (the worker on Cloud Run, the VM agent on a VM), and the dispatcher reads from a Pub/Sub push
+// delivery. One definition for both sides: the writers build a CompletionEvent and publish it with
+// completionAttributes; the reader parses with parseCompletionPush. Pure: the dispatcher decides what
+// they change.
 import { isPushEnvelope } from './events.ts';
 import type { Completion } from './ports.ts';
+
+/** The JSON body of a completion message. */
+export interface CompletionEvent {
+  jobId: string;
+  attempt: number;
+  exitCode: number;
+  startedAt: string;
+  finishedAt: string;
+  preempted: boolean;
+  /** The Cloud Run execution that ran it (the worker on Cloud Run). */
+  execution?: string;
+  /** The VM that ran it (the agent). */
+  instance?: string;
+  /** Why it failed, for people: a reason, or the tail of the task's output. */
+  error?: string;
+}
+
+/** The longest error text a completion keeps. */
+export const COMPLETION_ERROR_MAX = 4096;
+
+/** The message attributes every completion carries beside its JSON body (for filters and people). */
+export function completionAttributes(event: CompletionEvent): Record<string, string> {
+  return { jobId: event.jobId, attempt: String(event.attempt), exitCode: String(event.exitCode) };
+}
 
 export type CompletionParse =
   { kind: 'completion'; completion: Completion } | { kind: 'malformed'; reason: string };
@@ -14,6 +41,11 @@ export function parseCompletionPush(body: unknown): CompletionParse {
   } catch {
     return { kind: 'malformed', reason: 'message.data is not base64 of a JSON completion' };
   }
+  return parseCompletionEvent(data);
+}
+
+/** A completion event's JSON body, checked. */
+export function parseCompletionEvent(data: unknown): CompletionParse {
   if (typeof data !== 'object' || data === null || Array.isArray(data))
     return { kind: 'malformed', reason: 'the completion is not a JSON object' };
   const c = data as Record<string, unknown>;
@@ -37,7 +69,9 @@ export function parseCompletionPush(body: unknown): CompletionParse {
       finishedAt,
       startedAt: time(c.startedAt),
       preempted: c.preempted === true,
-      ...(typeof c.error === 'string' && c.error !== '' ? { error: c.error.slice(0, 4096) } : {}),
+      ...(typeof c.error === 'string' && c.error !== ''
+        ? { error: c.error.slice(0, COMPLETION_ERROR_MAX) }
+        : {}),
     },
   };
 }

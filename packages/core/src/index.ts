@@ -10,6 +10,7 @@ export * from './glob.ts';
 export * from './worker-env.ts';
 export * from './reaping.ts';
 export * from './completion.ts';
+export * from './vm-task.ts';
 export * from './retry.ts';
 export * from './reconcile.ts';
 export * from './cron.ts';

@@ -19,7 +19,15 @@
 // what is left of it).
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isJobId, LaunchError, type LaunchRequest, type Launcher, type RunStatus } from '@pipeline/core';
+import {
+  isJobId,
+  LaunchError,
+  VM_METADATA_KEYS,
+  type LaunchRequest,
+  type Launcher,
+  type RunStatus,
+  type VmTask,
+} from '@pipeline/core';
 import type { protos } from '@google-cloud/compute';
 import {
   ALREADY_EXISTS,
@@ -74,19 +82,6 @@ export interface ComputeEngineLauncherSettings {
   completionsTopic?: string;
   instances: () => Promise<Pick<InstancesClient, 'insert' | 'get' | 'delete'>>;
   operations: () => Promise<Pick<ZoneOperationsClient, 'wait'>>;
-}
-
-/** What the agent reads from the metadata key `pipeline-task`. */
-export interface VmTask {
-  jobId: string;
-  attempt: number;
-  image: string;
-  args: string[];
-  env: Record<string, string>;
-  outputUri?: string;
-  logsUri: string;
-  timeoutSeconds: number;
-  sharedUri?: string;
 }
 
 const COS_PROJECT = 'cos-cloud';
@@ -237,19 +232,21 @@ export class ComputeEngineLauncher implements Launcher {
       logsUri: request.logsUri,
       timeoutSeconds,
       ...(this.settings.sharedUri === undefined ? {} : { sharedUri: this.settings.sharedUri }),
+      ...(accelerator === undefined ? {} : { gpus: accelerator.count }),
     };
+    const keys = VM_METADATA_KEYS;
     const metadata: Record<string, string> = {
-      'pipeline-task': JSON.stringify(task),
+      [keys.task]: JSON.stringify(task),
       // Plain values beside the task, so the agent can report even a task it cannot read.
-      'pipeline-job-id': job.id,
-      'pipeline-attempt': String(job.attempt),
+      [keys.jobId]: job.id,
+      [keys.attempt]: String(job.attempt),
       ...(this.settings.completionsTopic === undefined
         ? {}
-        : { 'pipeline-completions-topic': this.settings.completionsTopic }),
-      'pipeline-agent-image': this.settings.image,
+        : { [keys.completionsTopic]: this.settings.completionsTopic }),
+      [keys.agentImage]: this.settings.image,
       'startup-script': this.startupScript,
       'google-logging-enabled': 'true',
-      ...(accelerator === undefined ? {} : { 'pipeline-gpu': 'true' }),
+      ...(accelerator === undefined ? {} : { [keys.gpu]: 'true' }),
     };
     const family = this.settings.bootImageFamily ?? 'cos-stable';
     return {

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
-import type { Completion, LaunchRequest, Launcher, RunStatus, Target } from '@pipeline/core';
+import type { Completion, LaunchRequest, Launcher, LocalAgentTask, RunStatus, Target } from '@pipeline/core';
 
 const STDERR_TAIL_BYTES = 2048;
 const MAX_REMEMBERED_EXITS = 1000;
@@ -54,7 +54,12 @@ export class ProcessLauncher implements Launcher {
         ? spawn(process.execPath, [...nodeOptions, workerBin, 'agent'], {
             env: {
               ...baseEnv,
-              PIPELINE_TASK: JSON.stringify({ jobId: job.id, attempt: job.attempt, args, env }),
+              PIPELINE_TASK: JSON.stringify({
+                jobId: job.id,
+                attempt: job.attempt,
+                args,
+                env,
+              } satisfies LocalAgentTask),
             },
             stdio: ['ignore', 'pipe', 'pipe'],
           })

@@ -7,6 +7,7 @@ import { OAuth2Client } from 'google-auth-library';
 import {
   jobIdFor,
   LaunchError,
+  parseVmTask,
   newJob,
   transition,
   workerEnvironment,
@@ -260,7 +261,8 @@ describe('ComputeEngineLauncher with @google-cloud/compute', () => {
     ]);
     expect(item(body, 'pipeline-job-id')).toBe(job.id);
     expect(item(body, 'pipeline-attempt')).toBe('1');
-    expect(JSON.parse(item(body, 'pipeline-task')!)).toEqual({
+    // Read as the agent reads it: the one parser of the VM task, in core.
+    expect(parseVmTask(item(body, 'pipeline-task'))).toEqual({
       jobId: job.id,
       attempt: 1,
       image: WORKER_IMAGE,
@@ -269,6 +271,7 @@ describe('ComputeEngineLauncher with @google-cloud/compute', () => {
       outputUri: job.outputUri,
       logsUri: request.logsUri,
       timeoutSeconds: 3600,
+      gpus: 1,
     });
     expect(item(body, 'pipeline-agent-image')).toBe(WORKER_IMAGE);
     expect(item(body, 'google-logging-enabled')).toBe('true');
