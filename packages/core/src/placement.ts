@@ -40,7 +40,9 @@ export function placeJob(job: Job, routing: RoutingConfig, context?: RouteContex
   if (errors.length > 0)
     return { kind: 'fail', error: `the object's metadata cannot be used: ${errors.join('; ')}` };
   const decision = route(
-    { object: source.kind === 'object' ? source.object : undefined, declared },
+    source.kind === 'object'
+      ? { object: source.object, declared }
+      : { declared, image: source.image, task: source.task },
     routing,
     context,
   );

@@ -35,6 +35,13 @@ export {
 export interface RouteRequest {
   object?: StorageObject;
   declared: Resources;
+  /**
+   * What a submitted container run asked to run: an image of its own, or a worker task. Either one
+   * replaces the rule's (a request's task runs in the worker image, whatever image the rule names),
+   * so the route is decided for what will run; an image of its own runs only on a VM.
+   */
+  image?: string;
+  task?: string;
 }
 
 export type RouteDecision =
@@ -68,13 +75,15 @@ export function route(
       return { action: 'ignore', rule: rule.name, reason: `rule ${quote(rule.name)} ignores it (${what})` };
     }
     const matched = `rule ${quote(rule.name)} matched (${what})`;
+    const job = requested(raiseToDeclared(rule.job, request.declared), request);
     if (Array.isArray(rule.target)) {
-      const job = raiseToDeclared(rule.job, request.declared);
+      // A job with an image of its own finds Cloud Run impossible among the candidates ("its image
+      // ... can only run on a VM"), and a VM is chosen even when the rule lists only Cloud Run.
       const placed = placeByCost({ ...rule, target: rule.target }, job, request, matched, context);
       if (placed.action === 'ignore') return { action: 'ignore', rule: rule.name, reason: placed.reason };
       return { ...placed, rule: rule.name, retry: rule.retry };
     }
-    const placed = launch(rule, rule.target, request.declared, matched);
+    const placed = launch(rule, rule.target, job, matched, request.image !== undefined);
     if (placed.action === 'ignore') return placed;
     const estimate = context && estimateOf(rule, placed, request, context);
     return { ...placed, retry: rule.retry, ...(estimate ? { estimate } : {}) };
@@ -87,16 +96,17 @@ type Placement =
   | Extract<RouteDecision, { action: 'ignore' }>
   | Omit<Extract<RouteDecision, { action: 'launch' }>, 'retry' | 'estimate'>;
 
-function launch(rule: Rule, target: Target, declared: Resources, matched: string): Placement {
-  const job = raiseToDeclared(rule.job, declared);
+/** `ownImage`: the image is the request's, not the rule's (the reason says whose it is). */
+function launch(rule: Rule, target: Target, job: JobTemplate, matched: string, ownImage: boolean): Placement {
   if (target === 'vm') return onVm(rule.name, job, matched);
   if (job.image !== undefined) {
     // A Cloud Run job execution can override env, args and timeout, but not the image: the pipeline's
     // Cloud Run job runs the worker image, so a task with its own image needs a VM.
+    const whose = ownImage ? "the request's own image" : 'its image';
     return onVm(
       rule.name,
       job,
-      `${matched} and chose cloud-run-job, but its image ${job.image} can only run on a VM`,
+      `${matched} and chose cloud-run-job, but ${whose} ${job.image} can only run on a VM`,
     );
   }
   const breaches = cloudRunLimitBreaches(job);
@@ -133,6 +143,14 @@ function onVm(rule: string, job: JobTemplate, why: string): Placement {
     job: { ...withGpu, machineType: machine.name },
     reason: `${why}: vm ${machine.name}${replaced}`,
   };
+}
+
+/** The template running what a container request asked for: its own image, or a worker task. */
+function requested(job: JobTemplate, { image, task }: RouteRequest): JobTemplate {
+  const { image: _image, task: _task, ...rest } = job;
+  if (image !== undefined) return { ...rest, image };
+  if (task !== undefined) return { ...rest, task };
+  return job;
 }
 
 /** The template with cpu, memory, GPU and timeout raised to at least what the request declares. */

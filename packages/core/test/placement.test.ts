@@ -63,6 +63,22 @@ describe('placeJob', () => {
     expect(placed.kind === 'fail' && placed.error).toMatch(/^the object's metadata cannot be used: /);
   });
 
+  it('sends a container request with its own image to a VM, though its rule chose Cloud Run', () => {
+    const job = newJob(
+      'e'.repeat(32),
+      { kind: 'request', image: 'us-docker.pkg.dev/p/r/render:1', args: [], env: {}, declared: {} },
+      't0',
+    );
+    const placed = placeJob(job, routing);
+    expect(placed).toMatchObject({
+      kind: 'launch',
+      rule: 'containers',
+      target: 'vm',
+      template: { image: 'us-docker.pkg.dev/p/r/render:1', cpu: 1, memoryBytes: 2 * 1024 ** 3 },
+    });
+    expect(placed.kind === 'launch' && placed.reason).toContain("the request's own image");
+  });
+
   it("runs what a container request asked for, with the rule's resources", () => {
     const job = newJob(
       'd'.repeat(32),

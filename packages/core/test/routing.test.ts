@@ -638,6 +638,67 @@ describe('route: where and with what', () => {
     });
   });
 
+  describe("a request's own image or task", () => {
+    const IMAGE = 'us-docker.pkg.dev/p/r/render:1';
+    const containers = (job: Record<string, unknown> = { cpu: 1, memory: '2GiB' }) =>
+      config({ name: 'containers', target: 'cloud-run-job', job });
+
+    it('sends an image of its own to a VM, though the rule chose Cloud Run, and says why', () => {
+      const decision = launched(route({ declared: {}, image: IMAGE }, containers()));
+      expect(decision).toMatchObject({
+        target: 'vm',
+        rule: 'containers',
+        job: { image: IMAGE, machineType: 'e2-standard-2', cpu: 1, memoryBytes: 2 * GiB },
+      });
+      expect(decision.job.task).toBeUndefined();
+      expect(decision.reason).toBe(
+        `rule "containers" matched (no conditions) and chose cloud-run-job, but the request's own image ${IMAGE} can only run on a VM: vm e2-standard-2`,
+      );
+    });
+
+    it("puts the request's image in place of the rule's, on a VM rule too", () => {
+      const rules = config({ name: 'vm', target: 'vm', job: { image: 'rule/image:1', cpu: 4 } });
+      const decision = launched(route({ declared: {}, image: IMAGE }, rules));
+      expect(decision).toMatchObject({ target: 'vm', job: { image: IMAGE, machineType: 'e2-standard-4' } });
+      expect(decision.reason).toBe('rule "vm" matched (no conditions): vm e2-standard-4');
+    });
+
+    it("runs a request's worker task on Cloud Run, whatever image the rule names", () => {
+      const decision = launched(
+        route({ declared: {}, task: 'train' }, containers({ image: 'rule/image:1' })),
+      );
+      expect(decision).toMatchObject({ target: 'cloud-run-job', job: { task: 'train' } });
+      expect(decision.job.image).toBeUndefined();
+      // Without the request's task, the rule's image goes to a VM, as before.
+      const own = launched(route({ declared: {} }, containers({ image: 'rule/image:1' })));
+      expect(own.target).toBe('vm');
+      expect(own.reason).toContain('but its image rule/image:1 can only run on a VM');
+    });
+
+    it('leaves Cloud Run out in cost mode, even where it would be cheapest', () => {
+      const rules = config({
+        name: 'work',
+        mode: 'cost',
+        target: ['cloud-run-job', 'vm'],
+        job: { cpu: 1, memory: '2GiB', spot: true },
+        prior: { base: '5s', perGiB: '0s' },
+      });
+      expect(launched(route({ declared: {} }, rules)).target).toBe('cloud-run-job');
+      const decision = launched(route({ declared: {}, image: IMAGE }, rules));
+      expect(decision).toMatchObject({ target: 'vm', job: { image: IMAGE, spot: true } });
+      expect(decision.estimate?.options[0]).toEqual({
+        target: 'cloud-run-job',
+        feasible: false,
+        why: `its image ${IMAGE} can only run on a VM`,
+      });
+      expect(decision.reason).toContain(`cloud-run-job: its image ${IMAGE} can only run on a VM`);
+      const onlyRun = config({ name: 'run', mode: 'cost', target: 'cloud-run-job', job: {} });
+      const fallback = launched(route({ declared: {}, image: IMAGE }, onlyRun));
+      expect(fallback).toMatchObject({ target: 'vm', job: { image: IMAGE } });
+      expect(fallback.reason).toContain('no listed target can run it, so a VM');
+    });
+  });
+
   it('sets the GPU count a G2 machine type comes with', () => {
     const decision = launched(
       route({ declared: { gpu: { type: 'nvidia-l4', count: 3 } } }, config({ name: 'g', target: 'vm' })),

@@ -236,7 +236,11 @@ describe('POST /jobs', () => {
       })
       .expect(201);
     expect(res.body.job).toMatchObject({ state: 'LAUNCHED', target: 'vm', rule: 'containers' });
-    expect(res.body.job.reason).toMatch(/16 vCPU/);
+    // Its own image alone sends it to a VM (a Cloud Run execution runs the worker image); 16 vCPU
+    // pick the machine type.
+    expect(res.body.job.reason).toBe(
+      `rule "containers" matched (no conditions) and chose cloud-run-job, but the request's own image us-docker.pkg.dev/p/r/render:1 can only run on a VM: vm e2-standard-16`,
+    );
     const [launch] = t.launchers.vm.launched;
     expect(launch.args).toEqual(['--frames', '1-100', '$(id)']);
     expect(launch.env).toMatchObject({

@@ -207,7 +207,7 @@ describe('pipeline run', () => {
   it('exits 1 when the job failed at its launch: local mode runs no images', async () => {
     const created = await pipelineCommand(['run', '--image', 'busybox']);
     expect(created.stdout).toMatch(
-      /^job [0-9a-f]{32} FAILED: launch on cloud-run-job failed: local mode runs the worker's tasks only; image busybox needs a container runtime\n$/,
+      /^job [0-9a-f]{32} FAILED: launch on vm failed: local mode runs the worker's tasks only; image busybox needs a container runtime\n$/,
     );
     expect(created.code).toBe(1);
   });
