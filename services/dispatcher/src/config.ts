@@ -40,7 +40,17 @@ export interface CloudConfig {
   /** gs://bucket/prefix/ copied into /tmp/worker on every task VM (certificates, say). */
   sharedUri?: string;
   pushAuth:
-    | { enabled: true; audience: string; pushServiceAccount: string; jobCallers: string[] }
+    | {
+        enabled: true;
+        audience: string;
+        pushServiceAccount: string;
+        jobCallers: string[];
+        /**
+         * JOBS_ACCEPT_GCLOUD_TOKENS: the jobs API also takes a listed person's own gcloud identity
+         * token, whose audience is gcloud's OAuth client, not this service (see README, Identity).
+         */
+        acceptGcloudTokens: boolean;
+      }
     | { enabled: false };
   pipelineConfig: string;
   port: number;
@@ -133,6 +143,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
   for (const caller of callers)
     if (!EMAIL.test(caller))
       throw new ConfigError('JOBS_CALLERS', `${JSON.stringify(caller)} is not an email`);
+  const acceptGcloudTokens = flag('JOBS_ACCEPT_GCLOUD_TOKENS', false);
 
   const completionsTopic = matching('COMPLETIONS_TOPIC', PUBSUB_ID, 'a topic name');
   const deadLetters = deadLetterConfig({
@@ -179,7 +190,13 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
       'a gs://bucket/prefix/ URI',
     ),
     pushAuth: pushAuthEnabled
-      ? { enabled: true, audience: text('PUSH_AUDIENCE'), pushServiceAccount, jobCallers: callers }
+      ? {
+          enabled: true,
+          audience: text('PUSH_AUDIENCE'),
+          pushServiceAccount,
+          jobCallers: callers,
+          acceptGcloudTokens,
+        }
       : { enabled: false },
     pipelineConfig: text('PIPELINE_CONFIG', DEFAULT_PIPELINE_CONFIG),
     port,

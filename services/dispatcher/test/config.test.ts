@@ -40,11 +40,24 @@ describe('parseConfig', () => {
         audience: 'https://dispatcher-abc-uc.a.run.app',
         pushServiceAccount: 'push@acme-prod.iam.gserviceaccount.com',
         jobCallers: ['ci@acme-prod.iam.gserviceaccount.com', 'ops@acme.com'],
+        acceptGcloudTokens: false,
       },
     });
     expect(config.pipelineConfig).toMatch(/pipeline\.config\.json$/);
     expect(config.runApiEndpoint).toBeUndefined();
     expect(config.deadLetters).toBeUndefined();
+  });
+
+  it("accepts people's own gcloud tokens on the jobs API only when JOBS_ACCEPT_GCLOUD_TOKENS says so", () => {
+    for (const [value, accepted] of [
+      ['true', true],
+      ['on', true],
+      ['false', false],
+      ['', false],
+    ] as const) {
+      const config = parseConfig({ ...VALID, JOBS_ACCEPT_GCLOUD_TOKENS: value });
+      expect(config.pushAuth).toMatchObject({ enabled: true, acceptGcloudTokens: accepted });
+    }
   });
 
   it('reads the dead-letter subscription with the subscriptions it serves and their topics', () => {
@@ -108,6 +121,11 @@ describe('parseConfig', () => {
       'PUSH_AUTH: off is for emulators and tests, and this runs on Cloud Run (K_SERVICE is set)',
     ],
     [{ JOBS_CALLERS: 'ci@x.com,nobody' }, 'JOBS_CALLERS', 'JOBS_CALLERS: "nobody" is not an email'],
+    [
+      { JOBS_ACCEPT_GCLOUD_TOKENS: 'sometimes' },
+      'JOBS_ACCEPT_GCLOUD_TOKENS',
+      'JOBS_ACCEPT_GCLOUD_TOKENS: "sometimes" is not true or false',
+    ],
     [{ PORT: '80000' }, 'PORT', 'PORT: "80000" is not a port number'],
     [{ VM_EXTERNAL_IP: 'sometimes' }, 'VM_EXTERNAL_IP', 'VM_EXTERNAL_IP: "sometimes" is not true or false'],
     [{ VM_TIMEOUT_MARGIN: 'soon' }, 'VM_TIMEOUT_MARGIN', /^VM_TIMEOUT_MARGIN: /],

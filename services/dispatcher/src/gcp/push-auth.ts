@@ -11,8 +11,10 @@ const ISSUERS = ['https://accounts.google.com', 'accounts.google.com'];
 
 /**
  * The audience of a person's `gcloud auth print-identity-token`: gcloud's own OAuth client. gcloud
- * cannot mint a user token for another audience (`--audiences` is for service accounts), and Cloud
- * Run's own invoker check accepts these, so the jobs API does too, for the people on its list.
+ * cannot mint a user token for another audience (`--audiences` is for service accounts). The jobs
+ * API takes these, for the people on its list, only with JOBS_ACCEPT_GCLOUD_TOKENS=true: the audience
+ * is not this service, so a token the person handed to any other service that accepts gcloud's
+ * audience would pass here too. Without it, people impersonate a listed service account.
  */
 export const GCLOUD_CLIENT_AUDIENCE = '32555940559.apps.googleusercontent.com';
 

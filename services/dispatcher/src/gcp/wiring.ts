@@ -94,7 +94,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
   let auth;
   if (config.pushAuth.enabled) {
     const certificates = overrides.certificates ?? googleCertificates();
-    const { audience, pushServiceAccount, jobCallers } = config.pushAuth;
+    const { audience, pushServiceAccount, jobCallers, acceptGcloudTokens } = config.pushAuth;
     auth = {
       push: requireGoogleIdentity(
         { name: 'push', audience, allowedEmails: [pushServiceAccount], certificates },
@@ -103,7 +103,8 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
       api: requireGoogleIdentity(
         {
           name: 'jobs API',
-          audience: [audience, GCLOUD_CLIENT_AUDIENCE],
+          // gcloud's audience only when asked for: any token gcloud minted for the person passes it.
+          audience: acceptGcloudTokens ? [audience, GCLOUD_CLIENT_AUDIENCE] : audience,
           allowedEmails: jobCallers,
           certificates,
         },

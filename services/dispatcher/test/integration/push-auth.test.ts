@@ -2,7 +2,9 @@ import express from 'express';
 import request from 'supertest';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config.ts';
 import { GCLOUD_CLIENT_AUDIENCE, requireGoogleIdentity } from '../../src/gcp/push-auth.ts';
+import { buildCloudDispatcher } from '../../src/gcp/wiring.ts';
 import { createLogger } from '../../src/logger.ts';
 import { signToken, testCertificates } from '../../../../test/support/oidc.ts';
 
@@ -115,40 +117,61 @@ describe('requireGoogleIdentity', () => {
   });
 });
 
-describe('the jobs API door', () => {
+describe('the jobs API door, as wired from the config', () => {
   const PERSON = 'ada@acme.example';
-  const api = () => {
-    const a = express();
-    a.get(
-      '/jobs',
-      requireGoogleIdentity(
-        {
-          name: 'jobs API',
-          audience: [AUDIENCE, GCLOUD_CLIENT_AUDIENCE],
-          allowedEmails: [PERSON],
-          certificates: testCertificates,
-        },
-        createLogger(new Writable({ write: (_c, _e, done) => done() })),
-      ),
-      (_req, res) => {
-        res.json({ caller: res.locals.caller });
-      },
-    );
-    return a;
-  };
+  const STRANGER = 'mallory@acme.example';
+  /** The cloud dispatcher's app with auth on; the ledger is never reached (the bodies are refused). */
+  const dispatcherApp = (env: Record<string, string> = {}) =>
+    buildCloudDispatcher(
+      parseConfig({
+        GOOGLE_CLOUD_PROJECT: 'acme-prod',
+        REGION: 'us-central1',
+        ZONE: 'us-central1-a',
+        OUTPUT_BUCKET: 'acme-pipeline-output',
+        WORKER_JOB: 'pipeline-worker',
+        WORKER_IMAGE: 'us-central1-docker.pkg.dev/acme-prod/pipeline/worker:1',
+        WORKER_SERVICE_ACCOUNT: 'worker@acme-prod.iam.gserviceaccount.com',
+        COMPLETIONS_TOPIC: 'pipeline-completions',
+        PUSH_AUDIENCE: AUDIENCE,
+        PUSH_SERVICE_ACCOUNT: PUSHER,
+        JOBS_CALLERS: PERSON,
+        ...env,
+      }),
+      createLogger(new Writable({ write: (_c, _e, done) => done() })),
+      { certificates: testCertificates },
+    ).app;
+  /** POST /jobs with an empty body: 400 once past the door, which says 401 or 403 before it. */
+  const submit = (app: express.Express, claims: { aud: string; email: string }) =>
+    request(app)
+      .post('/jobs')
+      .set('Authorization', `Bearer ${signToken({ ...claims, email_verified: true })}`)
+      .send({});
 
-  it("takes a person's own gcloud identity token (gcloud's audience) or one for the service URL", async () => {
-    for (const aud of [GCLOUD_CLIENT_AUDIENCE, AUDIENCE]) {
-      const token = signToken({ aud, email: PERSON, email_verified: true });
-      const res = await request(api()).get('/jobs').set('Authorization', `Bearer ${token}`).expect(200);
-      expect(res.body).toEqual({ caller: PERSON });
-    }
-    const other = signToken({ aud: 'https://evil.example', email: PERSON, email_verified: true });
-    await request(api()).get('/jobs').set('Authorization', `Bearer ${other}`).expect(401);
+  it("refuses a person's own gcloud token (gcloud's audience) by default, and takes one for the service URL", async () => {
+    const app = dispatcherApp();
+    const refused = await submit(app, { aud: GCLOUD_CLIENT_AUDIENCE, email: PERSON }).expect(401);
+    expect(refused.body.error).toMatch(/^unauthenticated: Wrong recipient/);
+    const passed = await submit(app, { aud: AUDIENCE, email: PERSON }).expect(400);
+    expect(passed.body.error).toBe('give inputUri, or exactly one of image and task');
   });
 
-  it("does not let gcloud's audience through the push door", async () => {
-    const token = signToken({ aud: GCLOUD_CLIENT_AUDIENCE, email: PUSHER, email_verified: true });
-    await request(app().app).post('/pubsub/push').set('Authorization', `Bearer ${token}`).expect(401);
+  it('takes gcloud tokens with JOBS_ACCEPT_GCLOUD_TOKENS=true, for the people on the list only', async () => {
+    const app = dispatcherApp({ JOBS_ACCEPT_GCLOUD_TOKENS: 'true' });
+    await submit(app, { aud: GCLOUD_CLIENT_AUDIENCE, email: PERSON }).expect(400);
+    const stranger = await submit(app, { aud: GCLOUD_CLIENT_AUDIENCE, email: STRANGER }).expect(403);
+    expect(stranger.body.error).toBe('forbidden: this caller is not allowed');
+    await submit(app, { aud: AUDIENCE, email: PERSON }).expect(400);
+    await submit(app, { aud: 'https://evil.example', email: PERSON }).expect(401);
+  });
+
+  it("never lets gcloud's audience through the push door", async () => {
+    for (const env of [{}, { JOBS_ACCEPT_GCLOUD_TOKENS: 'true' }] as Record<string, string>[]) {
+      const token = signToken({ aud: GCLOUD_CLIENT_AUDIENCE, email: PUSHER, email_verified: true });
+      await request(dispatcherApp(env))
+        .post('/pubsub/push')
+        .set('Authorization', `Bearer ${token}`)
+        .send({})
+        .expect(401);
+    }
   });
 });
