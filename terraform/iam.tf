@@ -1,7 +1,18 @@
-# Service accounts and their grants. Each account holds only what its part does, granted on the
-# resource it is used on wherever the role allows it; project-level grants are the exceptions
-# (Firestore, Compute instances the dispatcher creates, log writing) and say why. Nobody here gets
-# roles/owner or roles/editor, and nothing is granted to allUsers or allAuthenticatedUsers.
+# Service accounts and their grants. Each account holds only what its part calls, granted on the
+# resource it is called on wherever the role allows it, or on the project under an IAM condition on
+# the resource's name. The calls, the permission each needs, and the documentation each comes from are
+# the permission table, test/infra/permissions.ts; test/infra/permissions.test.ts checks these grants
+# against it. Project-level grants without a condition are the exceptions that test allows, each
+# with its reason beside it. Nobody here gets roles/owner or roles/editor, and nothing is granted to
+# allUsers or allAuthenticatedUsers. Custom roles: roles.tf; the build account: build.tf.
+
+locals {
+  # Resource names as IAM conditions see them; compute-launcher.ts names every VM
+  # pipeline-<job id>-a<attempt>, and its boot disk takes the instance's name.
+  # https://cloud.google.com/iam/docs/conditions-resource-attributes
+  vm_instance_names = "projects/${var.project_id}/zones/${var.zone}/instances/${local.vm_name_prefix}"
+  vm_disk_names     = "projects/${var.project_id}/zones/${var.zone}/disks/${local.vm_name_prefix}"
+}
 
 resource "google_service_account" "dispatcher" {
   account_id   = "${var.name_prefix}-dispatcher"
@@ -28,37 +39,88 @@ resource "google_service_account" "push" {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# Dispatcher
+# Dispatcher (Cloud Run writes its stdout to Cloud Logging itself: no log grant is needed,
+# https://cloud.google.com/run/docs/logging)
 
-# Firestore has no per-database or per-collection IAM for data access: the ledger needs read and
-# write on documents, which is roles/datastore.user at the project level.
+# The ledger: documents of the (default) database. Firestore has no IAM on a database of its own, but
+# it honours IAM conditions on the database's name, so datastore.user is granted on the project for
+# this one database only.
+# https://cloud.google.com/firestore/docs/manage-databases#configure_per-database_access_permissions
+# https://cloud.google.com/firestore/docs/security/iam
 resource "google_project_iam_member" "dispatcher_firestore" {
   project = var.project_id
   role    = "roles/datastore.user"
   member  = local.dispatcher_sa_member
+
+  condition {
+    title       = "the pipeline ledger only"
+    description = "Firestore database ${google_firestore_database.ledger.name}."
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${google_firestore_database.ledger.name}\""
+  }
 }
 
-# Inserting VMs (and waiting on the zone operation), and the reaper's list and delete of instances
-# labelled pipeline=true. Instance creation is checked at the project/zone level, so this cannot be
-# granted on an instance. It could be narrowed with an IAM condition such as
-#   resource.name.startsWith("projects/PROJECT/zones/ZONE/instances/pipeline-")
-# but list permissions are checked on the project, which such a condition would deny, so it is left
-# whole; the VMs' names are fixed by the dispatcher (pipeline-<job id>-a<attempt>).
-resource "google_project_iam_member" "dispatcher_compute" {
+# Creating, reading and deleting task VMs and their boot disks: the custom role vm_launcher, on the
+# project, under a condition that admits only pipeline-* instances and disks in var.zone. The
+# condition names the resource type with each prefix, so no other resource passes it.
+# https://cloud.google.com/iam/docs/configuring-resource-based-access
+resource "google_project_iam_member" "dispatcher_launches_vms" {
   project = var.project_id
-  role    = "roles/compute.instanceAdmin.v1"
+  role    = google_project_iam_custom_role.vm_launcher.id
+  member  = local.dispatcher_sa_member
+
+  condition {
+    title       = "pipeline task VMs only"
+    description = "Instances and disks named ${local.vm_name_prefix}* in ${var.zone}."
+    expression  = "(resource.type == \"compute.googleapis.com/Instance\" && resource.name.startsWith(\"${local.vm_instance_names}\")) || (resource.type == \"compute.googleapis.com/Disk\" && resource.name.startsWith(\"${local.vm_disk_names}\"))"
+  }
+}
+
+# Allowed project-wide (read-only): instances.list is checked on the project, where a name condition
+# would deny it, and zone and Run operations are not resource types IAM conditions know.
+resource "google_project_iam_member" "dispatcher_project_reads" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.dispatcher_project_reads.id
   member  = local.dispatcher_sa_member
 }
 
-# Structured logs to Cloud Logging (Cloud Run captures stdout, this covers the API writers too).
-resource "google_project_iam_member" "dispatcher_logs" {
+# The VM's network interface goes in the task subnet: on that subnet only.
+# (compute.subnetworks.use "on the project or on the chosen subnet")
+# https://cloud.google.com/compute/docs/access/create-enable-service-accounts-for-instances
+resource "google_compute_subnetwork_iam_member" "dispatcher_uses_subnet" {
+  project    = var.project_id
+  region     = var.region
+  subnetwork = google_compute_subnetwork.vms.name
+  role       = google_project_iam_custom_role.vm_subnet_user.id
+  member     = local.dispatcher_sa_member
+}
+
+resource "google_compute_subnetwork_iam_member" "dispatcher_uses_external_ips" {
+  count = var.vm_external_ip ? 1 : 0
+
+  project    = var.project_id
+  region     = var.region
+  subnetwork = google_compute_subnetwork.vms.name
+  role       = google_project_iam_custom_role.vm_subnet_external_ip[0].id
+  member     = local.dispatcher_sa_member
+}
+
+# A boot image baked into this project (scripts/bake-vm-image.sh, vm_image_project = project_id):
+# compute.images.useReadOnly on it. Allowed project-wide: the baked images are made outside terraform,
+# under a new name at each bake. cos-cloud's images are public and need no grant; for another project's
+# images, that project's owner grants roles/compute.imageUser.
+# https://cloud.google.com/compute/docs/access/create-enable-service-accounts-for-instances (custom
+# image: compute.images.useReadOnly), https://cloud.google.com/iam/docs/roles-permissions/compute
+resource "google_project_iam_member" "dispatcher_uses_own_images" {
+  count = var.vm_image_project == var.project_id ? 1 : 0
+
   project = var.project_id
-  role    = "roles/logging.logWriter"
+  role    = "roles/compute.imageUser"
   member  = local.dispatcher_sa_member
 }
 
 # Attaching the worker account to the VMs it creates (iam.serviceAccounts.actAs), and running the
-# worker job, which runs as that account. On the worker account only, not project-wide.
+# worker job, which runs as that account. On the worker account only.
+# https://cloud.google.com/compute/docs/access/create-enable-service-accounts-for-instances
 resource "google_service_account_iam_member" "dispatcher_acts_as_worker" {
   service_account_id = google_service_account.worker.name
   role               = "roles/iam.serviceAccountUser"
@@ -66,16 +128,25 @@ resource "google_service_account_iam_member" "dispatcher_acts_as_worker" {
 }
 
 # POST /jobs and the push intake stat the object (generation, size, content type, metadata) before
-# routing: read-only on the input bucket.
+# routing: read-only on the input bucket. https://cloud.google.com/storage/docs/access-control/iam-json
 resource "google_storage_bucket_iam_member" "dispatcher_reads_input" {
   bucket = google_storage_bucket.input.name
   role   = "roles/storage.objectViewer"
   member = local.dispatcher_sa_member
 }
 
-# runJob with containerOverrides (env, args, taskCount, timeout) needs run.jobs.runWithOverrides.
-# roles/run.jobsExecutorWithOverrides holds it (with run, cancel and reading executions) without
-# run.developer's power to change or delete the job. Granted on the worker job only.
+# GET /jobs/:id/logs reads <object>/logs/attempt-N.log, and the reconciler reads an attempt's _SUCCESS:
+# read-only on the output bucket.
+resource "google_storage_bucket_iam_member" "dispatcher_reads_output" {
+  bucket = google_storage_bucket.output.name
+  role   = "roles/storage.objectViewer"
+  member = local.dispatcher_sa_member
+}
+
+# runJob with containerOverrides (env, args, taskCount, timeout) needs run.jobs.runWithOverrides, and
+# cancel run.executions.cancel: roles/run.jobsExecutorWithOverrides holds run.jobs.run,
+# run.jobs.runWithOverrides and run.executions.cancel, nothing else. On the worker job only.
+# https://cloud.google.com/iam/docs/roles-permissions/run
 resource "google_cloud_run_v2_job_iam_member" "dispatcher_runs_worker" {
   count = local.create_job ? 1 : 0
 
@@ -86,8 +157,23 @@ resource "google_cloud_run_v2_job_iam_member" "dispatcher_runs_worker" {
   member   = local.dispatcher_sa_member
 }
 
+# The reconciler's getExecution (run.executions.get) and listTasks (run.tasks.list), which
+# jobsExecutorWithOverrides lacks: without them a Cloud Run execution's end is never seen.
+# roles/run.viewer, granted on the worker job: a job's executions and tasks are its children, and a
+# role on the job covers them (https://cloud.google.com/run/docs/managing/job-executions).
+resource "google_cloud_run_v2_job_iam_member" "dispatcher_reads_worker_executions" {
+  count = local.create_job ? 1 : 0
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_job.worker[0].name
+  role     = "roles/run.viewer"
+  member   = local.dispatcher_sa_member
+}
+
 # GET /deadletters pulls the dead-letter subscription and gives the messages back (modifyAckDeadline
-# 0); a replay acknowledges the one it published again. pubsub.subscriber on that subscription only.
+# 0); a replay acknowledges the one it published again: pubsub.subscriptions.consume, on that
+# subscription only. https://cloud.google.com/pubsub/docs/access-control
 resource "google_pubsub_subscription_iam_member" "dispatcher_reads_dead_letters" {
   subscription = google_pubsub_subscription.dead_letter.name
   role         = "roles/pubsub.subscriber"
@@ -111,18 +197,20 @@ resource "google_pubsub_topic_iam_member" "dispatcher_replays_completions" {
 # ---------------------------------------------------------------------------------------------------
 # Worker (the Cloud Run job and every task VM)
 
-# Reads the object it works on.
+# Reads the object it works on (metadata, then the pinned generation).
 resource "google_storage_bucket_iam_member" "worker_reads_input" {
   bucket = google_storage_bucket.input.name
   role   = "roles/storage.objectViewer"
   member = local.worker_sa_member
 }
 
-# Writes results, logs and _SUCCESS (objectAdmin: the log is uploaded again every 30 s, which
-# overwrites, so it needs delete as well as create).
+# Writes results, logs and _SUCCESS. The log is uploaded again every 30 s, and replacing an object
+# needs storage.objects.delete as well as create, so roles/storage.objectUser (objects and multipart
+# uploads, without objectAdmin's IAM-policy permissions).
+# https://cloud.google.com/storage/docs/access-control/iam-permissions
 resource "google_storage_bucket_iam_member" "worker_writes_output" {
   bucket = google_storage_bucket.output.name
-  role   = "roles/storage.objectAdmin"
+  role   = "roles/storage.objectUser"
   member = local.worker_sa_member
 }
 
@@ -140,14 +228,17 @@ resource "google_pubsub_topic_iam_member" "worker_publishes_completions" {
   member = local.worker_sa_member
 }
 
-# The VM's logging agent (google-logging-enabled) writes the start-up script's and agent's logs.
+# Allowed project-wide: the VM's logging agent (google-logging-enabled) writes the start-up script's
+# and agent's logs with the VM's account, and log entries are written to the project; there is no
+# narrower resource to grant logging.logEntries.create on. https://cloud.google.com/logging/docs/access-control
 resource "google_project_iam_member" "worker_logs" {
   project = var.project_id
   role    = "roles/logging.logWriter"
   member  = local.worker_sa_member
 }
 
-# The VM pulls the worker image (and task images kept here) with its own token.
+# The VM pulls the worker image (docker-credential-gcr with the VM's token) and task images kept
+# here (the agent, with the metadata server's token). https://cloud.google.com/artifact-registry/docs/access-control
 resource "google_artifact_registry_repository_iam_member" "worker_pulls_images" {
   project    = var.project_id
   location   = google_artifact_registry_repository.images.location
@@ -156,20 +247,9 @@ resource "google_artifact_registry_repository_iam_member" "worker_pulls_images" 
   member     = local.worker_sa_member
 }
 
-# A VM deletes itself (the agent through the Compute API, the start-up script's EXIT trap with curl).
-# compute.instanceAdmin.v1 would also let it create VMs and touch every disk: a custom role holds
-# just get and delete of instances. The delete call is not waited on, so no
-# compute.zoneOperations.get; the boot disk goes with the instance (autoDelete).
-resource "google_project_iam_custom_role" "vm_self_delete" {
-  role_id     = replace("${var.name_prefix}_vm_self_delete", "-", "_")
-  title       = "Pipeline VM self-delete"
-  description = "Get and delete a Compute Engine instance: what a pipeline task VM needs to delete itself."
-  permissions = ["compute.instances.get", "compute.instances.delete"]
-}
-
-# Custom roles cannot be granted on one instance before it exists, so the grant is on the project,
-# narrowed by an IAM condition to the pipeline's VMs in its zone (names from compute-launcher.ts).
-# If the condition ever failed to match, maxRunDuration and the reaper still delete the VM.
+# Deleting its own VM: the custom role vm_self_delete on the project, narrowed by a condition to the
+# pipeline's VMs in its zone. If the condition ever failed to match, maxRunDuration and the reaper
+# still delete the VM.
 resource "google_project_iam_member" "worker_deletes_own_vm" {
   project = var.project_id
   role    = google_project_iam_custom_role.vm_self_delete.id
@@ -178,14 +258,15 @@ resource "google_project_iam_member" "worker_deletes_own_vm" {
   condition {
     title       = "pipeline task VMs only"
     description = "Instances named ${local.vm_name_prefix}* in ${var.zone}."
-    expression  = "resource.name.startsWith(\"projects/${var.project_id}/zones/${var.zone}/instances/${local.vm_name_prefix}\")"
+    expression  = "resource.type == \"compute.googleapis.com/Instance\" && resource.name.startsWith(\"${local.vm_instance_names}\")"
   }
 }
 
 # ---------------------------------------------------------------------------------------------------
 # Push identity (Pub/Sub push subscriptions and Cloud Scheduler)
 
-# Passes Cloud Run's IAM check on the dispatcher; the dispatcher then checks the token's email itself.
+# Passes Cloud Run's IAM check on the dispatcher (run.routes.invoke); the dispatcher then checks the
+# token's email itself. https://cloud.google.com/run/docs/authenticating/service-to-service
 resource "google_cloud_run_v2_service_iam_member" "push_invokes_dispatcher" {
   count = local.create_service ? 1 : 0
 
@@ -211,6 +292,7 @@ resource "google_cloud_run_v2_service_iam_member" "jobs_callers_invoke_dispatche
 # Google's service agents
 
 # The Cloud Storage service agent publishes the input bucket's notifications to "uploads".
+# https://cloud.google.com/storage/docs/reporting-changes
 resource "google_pubsub_topic_iam_member" "gcs_publishes_uploads" {
   topic  = google_pubsub_topic.uploads.id
   role   = "roles/pubsub.publisher"
@@ -218,7 +300,9 @@ resource "google_pubsub_topic_iam_member" "gcs_publishes_uploads" {
 }
 
 # Dead-lettering: the Pub/Sub service agent forwards undeliverable messages to the dead-letter topic
-# (publisher there) and acknowledges them on the source subscription (subscriber there).
+# (publisher there) and acknowledges them on the source subscription (subscriber there). setup.sh
+# makes sure the agent exists before this apply (gcloud beta services identity create).
+# https://cloud.google.com/pubsub/docs/dead-letter-topics
 resource "google_pubsub_topic_iam_member" "pubsub_agent_publishes_dead_letters" {
   topic  = google_pubsub_topic.dead_letter.id
   role   = "roles/pubsub.publisher"
@@ -243,9 +327,10 @@ resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_completions"
   member       = local.pubsub_service_member
 }
 
-# Pub/Sub mints the push OIDC tokens as the push account. Projects that enabled Pub/Sub before
-# April 2021 need this grant for authenticated push (newer ones have it through the service agent
-# role); granted on the push account only, it is harmless on the others.
+# Pub/Sub mints the push OIDC tokens as the push account (iam.serviceAccounts.getOpenIdToken).
+# Projects that enabled Pub/Sub before April 2021 need this grant for authenticated push (newer ones
+# have it through the service agent role); granted on the push account only.
+# https://cloud.google.com/pubsub/docs/create-push-subscription
 resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"

@@ -1,6 +1,7 @@
 # The storage-triggered pipeline: names, the project's APIs, and the checks across variables.
-# One file per topic beside this one: storage.tf, pubsub.tf, iam.tf, run.tf, scheduler.tf,
-# firestore.tf, registry.tf.
+# One file per topic beside this one: storage.tf, pubsub.tf, iam.tf (accounts and grants), roles.tf
+# (custom roles), network.tf (the task VMs' VPC), build.tf (the image build's account and bucket),
+# run.tf, scheduler.tf, firestore.tf, registry.tf.
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -41,9 +42,14 @@ locals {
   dispatcher_sa_member  = "serviceAccount:${google_service_account.dispatcher.email}"
   worker_sa_member      = "serviceAccount:${google_service_account.worker.email}"
   push_sa_member        = "serviceAccount:${google_service_account.push.email}"
+  build_sa_member       = "serviceAccount:${google_service_account.build.email}"
   pubsub_service_member = "serviceAccount:${local.pubsub_service_agent}"
 
+  # setup.sh enables cloudresourcemanager and serviceusage before the first plan (data.google_project
+  # and google_project_service need them); they are listed here too so that terraform knows them.
   apis = toset([
+    "cloudresourcemanager.googleapis.com",
+    "serviceusage.googleapis.com",
     "run.googleapis.com",
     "compute.googleapis.com",
     "pubsub.googleapis.com",

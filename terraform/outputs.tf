@@ -89,3 +89,23 @@ output "push_service_account" {
   description = "The push identity's service account email (Pub/Sub push, Cloud Scheduler)."
   value       = google_service_account.push.email
 }
+
+output "build_service_account" {
+  description = "The image build's service account as gcloud builds submit --service-account takes it: projects/PROJECT/serviceAccounts/EMAIL."
+  value       = "projects/${var.project_id}/serviceAccounts/${google_service_account.build.email}"
+}
+
+output "build_source_bucket" {
+  description = "The bucket gcloud builds submit stages the source in (--gcs-source-staging-dir gs://BUCKET/source)."
+  value       = google_storage_bucket.build_source.name
+}
+
+output "vm_network" {
+  description = "The task VMs' VPC network (VM_NETWORK), as a partial URL."
+  value       = local.vm_network_url
+}
+
+output "vm_subnetwork" {
+  description = "The task VMs' subnet (VM_SUBNETWORK), as a partial URL; Private Google Access is on."
+  value       = local.vm_subnetwork_url
+}

@@ -17,9 +17,15 @@ locals {
     PUSH_AUDIENCE          = local.service_url
     PUSH_SERVICE_ACCOUNT   = google_service_account.push.email
     # The push account is a caller too: Cloud Scheduler calls /reap and /reconcile with its token.
-    JOBS_CALLERS      = join(",", distinct(concat(var.jobs_callers, [google_service_account.push.email])))
-    VM_MACHINE_TYPE   = var.vm_machine_type
-    VM_SPOT           = tostring(var.vm_spot)
+    JOBS_CALLERS    = join(",", distinct(concat(var.jobs_callers, [google_service_account.push.email])))
+    VM_MACHINE_TYPE = var.vm_machine_type
+    VM_SPOT         = tostring(var.vm_spot)
+    # The task VMs' network (network.tf) as partial URLs; compute-launcher.ts passes them through.
+    VM_NETWORK        = local.vm_network_url
+    VM_SUBNETWORK     = local.vm_subnetwork_url
+    VM_EXTERNAL_IP    = tostring(var.vm_external_ip)
+    VM_IMAGE_FAMILY   = var.vm_image_family
+    VM_IMAGE_PROJECT  = var.vm_image_project
     SHARED_URI        = "gs://${google_storage_bucket.shared.name}/"
     LEDGER_COLLECTION = local.ledger_collection
     # GET /deadletters and replay: the dead-letter subscription, the push subscriptions that
@@ -98,11 +104,16 @@ resource "google_cloud_run_v2_service" "dispatcher" {
   # The first request may come as soon as the service exists: its grants come first.
   depends_on = [
     google_project_iam_member.dispatcher_firestore,
-    google_project_iam_member.dispatcher_compute,
-    google_project_iam_member.dispatcher_logs,
+    google_project_iam_member.dispatcher_launches_vms,
+    google_project_iam_member.dispatcher_project_reads,
+    google_compute_subnetwork_iam_member.dispatcher_uses_subnet,
+    google_compute_subnetwork_iam_member.dispatcher_uses_external_ips,
+    google_project_iam_member.dispatcher_uses_own_images,
     google_service_account_iam_member.dispatcher_acts_as_worker,
     google_storage_bucket_iam_member.dispatcher_reads_input,
+    google_storage_bucket_iam_member.dispatcher_reads_output,
     google_cloud_run_v2_job_iam_member.dispatcher_runs_worker,
+    google_cloud_run_v2_job_iam_member.dispatcher_reads_worker_executions,
     google_pubsub_subscription_iam_member.dispatcher_reads_dead_letters,
     google_pubsub_topic_iam_member.dispatcher_replays_uploads,
     google_pubsub_topic_iam_member.dispatcher_replays_completions,

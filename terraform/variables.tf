@@ -101,6 +101,51 @@ variable "vm_spot" {
   default     = false
 }
 
+variable "vm_subnet_cidr" {
+  type        = string
+  description = "IPv4 range of the task VMs' subnet (network.tf, its own VPC); its size caps how many VMs run at once."
+  default     = "10.20.0.0/20"
+
+  validation {
+    condition     = can(cidrnetmask(var.vm_subnet_cidr)) && try(tonumber(split("/", var.vm_subnet_cidr)[1]) <= 29, false)
+    error_message = "vm_subnet_cidr must be an IPv4 range like 10.20.0.0/20, at most /29."
+  }
+}
+
+variable "vm_external_ip" {
+  type        = bool
+  description = "Give every task VM an external IP (VM_EXTERNAL_IP). Off: Google APIs through Private Google Access, other registries through Cloud NAT (vm_nat); with vm_nat off too, task VMs reach Google APIs only."
+  default     = false
+}
+
+variable "vm_nat" {
+  type        = bool
+  description = "Cloud NAT for the task VMs' subnet, so VMs without an external IP can pull from registries outside Google (Docker Hub). Costs per VM-hour using it and per GiB processed."
+  default     = true
+}
+
+variable "vm_image_family" {
+  type        = string
+  description = "Boot image family of task VMs (VM_IMAGE_FAMILY): Container-Optimized OS, or a family baked by scripts/bake-vm-image.sh."
+  default     = "cos-stable"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.vm_image_family))
+    error_message = "vm_image_family must be an image family name: lowercase letters, digits and hyphens."
+  }
+}
+
+variable "vm_image_project" {
+  type        = string
+  description = "Project of vm_image_family (VM_IMAGE_PROJECT): cos-cloud, or this project for a baked image (the dispatcher then gets compute.imageUser here)."
+  default     = "cos-cloud"
+
+  validation {
+    condition     = can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]$", var.vm_image_project))
+    error_message = "vm_image_project must be a project id like cos-cloud."
+  }
+}
+
 variable "deletion_protection" {
   type        = bool
   description = "Protect data: buckets are not force-destroyed (non-empty buckets block destroy) and the Firestore database has delete protection. Set false before destroying everything."

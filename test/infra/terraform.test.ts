@@ -1,59 +1,17 @@
 // Static checks of the Terraform in terraform/ and of cloudbuild.yaml. Terraform cannot download
 // providers here (no network), so `terraform validate` is out of reach: every .tf file is parsed with
-// a real HCL parser (@cdktf/hcl2json) and the tests assert on the structure: what exists, who gets
-// which role, that pushes are authenticated and dead-lettered, and that the dispatcher's environment
-// covers what services/dispatcher/src/config.ts requires.
+// a real HCL parser (@cdktf/hcl2json, terraform-model.ts) and the tests assert on the structure: what
+// exists, the task VMs' network, that pushes are authenticated and dead-lettered, and that the
+// dispatcher's environment covers what services/dispatcher/src/config.ts requires. Who may call what
+// is permissions.test.ts's.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse } from '@cdktf/hcl2json';
 import { parse as parseYaml } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../services/dispatcher/src/config.ts';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const TERRAFORM = path.join(ROOT, 'terraform');
-
-type Block = Record<string, unknown>;
-/** hcl2json's shape: resource -> type -> name -> [block]; blocks nest as arrays of objects. */
-type Named = Record<string, Record<string, Block[]>>;
-
-interface Parsed {
-  files: Record<string, Block>;
-  resources: Named;
-  data: Named;
-  variables: Record<string, Block>;
-  outputs: Record<string, Block>;
-  locals: Record<string, unknown>;
-}
+import { parseTerraform, resolve, ROOT, TERRAFORM, type Block, type Parsed } from './terraform-model.ts';
 
 let tf: Parsed;
-
-function mergeNamed(into: Named, from: unknown): void {
-  for (const [type, byName] of Object.entries((from ?? {}) as Named)) {
-    into[type] ??= {};
-    for (const [name, blocks] of Object.entries(byName)) {
-      expect(into[type][name], `${type}.${name} is declared twice`).toBeUndefined();
-      into[type][name] = blocks;
-    }
-  }
-}
-
-async function parseTerraform(): Promise<Parsed> {
-  const parsed: Parsed = { files: {}, resources: {}, data: {}, variables: {}, outputs: {}, locals: {} };
-  const names = fs.readdirSync(TERRAFORM).filter((f) => f.endsWith('.tf'));
-  for (const name of names) {
-    const json = (await parse(name, fs.readFileSync(path.join(TERRAFORM, name), 'utf8'))) as Block;
-    parsed.files[name] = json;
-    mergeNamed(parsed.resources, json.resource);
-    mergeNamed(parsed.data, json.data);
-    for (const [v, blocks] of Object.entries((json.variable ?? {}) as Record<string, Block[]>))
-      parsed.variables[v] = blocks[0]!;
-    for (const [o, blocks] of Object.entries((json.output ?? {}) as Record<string, Block[]>))
-      parsed.outputs[o] = blocks[0]!;
-    for (const locals of (json.locals ?? []) as Block[]) Object.assign(parsed.locals, locals);
-  }
-  return parsed;
-}
 
 /** The one block of resource TYPE.NAME. */
 function resource(type: string, name: string): Block {
@@ -92,6 +50,9 @@ describe('terraform layout', () => {
       'scheduler.tf',
       'firestore.tf',
       'registry.tf',
+      'network.tf',
+      'roles.tf',
+      'build.tf',
     ]) {
       expect(Object.keys(tf.files), file).toContain(file);
     }
@@ -132,6 +93,11 @@ describe('terraform layout', () => {
       'dispatcher_image',
       'worker_image',
       'jobs_callers',
+      'vm_subnet_cidr',
+      'vm_external_ip',
+      'vm_nat',
+      'vm_image_family',
+      'vm_image_project',
     ]) {
       expect(tf.variables[name], `variable ${name}`).toBeDefined();
     }
@@ -167,6 +133,10 @@ describe('terraform layout', () => {
       'dispatcher_service_account',
       'worker_service_account',
       'push_service_account',
+      'build_service_account',
+      'build_source_bucket',
+      'vm_network',
+      'vm_subnetwork',
     ]) {
       expect(tf.outputs[name], `output ${name}`).toBeDefined();
       expect(String(tf.outputs[name]!.description ?? ''), `output ${name} description`).not.toBe('');
@@ -214,6 +184,15 @@ describe('resources', () => {
       ['google_service_account', 'worker'],
       ['google_service_account', 'push'],
       ['google_project_iam_custom_role', 'vm_self_delete'],
+      ['google_project_iam_custom_role', 'vm_launcher'],
+      ['google_project_iam_custom_role', 'dispatcher_project_reads'],
+      ['google_project_iam_custom_role', 'vm_subnet_user'],
+      ['google_service_account', 'build'],
+      ['google_storage_bucket', 'build_source'],
+      ['google_compute_network', 'vms'],
+      ['google_compute_subnetwork', 'vms'],
+      ['google_compute_router', 'vms'],
+      ['google_compute_router_nat', 'vms'],
       ['google_cloud_run_v2_service', 'dispatcher'],
       ['google_cloud_run_v2_job', 'worker'],
       ['google_cloud_scheduler_job', 'maintenance'],
@@ -227,6 +206,8 @@ describe('resources', () => {
     expect(apis.for_each).toBe('${local.apis}');
     const list = String(tf.locals.apis);
     for (const api of [
+      'cloudresourcemanager',
+      'serviceusage',
       'run',
       'compute',
       'pubsub',
@@ -386,88 +367,137 @@ describe('IAM', () => {
     for (const { type, name } of grants()) expect(`${type}.${name}`).toMatch(/_iam_member\./);
   });
 
-  /** The roles granted to MEMBER (a local name such as local.worker_sa_member), as "type role". */
-  function rolesOf(member: string): string[] {
-    return grants()
-      .filter(({ block }) => block.member === `\${${member}}`)
-      .map(({ type, block }) => `${type} ${String(block.role)}`)
-      .sort();
-  }
-
-  it('gives the dispatcher only what it uses', () => {
-    expect(rolesOf('local.dispatcher_sa_member')).toEqual(
-      [
-        'google_cloud_run_v2_job_iam_member roles/run.jobsExecutorWithOverrides',
-        'google_project_iam_member roles/compute.instanceAdmin.v1',
-        'google_project_iam_member roles/datastore.user',
-        'google_project_iam_member roles/logging.logWriter',
-        'google_pubsub_subscription_iam_member roles/pubsub.subscriber',
-        'google_pubsub_topic_iam_member roles/pubsub.publisher',
-        'google_pubsub_topic_iam_member roles/pubsub.publisher',
-        'google_service_account_iam_member roles/iam.serviceAccountUser',
-        'google_storage_bucket_iam_member roles/storage.objectViewer',
-      ].sort(),
-    );
-    // Dead letters: pull (and give back or acknowledge) on the dead-letter subscription only, and a
-    // replay publishes to the topic the message came from: uploads or completions, never dead-letter.
-    expect(
-      resource('google_pubsub_subscription_iam_member', 'dispatcher_reads_dead_letters').subscription,
-    ).toBe('${google_pubsub_subscription.dead_letter.name}');
-    expect(resource('google_pubsub_topic_iam_member', 'dispatcher_replays_uploads').topic).toBe(
-      '${google_pubsub_topic.uploads.id}',
-    );
-    expect(resource('google_pubsub_topic_iam_member', 'dispatcher_replays_completions').topic).toBe(
-      '${google_pubsub_topic.completions.id}',
-    );
-    const runs = resource('google_cloud_run_v2_job_iam_member', 'dispatcher_runs_worker');
-    expect(runs.name).toBe('${google_cloud_run_v2_job.worker[0].name}');
-    const actAs = resource('google_service_account_iam_member', 'dispatcher_acts_as_worker');
-    expect(actAs.service_account_id).toBe('${google_service_account.worker.name}');
-    expect(resource('google_storage_bucket_iam_member', 'dispatcher_reads_input').bucket).toBe(
-      '${google_storage_bucket.input.name}',
-    );
-  });
-
-  it('gives the worker only what a task needs, and only its own VMs to delete', () => {
-    expect(rolesOf('local.worker_sa_member')).toEqual(
-      [
-        'google_artifact_registry_repository_iam_member roles/artifactregistry.reader',
-        'google_project_iam_member ${google_project_iam_custom_role.vm_self_delete.id}',
-        'google_project_iam_member roles/logging.logWriter',
-        'google_pubsub_topic_iam_member roles/pubsub.publisher',
-        'google_storage_bucket_iam_member roles/storage.objectAdmin',
-        'google_storage_bucket_iam_member roles/storage.objectViewer',
-        'google_storage_bucket_iam_member roles/storage.objectViewer',
-      ].sort(),
-    );
-    expect(resource('google_storage_bucket_iam_member', 'worker_writes_output').bucket).toBe(
-      '${google_storage_bucket.output.name}',
-    );
-    expect(resource('google_pubsub_topic_iam_member', 'worker_publishes_completions').topic).toBe(
-      '${google_pubsub_topic.completions.id}',
-    );
-    const role = resource('google_project_iam_custom_role', 'vm_self_delete');
-    expect((role.permissions as string[]).sort()).toEqual([
-      'compute.instances.delete',
-      'compute.instances.get',
-    ]);
-    const condition = nested(resource('google_project_iam_member', 'worker_deletes_own_vm'), 'condition');
-    expect(condition.expression).toContain('/instances/${local.vm_name_prefix}');
-    // The prefix is the dispatcher's: instanceName() in compute-launcher.ts.
+  it('names the VMs in conditions as the dispatcher names them', () => {
+    // instanceName() in compute-launcher.ts: pipeline-<job id>-a<attempt>.
     const launcher = fs.readFileSync(
       path.join(ROOT, 'services/dispatcher/src/gcp/compute-launcher.ts'),
       'utf8',
     );
     expect(launcher).toContain(`return \`${String(tf.locals.vm_name_prefix)}\${jobId.slice(0, 20)}`);
+    expect(tf.locals.vm_instance_names).toBe(
+      'projects/${var.project_id}/zones/${var.zone}/instances/${local.vm_name_prefix}',
+    );
+    expect(tf.locals.vm_disk_names).toBe(
+      'projects/${var.project_id}/zones/${var.zone}/disks/${local.vm_name_prefix}',
+    );
+    for (const name of ['dispatcher_launches_vms', 'worker_deletes_own_vm']) {
+      const condition = nested(resource('google_project_iam_member', name), 'condition');
+      expect(String(condition.expression), name).toContain(
+        'resource.name.startsWith("${local.vm_instance_names}")',
+      );
+    }
   });
 
-  it('gives the push identity run.invoker on the dispatcher service only', () => {
-    expect(rolesOf('local.push_sa_member')).toEqual([
-      'google_cloud_run_v2_service_iam_member roles/run.invoker',
-    ]);
-    expect(resource('google_cloud_run_v2_service_iam_member', 'push_invokes_dispatcher').name).toBe(
-      '${google_cloud_run_v2_service.dispatcher[0].name}',
+  it('runs the image build as its own account, never as a default one', () => {
+    const account = resource('google_service_account', 'build');
+    expect(account.account_id).toBe('${var.name_prefix}-build');
+    expect(tf.outputs.build_service_account!.value).toBe(
+      'projects/${var.project_id}/serviceAccounts/${google_service_account.build.email}',
     );
+    const bucket = resource('google_storage_bucket', 'build_source');
+    expect(bucket.uniform_bucket_level_access).toBe(true);
+    expect(bucket.public_access_prevention).toBe('enforced');
+    expect(nested(nested(bucket, 'lifecycle_rule'), 'condition').age).toBe(7);
+    expect(tf.outputs.build_source_bucket!.value).toBe('${google_storage_bucket.build_source.name}');
+  });
+});
+
+describe('network', () => {
+  it('puts the task VMs in a VPC of their own, with Private Google Access on its subnet', () => {
+    const network = resource('google_compute_network', 'vms');
+    expect(network.auto_create_subnetworks).toBe(false);
+    // The default route to the internet gateway stays: Private Google Access and Cloud NAT use it.
+    expect(network.delete_default_routes_on_create ?? false).toBe(false);
+    const subnet = resource('google_compute_subnetwork', 'vms');
+    expect(subnet.network).toBe('${google_compute_network.vms.id}');
+    expect(subnet.region).toBe('${var.region}');
+    expect(subnet.ip_cidr_range).toBe('${var.vm_subnet_cidr}');
+    expect(subnet.private_ip_google_access).toBe(true);
+    expect(tf.variables.vm_subnet_cidr!.validation).toBeDefined();
+  });
+
+  it('has Cloud NAT for the subnet by default, and none with vm_nat = false', () => {
+    expect(tf.variables.vm_nat!.type).toBe('${bool}');
+    expect(tf.variables.vm_nat!.default).toBe(true);
+    const router = resource('google_compute_router', 'vms');
+    const nat = resource('google_compute_router_nat', 'vms');
+    for (const block of [router, nat]) expect(block.count).toBe('${var.vm_nat ? 1 : 0}');
+    expect(router.network).toBe('${google_compute_network.vms.id}');
+    expect(nat.router).toBe('${google_compute_router.vms[0].name}');
+    expect(nat.source_subnetwork_ip_ranges_to_nat).toBe('LIST_OF_SUBNETWORKS');
+    expect(nested(nat, 'subnetwork').name).toBe('${google_compute_subnetwork.vms.id}');
+    // Only VMs with neither NAT nor an external IP reach nothing but Google APIs: a warning, not an error.
+    const check = (tf.files['network.tf']!.check as Record<string, Block[]>).vm_egress![0]!;
+    expect(nested(check, 'assert').condition).toBe('${var.vm_nat || var.vm_external_ip}');
+  });
+
+  it('passes the network as partial URLs networkInterfaces accepts, which the launcher sends as they are', () => {
+    const scenario = { name: 'default', vars: { project_id: 'my-project', name_prefix: 'pipeline' } };
+    const env = tf.locals.dispatcher_env as Record<string, string>;
+    const network = resolve(tf, scenario, env.VM_NETWORK!);
+    const subnetwork = resolve(tf, scenario, env.VM_SUBNETWORK!);
+    expect(network).toBe('projects/my-project/global/networks/pipeline-vms');
+    expect(subnetwork).toBe('projects/my-project/regions/us-central1/subnetworks/pipeline-vms');
+    // The forms instances.insert documents for networkInterfaces[].network and .subnetwork:
+    // https://cloud.google.com/compute/docs/reference/rest/v1/instances
+    expect(network).toMatch(/^projects\/[a-z][-a-z0-9]+\/global\/networks\/[a-z][-a-z0-9]*$/);
+    expect(subnetwork).toMatch(
+      /^projects\/[a-z][-a-z0-9]+\/regions\/[a-z]+-[a-z]+\d+\/subnetworks\/[a-z][-a-z0-9]*$/,
+    );
+    const vm = parseConfig({
+      GOOGLE_CLOUD_PROJECT: 'my-project',
+      REGION: 'us-central1',
+      ZONE: 'us-central1-a',
+      OUTPUT_BUCKET: 'my-output',
+      WORKER_JOB: 'pipeline-worker',
+      WORKER_IMAGE: 'worker:1',
+      WORKER_SERVICE_ACCOUNT: 'w@my-project.iam.gserviceaccount.com',
+      COMPLETIONS_TOPIC: 'pipeline-completions',
+      PUSH_AUTH: 'off',
+      VM_NETWORK: network,
+      VM_SUBNETWORK: subnetwork,
+      VM_EXTERNAL_IP: 'false',
+    }).vm;
+    expect(vm.network).toBe(network);
+    expect(vm.subnetwork).toBe(subnetwork);
+    expect(vm.externalIp).toBe(false);
+    // The launcher puts them in the interface unchanged, and an access config only with an external IP.
+    const launcher = fs.readFileSync(
+      path.join(ROOT, 'services/dispatcher/src/gcp/compute-launcher.ts'),
+      'utf8',
+    );
+    expect(launcher).toContain('{ network: this.settings.network }');
+    expect(launcher).toContain('{ subnetwork: this.settings.subnetwork }');
+    expect(launcher).toMatch(/externalIp === true\s*\?\s*\{ accessConfigs:/);
+  });
+
+  it('lets nothing in: no ingress firewall rule anywhere (the implied deny-ingress applies)', () => {
+    for (const [name, rule] of resourcesOf('google_compute_firewall')) {
+      expect(String(rule.direction ?? 'INGRESS'), name).toBe('EGRESS');
+    }
+    for (const [name, rule] of resourcesOf('google_compute_network_firewall_policy_rule')) {
+      expect(String(rule.direction ?? 'INGRESS'), name).toBe('EGRESS');
+    }
+  });
+
+  it("gives VMs no external IP by default, and the boot image of the dispatcher's defaults", () => {
+    expect(tf.variables.vm_external_ip!.default).toBe(false);
+    expect(tf.variables.vm_image_family!.default).toBe('cos-stable');
+    expect(tf.variables.vm_image_project!.default).toBe('cos-cloud');
+    const defaults = parseConfig({
+      GOOGLE_CLOUD_PROJECT: 'my-project',
+      REGION: 'us-central1',
+      ZONE: 'us-central1-a',
+      OUTPUT_BUCKET: 'my-output',
+      WORKER_JOB: 'pipeline-worker',
+      WORKER_IMAGE: 'worker:1',
+      WORKER_SERVICE_ACCOUNT: 'w@my-project.iam.gserviceaccount.com',
+      COMPLETIONS_TOPIC: 'pipeline-completions',
+      PUSH_AUTH: 'off',
+    }).vm;
+    expect(defaults.externalIp).toBe(tf.variables.vm_external_ip!.default);
+    expect(defaults.imageFamily).toBe(tf.variables.vm_image_family!.default);
+    expect(defaults.imageProject).toBe(tf.variables.vm_image_project!.default);
   });
 });
 
@@ -549,6 +579,18 @@ describe('Cloud Run', () => {
     expect(env.JOBS_CALLERS).toContain('google_service_account.push.email');
     expect(env.VM_SPOT).toBe('${tostring(var.vm_spot)}');
     expect(env.VM_MACHINE_TYPE).toBe('${var.vm_machine_type}');
+    // The task VMs' network (network.tf) and boot image, from the variables and resources.
+    expect(env.VM_NETWORK).toBe('${local.vm_network_url}');
+    expect(env.VM_SUBNETWORK).toBe('${local.vm_subnetwork_url}');
+    expect(tf.locals.vm_network_url).toBe(
+      'projects/${var.project_id}/global/networks/${google_compute_network.vms.name}',
+    );
+    expect(tf.locals.vm_subnetwork_url).toBe(
+      'projects/${var.project_id}/regions/${var.region}/subnetworks/${google_compute_subnetwork.vms.name}',
+    );
+    expect(env.VM_EXTERNAL_IP).toBe('${tostring(var.vm_external_ip)}');
+    expect(env.VM_IMAGE_FAMILY).toBe('${var.vm_image_family}');
+    expect(env.VM_IMAGE_PROJECT).toBe('${var.vm_image_project}');
     expect(env.SHARED_URI).toBe('gs://${google_storage_bucket.shared.name}/');
     expect(env.REGION).toBe('${var.region}');
     expect(env.ZONE).toBe('${var.zone}');
@@ -617,6 +659,7 @@ describe('cloudbuild.yaml', () => {
       steps: { id?: string; name: string; args: string[] }[];
       images: string[];
       substitutions?: Record<string, string>;
+      options?: { logging?: string };
     };
     const builds = build.steps.filter((s) => s.args[0] === 'build');
     const wanted = [
@@ -634,5 +677,7 @@ describe('cloudbuild.yaml', () => {
     // No default tag: every deployment names its build.
     expect(build.substitutions?._TAG).toBeUndefined();
     expect(build.substitutions?._IMAGE_URI).toBeUndefined();
+    // A build run as a user-specified account must log to Cloud Logging (or a bucket of one's own).
+    expect(build.options?.logging).toBe('CLOUD_LOGGING_ONLY');
   });
 });
