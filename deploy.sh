@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ships a new version of a pipeline deployed by ./setup.sh: builds and pushes new dispatcher and
-# worker images with Cloud Build, points the service and the job at them, and sends all traffic to
-# the new revision.
+# worker images with Cloud Build (as the build account terraform made), points the service and the
+# job at them, and sends all traffic to the new revision.
 #
 #   ./deploy.sh
 #
@@ -43,8 +43,7 @@ gcloud auth print-access-token >/dev/null 2>&1 ||
   die "gcloud is not logged in: run gcloud auth login and gcloud auth application-default login"
 
 echo "==> Cloud Build: $dispatcher_image and $worker_image"
-gcloud builds submit --project "$project" --region "$region" --config cloudbuild.yaml \
-  "--substitutions=_IMAGE_URI=${image_uri},_TAG=${tag}" .
+submit_build "$project" "$region" "$image_uri" "$tag"
 
 echo "==> terraform apply: service $service and job $job on the new images"
 tf apply -input=false -auto-approve \

@@ -5,14 +5,22 @@
 #
 # PROJECT defaults to `gcloud config get-value project`, REGION to `gcloud config get-value
 # run/region` or us-central1, ZONE to REGION-b. Steps:
-#   1. terraform init, then terraform apply of the base: APIs, buckets, topics, the Artifact
-#      Registry repository, the service accounts (no service or job until images exist);
+#   0. the bootstrap terraform cannot do itself: enable the Cloud Resource Manager and Service Usage
+#      APIs (data.google_project and google_project_service call them before anything is enabled)
+#      and Pub/Sub, and create the Pub/Sub service agent, which terraform grants roles to and which
+#      a new project may not have yet;
+#   1. terraform init, then terraform apply of the base: APIs, buckets, topics, the task VMs'
+#      network, the Artifact Registry repository, the service accounts and their grants (no service
+#      or job until images exist);
 #   2. Cloud Build builds and pushes the dispatcher and worker images (cloudbuild.yaml; no local
-#      Docker needed), tagged with a timestamp and the git commit;
+#      Docker needed) as the build account, tagged with a timestamp and the git commit;
 #   3. terraform apply again with both images: the dispatcher service and the worker job.
 # Safe to run again: terraform is idempotent, and a second run keeps the images already deployed
-# during step 1, then ships freshly built ones in step 3. Settings travel as -var flags, never in a
-# file; deploy.sh and destroy.sh read them back from `terraform output`.
+# during step 1, then ships freshly built ones in step 3. An apply that fails with an error known to
+# pass by itself (IAM propagation, Firestore index contention; TF_TRANSIENT_ERRORS in
+# scripts/lib/common.sh) is tried again, up to 3 times 30 s apart; any other failure stops at once.
+# Settings travel as -var flags, never in a file; deploy.sh and destroy.sh read them back from
+# `terraform output`.
 set -euo pipefail
 
 usage() {
@@ -59,13 +67,25 @@ gcloud auth print-access-token >/dev/null 2>&1 ||
 
 base_vars=(-var "project_id=$project" -var "region=$region" -var "zone=$zone")
 
+# https://cloud.google.com/resource-manager/reference/rest (data.google_project),
+# https://cloud.google.com/service-usage/docs/enable-disable (google_project_service)
+echo "==> enabling the APIs terraform needs before its first plan"
+gcloud services enable cloudresourcemanager.googleapis.com serviceusage.googleapis.com \
+  pubsub.googleapis.com --project "$project" --quiet
+
+# Run again, it gives back the agent it made the first time.
+# https://cloud.google.com/sdk/gcloud/reference/beta/services/identity/create
+echo "==> the Pub/Sub service agent"
+gcloud beta services identity create --service=pubsub.googleapis.com --project="$project" --quiet >/dev/null ||
+  die "could not create the Pub/Sub service agent (gcloud beta services identity create; the beta component of gcloud is needed)"
+
 echo "==> terraform init"
 tf init -input=false
 
 echo "==> terraform apply: the base (project $project, region $region, zone $zone)"
 dispatcher_image="$(current_image google_cloud_run_v2_service)"
 worker_image="$(current_image google_cloud_run_v2_job)"
-tf apply -input=false -auto-approve "${base_vars[@]}" \
+tf_apply_retrying -input=false -auto-approve "${base_vars[@]}" \
   -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image"
 
 load_outputs
@@ -73,11 +93,10 @@ image_uri="$(tf_output image_uri)"
 tag="$(image_tag)"
 
 echo "==> Cloud Build: ${image_uri}/dispatcher:${tag} and ${image_uri}/worker:${tag}"
-gcloud builds submit --project "$project" --region "$region" --config cloudbuild.yaml \
-  "--substitutions=_IMAGE_URI=${image_uri},_TAG=${tag}" .
+submit_build "$project" "$region" "$image_uri" "$tag"
 
 echo "==> terraform apply: the dispatcher service and the worker job"
-tf apply -input=false -auto-approve "${base_vars[@]}" \
+tf_apply_retrying -input=false -auto-approve "${base_vars[@]}" \
   -var "dispatcher_image=${image_uri}/dispatcher:${tag}" -var "worker_image=${image_uri}/worker:${tag}"
 
 load_outputs

@@ -1,5 +1,6 @@
 # Helpers shared by the deploy scripts (sourced, not run): tool checks, terraform outputs and state,
-# image tags. Scripts that do not run from the repository root set TF_DIR before sourcing this.
+# terraform apply with retries of transient failures, the image build, image tags. Scripts that do
+# not run from the repository root set TF_DIR before sourcing this.
 # shellcheck shell=bash
 
 # die MESSAGE: stops the calling script with its name and the message.
@@ -43,6 +44,62 @@ current_image() {
   esac
   tf show -json | jq -r --arg type "$type" \
     "[.. | objects | select(.type? == \$type and .mode? == \"managed\") | ($path)? // empty] | first // empty"
+}
+
+# Failures of terraform apply that pass by themselves on a fresh project: new grants and service
+# accounts take a while to propagate through IAM, APIs just enabled take a while to answer, and
+# Firestore refuses index work while other index work is under way. Each is an ERE matched against
+# terraform's error output. Any other failure is final.
+TF_TRANSIENT_ERRORS=(
+  'Error 403'
+  'does not have permission'
+  'Error 409: .*(index|[Cc]oncurren|contention)'
+  'Service account .* does not exist'
+  'Invalid resource state'
+)
+
+# tf_apply_retrying ARG...: terraform apply ARG..., tried again when it fails with one of the
+# TF_TRANSIENT_ERRORS, TF_APPLY_PAUSE_SECONDS apart (default 30) and TF_APPLY_ATTEMPTS times in all
+# (default 3); any other failure, or the last attempt's, stops the script with the reason. Terraform's
+# standard output streams as usual; its error output is kept to be matched, then shown.
+tf_apply_retrying() {
+  local attempts="${TF_APPLY_ATTEMPTS:-3}" pause="${TF_APPLY_PAUSE_SECONDS:-30}"
+  local attempt errors pattern transient
+  for ((attempt = 1; ; attempt++)); do
+    exec 3>&1
+    if errors="$(tf apply "$@" 2>&1 1>&3 3>&-)"; then
+      exec 3>&-
+      [[ -z "$errors" ]] || printf '%s\n' "$errors" >&2
+      return 0
+    fi
+    exec 3>&-
+    [[ -z "$errors" ]] || printf '%s\n' "$errors" >&2
+    transient=""
+    for pattern in "${TF_TRANSIENT_ERRORS[@]}"; do
+      if [[ "$errors" =~ $pattern ]]; then
+        transient="$pattern"
+        break
+      fi
+    done
+    [[ -n "$transient" ]] ||
+      die "terraform apply failed, not with an error known to pass by itself (IAM propagation, Firestore index contention): stopping"
+    ((attempt < attempts)) ||
+      die "terraform apply failed $attempt times with a transient error (/$transient/): stopping; if it is a permission the account running this lacks, see the README (Deploy from zero), else run it again later"
+    echo "${0##*/}: terraform apply failed with a transient error (/$transient/); trying again in ${pause}s (attempt $((attempt + 1)) of $attempts)" >&2
+    sleep "$pause"
+  done
+}
+
+# submit_build PROJECT REGION IMAGE_URI TAG: Cloud Build builds and pushes both images
+# (cloudbuild.yaml) as the pipeline's build account, from source staged in terraform's bucket
+# (terraform/build.tf). Needs the terraform outputs loaded (load_outputs).
+submit_build() {
+  local project="$1" region="$2" image_uri="$3" tag="$4" account bucket
+  account="$(tf_output build_service_account)"
+  bucket="$(tf_output build_source_bucket)"
+  gcloud builds submit --project "$project" --region "$region" --config cloudbuild.yaml \
+    "--service-account=${account}" "--gcs-source-staging-dir=gs://${bucket}/source" \
+    "--substitutions=_IMAGE_URI=${image_uri},_TAG=${tag}" .
 }
 
 image_tag() {

@@ -43,6 +43,7 @@ function findExecutable(name: string): string | undefined {
 const REAL_JQ = findExecutable('jq');
 
 const IMAGE_URI = 'europe-west1-docker.pkg.dev/demo-project/pipeline';
+const BUILD_SA = 'pipeline-build@demo-project.iam.gserviceaccount.com';
 type Outputs = Record<string, { value: unknown }>;
 const OUTPUTS: Outputs = Object.fromEntries(
   Object.entries({
@@ -59,6 +60,8 @@ const OUTPUTS: Outputs = Object.fromEntries(
     uploads_topic: 'pipeline-uploads',
     completions_topic: 'pipeline-completions',
     dead_letter_topic: 'pipeline-dead-letter',
+    build_service_account: `projects/demo-project/serviceAccounts/${BUILD_SA}`,
+    build_source_bucket: 'demo-build',
   }).map(([k, v]) => [k, { value: v }]),
 );
 function outputsWith(changes: Record<string, unknown>): Outputs {
@@ -136,8 +139,16 @@ esac
 exit 0
 `;
 
+// terraform apply fails its first STUB_APPLY_FAILS calls with STUB_APPLY_ERROR on stderr.
 const TERRAFORM_STUB = `${STUB_PRELUDE}
 case "$call" in
+  "terraform apply"*)
+    count=$(( $(cat "$STUB_DIR/apply-count" 2>/dev/null || echo 0) + 1 ))
+    echo "$count" >"$STUB_DIR/apply-count"
+    if (( count <= \${STUB_APPLY_FAILS:-0} )); then
+      printf '%s\\n' "\${STUB_APPLY_ERROR:-Error: something}" >&2
+      exit 1
+    fi ;;
   "terraform output -json"*) cat "$STUB_TF_OUTPUTS" ;;
   "terraform show -json"*)
     if [[ -n "\${STUB_TF_SHOW:-}" ]]; then cat "$STUB_TF_SHOW"; else echo '{"format_version":"1.0"}'; fi ;;
@@ -303,13 +314,17 @@ function buildCall(tag: string): string[] {
     'europe-west1',
     '--config',
     'cloudbuild.yaml',
+    // As the build account terraform made, from source staged in its bucket (terraform/build.tf).
+    `--service-account=projects/demo-project/serviceAccounts/${BUILD_SA}`,
+    '--gcs-source-staging-dir=gs://demo-build/source',
     `--substitutions=_IMAGE_URI=${IMAGE_URI},_TAG=${tag}`,
     '.',
   ];
 }
 function tagOf(calls: string[][]): string {
   const build = calls.find((c) => c[1] === 'builds');
-  const tag = /_TAG=(.*)$/.exec(build?.[9] ?? '')?.[1];
+  const substitutions = build?.find((a) => a.startsWith('--substitutions=')) ?? '';
+  const tag = /_TAG=(.*)$/.exec(substitutions)?.[1];
   expect(tag).toMatch(TAG);
   return tag as string;
 }
@@ -320,6 +335,33 @@ const imageVars = (dispatcher: string, worker: string) => [
   `worker_image=${worker}`,
 ];
 const applyCalls = (calls: string[][]) => calls.filter((c) => c[2] === 'apply');
+// What setup.sh does before terraform's first plan (terraform cannot enable the APIs it needs for
+// that, nor create the Pub/Sub service agent it grants roles to).
+const BOOTSTRAP = (project: string) => [
+  [
+    'gcloud',
+    'services',
+    'enable',
+    'cloudresourcemanager.googleapis.com',
+    'serviceusage.googleapis.com',
+    'pubsub.googleapis.com',
+    '--project',
+    project,
+    '--quiet',
+  ],
+  [
+    'gcloud',
+    'beta',
+    'services',
+    'identity',
+    'create',
+    '--service=pubsub.googleapis.com',
+    `--project=${project}`,
+    '--quiet',
+  ],
+];
+// Fast retries in tests.
+const NO_PAUSE = { TF_APPLY_PAUSE_SECONDS: '0' };
 
 describe('setup.sh', () => {
   it('applies the base, builds both images with Cloud Build, then applies with them', async () => {
@@ -330,6 +372,7 @@ describe('setup.sh', () => {
     const tag = tagOf(r.calls);
     expect(r.calls).toEqual([
       AUTH,
+      ...BOOTSTRAP('demo-project'),
       tf('init', '-input=false'),
       TF_SHOW,
       TF_SHOW,
@@ -394,6 +437,70 @@ describe('setup.sh', () => {
     expect(r.stderr).toContain('stub failure of gcloud builds submit');
     expect(r.calls.at(-1)?.slice(0, 3)).toEqual(['gcloud', 'builds', 'submit']);
     expect(applyCalls(r.calls)).toHaveLength(1);
+  });
+
+  it.each([
+    ['IAM propagation', 'Error: Error 403: Permission iam.serviceAccounts.actAs denied on service account'],
+    [
+      'a service account not yet seen',
+      'Error: Error 400: Service account pipeline-worker@demo-project.iam.gserviceaccount.com does not exist.',
+    ],
+    [
+      'Firestore index contention',
+      'Error: Error 409: index already exists, or concurrent index creation is in progress',
+    ],
+  ])('tries a first apply that failed with %s again, and goes on', async (_label, message) => {
+    const work = makeWork();
+    const r = await run(work, 'setup.sh', ['--project', 'demo-project', '--region', 'europe-west1'], {
+      env: { STUB_APPLY_FAILS: '1', STUB_APPLY_ERROR: message, ...NO_PAUSE },
+    });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).toMatch(/transient error .*trying again in 0s \(attempt 2 of 3\)/);
+    const applies = applyCalls(r.calls);
+    // The base apply twice, with the same arguments, then the build and the apply with the images.
+    expect(applies).toHaveLength(3);
+    expect(applies[1]).toEqual(applies[0]);
+    expect(r.calls.filter((c) => c[1] === 'builds')).toHaveLength(1);
+    expect(r.stdout).toContain('The pipeline is deployed');
+  });
+
+  it('stops at once when an apply fails with an error that does not pass by itself', async () => {
+    const work = makeWork();
+    const message = 'Error: Invalid value for variable "zone": zone must be a zone like us-central1-a.';
+    const r = await run(work, 'setup.sh', ['--project', 'demo-project'], {
+      env: { STUB_APPLY_FAILS: '1', STUB_APPLY_ERROR: message, ...NO_PAUSE },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).toContain('not with an error known to pass by itself');
+    expect(applyCalls(r.calls)).toHaveLength(1);
+    expect(r.calls.some((c) => c[1] === 'builds')).toBe(false);
+  });
+
+  it('gives up after three transient failures in a row, and says so', async () => {
+    const work = makeWork();
+    const r = await run(work, 'setup.sh', ['--project', 'demo-project'], {
+      env: {
+        STUB_APPLY_FAILS: '5',
+        STUB_APPLY_ERROR: 'Error: Error 403: does not have permission',
+        ...NO_PAUSE,
+      },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('terraform apply failed 3 times with a transient error');
+    expect(applyCalls(r.calls)).toHaveLength(3);
+    expect(r.calls.some((c) => c[1] === 'builds')).toBe(false);
+  });
+
+  it('stops before terraform when the Pub/Sub service agent cannot be made', async () => {
+    const work = makeWork();
+    const r = await run(work, 'setup.sh', ['--project', 'demo-project'], {
+      env: { STUB_FAIL: 'gcloud beta services identity create' },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('could not create the Pub/Sub service agent');
+    expect(r.calls.filter((c) => c[0] === 'terraform')).toEqual([]);
   });
 
   it('stops before terraform when gcloud is not logged in', async () => {
