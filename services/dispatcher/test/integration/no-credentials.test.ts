@@ -1,15 +1,16 @@
 // The real dispatcher process (src/index.ts, as `npm run dispatcher` starts it) with no credentials at
-// all: no GOOGLE_APPLICATION_CREDENTIALS, a HOME without gcloud's ADC file, no metadata server. A push
-// is answered 503 (the claim given back), the process stays up, and once credentials exist (the ADC
-// file appears: a service account key this test made, which the Run client signs its own JWT with,
-// so nothing leaves loopback) the redelivery launches the job exactly once.
+// all: no metadata server, a HOME without gcloud's ADC file, and GOOGLE_APPLICATION_CREDENTIALS unset
+// or naming a file that is not there. A push is answered 503 (the claim given back), the process
+// stays up, and once credentials exist (the file appears: a service account key this test made,
+// which the Run client signs its own JWT with, so nothing leaves loopback) the redelivery launches
+// the job exactly once.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, createVerify } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { jobIdFor } from '@pipeline/core';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
 import { startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
@@ -80,13 +81,39 @@ function serviceAccountKey() {
   };
 }
 
+async function stopDispatcher({ child }: Dispatcher): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+const CASES = [
+  {
+    name: 'no Application Default Credentials anywhere',
+    env: (): Record<string, string> => ({}),
+    keyFile: (home: string) => path.join(home, '.config/gcloud/application_default_credentials.json'),
+    error: 'Could not load the default credentials',
+  },
+  {
+    name: 'GOOGLE_APPLICATION_CREDENTIALS naming a file not there yet',
+    env: (home: string): Record<string, string> => ({
+      GOOGLE_APPLICATION_CREDENTIALS: path.join(home, 'keys/dispatcher.json'),
+    }),
+    keyFile: (home: string) => path.join(home, 'keys/dispatcher.json'),
+    error: 'Unable to read the credential file specified by the GOOGLE_APPLICATION_CREDENTIALS',
+  },
+];
+
 describeWithEmulators(['firestore'], 'the dispatcher process without credentials', () => {
   let firestore: Emulator;
   let run: FakeRun;
   let compute: FakeCompute;
   let gcs: FakeGcs;
-  let home: string;
-  let dispatcher: Dispatcher;
+  const started: Dispatcher[] = [];
+  const homes: string[] = [];
 
   beforeAll(async () => {
     [firestore, run, compute, gcs] = await Promise.all([
@@ -95,8 +122,22 @@ describeWithEmulators(['firestore'], 'the dispatcher process without credentials
       startFakeCompute(),
       startFakeGcs(),
     ]);
-    home = fs.mkdtempSync(path.join(os.tmpdir(), 'no-adc-home-'));
-    dispatcher = await startDispatcher({
+  }, 120_000);
+
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map(stopDispatcher));
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all([firestore?.stop(), run?.close(), compute?.close(), gcs?.close()]);
+    for (const home of homes) fs.rmSync(home, { recursive: true, force: true });
+  }, 60_000);
+
+  /** The dispatcher with a HOME of its own and a ledger collection of its own; nothing else to find. */
+  async function dispatcherWithout(env: (home: string) => Record<string, string>, collection: string) {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'no-adc-home-'));
+    homes.push(home);
+    const dispatcher = await startDispatcher({
       HOME: home,
       METADATA_SERVER_DETECTION: 'none',
       GOOGLE_CLOUD_PROJECT: PROJECT,
@@ -110,80 +151,73 @@ describeWithEmulators(['firestore'], 'the dispatcher process without credentials
       PUSH_AUTH: 'off',
       HOST: '127.0.0.1',
       PORT: '0',
+      LEDGER_COLLECTION: collection,
       FIRESTORE_EMULATOR_HOST: firestore.host,
       STORAGE_EMULATOR_HOST: gcs.url,
       RUN_API_ENDPOINT: run.endpoint,
       COMPUTE_API_ENDPOINT: compute.endpoint,
+      ...env(home),
     });
-  }, 120_000);
+    started.push(dispatcher);
+    return { dispatcher, home };
+  }
 
-  afterAll(async () => {
-    const { child } = dispatcher ?? {};
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    await Promise.all([firestore?.stop(), run?.close(), compute?.close(), gcs?.close()]);
-    if (home !== undefined) fs.rmSync(home, { recursive: true, force: true });
-  }, 60_000);
+  it.each(CASES.map((c, i) => ({ ...c, collection: `jobs-${i}` })))(
+    'with $name: answers a push 503 and stays up, then launches the job once when the key appears',
+    async ({ env, keyFile, error, collection }) => {
+      const { dispatcher, home } = await dispatcherWithout(env, collection);
+      const push = () =>
+        fetch(`${dispatcher.url}/pubsub/push`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(PUSH),
+        });
+      const before = run.requests.length;
+      const runJobs = () =>
+        run.requests.slice(before).filter((r) => r.method === 'POST' && r.path.endsWith(':run'));
+      const alive = () => dispatcher.child.exitCode === null && dispatcher.child.signalCode === null;
+      const id = jobIdFor(OBJECT.bucket, OBJECT.name, OBJECT.generation);
 
-  const push = () =>
-    fetch(`${dispatcher.url}/pubsub/push`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(PUSH),
-    });
-  const runJobs = () => run.requests.filter((r) => r.method === 'POST' && r.path.endsWith(':run'));
-  const alive = () => dispatcher.child.exitCode === null && dispatcher.child.signalCode === null;
+      const first = await push().catch((err) => {
+        throw new Error(`push failed: ${err}; stderr: ${dispatcher.stderr()}`);
+      });
+      const body = (await first.json()) as { error: string };
+      expect(first.status, JSON.stringify(body)).toBe(503);
+      expect(body.error).toContain(error);
+      // Whatever the libraries left pending has had its turn by the time another request is answered.
+      expect((await fetch(`${dispatcher.url}/healthz`)).status).toBe(200);
+      expect(alive(), dispatcher.stderr()).toBe(true);
+      expect(runJobs()).toHaveLength(0);
+      // The claim was given back: the job is not in the ledger, so the redelivery can claim it.
+      expect((await fetch(`${dispatcher.url}/jobs/${id}`)).status).toBe(404);
 
-  it('answers a push 503 and stays up, then launches the job once when credentials appear', async () => {
-    const id = jobIdFor(OBJECT.bucket, OBJECT.name, OBJECT.generation);
-    const first = await push().catch((err) => {
-      throw new Error(`push failed: ${err}; stderr: ${dispatcher.stderr()}`);
-    });
-    const body = (await first.json()) as { error: string };
-    expect(first.status, JSON.stringify(body)).toBe(503);
-    expect(body.error).toContain('Could not load the default credentials');
-    // Whatever the libraries left pending has had its turn by the time another request is answered.
-    const health = await fetch(`${dispatcher.url}/healthz`);
-    expect(health.status).toBe(200);
-    expect(alive(), dispatcher.stderr()).toBe(true);
-    expect(runJobs()).toHaveLength(0);
-    // The claim was given back: the job is not in the ledger, so the redelivery can claim it.
-    expect((await fetch(`${dispatcher.url}/jobs/${id}`)).status).toBe(404);
+      // A key put in place (or `gcloud auth application-default login`): no restart.
+      const key = serviceAccountKey();
+      fs.mkdirSync(path.dirname(keyFile(home)), { recursive: true });
+      fs.writeFileSync(keyFile(home), JSON.stringify(key.json));
 
-    // `gcloud auth application-default login` (or a key) writes the well-known file: no restart.
-    const key = serviceAccountKey();
-    fs.mkdirSync(path.join(home, '.config/gcloud'), { recursive: true });
-    fs.writeFileSync(
-      path.join(home, '.config/gcloud/application_default_credentials.json'),
-      JSON.stringify(key.json),
-    );
+      const second = await push();
+      expect(second.status, await second.clone().text()).toBe(201);
+      expect(((await second.json()) as { state: string }).state).toBe('LAUNCHED');
+      expect(runJobs()).toHaveLength(1);
+      // The call carried a JWT signed with that key: the credentials came from the file.
+      const [scheme, jwt] = String(runJobs()[0].headers.authorization).split(' ');
+      expect(scheme).toBe('Bearer');
+      const [header, payload, signature] = jwt.split('.');
+      expect(JSON.parse(Buffer.from(payload, 'base64url').toString())).toMatchObject({
+        iss: SERVICE_ACCOUNT,
+        sub: SERVICE_ACCOUNT,
+      });
+      const verified = createVerify('RSA-SHA256')
+        .update(`${header}.${payload}`)
+        .verify(key.publicKey, Buffer.from(signature, 'base64url'));
+      expect(verified).toBe(true);
 
-    const second = await push();
-    expect(second.status, await second.clone().text()).toBe(201);
-    expect(((await second.json()) as { state: string }).state).toBe('LAUNCHED');
-    expect(runJobs()).toHaveLength(1);
-    // The call carried a JWT signed with that key: the credentials came from the file.
-    const [scheme, jwt] = String(runJobs()[0].headers.authorization).split(' ');
-    expect(scheme).toBe('Bearer');
-    const [header, payload, signature] = jwt.split('.');
-    expect(JSON.parse(Buffer.from(payload, 'base64url').toString())).toMatchObject({
-      iss: SERVICE_ACCOUNT,
-      sub: SERVICE_ACCOUNT,
-    });
-    const verified = createVerify('RSA-SHA256')
-      .update(`${header}.${payload}`)
-      .verify(key.publicKey, Buffer.from(signature, 'base64url'));
-    expect(verified).toBe(true);
-
-    // A third delivery is a duplicate, and nothing crashed along the way.
-    expect((await push()).status).toBe(200);
-    expect(runJobs()).toHaveLength(1);
-    expect(alive(), dispatcher.stderr()).toBe(true);
-    expect(dispatcher.logs.filter((l) => l.severity === 'CRITICAL')).toEqual([]);
-  });
+      // A third delivery is a duplicate, and nothing escaped to the process-level handlers.
+      expect((await push()).status).toBe(200);
+      expect(runJobs()).toHaveLength(1);
+      expect(alive(), dispatcher.stderr()).toBe(true);
+      expect(dispatcher.logs.filter((l) => l.severity === 'CRITICAL')).toEqual([]);
+    },
+  );
 });
