@@ -76,7 +76,8 @@ resource "google_project_iam_member" "dispatcher_launches_vms" {
 }
 
 # Allowed project-wide (read-only): instances.list is checked on the project, where a name condition
-# would deny it, and zone and Run operations are not resource types IAM conditions know.
+# would deny it, and zone and Run operations are not among the resource types the IAM conditions
+# page lists (https://cloud.google.com/iam/docs/conditions-resource-attributes).
 resource "google_project_iam_member" "dispatcher_project_reads" {
   project = var.project_id
   role    = google_project_iam_custom_role.dispatcher_project_reads.id

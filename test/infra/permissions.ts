@@ -786,7 +786,7 @@ export const PREDEFINED_ROLES: Record<string, RoleEntry> = {
  */
 export const PROJECT_WIDE_ALLOWED: Record<string, string> = {
   'google_project_iam_member.dispatcher_project_reads':
-    'compute.instances.list is checked on the project (a name condition would deny it); zone and Cloud Run operations have no IAM of their own and are not resource types IAM conditions know. Read-only.',
+    'compute.instances.list is checked on the project (a name condition would deny it); zone and Cloud Run operations have no IAM of their own and are not among the resource types IAM conditions list. Read-only.',
   'google_project_iam_member.worker_logs':
     'logging.logEntries.create is checked on the project the entries are written to; there is no narrower resource.',
   'google_project_iam_member.build_logs':
