@@ -5,9 +5,9 @@
 #
 # Without --yes it asks for the project id to be typed back (read from standard input).
 # Steps: terraform apply with deletion_protection=false and the images now deployed (Cloud Run
-# checks deletion protection in terraform state, so a -var on destroy alone is not enough); empty
-# the input, output and shared buckets (all object versions; an empty bucket is fine); terraform
-# destroy.
+# checks deletion protection in terraform state, so a -var on destroy alone is not enough); delete
+# task VMs still running (they would keep the task subnet from being deleted); empty the input,
+# output and shared buckets (all object versions; an empty bucket is fine); terraform destroy.
 set -euo pipefail
 
 usage() {
@@ -73,6 +73,21 @@ vars=(-var "project_id=$project" -var "region=$region" -var "zone=$zone"
 
 echo "==> terraform apply: deletion_protection=false"
 tf apply -input=false -auto-approve "${vars[@]}"
+
+# Task VMs are not terraform's, and the task subnet cannot be deleted while one is still in it: delete
+# the pipeline's (labelled pipeline=true, as the reaper knows them) first.
+echo "==> deleting task VMs left in $zone"
+vm_names="$(gcloud compute instances list --project "$project" --zones "$zone" \
+  --filter 'labels.pipeline=true' --format 'value(name)')"
+vms=()
+while IFS= read -r vm; do
+  [[ -z "$vm" ]] || vms+=("$vm")
+done <<<"$vm_names"
+if ((${#vms[@]} > 0)); then
+  gcloud compute instances delete "${vms[@]}" --project "$project" --zone "$zone" --quiet
+else
+  echo "    (none)"
+fi
 
 for bucket in "${buckets[@]}"; do
   empty_bucket "$bucket"

@@ -132,6 +132,7 @@ case "$call" in
       echo "ERROR: (gcloud.storage.rm) The following URLs matched no objects or files:" >&2
       exit 1
     fi ;;
+  "gcloud compute instances list"*) printf '%s\\n' \${STUB_VMS:-} ;;
   "gcloud storage cp"*)
     for arg in "\${args[@]}"; do [[ "$arg" != "-" ]] || cat >/dev/null; done
     if [[ "\${args[2]}" == --recursive ]]; then touch "\${args[-1]}/_SUCCESS"; fi ;;
@@ -601,6 +602,20 @@ describe('destroy.sh', () => {
     '--all-versions',
     `gs://${bucket}/**`,
   ];
+  const listVms = [
+    'gcloud',
+    'compute',
+    'instances',
+    'list',
+    '--project',
+    'demo-project',
+    '--zones',
+    'europe-west1-b',
+    '--filter',
+    'labels.pipeline=true',
+    '--format',
+    'value(name)',
+  ];
   const withState = (work: Work) => {
     const show = path.join(work.dir, 'show.json');
     fs.writeFileSync(show, JSON.stringify(STATE_WITH_IMAGES));
@@ -618,11 +633,36 @@ describe('destroy.sh', () => {
       TF_SHOW,
       TF_SHOW,
       tf('apply', '-input=false', '-auto-approve', ...destroyVars),
+      listVms,
       rm('demo-input'),
       rm('demo-output'),
       rm('demo-shared'),
       tf('destroy', '-input=false', '-auto-approve', ...destroyVars),
     ]);
+  });
+
+  it('deletes task VMs still running first: the subnet cannot be deleted while they are in it', async () => {
+    const work = makeWork();
+    const r = await run(work, 'destroy.sh', ['--yes'], {
+      env: { ...withState(work), STUB_VMS: 'pipeline-0123-a1 pipeline-4567-a2' },
+    });
+    expect(r.code).toBe(0);
+    const listed = r.calls.findIndex((c) => c[2] === 'instances' && c[3] === 'list');
+    expect(r.calls[listed]).toEqual(listVms);
+    expect(r.calls[listed + 1]).toEqual([
+      'gcloud',
+      'compute',
+      'instances',
+      'delete',
+      'pipeline-0123-a1',
+      'pipeline-4567-a2',
+      '--project',
+      'demo-project',
+      '--zone',
+      'europe-west1-b',
+      '--quiet',
+    ]);
+    expect(r.calls.at(-1)?.[2]).toBe('destroy');
   });
 
   it('tolerates empty buckets', async () => {
