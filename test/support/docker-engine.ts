@@ -53,17 +53,23 @@ export interface DockerResult {
 /** The docker CLI with an argument list (never a shell), `input` on its stdin. */
 export function docker(
   args: string[],
-  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
 ): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       'docker',
       args,
-      { env: options.env ?? process.env, timeout: options.timeoutMs ?? 300_000, maxBuffer: 64 << 20 },
+      {
+        env: options.env ?? process.env,
+        cwd: options.cwd,
+        timeout: options.timeoutMs ?? 300_000,
+        maxBuffer: 64 << 20,
+      },
       (error, stdout, stderr) => {
-        if (error)
-          reject(new Error(`docker ${args.join(' ')}: ${stderr || error.message}`, { cause: error }));
-        else resolve({ stdout: String(stdout), stderr: String(stderr) });
+        if (error === null) return resolve({ stdout: String(stdout), stderr: String(stderr) });
+        // The end of stdout too: a container's own account of its failure is often there.
+        const said = `${String(stdout).slice(-4000)}\n${String(stderr) || error.message}`.trim();
+        reject(new Error(`docker ${args.join(' ')}: ${said}`, { cause: error }));
       },
     );
     child.stdin?.end(options.input);

@@ -20,6 +20,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     // On a VM: the task comes from metadata, and the agent reports and deletes the VM itself. SIGTERM
     // (the VM shutting down, `docker stop`) stops the task the same way a preemption does, and the
     // report and the delete still happen.
+    // Nothing may end the agent before it has reported and deleted its VM: a rejection a library left
+    // unawaited is logged, and the run goes on (its own step fails, or waits, with a reason).
+    process.on('unhandledRejection', (reason) =>
+      log('unhandled rejection in the agent', {
+        severity: 'CRITICAL',
+        error: reason instanceof Error ? reason.message : String(reason),
+      }),
+    );
     const stop = new AbortController();
     const onTerm = () => stop.abort(new Error('the agent was stopped (SIGTERM): the VM is shutting down'));
     process.once('SIGTERM', onTerm);

@@ -159,36 +159,39 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
       const { InstancesClient } = await import('@google-cloud/compute/build/src/v1/instances_client.js');
       const endpoint = process.env.COMPUTE_API_ENDPOINT;
       const url = endpoint === undefined ? undefined : new URL(endpoint);
-      const client = new InstancesClient({
+      const options = {
         fallback: true,
         ...(url === undefined
           ? {}
           : { apiEndpoint: url.hostname, port: Number(url.port), protocol: url.protocol.slice(0, -1) }),
-      });
-      try {
-        // Retried: a VM whose delete failed runs (and bills) until maxRunDuration. Already gone is done.
-        await withBackoff(
-          async () => {
-            try {
-              await client.delete({ project, zone, instance });
-            } catch (err) {
-              if (httpStatusOf(err) !== 404) throw err;
-            }
+      };
+      // Retried: a VM whose delete failed runs (and bills) until maxRunDuration. Already gone is done.
+      // Each try has a client of its own, initialised (credentials found) before the call: a gax client
+      // whose credentials failed keeps failing, and its calls would reject where nobody awaits
+      // (googleapis/google-cloud-node#9085).
+      await withBackoff(
+        async () => {
+          const client = new InstancesClient(options);
+          try {
+            await client.initialize();
+            await client.delete({ project, zone, instance });
+          } catch (err) {
+            if (httpStatusOf(err) !== 404) throw err;
+          } finally {
+            await client.close().catch(() => undefined);
+          }
+        },
+        {
+          tries: 5,
+          firstDelayMs,
+          isFinal: (err) => {
+            const status = httpStatusOf(err);
+            return status !== undefined && status >= 400 && status < 500 && status !== 429;
           },
-          {
-            tries: 5,
-            firstDelayMs,
-            isFinal: (err) => {
-              const status = httpStatusOf(err);
-              return status !== undefined && status >= 400 && status < 500 && status !== 429;
-            },
-            onRetry: (err, delayMs) =>
-              log('deleting this instance failed; trying again', { error: (err as Error).message, delayMs }),
-          },
-        );
-      } finally {
-        await client.close();
-      }
+          onRetry: (err, delayMs) =>
+            log('deleting this instance failed; trying again', { error: (err as Error).message, delayMs }),
+        },
+      );
     },
   };
 }

@@ -7,11 +7,20 @@
 # has a GPU, `pipeline-gpu`. Whatever way this script ends (the image cannot be pulled, the agent
 # cannot start, the agent crashed), the EXIT trap deletes the VM with its own service account, and
 # powers it off if even that fails, so that nothing is left running until maxRunDuration.
+#
+# On a VM none of the variables below is set. The tests run this script in a container standing in
+# for COS, and point it at loopback doubles with the same variables the Google libraries and the
+# agent honour: GCE_METADATA_HOST, METADATA_SERVER_DETECTION, COMPUTE_API_ENDPOINT, STORAGE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST,
+# AGENT_SHARED_DIR (the shared folder: the same path on the host and in the containers),
+# PIPELINE_TOKEN_REGISTRIES (registries besides Google's that get the VM's token) and
+# AGENT_STOP_GRACE_SECONDS; the set ones are handed on to the agent.
 set -euo pipefail
 
-readonly METADATA_URL='http://metadata.google.internal/computeMetadata/v1'
-readonly COMPUTE_URL='https://compute.googleapis.com/compute/v1'
-readonly WORK_DIR='/tmp/worker'
+readonly METADATA_URL="http://${GCE_METADATA_HOST:-metadata.google.internal}/computeMetadata/v1"
+readonly COMPUTE_URL="${COMPUTE_API_ENDPOINT:-https://compute.googleapis.com}/compute/v1"
+readonly WORK_DIR="${AGENT_SHARED_DIR:-/tmp/worker}"
+readonly PASSED_TO_AGENT=(GCE_METADATA_HOST METADATA_SERVER_DETECTION COMPUTE_API_ENDPOINT STORAGE_EMULATOR_HOST
+  PUBSUB_EMULATOR_HOST PIPELINE_TOKEN_REGISTRIES AGENT_STOP_GRACE_SECONDS)
 # docker-credential-gcr writes its configuration under $HOME; the root file system is read-only.
 export HOME='/tmp/pipeline-home'
 
@@ -25,17 +34,26 @@ metadata() {
     --header 'Metadata-Flavor: Google' "${METADATA_URL}/$1"
 }
 
-# delete_self: the last resort. The token goes to curl on stdin, not on its command line.
+# delete_self: the last resort. The token goes to curl on stdin, not on its command line. An
+# instance that is not found any more is done: the agent deleted it first.
 delete_self() {
-  local token project zone name
+  local token project zone name status
   token="$(metadata instance/service-accounts/default/token |
     sed -n 's/.*"access_token" *: *"\([^"]*\)".*/\1/p')" || return 1
   project="$(metadata project/project-id)" || return 1
   zone="$(metadata instance/zone)" || return 1 # projects/NUMBER/zones/ZONE
   name="$(metadata instance/name)" || return 1
-  printf 'Authorization: Bearer %s\n' "${token}" |
-    curl --silent --show-error --fail --retry 5 --request DELETE --header @- \
-      "${COMPUTE_URL}/projects/${project}/zones/${zone##*/}/instances/${name}"
+  status="$(printf 'Authorization: Bearer %s\n' "${token}" |
+    curl --silent --show-error --retry 5 --request DELETE --header @- \
+      --output /dev/null --write-out '%{http_code}' \
+      "${COMPUTE_URL}/projects/${project}/zones/${zone##*/}/instances/${name}")" || return 1
+  case "${status}" in
+    2?? | 404) return 0 ;;
+    *)
+      log "the delete was answered with HTTP ${status}"
+      return 1
+      ;;
+  esac
 }
 
 on_exit() {
@@ -69,15 +87,27 @@ wait_for_docker() {
   return 1
 }
 
+# token_registry HOST: whether HOST gets the VM's token (Google's registries, or a listed one).
+token_registry() {
+  case "$1" in
+    *-docker.pkg.dev | gcr.io | *.gcr.io) return 0 ;;
+    *) ;;
+  esac
+  local listed
+  IFS=',' read -r -a listed <<<"${PIPELINE_TOKEN_REGISTRIES:-}"
+  local host
+  for host in "${listed[@]}"; do
+    [[ "${host}" == "$1" ]] && return 0
+  done
+  return 1
+}
+
 pull() {
   local image=$1 registry=${1%%/*} try
   # Artifact Registry and Container Registry hosts need the VM's credentials; Docker Hub does not.
-  case "${registry}" in
-    *-docker.pkg.dev | *gcr.io)
-      docker-credential-gcr configure-docker --registries="${registry}"
-      ;;
-    *) ;;
-  esac
+  if token_registry "${registry}"; then
+    docker-credential-gcr configure-docker --registries="${registry}"
+  fi
   for try in 1 2 3 4 5; do
     if docker pull "${image}"; then
       return 0
@@ -89,14 +119,15 @@ pull() {
 }
 
 main() {
-  local agent_image docker_group
+  local agent_image docker_group agent_user passed name
   agent_image="$(metadata instance/attributes/pipeline-agent-image)"
   mkdir -p "${HOME}" "${WORK_DIR}"
 
   if [[ "$(metadata instance/attributes/pipeline-gpu 2>/dev/null || true)" == 'true' ]]; then
     log 'installing the GPU driver'
     cos-extensions install gpu
-    # The driver's files must be executable from containers.
+    # The driver's files must be executable from containers
+    # (https://cloud.google.com/container-optimized-os/docs/how-to/run-gpus).
     mount --bind /var/lib/nvidia /var/lib/nvidia
     mount -o remount,exec /var/lib/nvidia
   fi
@@ -104,12 +135,27 @@ main() {
   wait_for_docker
   pull "${agent_image}"
   docker_group="$(stat -c '%g' /var/run/docker.sock)"
-  log "starting the agent (${agent_image})"
-  # The agent runs as a non-root user: give it the group that owns the Docker socket.
-  docker run --rm --name pipeline-agent \
+  # The agent runs as its image's user (not root): the shared folder it copies files into is theirs.
+  agent_user="$(docker run --rm --network none --entrypoint id "${agent_image}" -u):$(
+    docker run --rm --network none --entrypoint id "${agent_image}" -g
+  )"
+  chown "${agent_user}" "${WORK_DIR}"
+  passed=()
+  for name in "${PASSED_TO_AGENT[@]}"; do
+    if [[ -n "${!name:-}" ]]; then
+      passed+=(--env "${name}")
+    fi
+  done
+  log "starting the agent (${agent_image}) as ${agent_user}"
+  # Host networking: the agent talks only to the metadata server and Google's APIs. It gets the group
+  # that owns the Docker socket, and the shared folder at the same path as on the host, which is
+  # where the task's container gets it from.
+  docker run --rm --name pipeline-agent --network host \
     --group-add "${docker_group}" \
     -v /var/run/docker.sock:/var/run/docker.sock \
     -v "${WORK_DIR}:${WORK_DIR}" \
+    --env AGENT_SHARED_DIR="${WORK_DIR}" \
+    "${passed[@]}" \
     "${agent_image}" agent
 }
 

@@ -1,0 +1,270 @@
+// The real start-up script of every task VM (gcp/vm-startup.sh), run on the real Docker engine in a
+// container standing in for Container-Optimized OS, with stand-ins for COS's docker-credential-gcr
+// (which gives the docker CLI the VM's token, read from the metadata server, as the real helper does)
+// and poweroff. The VM is what the real Compute launcher inserted into the Compute double: its
+// metadata is served by the metadata double. The script pulls the worker image, built here from
+// jobs/worker/Dockerfile and pushed to a real registry that takes only the VM's token, and starts it
+// as the agent, as its image's non-root user. The agent copies the shared bucket's files, pulls the
+// task's image from the same registry, runs it, uploads its log, publishes its completion to the
+// Pub/Sub emulator, and deletes the VM.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PubSub, type Subscription } from '@google-cloud/pubsub';
+import { OAuth2Client } from 'google-auth-library';
+import {
+  jobIdFor,
+  newJob,
+  parseCompletionEvent,
+  transition,
+  workerEnvironment,
+  type JobTemplate,
+} from '@pipeline/core';
+import { ComputeEngineLauncher, VM_STARTUP_SCRIPT_PATH } from '../../src/gcp/compute-launcher.ts';
+import { closeGoogleClients } from '../../src/gcp/clients.ts';
+import { testComputeSettings } from './test-launchers.ts';
+import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
+import {
+  describeWithDocker,
+  docker,
+  DOCKER_SOCKET,
+  ensureBusyboxImage,
+  removeImages,
+} from '../../../../test/support/docker-engine.ts';
+import { buildWorkerImage, ensureCosStandInImage } from '../../../../test/support/images.ts';
+import { startRegistry, type Registry } from '../../../../test/support/registry.ts';
+import { startFakeMetadata, type FakeMetadata } from '../../../../test/support/fake-metadata.ts';
+import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
+import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
+
+const TOKEN = 'ya29.vm-token';
+const PROJECT = 'acme';
+const ZONE = 'europe-west1-b';
+
+// The docker CLI's credential helper protocol (`get`: the server on stdin, JSON credentials on
+// stdout), answered as COS's docker-credential-gcr does: with the VM's token from the metadata server.
+const CREDENTIAL_HELPER = `#!/bin/bash
+set -euo pipefail
+case "$1" in
+  configure-docker)
+    registries="\${2#--registries=}"
+    mkdir -p "$HOME/.docker"
+    printf '{"credHelpers": {"%s": "gcr"}}\\n' "$registries" > "$HOME/.docker/config.json"
+    echo "$registries" >> /opt/record/credential-helper-configured ;;
+  get)
+    token="$(curl --silent --fail -H 'Metadata-Flavor: Google' \\
+      "http://$GCE_METADATA_HOST/computeMetadata/v1/instance/service-accounts/default/token" |
+      sed -n 's/.*"access_token" *: *"\\([^"]*\\)".*/\\1/p')"
+    printf '{"Username": "oauth2accesstoken", "Secret": "%s"}\\n' "$token" ;;
+  *) exit 1 ;;
+esac
+`;
+const POWEROFF = `#!/bin/bash\necho powered off >> /opt/record/poweroff\n`;
+
+describeWithDocker('vm-startup.sh in a COS stand-in on the real Docker engine', () => {
+  describeWithEmulators(['pubsub'], 'with the real worker image and registry', () => {
+    let registry: Registry;
+    let pubsubEmulator: Emulator;
+    let pubsub: PubSub;
+    let completions: Subscription;
+    let metadata: FakeMetadata;
+    let compute: FakeCompute;
+    let gcs: FakeGcs;
+    let dir: string;
+    let agentImage: string;
+    let taskImage: string;
+    let cos: string;
+
+    beforeAll(async () => {
+      [registry, pubsubEmulator, compute, gcs] = await Promise.all([
+        startRegistry(TOKEN),
+        startEmulator('pubsub'),
+        startFakeCompute(),
+        startFakeGcs(),
+      ]);
+      const [worker, busybox] = await Promise.all([buildWorkerImage(), ensureBusyboxImage()]);
+      [agentImage, taskImage, cos] = await Promise.all([
+        registry.push(worker, 'pipeline/worker:1'),
+        registry.push(busybox, 'pipeline/task:1'),
+        ensureCosStandInImage(),
+      ]);
+      pubsub = new PubSub({ projectId: PROJECT, apiEndpoint: pubsubEmulator.host });
+      const [topic] = await pubsub.createTopic('completions');
+      [completions] = await topic.createSubscription('completions-pull');
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vm-startup-'));
+    }, 600_000);
+    afterAll(async () => {
+      await closeGoogleClients();
+      await pubsub?.close();
+      await Promise.all([
+        registry?.stop(),
+        pubsubEmulator?.stop(),
+        compute?.close(),
+        gcs?.close(),
+        metadata?.close(),
+      ]);
+      await removeImages(agentImage, taskImage);
+      if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('copies the shared files as the agent user, runs the task to a completion, and the VM is deleted', async () => {
+      gcs.put('acme-shared', 'ca.pem', '-----BEGIN CERTIFICATE-----\n');
+      gcs.put('acme-shared', 'keys/client.key', 'secret\n');
+
+      // The VM as the dispatcher makes it, with the real start-up script in its metadata.
+      const launcher = new ComputeEngineLauncher(
+        testComputeSettings(compute.endpoint, tokenClient(), {
+          project: PROJECT,
+          zone: ZONE,
+          image: agentImage,
+          completionsTopic: 'completions',
+          sharedUri: 'gs://acme-shared/',
+          startupScript: fs.readFileSync(VM_STARTUP_SCRIPT_PATH, 'utf8'),
+        }),
+      );
+      const shared = path.join(dir, 'worker'); // the shared folder: the same path for host and containers
+      const request = launchRequest(taskImage, [
+        'sh',
+        '-c',
+        `echo "task runs as $(id -u)"; cat ${shared}/ca.pem ${shared}/keys/client.key; ls -ln ${shared}`,
+      ]);
+      const { execution } = await launcher.launch(request);
+      const name = execution.split('/').pop()!;
+      const instance = compute.instances.get(name)!;
+      const items = (instance.metadata as { items: { key: string; value: string }[] }).items;
+      metadata = await startFakeMetadata(
+        {
+          'project/project-id': PROJECT,
+          'instance/name': name,
+          'instance/zone': `projects/123456/zones/${ZONE}`,
+          ...Object.fromEntries(items.map(({ key, value }) => [`instance/attributes/${key}`, value])),
+        },
+        { token: TOKEN },
+      );
+      const record = path.join(dir, 'record');
+      const stubs = path.join(dir, 'stubs');
+      fs.mkdirSync(record);
+      fs.mkdirSync(stubs);
+      fs.writeFileSync(path.join(stubs, 'docker-credential-gcr'), CREDENTIAL_HELPER, { mode: 0o755 });
+      fs.writeFileSync(path.join(stubs, 'poweroff'), POWEROFF, { mode: 0o755 });
+      fs.writeFileSync(
+        path.join(dir, 'startup-script'),
+        items.find((i) => i.key === 'startup-script')!.value,
+      );
+
+      // COS runs the `startup-script` metadata value as root; so does the stand-in.
+      const started = Date.now();
+      const run = await docker(
+        [
+          'run',
+          '--rm',
+          '--network',
+          'host',
+          '-v',
+          `${DOCKER_SOCKET}:${DOCKER_SOCKET}`,
+          '-v',
+          '/usr:/usr:ro',
+          '-v',
+          `${stubs}:/opt/stubs:ro`,
+          '-v',
+          `${record}:/opt/record`,
+          // COS's /tmp/worker is the host's: the script makes it, the agent and the task mount it.
+          '-v',
+          `${shared}:${shared}`,
+          '-v',
+          `${path.join(dir, 'startup-script')}:/startup-script:ro`,
+          '-e',
+          'PATH=/opt/stubs:/usr/local/bin:/usr/bin:/bin',
+          '-e',
+          `GCE_METADATA_HOST=${metadata.host}`,
+          '-e',
+          `COMPUTE_API_ENDPOINT=${compute.endpoint}`,
+          '-e',
+          `STORAGE_EMULATOR_HOST=${gcs.url}`,
+          '-e',
+          `PUBSUB_EMULATOR_HOST=${pubsubEmulator.host}`,
+          '-e',
+          `PIPELINE_TOKEN_REGISTRIES=${registry.host}`,
+          '-e',
+          `AGENT_SHARED_DIR=${shared}`,
+          cos,
+          '/bin/bash',
+          '/startup-script',
+        ],
+        { timeoutMs: 300_000 },
+      ).catch((err: Error) => ({ stdout: '', stderr: err.message, failed: true }));
+      const seconds = (Date.now() - started) / 1000;
+      expect('failed' in run, run.stderr).toBe(false);
+
+      // The task ran, and saw the shared files, which belong to the agent's user (node, 1000).
+      const log = gcs.get('acme-output', 'data/q1.csv/logs/attempt-1.log')?.body.toString('utf8') ?? '';
+      expect(log, run.stderr).toContain('task runs as 0');
+      expect(log).toContain('-----BEGIN CERTIFICATE-----\nsecret\n');
+      expect(log).toMatch(/-rw-\S+\s+\d+\s+1000\s+1000\s+\d+ .* ca\.pem/);
+      expect(log).toMatch(/d\S+\s+\d+\s+1000\s+1000\s+\d+ .* keys/);
+
+      // One completion, which the dispatcher's parser reads, and the VM deleted.
+      const [message] = await pullOne();
+      expect(parseCompletionEvent(message)).toMatchObject({
+        kind: 'completion',
+        completion: { jobId: request.job.id, attempt: 1, exitCode: 0, preempted: false },
+      });
+      expect(compute.deleted).toContain(name);
+      expect(compute.instances.has(name)).toBe(false);
+      expect(fs.readFileSync(path.join(record, 'credential-helper-configured'), 'utf8')).toBe(
+        `${registry.host}\n`,
+      );
+      expect(fs.existsSync(path.join(record, 'poweroff'))).toBe(false);
+      expect(run.stderr).toMatch(/starting the agent .* as 1000:1000/);
+      process.stderr.write(`vm-startup.sh ran the task in ${seconds.toFixed(1)} s from its start\n`);
+    }, 600_000);
+
+    async function pullOne(): Promise<Record<string, unknown>[]> {
+      const got: Record<string, unknown>[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no completion was published')), 30_000);
+        completions.once('message', (message: { data: Buffer; ack(): void }) => {
+          clearTimeout(timer);
+          got.push(JSON.parse(message.data.toString('utf8')));
+          message.ack();
+          resolve();
+        });
+      });
+      await completions.close();
+      return got;
+    }
+  });
+});
+
+function tokenClient(): OAuth2Client {
+  const client = new OAuth2Client();
+  client.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 3_600_000 });
+  return client;
+}
+
+/** A launch of the task image with `args`, for an object data/q1.csv of acme-input. */
+function launchRequest(image: string, args: string[]) {
+  const object = {
+    bucket: 'acme-input',
+    name: 'data/q1.csv',
+    generation: '1712345678901234',
+    size: 10,
+    metadata: {},
+  };
+  const template: JobTemplate = { image, args, env: { GREETING: 'hello' }, spot: false, timeoutSeconds: 600 };
+  const at = new Date().toISOString();
+  const received = newJob(
+    jobIdFor(object.bucket, object.name, object.generation),
+    { kind: 'object', object },
+    at,
+  );
+  const outputUri = `gs://acme-output/${object.name}/`;
+  const logsUri = `${outputUri}logs/attempt-1.log`;
+  const job = transition(received, 'LAUNCHED', at, { target: 'vm', template, outputUri, logsUri });
+  const env = workerEnvironment(job, template, {
+    inputUri: `gs://${object.bucket}/${object.name}`,
+    outputUri,
+  });
+  return { job, target: 'vm' as const, env, args, logsUri };
+}
