@@ -17,9 +17,10 @@ locals {
     PUSH_AUDIENCE          = local.service_url
     PUSH_SERVICE_ACCOUNT   = google_service_account.push.email
     # The push account is a caller too: Cloud Scheduler calls /reap and /reconcile with its token.
-    JOBS_CALLERS    = join(",", distinct(concat(var.jobs_callers, [google_service_account.push.email])))
-    VM_MACHINE_TYPE = var.vm_machine_type
-    VM_SPOT         = tostring(var.vm_spot)
+    JOBS_CALLERS              = join(",", distinct(concat(var.jobs_callers, [google_service_account.push.email])))
+    JOBS_ACCEPT_GCLOUD_TOKENS = tostring(var.jobs_accept_gcloud_tokens)
+    VM_MACHINE_TYPE           = var.vm_machine_type
+    VM_SPOT                   = tostring(var.vm_spot)
     # The task VMs' network (network.tf) as partial URLs; compute-launcher.ts passes them through.
     VM_NETWORK        = local.vm_network_url
     VM_SUBNETWORK     = local.vm_subnetwork_url

@@ -252,3 +252,9 @@ variable "jobs_callers" {
     error_message = "jobs_callers must hold email addresses only."
   }
 }
+
+variable "jobs_accept_gcloud_tokens" {
+  type        = bool
+  description = "Let the people of jobs_callers call /jobs with their own `gcloud auth print-identity-token` (JOBS_ACCEPT_GCLOUD_TOKENS): such a token's audience is gcloud's client, so any token the person minted for anything is accepted. Off: people impersonate a service account instead."
+  default     = false
+}

@@ -519,6 +519,12 @@ describe('Cloud Run', () => {
     expect(resources.startup_cpu_boost).toBe(true);
   });
 
+  it("accepts people's own gcloud tokens only when the deployment asks for it", () => {
+    expect(tf.variables.jobs_accept_gcloud_tokens!.default).toBe(false);
+    const env = tf.locals.dispatcher_env as Record<string, string>;
+    expect(env.JOBS_ACCEPT_GCLOUD_TOKENS).toBe('${tostring(var.jobs_accept_gcloud_tokens)}');
+  });
+
   it('uses the deterministic service URL as the audience on both sides', () => {
     expect(tf.locals.service_url).toBe(
       'https://${local.service_name}-${local.project_number}.${var.region}.run.app',
