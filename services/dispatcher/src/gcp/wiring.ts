@@ -12,6 +12,7 @@ import { Dispatcher } from '../dispatcher.ts';
 import { loadRoutingConfig } from '../routing-config.ts';
 import {
   closeGoogleClients,
+  CredentialsError,
   executionsClient,
   instancesClient,
   jobsClient,
@@ -42,9 +43,7 @@ export interface CloudOverrides {
 export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overrides: CloudOverrides = {}) {
   const routing = loadRoutingConfig(config.pipelineConfig);
   const ledger = new LazyLedger(async () => {
-    const firestore =
-      (await overrides.firestore?.()) ??
-      new (await import('@google-cloud/firestore')).Firestore({ projectId: config.project });
+    const firestore = (await overrides.firestore?.()) ?? (await cloudFirestore(config.project));
     const { FirestoreLedger } = await import('./firestore-ledger.ts');
     return new FirestoreLedger({ firestore, collection: config.ledgerCollection });
   });
@@ -146,6 +145,27 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
       await Promise.all([closeGoogleClients(), deadLetters?.close()]);
     },
   };
+}
+
+/**
+ * A Firestore client, made only once credentials can be found. One made without them never recovers
+ * (it would need a restart) and leaves rejections that nobody awaits; until then the ledger fails
+ * with a CredentialsError (500: Pub/Sub delivers again) and the next use tries again. The emulator
+ * needs no credentials.
+ */
+async function cloudFirestore(projectId: string): Promise<Firestore> {
+  if (process.env.FIRESTORE_EMULATOR_HOST === undefined) {
+    const { GoogleAuth } = await import('google-auth-library');
+    try {
+      await new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/datastore'] }).getClient();
+    } catch (err) {
+      throw new CredentialsError(
+        `the Firestore client has no credentials: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
+  }
+  return new (await import('@google-cloud/firestore')).Firestore({ projectId });
 }
 
 /** VM_SPOT=true: every VM is spot, whatever its rule says; inspecting and cancelling are unchanged. */
