@@ -16,7 +16,7 @@ import {
   type VmTask,
 } from '@pipeline/core/messages';
 import { LogStream } from '../io/log-stream.ts';
-import { taskContainer } from './task-container.ts';
+import { taskContainer, type TaskContainer } from './task-container.ts';
 
 /** The exit code reported when the agent could not run the task at all (as `docker run` uses 125). */
 export const AGENT_FAILURE_EXIT_CODE = 125;
@@ -35,13 +35,8 @@ export interface Identity {
   instance: string;
 }
 
-export interface ContainerSpec {
-  image: string;
-  args: string[];
-  env: Record<string, string>;
-  binds: string[];
-  devices: string[];
-  labels: Record<string, string>;
+/** The task's container (task-container.ts decides it) and what running it takes. */
+export interface ContainerSpec extends TaskContainer {
   accessToken: string;
   stopGraceSeconds: number;
 }

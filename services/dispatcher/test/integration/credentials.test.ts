@@ -10,18 +10,12 @@ import path from 'node:path';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { jobIdFor, LaunchError, newJob, transition, type LaunchRequest, type Target } from '@pipeline/core';
-import {
-  closeGoogleClients,
-  executionsClient,
-  instancesClient,
-  jobsClient,
-  tasksClient,
-  zoneOperationsClient,
-} from '../../src/gcp/clients.ts';
+import { LaunchError } from '@pipeline/core';
+import { closeGoogleClients, executionsClient, jobsClient, tasksClient } from '../../src/gcp/clients.ts';
 import { CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
 import { ComputeEngineLauncher } from '../../src/gcp/compute-launcher.ts';
 import { startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
+import { testComputeSettings, testLaunchRequest } from './test-launchers.ts';
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 
 const TOKEN_PATH = '/computeMetadata/v1/instance/service-accounts/default/token';
@@ -49,27 +43,6 @@ async function startTokenServer() {
       await once(server, 'close');
     },
   };
-}
-
-let objects = 0;
-function launchRequest(target: Target): LaunchRequest {
-  const object = {
-    bucket: 'acme-input',
-    name: `data/${++objects}.csv`,
-    generation: '17',
-    size: 1,
-    metadata: {},
-  };
-  const at = '2026-05-01T12:00:00.000Z';
-  const received = newJob(
-    jobIdFor(object.bucket, object.name, object.generation),
-    { kind: 'object', object },
-    at,
-  );
-  const template = { task: 'logreg', args: [], env: {}, spot: false };
-  const logsUri = `gs://acme-output/${object.name}/logs/attempt-1.log`;
-  const job = transition(received, 'LAUNCHED', at, { target, template, logsUri });
-  return { job, target, env: { JOB_ID: job.id }, args: [], logsUri };
 }
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -108,17 +81,8 @@ describe('the launchers when the metadata server refuses tokens', () => {
       executions: () => executionsClient(runClients),
       tasks: () => tasksClient(runClients),
     });
-    const computeClients = { endpoint: compute.endpoint };
-    vmLauncher = new ComputeEngineLauncher({
-      project: 'acme',
-      zone: 'europe-west1-b',
-      image: 'europe-west1-docker.pkg.dev/acme/pipeline/worker:1',
-      serviceAccount: 'vm-worker@acme.iam.gserviceaccount.com',
-      defaultMachineType: 'e2-standard-4',
-      startupScript: '#!/bin/sh\n',
-      instances: () => instancesClient(computeClients),
-      operations: () => zoneOperationsClient(computeClients),
-    });
+    // No authClient: Application Default Credentials, from the metadata server.
+    vmLauncher = new ComputeEngineLauncher(testComputeSettings(compute.endpoint, undefined));
   });
   afterAll(async () => {
     await closeGoogleClients();
@@ -143,7 +107,7 @@ describe('the launchers when the metadata server refuses tokens', () => {
         [runLauncher, 'cloud-run-job', EXECUTION],
         [vmLauncher, 'vm', INSTANCE],
       ] as const) {
-        const launched = await rejection(launcher.launch(launchRequest(target)));
+        const launched = await rejection(launcher.launch(testLaunchRequest(target)));
         expect(launched).toBeInstanceOf(LaunchError);
         expect((launched as LaunchError).retryable).toBe(true);
         expect((launched as LaunchError).message).toContain('could not get a token');
@@ -163,14 +127,14 @@ describe('the launchers when the metadata server refuses tokens', () => {
 
   it('launches with the token once the metadata server hands one out, on the same clients', async () => {
     metadata.state.answer = 'token';
-    const { execution } = await runLauncher.launch(launchRequest('cloud-run-job'));
+    const { execution } = await runLauncher.launch(testLaunchRequest('cloud-run-job'));
     expect(execution).toBe(run.executions.at(-1));
     const runs = run.requests.filter((r) => r.path.endsWith(':run'));
     expect(runs).toHaveLength(1);
     expect(runs[0].headers.authorization).toBe('Bearer metadata-token');
     expect(await runLauncher.inspect(execution)).toEqual({ kind: 'running' });
 
-    await vmLauncher.launch(launchRequest('vm'));
+    await vmLauncher.launch(testLaunchRequest('vm'));
     const inserts = compute.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/instances'));
     expect(inserts).toHaveLength(1);
     expect(inserts[0].headers.authorization).toBe('Bearer metadata-token');

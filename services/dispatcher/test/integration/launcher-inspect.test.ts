@@ -3,11 +3,10 @@
 // and the RunStatus the launchers make of the real answers and errors.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OAuth2Client } from 'google-auth-library';
-import { jobIdFor, newJob, transition, type LaunchRequest } from '@pipeline/core';
 import { closeGoogleClients } from '../../src/gcp/clients.ts';
 import { CANCELLED_EXIT_CODE, CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
 import { ComputeEngineLauncher } from '../../src/gcp/compute-launcher.ts';
-import { testComputeSettings, testRunLauncher } from './test-launchers.ts';
+import { testComputeSettings, testLaunchRequest, testRunLauncher } from './test-launchers.ts';
 import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
 import { computeError, startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 
@@ -15,28 +14,7 @@ const auth = new OAuth2Client();
 auth.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 24 * 3600 * 1000 });
 afterAll(() => closeGoogleClients());
 
-let objects = 0;
 /** A launch request for a fresh object, so that each VM gets its own name. */
-function launchRequest(target: 'cloud-run-job' | 'vm'): LaunchRequest {
-  const object = {
-    bucket: 'acme-input',
-    name: `data/${++objects}.csv`,
-    generation: '1',
-    size: 10,
-    metadata: {},
-  };
-  const at = '2024-05-01T12:00:00.000Z';
-  const received = newJob(
-    jobIdFor(object.bucket, object.name, object.generation),
-    { kind: 'object', object },
-    at,
-  );
-  const outputUri = `gs://acme-output/${object.name}/`;
-  const logsUri = `${outputUri}logs/attempt-1.log`;
-  const template = { task: 'logreg', args: [], env: {}, spot: false };
-  const job = transition(received, 'LAUNCHED', at, { target, template, outputUri, logsUri });
-  return { job, target, env: { JOB_ID: job.id }, args: [], logsUri };
-}
 
 describe('CloudRunJobLauncher.inspect and cancel', () => {
   let run: FakeRun;
@@ -53,7 +31,7 @@ describe('CloudRunJobLauncher.inspect and cancel', () => {
 
   /** Launches an execution and forgets the requests of the launch. */
   async function started(): Promise<string> {
-    const { execution } = await launcher.launch(launchRequest('cloud-run-job'));
+    const { execution } = await launcher.launch(testLaunchRequest('cloud-run-job'));
     run.requests.splice(0);
     return execution;
   }
@@ -196,7 +174,7 @@ describe('ComputeEngineLauncher.inspect and cancel', () => {
 
   /** Creates a VM and forgets the requests of the launch. */
   async function started(): Promise<{ execution: string; name: string }> {
-    const { execution } = await launcher.launch(launchRequest('vm'));
+    const { execution } = await launcher.launch(testLaunchRequest('vm'));
     compute.requests.splice(0);
     return { execution, name: execution.split('/').at(-1)! };
   }

@@ -2,6 +2,15 @@
 // (REST) pointed at a loopback double, project acme in europe-west1, with the caller's credentials.
 import type { AuthClient } from 'google-auth-library';
 import {
+  jobIdFor,
+  newJob,
+  transition,
+  workerEnvironment,
+  type JobTemplate,
+  type LaunchRequest,
+  type Target,
+} from '@pipeline/core';
+import {
   executionsClient,
   instancesClient,
   jobsClient,
@@ -23,13 +32,13 @@ export function testRunLauncher(endpoint: string, authClient: AuthClient): Cloud
   });
 }
 
-/** Settings of a Compute launcher in europe-west1-b; `changes` override any of them. */
+/** Settings of a Compute launcher in europe-west1-b (ADC without `authClient`); `changes` override any of them. */
 export function testComputeSettings(
   endpoint: string,
-  authClient: AuthClient,
+  authClient: AuthClient | undefined,
   changes: Partial<ComputeEngineLauncherSettings> = {},
 ): ComputeEngineLauncherSettings {
-  const clients = { endpoint, authClient };
+  const clients = authClient === undefined ? { endpoint } : { endpoint, authClient };
   return {
     project: 'acme',
     zone: 'europe-west1-b',
@@ -41,4 +50,30 @@ export function testComputeSettings(
     operations: () => zoneOperationsClient(clients),
     ...changes,
   };
+}
+
+let objects = 0;
+
+/**
+ * The launch of a job's first attempt on `target`: for a new object data/N.csv of acme-input (or
+ * `objectName`), with the worker environment of `template` (by default the logreg task, no args).
+ */
+export function testLaunchRequest(
+  target: Target,
+  template: Partial<JobTemplate> = {},
+  objectName = `data/${++objects}.csv`,
+): LaunchRequest {
+  const object = { bucket: 'acme-input', name: objectName, generation: '1', size: 10, metadata: {} };
+  const full: JobTemplate = { task: 'logreg', args: [], env: {}, spot: false, ...template };
+  const at = '2024-05-01T12:00:00.000Z';
+  const received = newJob(
+    jobIdFor(object.bucket, object.name, object.generation),
+    { kind: 'object', object },
+    at,
+  );
+  const outputUri = `gs://acme-output/${object.name}/`;
+  const logsUri = `${outputUri}logs/attempt-1.log`;
+  const job = transition(received, 'LAUNCHED', at, { target, template: full, outputUri, logsUri });
+  const env = workerEnvironment(job, full, { inputUri: `gs://${object.bucket}/${object.name}`, outputUri });
+  return { job, target, env, args: full.args, logsUri };
 }

@@ -13,17 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { PubSub, type Subscription } from '@google-cloud/pubsub';
 import { OAuth2Client } from 'google-auth-library';
-import {
-  jobIdFor,
-  newJob,
-  parseCompletionEvent,
-  transition,
-  workerEnvironment,
-  type JobTemplate,
-} from '@pipeline/core';
+import { parseCompletionEvent } from '@pipeline/core';
 import { ComputeEngineLauncher, VM_STARTUP_SCRIPT_PATH } from '../../src/gcp/compute-launcher.ts';
 import { closeGoogleClients } from '../../src/gcp/clients.ts';
-import { testComputeSettings } from './test-launchers.ts';
+import { testComputeSettings, testLaunchRequest } from './test-launchers.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
 import {
   describeWithDocker,
@@ -124,11 +117,12 @@ describeWithDocker('vm-startup.sh in a COS stand-in on the real Docker engine', 
         }),
       );
       const shared = path.join(dir, 'worker'); // the shared folder: the same path for host and containers
-      const request = launchRequest(taskImage, [
-        'sh',
-        '-c',
-        `echo "task runs as $(id -u)"; cat ${shared}/ca.pem ${shared}/keys/client.key; ls -ln ${shared}`,
-      ]);
+      const script = `echo "task runs as $(id -u)"; cat ${shared}/ca.pem ${shared}/keys/client.key; ls -ln ${shared}`;
+      const request = testLaunchRequest(
+        'vm',
+        { image: taskImage, timeoutSeconds: 600, args: ['sh', '-c', script] },
+        'data/q1.csv',
+      );
       const { execution } = await launcher.launch(request);
       const name = execution.split('/').pop()!;
       const instance = compute.instances.get(name)!;
@@ -241,30 +235,4 @@ function tokenClient(): OAuth2Client {
   const client = new OAuth2Client();
   client.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 3_600_000 });
   return client;
-}
-
-/** A launch of the task image with `args`, for an object data/q1.csv of acme-input. */
-function launchRequest(image: string, args: string[]) {
-  const object = {
-    bucket: 'acme-input',
-    name: 'data/q1.csv',
-    generation: '1712345678901234',
-    size: 10,
-    metadata: {},
-  };
-  const template: JobTemplate = { image, args, env: { GREETING: 'hello' }, spot: false, timeoutSeconds: 600 };
-  const at = new Date().toISOString();
-  const received = newJob(
-    jobIdFor(object.bucket, object.name, object.generation),
-    { kind: 'object', object },
-    at,
-  );
-  const outputUri = `gs://acme-output/${object.name}/`;
-  const logsUri = `${outputUri}logs/attempt-1.log`;
-  const job = transition(received, 'LAUNCHED', at, { target: 'vm', template, outputUri, logsUri });
-  const env = workerEnvironment(job, template, {
-    inputUri: `gs://${object.bucket}/${object.name}`,
-    outputUri,
-  });
-  return { job, target: 'vm' as const, env, args, logsUri };
 }
