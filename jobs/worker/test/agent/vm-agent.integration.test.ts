@@ -230,6 +230,23 @@ describeWithDocker('the VM agent on the real Docker engine', () => {
       expectOneDelete(deletes);
     });
 
+    it('still reports, and says why, when its Compute client finds no credentials; nothing crashes it', async () => {
+      // Off Google's hardware, with detection off, Application Default Credentials find nothing: the
+      // Compute client's stub fails, which gax would leave as a rejection nobody awaits.
+      const { run, messages, deletes } = await runAgent(task('echo fine'), {
+        env: { METADATA_SERVER_DETECTION: 'none' },
+      });
+      expect(messages).toHaveLength(1);
+      expect(messages[0]).toMatchObject({ exitCode: 0 });
+      expect(deletes).toHaveLength(0);
+      expect(run.stdout).toMatch(
+        /"message":"could not delete this instance","error":"Could not load the default credentials/,
+      );
+      expect(run.stdout).toMatch(/"message":"agent done"/);
+      expect(run.stderr).not.toMatch(/Unhandled|at GoogleAuth/);
+      expect(run.code).toBe(0);
+    });
+
     it('rides out a metadata server that fails for a while', async () => {
       const { run, messages, deletes } = await runAgent(task('echo fine'), {
         before: (m) => {
