@@ -258,8 +258,8 @@ resource "google_project_iam_member" "worker_deletes_own_vm" {
 
   condition {
     title       = "pipeline task VMs only"
-    description = "Instances named ${local.vm_name_prefix}* in ${var.zone}."
-    expression  = "resource.type == \"compute.googleapis.com/Instance\" && resource.name.startsWith(\"${local.vm_instance_names}\")"
+    description = "Instances and their boot disks named ${local.vm_name_prefix}* in ${var.zone}."
+    expression  = "(resource.type == \"compute.googleapis.com/Instance\" && resource.name.startsWith(\"${local.vm_instance_names}\")) || (resource.type == \"compute.googleapis.com/Disk\" && resource.name.startsWith(\"${local.vm_disk_names}\"))"
   }
 }
 

@@ -15,6 +15,7 @@ resource "google_project_iam_custom_role" "vm_launcher" {
   description = "Create, read and delete pipeline task VMs and their boot disks (granted under a name condition)."
   permissions = [
     "compute.disks.create",                     # the boot disk made from initializeParams
+    "compute.disks.delete",                     # the boot disk (autoDelete) goes with the instance
     "compute.instances.create",                 # checked on the new instance's name
     "compute.instances.delete",                 # cancel, and the reaper
     "compute.instances.get",                    # inspect
@@ -69,6 +70,9 @@ resource "google_project_iam_custom_role" "vm_subnet_external_ip" {
 resource "google_project_iam_custom_role" "vm_self_delete" {
   role_id     = replace("${var.name_prefix}_vm_self_delete", "-", "_")
   title       = "Pipeline VM self-delete"
-  description = "Delete a Compute Engine instance: what a pipeline task VM needs to delete itself."
-  permissions = ["compute.instances.delete"]
+  description = "Delete a Compute Engine instance and its boot disk: what a pipeline task VM needs to delete itself."
+  # The boot disk is autoDelete. Whether deleting the instance also checks compute.disks.delete on it
+  # could not be settled from the docs read; without it the VM would go and its disk stay, billed,
+  # where the reaper (which lists instances) never looks. It is granted on pipeline-* disks only.
+  permissions = ["compute.disks.delete", "compute.instances.delete"]
 }
