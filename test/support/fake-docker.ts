@@ -21,6 +21,7 @@ export interface ImageBehaviour {
   exitCode?: number; // 0 unless told
   hangUntilKilled?: boolean; // after its output, runs until POST /kill
   ignoresSigterm?: boolean; // a kill with SIGTERM is recorded but does not end it (only SIGKILL does)
+  env?: string[]; // the image's own Env, as GET /images/NAME/json reports it
   // 'http' (the default): 404 + JSON message, as the daemon answers when the registry refuses the manifest
   // before any progress was sent; 'stream': 200, progress, then an error line, as for a failure mid-pull.
   denyPull?: { via?: 'http' | 'stream'; status?: number; message?: string };
@@ -214,6 +215,9 @@ export async function startFakeDocker(options: { apiVersion?: string } = {}) {
       res.writeHead(200, { 'Content-Type': 'text/plain', 'Api-Version': apiVersion }).end('OK');
     } else if (req.method === 'POST' && req.path === '/images/create') {
       pull(req, res);
+    } else if (req.method === 'GET' && /^\/images\/.+\/json$/.test(req.path)) {
+      const name = decodeURIComponent(req.path.slice('/images/'.length, -'/json'.length));
+      json(res, 200, { Id: `sha256:${name}`, Config: { Env: scriptFor(name).env ?? [] } });
     } else if (req.method === 'POST' && req.path === '/containers/create') {
       const config = (req.body ?? {}) as Record<string, unknown>;
       const id = (++lastId).toString(16).padStart(64, '0');

@@ -25,6 +25,7 @@ export {
   CLOUD_RUN_DEFAULTS,
   CLOUD_RUN_JOB_LIMITS,
   cloudRunLimitBreaches,
+  hasBuiltInGpus,
   MACHINE_TYPES,
   machineTypeFor,
   shapeForCloudRun,

@@ -22,14 +22,19 @@ export interface ContainerSpec {
   devices?: string[];
   registryAuth?: RegistryAuth;
   labels?: Record<string, string>;
-  /** Between SIGTERM and SIGKILL when the run is stopped; default 10 s. */
+  /** Between SIGTERM and SIGKILL when the run is stopped; default 10 s. Also the container's StopTimeout. */
   stopGraceSeconds?: number;
+  /**
+   * A folder to put first in LD_LIBRARY_PATH (a GPU driver's libraries), before the task's own value
+   * or, when the task sets none, the image's: the image's CUDA paths are kept.
+   */
+  libraryPath?: string;
 }
 
 export type OutputStream = 'stdout' | 'stderr';
 export type OutputSink = (stream: OutputStream, chunk: Buffer) => void;
 
-export type ContainerStep = 'pulling' | 'creating a container of' | 'starting' | 'waiting for';
+export type ContainerStep = 'pulling' | 'reading' | 'creating a container of' | 'starting' | 'waiting for';
 
 /** A step of the run failed; the message names the step and the image, then what the daemon said. */
 export class ContainerStepError extends Error {
@@ -91,12 +96,16 @@ export async function runContainer(
   signal?.throwIfAborted();
   await pullImage(docker, spec.image, spec.registryAuth);
   signal?.throwIfAborted();
+  const env = await step('reading', spec.image, () => environment(docker, spec));
+  const grace = spec.stopGraceSeconds ?? DEFAULT_STOP_GRACE_SECONDS;
   const container = await step('creating a container of', spec.image, () =>
     docker.createContainer({
       Image: spec.image,
       // Without Cmd the image's own CMD applies: a task with no args runs the image as built.
       ...(spec.args.length > 0 ? { Cmd: spec.args } : {}),
-      Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
+      Env: Object.entries(env).map(([name, value]) => `${name}=${value}`),
+      // What the daemon gives it when it stops the container itself (the VM shutting down).
+      StopTimeout: Math.ceil(grace),
       Labels: spec.labels ?? {},
       Tty: false, // keeps stdout and stderr apart, in multiplexed frames
       AttachStdout: true,
@@ -125,7 +134,7 @@ export async function runContainer(
     await step('starting', spec.image, () => container.start());
     // Listening only once started: a signal sent before start would be refused and the run would go on.
     // Either may fail because the container has exited already, which is what they were for.
-    const graceMs = (spec.stopGraceSeconds ?? DEFAULT_STOP_GRACE_SECONDS) * 1000;
+    const graceMs = grace * 1000;
     let killer: NodeJS.Timeout | undefined;
     const stop = () => {
       void container.kill({ signal: 'SIGTERM' }).catch(() => undefined);
@@ -148,6 +157,20 @@ export async function runContainer(
     // Best effort: a container left behind is cleaned up with the VM, and must not hide the result.
     await container.remove({ force: true }).catch(() => undefined);
   }
+}
+
+/** The task's env, with `libraryPath` first in LD_LIBRARY_PATH (before the task's value, else the image's). */
+async function environment(docker: Dockerode, spec: ContainerSpec): Promise<Record<string, string>> {
+  if (spec.libraryPath === undefined) return spec.env;
+  let current: string | undefined = spec.env.LD_LIBRARY_PATH;
+  if (current === undefined) {
+    const inspected = (await docker.getImage(spec.image).inspect()) as { Config?: { Env?: string[] | null } };
+    const own = (inspected.Config?.Env ?? []).find((entry) => entry.startsWith('LD_LIBRARY_PATH='));
+    current = own?.slice('LD_LIBRARY_PATH='.length);
+  }
+  const parts = (current ?? '').split(':').filter((part) => part !== '');
+  if (parts.includes(spec.libraryPath)) return { ...spec.env, LD_LIBRARY_PATH: parts.join(':') };
+  return { ...spec.env, LD_LIBRARY_PATH: [spec.libraryPath, ...parts].join(':') };
 }
 
 /** Runs one step; a failure becomes a ContainerStepError that names it (an aborted run stays as it is). */

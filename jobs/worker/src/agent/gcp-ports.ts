@@ -79,6 +79,9 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
       };
       return token.access_token;
     },
+    async isPreempted() {
+      return String(await read('preempted', (m) => m.instance('preempted'))) === 'TRUE';
+    },
     async watchPreemption(signal) {
       const stopped = new Promise<false>((resolve) =>
         signal.addEventListener('abort', () => resolve(false), { once: true }),
@@ -87,6 +90,8 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
       for (let failures = 0; !signal.aborted;) {
         try {
           const m = await metadata();
+          // A plain read first: a wait only notices a change after it starts.
+          if (String(await m.instance('preempted')) === 'TRUE') return true;
           // The metadata server answers when the value changes, or after timeout_sec with the same value.
           const change = m.instance({
             property: 'preempted',
@@ -137,6 +142,7 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
           env: spec.env,
           binds: spec.binds,
           devices: spec.devices,
+          ...(spec.libraryPath === undefined ? {} : { libraryPath: spec.libraryPath }),
           labels: spec.labels,
           registryAuth: registryAuthFor(spec.image, spec.accessToken, TOKEN_REGISTRIES),
           stopGraceSeconds: spec.stopGraceSeconds,

@@ -21,13 +21,19 @@ import { taskContainer, type TaskContainer } from './task-container.ts';
 /** The exit code reported when the agent could not run the task at all (as `docker run` uses 125). */
 export const AGENT_FAILURE_EXIT_CODE = 125;
 /**
- * Between SIGTERM and SIGKILL when the task is stopped. A spot VM gets 30 s from its preemption notice
- * to its power-off (https://cloud.google.com/compute/docs/instances/spot#preemption-process): 20 s for
- * the task leaves about 10 s to upload the log and publish the completion.
+ * Between SIGTERM and SIGKILL when the task is stopped. A spot VM gets the ACPI soft-off when it is
+ * preempted and is powered off 30 s later
+ * (https://cloud.google.com/compute/docs/instances/spot#preemption-process); the shutdown stops the
+ * Docker daemon, which stops each container with its own stop timeout: the task's is this grace
+ * (docker.ts), the agent's 28 s (vm-startup.sh). 15 s for the task leaves the agent about 13 s to
+ * upload the log and publish the completion.
  */
-export const STOP_GRACE_SECONDS = 20;
-/** Where shared files land and what the task container sees at the same path (AGENT_SHARED_DIR in tests). */
-const SHARED_DIR = process.env.AGENT_SHARED_DIR ?? '/tmp/worker';
+export const STOP_GRACE_SECONDS = 15;
+/**
+ * The VM's folder of the shared files, on its disk (COS's /tmp is memory, and noexec); the task sees
+ * it at /tmp/worker. The start-up script sets AGENT_SHARED_DIR, as the tests do.
+ */
+const SHARED_DIR = process.env.AGENT_SHARED_DIR ?? '/var/lib/pipeline/shared';
 
 export interface Identity {
   project: string;
@@ -47,6 +53,8 @@ export interface AgentPorts {
   accessToken(): Promise<string>;
   /** Resolves true once the VM is preempted; stops watching (false) when `signal` aborts. */
   watchPreemption(signal: AbortSignal): Promise<boolean>;
+  /** Whether the VM is being preempted now (one read, for a stop that came from outside). */
+  isPreempted(): Promise<boolean>;
   copyShared(uri: string, dir: string): Promise<number>;
   runContainer(
     spec: ContainerSpec,
@@ -194,7 +202,11 @@ async function runTask(
       stop.signal,
     );
     outcome.exitCode = exitCode;
-    if (stop.signal.aborted) outcome.error = reasonOf(stop.signal.reason);
+    // A preemption shuts the VM down, so the agent's SIGTERM may come before the watcher sees it.
+    if (external?.aborted === true && !outcome.preempted && (await ports.isPreempted().catch(() => false))) {
+      outcome.preempted = true;
+      outcome.error = 'the VM was preempted';
+    } else if (stop.signal.aborted) outcome.error = reasonOf(stop.signal.reason);
     else if (exitCode !== 0) {
       const tail = outputTail.toString('utf8').trim();
       outcome.error = tail === '' ? `exit code ${exitCode}` : tail;

@@ -121,6 +121,38 @@ describe('runContainer', () => {
     expect(fake.requests.filter((r) => r.path === `/containers/${id}/kill`)).toHaveLength(2);
   });
 
+  it.each([
+    ['the image has none', [], {}, '/usr/local/nvidia/lib64'],
+    [
+      "the image's CUDA paths",
+      ['PATH=/usr/bin', 'LD_LIBRARY_PATH=/usr/local/cuda/lib64:/opt/conda/lib'],
+      {},
+      '/usr/local/nvidia/lib64:/usr/local/cuda/lib64:/opt/conda/lib',
+    ],
+    [
+      'the task sets its own',
+      ['LD_LIBRARY_PATH=/image'],
+      { LD_LIBRARY_PATH: '/mine' },
+      '/usr/local/nvidia/lib64:/mine',
+    ],
+    ['already there', ['LD_LIBRARY_PATH=/x:/usr/local/nvidia/lib64'], {}, '/x:/usr/local/nvidia/lib64'],
+  ])('puts the library path first in LD_LIBRARY_PATH: %s', async (_case, imageEnv, env, expected) => {
+    fake.script('cuda/app:1', { env: imageEnv });
+    await run(spec({ image: 'cuda/app:1', env, libraryPath: '/usr/local/nvidia/lib64' }));
+    expect(createBody().Env).toContain(`LD_LIBRARY_PATH=${expected}`);
+  });
+
+  it('leaves LD_LIBRARY_PATH alone and reads no image without a library path', async () => {
+    await run(spec());
+    expect(createBody().Env).not.toContainEqual(expect.stringMatching(/^LD_LIBRARY_PATH=/));
+    expect(fake.requests.some((r) => r.path.startsWith('/images/') && r.path.endsWith('/json'))).toBe(false);
+  });
+
+  it('gives the container the stop timeout of its grace, as the daemon uses when it stops it itself', async () => {
+    await run(spec({ stopGraceSeconds: 15 }));
+    expect(createBody().StopTimeout).toBe(15);
+  });
+
   it('gives the container the devices it is told to, at the same paths', async () => {
     await run(spec({ devices: ['/dev/nvidia0', '/dev/nvidiactl'] }));
     expect(createBody().HostConfig).toMatchObject({

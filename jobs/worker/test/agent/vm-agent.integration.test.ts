@@ -151,7 +151,7 @@ describeWithDocker('the VM agent on the real Docker engine', () => {
       gcs.put('shared-bucket', 'certs/client/key.pem', 'secret\n');
       gcs.put('shared-bucket', 'other/ignored.txt', 'no');
       const { run, messages, deletes, log } = await runAgent(
-        task(`printf "%s\\n" "$HOSTILE"; cat "${shared}/ca.pem" "${shared}/client/key.pem"; ls "${shared}"`, {
+        task(`printf "%s\\n" "$HOSTILE"; cat /tmp/worker/ca.pem /tmp/worker/client/key.pem; ls /tmp/worker`, {
           sharedUri: 'gs://shared-bucket/certs/',
         }),
       );
@@ -321,10 +321,11 @@ describeWithEmulators(['pubsub'], 'the VM agent with a GPU (Docker Engine API do
         '/dev/nvidiactl',
       ]);
       expect(create.HostConfig.Binds).toEqual([
-        '/tmp/worker:/tmp/worker',
+        '/var/lib/pipeline/shared:/tmp/worker',
         '/var/lib/nvidia/lib64:/usr/local/nvidia/lib64:ro',
         '/var/lib/nvidia/bin:/usr/local/nvidia/bin:ro',
       ]);
+      // The driver's libraries first, then the task's own path.
       expect(create.Env).toContain('LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/opt/lib');
     } finally {
       await Promise.all([metadata.close(), docker.close(), gcs.close(), compute.close(), emulator.stop()]);

@@ -33,6 +33,8 @@ function ports(options: {
     signal: AbortSignal,
   ) => Promise<{ exitCode: number }>;
   preemptAfterMs?: number;
+  /** What the one read of instance/preempted says after a stop from outside. */
+  preemptedOnStop?: boolean;
   failUploads?: number;
   flushIntervalMs?: number;
 }): { ports: AgentPorts; recorded: Recorded } {
@@ -58,6 +60,7 @@ function ports(options: {
               : setTimeout(() => resolve(true), options.preemptAfterMs);
           signal.addEventListener('abort', () => (clearTimeout(timer), resolve(false)), { once: true });
         }),
+      isPreempted: async () => options.preemptedOnStop === true,
       copyShared: async () => 0,
       runContainer: async (spec, output, signal) => {
         recorded.specs.push(spec);
@@ -105,7 +108,7 @@ describe('runAgentOnVm', () => {
       image: TASK.image,
       args: ['--x'],
       env: { A: '1' },
-      binds: ['/tmp/worker:/tmp/worker'],
+      binds: ['/var/lib/pipeline/shared:/tmp/worker'],
       accessToken: 'token',
     });
     expect(recorded.uploads[0]).toBe('hello\n');
@@ -176,6 +179,28 @@ describe('runAgentOnVm', () => {
     expect(recorded.published).toHaveLength(1);
     expect(recorded.deleted).toBe(1);
   });
+
+  it.each([
+    [true, { preempted: true, error: 'the VM was preempted' }],
+    [false, { preempted: false, error: 'the VM is shutting down' }],
+  ])(
+    'stops the task on SIGTERM to the agent, and asks the metadata server whether it is a preemption (%s)',
+    async (preemptedOnStop, expected) => {
+      const { ports: p, recorded } = ports({
+        preemptedOnStop,
+        run: (_spec, _output, signal) =>
+          new Promise((resolve) =>
+            signal.addEventListener('abort', () => resolve({ exitCode: 143 }), { once: true }),
+          ),
+      });
+      const sigterm = new AbortController();
+      setTimeout(() => sigterm.abort(new Error('the VM is shutting down')), 20);
+      const completion = await runAgentOnVm(p, sigterm.signal);
+      expect(completion).toMatchObject({ exitCode: 143, ...expected });
+      expect(recorded.published).toHaveLength(1);
+      expect(recorded.deleted).toBe(1);
+    },
+  );
 
   it('stops a task that runs past its timeout', async () => {
     const { ports: p } = ports({

@@ -143,6 +143,16 @@ export const MACHINE_TYPES: readonly MachineType[] = [
   })),
 ];
 
+/**
+ * Whether a machine type is accelerator-optimized, its GPUs attached by the type itself: "For VMs
+ * that use accelerator-optimized machine types, the GPUs are automatically attached"
+ * (https://cloud.google.com/compute/docs/gpus/about-gpus). An instance of any other type names its
+ * GPUs in guestAccelerators.
+ */
+export function hasBuiltInGpus(machineType: string): boolean {
+  return /^(a2|a3|a4|g2|g4)-/.test(machineType);
+}
+
 function hourlyUsd(machine: MachineType): number {
   const rates = HOURLY_USD[machine.name.slice(0, 2) as keyof typeof HOURLY_USD];
   return (

@@ -20,6 +20,7 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
+  hasBuiltInGpus,
   isJobId,
   LaunchError,
   VM_METADATA_KEYS,
@@ -222,6 +223,7 @@ export class ComputeEngineLauncher implements Launcher {
     const margin = this.settings.timeoutMarginSeconds ?? 600;
     const spot = template?.spot ?? false;
     const accelerator = template?.accelerator;
+    const machineType = template?.machineType ?? this.settings.defaultMachineType;
     const task: VmTask = {
       jobId: job.id,
       attempt: job.attempt,
@@ -252,7 +254,7 @@ export class ComputeEngineLauncher implements Launcher {
     return {
       name: instanceName(job.id, job.attempt),
       description: `pipeline job ${job.id}, attempt ${job.attempt}`,
-      machineType: `zones/${zone}/machineTypes/${template?.machineType ?? this.settings.defaultMachineType}`,
+      machineType: `zones/${zone}/machineTypes/${machineType}`,
       labels: {
         pipeline: this.settings.pipelineLabel ?? 'true',
         'job-id': job.id,
@@ -267,7 +269,8 @@ export class ComputeEngineLauncher implements Launcher {
         instanceTerminationAction: 'DELETE',
         maxRunDuration: { seconds: timeoutSeconds + margin },
       },
-      ...(accelerator === undefined
+      // An accelerator-optimized type (g2, a2) brings its GPUs; any other names them.
+      ...(accelerator === undefined || hasBuiltInGpus(machineType)
         ? {}
         : {
             guestAccelerators: [

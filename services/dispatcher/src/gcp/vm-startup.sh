@@ -18,7 +18,8 @@ set -euo pipefail
 
 readonly METADATA_URL="http://${GCE_METADATA_HOST:-metadata.google.internal}/computeMetadata/v1"
 readonly COMPUTE_URL="${COMPUTE_API_ENDPOINT:-https://compute.googleapis.com}/compute/v1"
-readonly WORK_DIR="${AGENT_SHARED_DIR:-/tmp/worker}"
+# The shared files, on the boot disk: COS's /tmp is memory (and noexec). Tasks see them at /tmp/worker.
+readonly WORK_DIR="${AGENT_SHARED_DIR:-/var/lib/pipeline/shared}"
 readonly PASSED_TO_AGENT=(GCE_METADATA_HOST METADATA_SERVER_DETECTION COMPUTE_API_ENDPOINT STORAGE_EMULATOR_HOST
   PUBSUB_EMULATOR_HOST PIPELINE_TOKEN_REGISTRIES AGENT_STOP_GRACE_SECONDS)
 # docker-credential-gcr writes its configuration under $HOME; the root file system is read-only.
@@ -123,16 +124,16 @@ main() {
   agent_image="$(metadata instance/attributes/pipeline-agent-image)"
   mkdir -p "${HOME}" "${WORK_DIR}"
 
+  wait_for_docker
   if [[ "$(metadata instance/attributes/pipeline-gpu 2>/dev/null || true)" == 'true' ]]; then
+    # https://cloud.google.com/container-optimized-os/docs/how-to/run-gpus: install the driver, make
+    # its files executable from containers, and check that it sees the GPUs.
     log 'installing the GPU driver'
     cos-extensions install gpu
-    # The driver's files must be executable from containers
-    # (https://cloud.google.com/container-optimized-os/docs/how-to/run-gpus).
     mount --bind /var/lib/nvidia /var/lib/nvidia
     mount -o remount,exec /var/lib/nvidia
+    /var/lib/nvidia/bin/nvidia-smi --list-gpus >&2
   fi
-
-  wait_for_docker
   pull "${agent_image}"
   docker_group="$(stat -c '%g' /var/run/docker.sock)"
   # The agent runs as its image's user (not root): the shared folder it copies files into is theirs.
@@ -150,7 +151,9 @@ main() {
   # Host networking: the agent talks only to the metadata server and Google's APIs. It gets the group
   # that owns the Docker socket, and the shared folder at the same path as on the host, which is
   # where the task's container gets it from.
-  docker run --rm --name pipeline-agent --network host \
+  # When the VM shuts down (a preemption: 30 s to power-off), the daemon stops the agent with SIGTERM
+  # and gives it 28 s: enough to stop the task (15 s), upload the log and publish the completion.
+  docker run --rm --name pipeline-agent --network host --stop-timeout 28 \
     --group-add "${docker_group}" \
     -v /var/run/docker.sock:/var/run/docker.sock \
     -v "${WORK_DIR}:${WORK_DIR}" \

@@ -229,9 +229,6 @@ describe('ComputeEngineLauncher with @google-cloud/compute', () => {
         instanceTerminationAction: 'DELETE',
         maxRunDuration: { seconds: '4200' }, // int64 travels as a string
       },
-      guestAccelerators: [
-        { acceleratorType: 'zones/europe-west1-b/acceleratorTypes/nvidia-l4', acceleratorCount: 1 },
-      ],
       disks: [
         {
           boot: true,
@@ -282,6 +279,27 @@ describe('ComputeEngineLauncher with @google-cloud/compute', () => {
       /^\/compute\/v1\/projects\/acme\/zones\/europe-west1-b\/operations\/operation-[^/]+\/wait$/,
     );
     expect(wait.headers.authorization).toBe('Bearer test-token');
+  });
+
+  it('names the GPUs in guestAccelerators only for a machine type that does not bring its own', async () => {
+    // g2 and a2 are accelerator-optimized: their GPUs come with the type (the test above).
+    await launcher.launch(
+      launchRequest('vm', { machineType: 'g2-standard-8', accelerator: { type: 'nvidia-l4', count: 1 } }),
+    );
+    await launcher.launch(
+      launchRequest(
+        'vm',
+        { machineType: 'n1-standard-8', accelerator: { type: 'nvidia-tesla-t4', count: 2 } },
+        'data/t4.csv',
+      ),
+    );
+    const [g2, n1] = compute.requests
+      .filter((r) => r.method === 'POST' && r.path.endsWith('/instances'))
+      .map((r) => r.body as Sent);
+    expect(g2).not.toHaveProperty('guestAccelerators');
+    expect(n1.guestAccelerators).toEqual([
+      { acceleratorType: 'zones/europe-west1-b/acceleratorTypes/nvidia-tesla-t4', acceleratorCount: 2 },
+    ]);
   });
 
   it('makes a standard VM without GPU or external IP by default, and one with an external IP when asked', async () => {

@@ -116,8 +116,10 @@ describeWithDocker('vm-startup.sh in a COS stand-in on the real Docker engine', 
           startupScript: fs.readFileSync(VM_STARTUP_SCRIPT_PATH, 'utf8'),
         }),
       );
-      const shared = path.join(dir, 'worker'); // the shared folder: the same path for host and containers
-      const script = `echo "task runs as $(id -u)"; cat ${shared}/ca.pem ${shared}/keys/client.key; ls -ln ${shared}`;
+      const shared = path.join(dir, 'shared'); // the VM's folder of the shared files: the same path for host and containers
+      // The task sees the shared files at /tmp/worker, whatever folder of the VM holds them.
+      const script =
+        'echo "task runs as $(id -u)"; cat /tmp/worker/ca.pem /tmp/worker/keys/client.key; ls -ln /tmp/worker';
       const request = testLaunchRequest(
         'vm',
         { image: taskImage, timeoutSeconds: 600, args: ['sh', '-c', script] },
