@@ -8,8 +8,10 @@
 #   https://cloud.google.com/vpc/docs/private-google-access
 # - Images from any other registry (Docker Hub, ghcr.io, quay.io) come through Cloud NAT (vm_nat, on
 #   by default). https://cloud.google.com/nat/docs/overview
-#   Whether Google API traffic is then counted by the NAT gateway (and its per-GiB charge) was not
-#   settled from the documentation read for this change; a deployment that pulls only from Artifact
+#   Cloud NAT "never performs NAT for traffic sent to the select external IP addresses for Google
+#   APIs and services" when Private Google Access is on
+#   (https://cloud.google.com/nat/docs/nat-product-interactions, read through copies of it), so its
+#   per-GiB charge should apply to other registries only; a deployment that pulls only from Artifact
 #   Registry can turn NAT off (vm_nat = false) and be sure.
 #
 # No firewall rule is declared, on purpose: every VPC network has implied rules that deny all ingress
