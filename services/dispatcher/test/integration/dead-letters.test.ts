@@ -18,6 +18,7 @@ import { buildCloudDispatcher } from '../../src/gcp/wiring.ts';
 import { createLogger } from '../../src/logger.ts';
 import { testApp } from '../support.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
+import { testCloudEnv } from './test-launchers.ts';
 
 const PROJECT = 'test-project';
 const FIXTURE = JSON.parse(
@@ -320,15 +321,7 @@ describeWithEmulators(['pubsub'], 'dead letters on the Pub/Sub emulator', () => 
     process.env.PUBSUB_EMULATOR_HOST = emulator.host; // this file's own process (vitest forks)
     const cloud = buildCloudDispatcher(
       parseConfig({
-        GOOGLE_CLOUD_PROJECT: PROJECT,
-        REGION: 'us-central1',
-        ZONE: 'us-central1-a',
-        OUTPUT_BUCKET: 'acme-pipeline-output',
-        WORKER_JOB: 'pipeline-worker',
-        WORKER_IMAGE: 'us-central1-docker.pkg.dev/test-project/pipeline/worker:1',
-        WORKER_SERVICE_ACCOUNT: 'worker@test-project.iam.gserviceaccount.com',
-        COMPLETIONS_TOPIC: 'completions',
-        PUSH_AUTH: 'off',
+        ...testCloudEnv(),
         DEAD_LETTER_SUBSCRIPTION: 'dead-letter',
         UPLOADS_SUBSCRIPTION: 'uploads-push',
         UPLOADS_TOPIC: 'uploads',

@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config.ts';
 import { CredentialsError } from '../../src/gcp/clients.ts';
 import { buildCloudDispatcher } from '../../src/gcp/wiring.ts';
 import { createLogger } from '../../src/logger.ts';
+import { testCloudEnv } from './test-launchers.ts';
 
 const saved = { ...process.env };
 const stray: unknown[] = [];
@@ -26,17 +27,7 @@ afterEach(() => {
 });
 
 it('fails each ledger call with a CredentialsError, makes no Firestore client, and leaves no stray rejection', async () => {
-  const config = parseConfig({
-    GOOGLE_CLOUD_PROJECT: 'acme-pipeline',
-    REGION: 'us-central1',
-    ZONE: 'us-central1-a',
-    OUTPUT_BUCKET: 'acme-output',
-    WORKER_JOB: 'pipeline-worker',
-    WORKER_IMAGE: 'us-central1-docker.pkg.dev/acme/pipeline/worker:1',
-    WORKER_SERVICE_ACCOUNT: 'worker@acme.iam.gserviceaccount.com',
-    COMPLETIONS_TOPIC: 'completions',
-    PUSH_AUTH: 'off',
-  });
+  const config = parseConfig(testCloudEnv());
   const logger = createLogger(new Writable({ write: (_chunk, _encoding, done) => done() }));
   const cloud = buildCloudDispatcher(config, logger);
   try {

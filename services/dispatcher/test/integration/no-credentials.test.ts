@@ -17,6 +17,7 @@ import { startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
 import { LOOPBACK_GUARD } from '../../../../test/support/run-worker.ts';
+import { testCloudEnv } from './test-launchers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../../..');
 const INDEX = path.join(ROOT, 'services/dispatcher/src/index.ts');
@@ -140,15 +141,7 @@ describeWithEmulators(['firestore'], 'the dispatcher process without credentials
     const dispatcher = await startDispatcher({
       HOME: home,
       METADATA_SERVER_DETECTION: 'none',
-      GOOGLE_CLOUD_PROJECT: PROJECT,
-      REGION: 'us-central1',
-      ZONE: 'us-central1-a',
-      OUTPUT_BUCKET: 'acme-pipeline-output',
-      WORKER_JOB: 'pipeline-worker',
-      WORKER_IMAGE: 'us-central1-docker.pkg.dev/test-project/pipeline/worker:1',
-      WORKER_SERVICE_ACCOUNT: `worker@${PROJECT}.iam.gserviceaccount.com`,
-      COMPLETIONS_TOPIC: 'completions',
-      PUSH_AUTH: 'off',
+      ...testCloudEnv(),
       HOST: '127.0.0.1',
       PORT: '0',
       LEDGER_COLLECTION: collection,

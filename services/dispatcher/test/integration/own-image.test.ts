@@ -16,6 +16,7 @@ import { createLogger } from '../../src/logger.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
 import { startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
+import { testCloudEnv } from './test-launchers.ts';
 
 const PROJECT = 'test-project';
 const SHIPPED_CONFIG = path.resolve(import.meta.dirname, '../../../../pipeline.config.json');
@@ -37,15 +38,7 @@ describeWithEmulators(['firestore'], 'a container run with its own image, in clo
       startFakeCompute(),
     ]);
     const config = parseConfig({
-      GOOGLE_CLOUD_PROJECT: PROJECT,
-      REGION: 'us-central1',
-      ZONE: 'us-central1-a',
-      OUTPUT_BUCKET: 'acme-pipeline-output',
-      WORKER_JOB: 'pipeline-worker',
-      WORKER_IMAGE: 'us-central1-docker.pkg.dev/test-project/pipeline/worker:1',
-      WORKER_SERVICE_ACCOUNT: `worker@${PROJECT}.iam.gserviceaccount.com`,
-      COMPLETIONS_TOPIC: 'completions',
-      PUSH_AUTH: 'off',
+      ...testCloudEnv(),
       RUN_API_ENDPOINT: run.endpoint,
       COMPUTE_API_ENDPOINT: compute.endpoint,
     });

@@ -18,6 +18,7 @@ import { createLogger } from '../../src/logger.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
 import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
+import { testCloudEnv } from './test-launchers.ts';
 
 const PROJECT = 'test-project';
 const INPUT = 'acme-pipeline-input';
@@ -73,15 +74,7 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
       }),
     );
     const config = parseConfig({
-      GOOGLE_CLOUD_PROJECT: PROJECT,
-      REGION: 'us-central1',
-      ZONE: 'us-central1-a',
-      OUTPUT_BUCKET: 'acme-pipeline-output',
-      WORKER_JOB: 'pipeline-worker',
-      WORKER_IMAGE: 'us-central1-docker.pkg.dev/test-project/pipeline/worker:1',
-      WORKER_SERVICE_ACCOUNT: 'worker@test-project.iam.gserviceaccount.com',
-      COMPLETIONS_TOPIC: 'completions',
-      PUSH_AUTH: 'off', // the emulator sends no OIDC token; push-auth.test.ts covers the tokens
+      ...testCloudEnv(),
       PIPELINE_CONFIG: routing,
       RUN_API_ENDPOINT: run.endpoint,
       COMPUTE_API_ENDPOINT: compute.endpoint,

@@ -1,5 +1,6 @@
-// The Cloud Run and Compute Engine launchers as the integration tests build them: the real clients
-// (REST) pointed at a loopback double, project acme in europe-west1, with the caller's credentials.
+// What the integration tests build alike: the Cloud Run and Compute Engine launchers (the real
+// clients, REST, pointed at a loopback double, project acme in europe-west1, with the caller's
+// credentials), launch requests, and a cloud dispatcher's environment.
 import type { AuthClient } from 'google-auth-library';
 import {
   jobIdFor,
@@ -76,4 +77,23 @@ export function testLaunchRequest(
   const job = transition(received, 'LAUNCHED', at, { target, template: full, outputUri, logsUri });
   const env = workerEnvironment(job, full, { inputUri: `gs://${object.bucket}/${object.name}`, outputUri });
   return { job, target, env, args: full.args, logsUri };
+}
+
+/**
+ * The environment of a cloud dispatcher in project test-project, with what config.ts requires and
+ * PUSH_AUTH off (push-auth.test.ts covers the tokens); `changes` add or override variables.
+ */
+export function testCloudEnv(changes: Record<string, string> = {}): Record<string, string> {
+  return {
+    GOOGLE_CLOUD_PROJECT: 'test-project',
+    REGION: 'us-central1',
+    ZONE: 'us-central1-a',
+    OUTPUT_BUCKET: 'acme-pipeline-output',
+    WORKER_JOB: 'pipeline-worker',
+    WORKER_IMAGE: 'us-central1-docker.pkg.dev/test-project/pipeline/worker:1',
+    WORKER_SERVICE_ACCOUNT: 'worker@test-project.iam.gserviceaccount.com',
+    COMPLETIONS_TOPIC: 'completions',
+    PUSH_AUTH: 'off',
+    ...changes,
+  };
 }
