@@ -48,6 +48,7 @@ load_outputs
 project="$(tf_output project_id)"
 region="$(tf_output region)"
 zone="$(tf_output zone)"
+vm_label="$(tf_output vm_label)"
 input_bucket="$(tf_output input_bucket)"
 output_bucket="$(tf_output output_bucket)"
 shared_bucket="$(tf_output shared_bucket)"
@@ -75,10 +76,10 @@ echo "==> terraform apply: deletion_protection=false"
 tf apply -input=false -auto-approve "${vars[@]}"
 
 # Task VMs are not terraform's, and the task subnet cannot be deleted while one is still in it: delete
-# the pipeline's (labelled pipeline=true, as the reaper knows them) first.
+# this deployment's (labelled pipeline=<name_prefix>, as its reaper knows them) first.
 echo "==> deleting task VMs left in $zone"
 vm_names="$(gcloud compute instances list --project "$project" --zones "$zone" \
-  --filter 'labels.pipeline=true' --format 'value(name)')"
+  --filter "labels.pipeline=${vm_label}" --format 'value(name)')"
 vms=()
 while IFS= read -r vm; do
   [[ -z "$vm" ]] || vms+=("$vm")

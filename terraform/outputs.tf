@@ -10,6 +10,11 @@ output "region" {
   value       = var.region
 }
 
+output "vm_label" {
+  description = "The value of the `pipeline` label of this deployment's task VMs (VM_LABEL)."
+  value       = var.name_prefix
+}
+
 output "zone" {
   description = "The zone of the task VMs."
   value       = var.zone

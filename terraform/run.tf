@@ -21,6 +21,8 @@ locals {
     JOBS_ACCEPT_GCLOUD_TOKENS = tostring(var.jobs_accept_gcloud_tokens)
     VM_MACHINE_TYPE           = var.vm_machine_type
     VM_SPOT                   = tostring(var.vm_spot)
+    # Two deployments in one project: each reaper deletes only its own VMs (label pipeline=<prefix>).
+    VM_LABEL = var.name_prefix
     # The task VMs' network (network.tf) as partial URLs; compute-launcher.ts passes them through.
     VM_NETWORK        = local.vm_network_url
     VM_SUBNETWORK     = local.vm_subnetwork_url

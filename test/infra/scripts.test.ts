@@ -62,6 +62,7 @@ const OUTPUTS: Outputs = Object.fromEntries(
     dead_letter_topic: 'pipeline-dead-letter',
     build_service_account: `projects/demo-project/serviceAccounts/${BUILD_SA}`,
     build_source_bucket: 'demo-build',
+    vm_label: 'pipeline',
   }).map(([k, v]) => [k, { value: v }]),
 );
 function outputsWith(changes: Record<string, unknown>): Outputs {
@@ -612,7 +613,7 @@ describe('destroy.sh', () => {
     '--zones',
     'europe-west1-b',
     '--filter',
-    'labels.pipeline=true',
+    'labels.pipeline=pipeline',
     '--format',
     'value(name)',
   ];

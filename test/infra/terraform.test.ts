@@ -519,6 +519,12 @@ describe('Cloud Run', () => {
     expect(resources.startup_cpu_boost).toBe(true);
   });
 
+  it("labels the VMs of each deployment with its own value, so one reaper never deletes another deployment's VMs", () => {
+    const env = tf.locals.dispatcher_env as Record<string, string>;
+    expect(env.VM_LABEL).toBe('${var.name_prefix}');
+    expect(tf.outputs.vm_label!.value).toBe('${var.name_prefix}');
+  });
+
   it("accepts people's own gcloud tokens only when the deployment asks for it", () => {
     expect(tf.variables.jobs_accept_gcloud_tokens!.default).toBe(false);
     const env = tf.locals.dispatcher_env as Record<string, string>;

@@ -30,6 +30,8 @@ export interface CloudConfig {
     externalIp: boolean;
     spot: boolean;
     timeoutMarginSeconds: number;
+    /** The value of this deployment's `pipeline` label: the reaper touches no VM with another one. */
+    label: string;
   };
   completionsTopic: string;
   /**
@@ -181,6 +183,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
       externalIp: flag('VM_EXTERNAL_IP', false),
       spot: flag('VM_SPOT', false),
       timeoutMarginSeconds: duration('VM_TIMEOUT_MARGIN', '10m'),
+      label: matching('VM_LABEL', /^[a-z0-9][a-z0-9_-]{0,62}$/, 'a label value (a-z, 0-9, - and _)', 'true'),
     },
     completionsTopic,
     deadLetters,

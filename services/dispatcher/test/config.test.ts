@@ -34,6 +34,7 @@ describe('parseConfig', () => {
         externalIp: false,
         spot: false,
         timeoutMarginSeconds: 600,
+        label: 'true',
       },
       pushAuth: {
         enabled: true,
@@ -128,6 +129,7 @@ describe('parseConfig', () => {
     ],
     [{ PORT: '80000' }, 'PORT', 'PORT: "80000" is not a port number'],
     [{ VM_EXTERNAL_IP: 'sometimes' }, 'VM_EXTERNAL_IP', 'VM_EXTERNAL_IP: "sometimes" is not true or false'],
+    [{ VM_LABEL: 'Staging' }, 'VM_LABEL', 'VM_LABEL: "Staging" is not a label value (a-z, 0-9, - and _)'],
     [{ VM_TIMEOUT_MARGIN: 'soon' }, 'VM_TIMEOUT_MARGIN', /^VM_TIMEOUT_MARGIN: /],
     [{ CLAIM_LEASE: '-5m' }, 'CLAIM_LEASE', /^CLAIM_LEASE: /],
     [

@@ -61,6 +61,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     subnetwork: config.vm.subnetwork,
     externalIp: config.vm.externalIp,
     timeoutMarginSeconds: config.vm.timeoutMarginSeconds,
+    pipelineLabel: config.vm.label,
     // One wait (up to about 2 minutes) keeps the push answer inside its ack deadline; an insert still
     // running then is retried on the redelivery, which finds the instance (409) and is done.
     maxOperationWaits: 1,
@@ -118,6 +119,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     project: config.project,
     zone: config.zone,
     marginSeconds: config.vm.timeoutMarginSeconds,
+    pipelineLabel: config.vm.label,
     instances: () => instancesClient(compute),
     ledger,
     logger,
