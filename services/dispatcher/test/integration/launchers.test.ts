@@ -4,17 +4,7 @@
 import fs from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OAuth2Client } from 'google-auth-library';
-import {
-  jobIdFor,
-  LaunchError,
-  parseVmTask,
-  newJob,
-  transition,
-  workerEnvironment,
-  type JobTemplate,
-  type LaunchRequest,
-  type Target,
-} from '@pipeline/core';
+import { LaunchError, parseVmTask, type JobTemplate, type Target } from '@pipeline/core';
 import { closeGoogleClients } from '../../src/gcp/clients.ts';
 import { CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
 import {
@@ -22,7 +12,7 @@ import {
   VM_STARTUP_SCRIPT_PATH,
   type ComputeEngineLauncherSettings,
 } from '../../src/gcp/compute-launcher.ts';
-import { testComputeSettings, testRunLauncher } from './test-launchers.ts';
+import { testComputeSettings, testLaunchRequest, testRunLauncher } from './test-launchers.ts';
 import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
 import { computeError, startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 
@@ -35,36 +25,9 @@ function testAuth(): OAuth2Client {
   return auth;
 }
 
-function launchRequest(
-  target: Target,
-  template: Partial<JobTemplate> = {},
-  objectName = 'data/q1.csv',
-): LaunchRequest {
-  const object = {
-    bucket: 'acme-input',
-    name: objectName,
-    generation: '1712345678901234',
-    size: 10,
-    metadata: {},
-  };
-  const full: JobTemplate = {
-    task: 'logreg',
-    args: [],
-    env: { TARGET_COLUMN: 'label' },
-    spot: false,
-    ...template,
-  };
-  const at = '2024-05-01T12:00:00.000Z';
-  const received = newJob(
-    jobIdFor(object.bucket, object.name, object.generation),
-    { kind: 'object', object },
-    at,
-  );
-  const outputUri = `gs://acme-output/${object.name}/`;
-  const logsUri = `${outputUri}logs/attempt-1.log`;
-  const job = transition(received, 'LAUNCHED', at, { target, template: full, outputUri, logsUri });
-  const env = workerEnvironment(job, full, { inputUri: `gs://${object.bucket}/${object.name}`, outputUri });
-  return { job, target, env, args: full.args, logsUri };
+/** A launch of the logreg task (TARGET_COLUMN=label) for data/q1.csv, or `objectName`, with `template`'s changes. */
+function launchRequest(target: Target, template: Partial<JobTemplate> = {}, objectName = 'data/q1.csv') {
+  return testLaunchRequest(target, { env: { TARGET_COLUMN: 'label' }, ...template }, objectName);
 }
 
 async function launchError(launch: Promise<unknown>): Promise<LaunchError> {
