@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Bakes a boot image for task VMs: Container-Optimized OS with the worker image already pulled, so a
 # VM skips the pull (tens of seconds for a large image) at every start. Then point the dispatcher at
-# it: VM_IMAGE_FAMILY=<family> VM_IMAGE_PROJECT=<project>.
+# it: TF_VAR_vm_image_family=<family> TF_VAR_vm_image_project=<project> ./deploy.sh.
 #
 #   scripts/bake-vm-image.sh --project P --zone Z --image IMAGE_URI [--family pipeline-worker-cos]
+#       [--subnet SUBNET --service-account EMAIL]
+#
+# --subnet and --service-account put the builder where the task VMs run, as the account they run as
+# (terraform output vm_subnetwork and worker_service_account): a project made by setup.sh may have no
+# default network, and the default Compute Engine account may not read the image's repository. With a
+# subnet the builder has no external IP: the subnet's Private Google Access reaches Artifact Registry.
 #
 # It creates a builder VM from cos-stable whose start-up script pulls the image named in the
 # metadata key `pipeline-agent-image` (data, not part of any script), waits for it to report on the
@@ -12,17 +18,20 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 --project PROJECT --zone ZONE --image IMAGE_URI [--family FAMILY]" >&2
+  echo "usage: $0 --project PROJECT --zone ZONE --image IMAGE_URI [--family FAMILY]" \
+    "[--subnet SUBNET] [--service-account EMAIL]" >&2
   exit 2
 }
 
-project="" zone="" image="" family="pipeline-worker-cos"
+project="" zone="" image="" family="pipeline-worker-cos" subnet="" service_account=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --project) project="${2:-}"; shift 2 ;;
     --zone) zone="${2:-}"; shift 2 ;;
     --image) image="${2:-}"; shift 2 ;;
     --family) family="${2:-}"; shift 2 ;;
+    --subnet) subnet="${2:-}"; shift 2 ;;
+    --service-account) service_account="${2:-}"; shift 2 ;;
     *) usage ;;
   esac
 done
@@ -58,10 +67,15 @@ rm -rf "$HOME/.docker" # no credential, however short-lived, goes into the image
 echo "pipeline-bake: $status" >/dev/ttyS0
 SCRIPT
 
+placement=()
+if [[ -n "$subnet" ]]; then placement+=(--subnet "$subnet" --no-address); fi
+if [[ -n "$service_account" ]]; then placement+=(--service-account "$service_account"); fi
+
 echo "creating builder $builder"
 gcloud compute instances create "$builder" --project "$project" --zone "$zone" \
   --image-family cos-stable --image-project cos-cloud --machine-type e2-standard-2 \
   --metadata-from-file startup-script="$startup" --metadata pipeline-agent-image="$image" \
+  "${placement[@]}" \
   --scopes cloud-platform --shielded-secure-boot --shielded-vtpm --shielded-integrity-monitoring >/dev/null
 
 echo "waiting for the pull of $image"
@@ -76,4 +90,5 @@ grep -q 'pipeline-bake: pulled' <<<"$serial" || { echo "timed out waiting for th
 gcloud compute instances stop "$builder" --project "$project" --zone "$zone" --quiet >/dev/null
 gcloud compute images create "$image_name" --project "$project" --family "$family" \
   --source-disk "$builder" --source-disk-zone "$zone" >/dev/null
-echo "baked $image_name in family $family; set VM_IMAGE_FAMILY=$family VM_IMAGE_PROJECT=$project"
+echo "baked $image_name in family $family; deploy with it:" \
+  "TF_VAR_vm_image_family=$family TF_VAR_vm_image_project=$project ./deploy.sh"

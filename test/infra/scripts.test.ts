@@ -10,7 +10,14 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
-const SCRIPTS = ['setup.sh', 'deploy.sh', 'destroy.sh', 'scripts/upload.sh', 'scripts/results.sh'];
+const SCRIPTS = [
+  'setup.sh',
+  'deploy.sh',
+  'destroy.sh',
+  'scripts/upload.sh',
+  'scripts/results.sh',
+  'scripts/bake-vm-image.sh',
+];
 /** Sourced by setup.sh, deploy.sh and destroy.sh. */
 const LIBRARIES = ['scripts/lib/common.sh'];
 const SYSTEM_TOOLS = [
@@ -24,6 +31,10 @@ const SYSTEM_TOOLS = [
   'cat',
   'touch',
   'base64',
+  'mktemp',
+  'rm',
+  'seq',
+  'grep',
 ];
 const IN_CI = process.env.CI === 'true';
 
@@ -134,6 +145,7 @@ case "$call" in
       exit 1
     fi ;;
   "gcloud compute instances list"*) printf '%s\\n' \${STUB_VMS:-} ;;
+  "gcloud compute instances get-serial-port-output"*) echo "pipeline-bake: \${STUB_BAKE:-pulled}" ;;
   "gcloud storage cp"*)
     for arg in "\${args[@]}"; do [[ "$arg" != "-" ]] || cat >/dev/null; done
     if [[ "\${args[2]}" == --recursive ]]; then touch "\${args[-1]}/_SUCCESS"; fi ;;
@@ -818,6 +830,54 @@ describe('scripts/results.sh', () => {
   });
 });
 
+describe('scripts/bake-vm-image.sh', () => {
+  const IMAGE = `${IMAGE_URI}/worker:7`;
+  const SUBNET = 'projects/demo-project/regions/europe-west1/subnetworks/pipeline-tasks';
+  const WORKER_SA = 'pipeline-worker@demo-project.iam.gserviceaccount.com';
+  const base = ['--project', 'demo-project', '--zone', 'europe-west1-b', '--image', IMAGE];
+  const creates = (r: Result) =>
+    r.calls.filter((c) => c.slice(0, 4).join(' ') === 'gcloud compute instances create');
+
+  it('bakes on the task subnet without an external IP, as the worker account, then deletes the builder', async () => {
+    const work = makeWork();
+    const r = await run(work, 'scripts/bake-vm-image.sh', [
+      ...base,
+      '--subnet',
+      SUBNET,
+      '--service-account',
+      WORKER_SA,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const [create] = creates(r);
+    expect(create.join(' ')).toContain(`--subnet ${SUBNET} --no-address --service-account ${WORKER_SA}`);
+    expect(create).toContain(`pipeline-agent-image=${IMAGE}`);
+    const builder = create[4];
+    expect(builder).toMatch(/^pipeline-bake-\d{14}$/);
+    const imageCreate = r.calls.find((c) => c.slice(0, 4).join(' ') === 'gcloud compute images create')!;
+    expect(imageCreate.join(' ')).toContain(`--family pipeline-worker-cos --source-disk ${builder}`);
+    expect(r.calls.at(-1)!.slice(0, 5)).toEqual(['gcloud', 'compute', 'instances', 'delete', builder]);
+    expect(r.stdout).toContain(
+      'TF_VAR_vm_image_family=pipeline-worker-cos TF_VAR_vm_image_project=demo-project ./deploy.sh',
+    );
+  });
+
+  it('without them, uses the default network and account, as before', async () => {
+    const r = await run(makeWork(), 'scripts/bake-vm-image.sh', base);
+    expect(r.code, r.stderr).toBe(0);
+    expect(creates(r)[0]).not.toContain('--subnet');
+    expect(creates(r)[0]).not.toContain('--no-address');
+    expect(creates(r)[0]).not.toContain('--service-account');
+  });
+
+  it('stops, says why and deletes the builder when the builder cannot pull', async () => {
+    const r = await run(makeWork(), 'scripts/bake-vm-image.sh', base, { env: { STUB_BAKE: 'failed' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the builder could not pull ${IMAGE}`);
+    expect(r.calls.some((c) => c.slice(0, 4).join(' ') === 'gcloud compute images create')).toBe(false);
+    expect(r.calls.at(-1)!.slice(0, 4)).toEqual(['gcloud', 'compute', 'instances', 'delete']);
+  });
+});
+
 describe('every script', () => {
   it.each([
     ['setup.sh', ['--bogus']],
@@ -831,6 +891,8 @@ describe('every script', () => {
     ['scripts/results.sh', []],
     ['scripts/results.sh', ['a.csv', 'b.csv']],
     ['scripts/results.sh', ['a.csv', '--timeout', 'soon']],
+    ['scripts/bake-vm-image.sh', ['--project', 'demo-project']],
+    ['scripts/bake-vm-image.sh', ['--network', 'default']],
   ])('%s %j prints its usage and exits 2', async (script, args) => {
     const work = makeWork();
     const r = await run(work, script, args);
