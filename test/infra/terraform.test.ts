@@ -36,6 +36,19 @@ beforeAll(async () => {
   tf = await parseTerraform();
 });
 
+/** What config.ts requires of a dispatcher in project my-project (auth off), for the VM_* checks. */
+const MINIMAL_DISPATCHER_ENV = {
+  GOOGLE_CLOUD_PROJECT: 'my-project',
+  REGION: 'us-central1',
+  ZONE: 'us-central1-a',
+  OUTPUT_BUCKET: 'my-output',
+  WORKER_JOB: 'pipeline-worker',
+  WORKER_IMAGE: 'worker:1',
+  WORKER_SERVICE_ACCOUNT: 'w@my-project.iam.gserviceaccount.com',
+  COMPLETIONS_TOPIC: 'pipeline-completions',
+  PUSH_AUTH: 'off',
+};
+
 describe('terraform layout', () => {
   it('has the files of the conventions', () => {
     for (const file of [
@@ -445,15 +458,7 @@ describe('network', () => {
       /^projects\/[a-z][-a-z0-9]+\/regions\/[a-z]+-[a-z]+\d+\/subnetworks\/[a-z][-a-z0-9]*$/,
     );
     const vm = parseConfig({
-      GOOGLE_CLOUD_PROJECT: 'my-project',
-      REGION: 'us-central1',
-      ZONE: 'us-central1-a',
-      OUTPUT_BUCKET: 'my-output',
-      WORKER_JOB: 'pipeline-worker',
-      WORKER_IMAGE: 'worker:1',
-      WORKER_SERVICE_ACCOUNT: 'w@my-project.iam.gserviceaccount.com',
-      COMPLETIONS_TOPIC: 'pipeline-completions',
-      PUSH_AUTH: 'off',
+      ...MINIMAL_DISPATCHER_ENV,
       VM_NETWORK: network,
       VM_SUBNETWORK: subnetwork,
       VM_EXTERNAL_IP: 'false',
@@ -485,15 +490,7 @@ describe('network', () => {
     expect(tf.variables.vm_image_family!.default).toBe('cos-stable');
     expect(tf.variables.vm_image_project!.default).toBe('cos-cloud');
     const defaults = parseConfig({
-      GOOGLE_CLOUD_PROJECT: 'my-project',
-      REGION: 'us-central1',
-      ZONE: 'us-central1-a',
-      OUTPUT_BUCKET: 'my-output',
-      WORKER_JOB: 'pipeline-worker',
-      WORKER_IMAGE: 'worker:1',
-      WORKER_SERVICE_ACCOUNT: 'w@my-project.iam.gserviceaccount.com',
-      COMPLETIONS_TOPIC: 'pipeline-completions',
-      PUSH_AUTH: 'off',
+      ...MINIMAL_DISPATCHER_ENV,
     }).vm;
     expect(defaults.externalIp).toBe(tf.variables.vm_external_ip!.default);
     expect(defaults.imageFamily).toBe(tf.variables.vm_image_family!.default);
