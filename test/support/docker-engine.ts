@@ -98,17 +98,32 @@ export async function ensureBusyboxImage(): Promise<string> {
   if (await imageExists(BUSYBOX_IMAGE)) return BUSYBOX_IMAGE;
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((file) => fs.existsSync(file));
   if (busybox === undefined) throw new Error('busybox is not installed: apt-get install busybox-static');
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'busybox-root-'));
-  try {
+  await importRootFs(BUSYBOX_IMAGE, ['ENV PATH=/bin'], (root) => {
     fs.mkdirSync(path.join(root, 'bin'));
     fs.mkdirSync(path.join(root, 'tmp'), { mode: 0o1777 });
     fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
     fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
     for (const applet of BUSYBOX_APPLETS) fs.symlinkSync('busybox', path.join(root, 'bin', applet));
-    const tar = execFileSync('tar', ['-C', root, '-c', '.'], { maxBuffer: 64 << 20 });
-    await docker(['import', '--change', 'ENV PATH=/bin', '-', BUSYBOX_IMAGE], { input: tar });
+  });
+  return BUSYBOX_IMAGE;
+}
+
+/**
+ * `docker import` as `tag` of a root file system that `fill` writes into an empty folder; `changes`
+ * are Dockerfile instructions for the image (ENV, CMD).
+ */
+export async function importRootFs(
+  tag: string,
+  changes: string[],
+  fill: (root: string) => void,
+): Promise<void> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rootfs-'));
+  try {
+    fs.chmodSync(root, 0o755); // mkdtemp's 0700 would become the image's `/`, closed to non-root users
+    fill(root);
+    const tar = execFileSync('tar', ['--numeric-owner', '-C', root, '-c', '.'], { maxBuffer: 1 << 30 });
+    await docker(['import', ...changes.flatMap((change) => ['--change', change]), '-', tag], { input: tar });
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
-  return BUSYBOX_IMAGE;
 }

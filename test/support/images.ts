@@ -7,9 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { docker, imageExists } from './docker-engine.ts';
+import { docker, imageExists, importRootFs } from './docker-engine.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 export const NODE_BASE_IMAGE = 'node:24-bookworm-slim';
@@ -33,39 +32,21 @@ async function nodeBase(): Promise<{ name: string; tagged: string }> {
   const key = hashFiles(inputs, process.env.NODE_EXTRA_CA_CERTS ?? '');
   const tagged = `pipeline-test/node-base:${key}`;
   if (!(await imageExists(tagged))) {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'node-base-'));
-    try {
-      makeRoot(root);
-      const tar = execFileSync('tar', ['--numeric-owner', '-C', root, '-c', '.'], { maxBuffer: 1 << 30 });
-      // This machine reaches the npm registry through a proxy whose CA Node is told of in
-      // NODE_EXTRA_CA_CERTS; the build's npm ci needs the same (the bundle is copied above).
-      const extraCa =
-        process.env.NODE_EXTRA_CA_CERTS === undefined
-          ? []
-          : ['--change', `ENV NODE_EXTRA_CA_CERTS=${CA_BUNDLE}`];
-      await docker(
-        [
-          'import',
-          '--change',
-          'ENV PATH=/usr/local/bin:/usr/bin:/bin',
-          ...extraCa,
-          '--change',
-          'CMD ["node"]',
-          '-',
-          tagged,
-        ],
-        { input: tar },
-      );
-    } finally {
-      fs.rmSync(root, { recursive: true, force: true });
-    }
+    // This machine reaches the npm registry through a proxy whose CA Node is told of in
+    // NODE_EXTRA_CA_CERTS; the build's npm ci needs the same (makeRoot copies the bundle).
+    const extraCa =
+      process.env.NODE_EXTRA_CA_CERTS === undefined ? [] : [`ENV NODE_EXTRA_CA_CERTS=${CA_BUNDLE}`];
+    await importRootFs(
+      tagged,
+      ['ENV PATH=/usr/local/bin:/usr/bin:/bin', ...extraCa, 'CMD ["node"]'],
+      makeRoot,
+    );
   }
   await docker(['tag', tagged, NODE_BASE_IMAGE]);
   return { name: NODE_BASE_IMAGE, tagged };
 }
 
 function makeRoot(root: string): void {
-  fs.chmodSync(root, 0o755); // mkdtemp's 0700 would become the image's `/`, closed to the node user
   const put = (file: string, to = file) => {
     const target = path.join(root, to);
     fs.mkdirSync(path.dirname(target), { recursive: true });
@@ -152,9 +133,7 @@ function listFiles(dir: string): string[] {
 export async function ensureCosStandInImage(): Promise<string> {
   const tag = `pipeline-test/cos-standin:${hashFiles([import.meta.filename])}`;
   if (await imageExists(tag)) return tag;
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cos-standin-'));
-  try {
-    fs.chmodSync(root, 0o755);
+  await importRootFs(tag, ['ENV PATH=/usr/local/bin:/usr/bin:/bin'], (root) => {
     for (const dir of ['usr', 'etc', 'tmp', 'root', 'var/run', 'dev', 'proc', 'sys'])
       fs.mkdirSync(path.join(root, dir), { recursive: true });
     fs.chmodSync(path.join(root, 'tmp'), 0o1777);
@@ -162,11 +141,7 @@ export async function ensureCosStandInImage(): Promise<string> {
     fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\n');
     fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\n');
     fs.writeFileSync(path.join(root, 'etc/hosts'), '127.0.0.1 localhost\n');
-    const tar = execFileSync('tar', ['--numeric-owner', '-C', root, '-c', '.'], { maxBuffer: 64 << 20 });
-    await docker(['import', '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin', '-', tag], { input: tar });
-  } finally {
-    fs.rmSync(root, { recursive: true, force: true });
-  }
+  });
   return tag;
 }
 
