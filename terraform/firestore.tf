@@ -39,6 +39,29 @@ resource "google_firestore_index" "jobs_by_state" {
   }
 }
 
+# The third index of FIRESTORE_INDEXES: the head of the queue, QUEUED jobs by their order (dueBy).
+resource "google_firestore_index" "jobs_queued" {
+  project     = var.project_id
+  database    = google_firestore_database.ledger.name
+  collection  = local.ledger_collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "queue.dueBy"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "__name__"
+    order      = "ASCENDING"
+  }
+}
+
 # The second index of FIRESTORE_INDEXES: a rule's SUCCEEDED jobs, newest first, which duration
 # estimates learn from.
 resource "google_firestore_index" "jobs_by_rule" {

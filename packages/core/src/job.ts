@@ -1,9 +1,12 @@
 // Jobs and their states. Every change of state goes through `transition`, a pure function that
 // refuses what the state machine of DESIGN.md does not allow:
 //
-//   RECEIVED -> LAUNCHED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED, and IGNORED for skipped events.
-//   A launch that fails ends FAILED from RECEIVED; a run that ends before it was seen running goes
-//   from LAUNCHED straight to its end.
+//   RECEIVED -> QUEUED -> LAUNCHED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED, and IGNORED for
+//   skipped events. RECEIVED is the claim; QUEUED is routed and waits for capacity (capacity.ts
+//   decides when it may launch); a launch the platform refuses for want of capacity goes back
+//   LAUNCHED -> QUEUED, keeping its place. A job that can never fit, or waited longer than its rule's
+//   maxQueueTime, ends FAILED from QUEUED. A run that ends before it was seen running goes from
+//   LAUNCHED straight to its end.
 //   SCHEDULED waits for its time (runAt): a job submitted for later, or a failure with attempts left
 //   waiting out its backoff. When due, whoever moves it SCHEDULED -> RECEIVED (compare-and-set) owns
 //   it and launches it. A FAILED or CANCELLED job goes back to RECEIVED when someone retries it.
@@ -14,10 +17,19 @@ import type { CostEstimate } from './routing/cost.ts';
 import type { ActualCost } from './cost/actual.ts';
 
 export type JobState =
-  'SCHEDULED' | 'RECEIVED' | 'LAUNCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'IGNORED';
+  | 'SCHEDULED'
+  | 'RECEIVED'
+  | 'QUEUED'
+  | 'LAUNCHED'
+  | 'RUNNING'
+  | 'SUCCEEDED'
+  | 'FAILED'
+  | 'CANCELLED'
+  | 'IGNORED';
 export const JOB_STATES: readonly JobState[] = [
   'SCHEDULED',
   'RECEIVED',
+  'QUEUED',
   'LAUNCHED',
   'RUNNING',
   'SUCCEEDED',
@@ -32,8 +44,9 @@ export const ACTIVE_STATES: readonly JobState[] = ['LAUNCHED', 'RUNNING'];
 
 const ALLOWED: Record<JobState, readonly JobState[]> = {
   SCHEDULED: ['RECEIVED', 'CANCELLED', 'FAILED'],
-  RECEIVED: ['LAUNCHED', 'IGNORED', 'FAILED', 'CANCELLED'],
-  LAUNCHED: ['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'SCHEDULED'],
+  RECEIVED: ['QUEUED', 'LAUNCHED', 'IGNORED', 'FAILED', 'CANCELLED'],
+  QUEUED: ['LAUNCHED', 'FAILED', 'CANCELLED'],
+  LAUNCHED: ['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'SCHEDULED', 'QUEUED'],
   RUNNING: ['SUCCEEDED', 'FAILED', 'CANCELLED', 'SCHEDULED'],
   FAILED: ['RECEIVED'],
   CANCELLED: ['RECEIVED'],
@@ -89,6 +102,24 @@ export interface AttemptRecord {
   error?: string;
   /** When the reconciler first found its platform no longer knew it. */
   goneAt?: string;
+  /** Where the launch was refused before it ran (a zone out of capacity) and why. */
+  refusals?: string[];
+}
+
+/** A job's place in the queue: set when it is first QUEUED, kept while it waits and after. */
+export interface QueueEntry {
+  /** When it first joined the queue; a refused launch keeps it, so the job keeps its place. */
+  queuedAt: string;
+  /** Its order: the earliest first (capacity.ts, queueDueBy). */
+  dueBy: string;
+  /** When it fails if it has not launched (its rule's maxQueueTime). */
+  expiresAt: string;
+  /** After a refused launch: not tried again before this time. */
+  notBefore?: string;
+  /** How many launches the platforms refused for now (429, quota, stockout). */
+  refusals: number;
+  /** What it waits for, as last known; GET /capacity and the job list say it live. */
+  reason?: string;
 }
 
 /** A repeating job: each occurrence is a job of its own, made when the previous one is launched. */
@@ -140,6 +171,8 @@ export interface Job {
   cost?: ActualCost;
   /** Every launch so far, oldest first; the last is the current attempt. */
   attempts: AttemptRecord[];
+  /** Its place in the queue (see QueueEntry). */
+  queue?: QueueEntry;
   history: JobHistoryEntry[];
 }
 

@@ -3,6 +3,7 @@
 import type { StorageObject } from './events.ts';
 import type { Job, JobState } from './job.ts';
 import type { Target } from './routing.ts';
+import type { CapacityRecord } from './capacity.ts';
 
 export interface BlobStore {
   /** The current version of an object, or undefined if there is none. */
@@ -46,6 +47,12 @@ export interface Ledger {
   list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage>;
   /** The newest SUCCEEDED jobs routed by `rule`, at most `limit`: what duration estimates learn from. */
   succeeded(rule: string, limit: number): Promise<Job[]>;
+  /** The head of the queue: QUEUED jobs, earliest `queue.dueBy` first, at most `limit`. */
+  queued(limit: number): Promise<Job[]>;
+  /** The shared capacity record (capacity.ts); EMPTY_CAPACITY before the first write. */
+  readCapacity(): Promise<CapacityRecord>;
+  /** Stores `next` only if the stored record is still at version `next.version - 1` (compare-and-set). */
+  writeCapacity(next: CapacityRecord): Promise<boolean>;
 }
 
 export interface LaunchRequest {
@@ -69,9 +76,32 @@ export type RunStatus =
   /** Asking failed; nothing can be concluded this time. */
   | { kind: 'unknown'; reason: string };
 
+/** What a launch started, and where it was refused on the way (a VM's zones out of capacity). */
+export interface LaunchResult {
+  execution: string;
+  /** For the attempt's record: where it was refused before it ran, like "us-central1-a: ZONE_RESOURCE_POOL_EXHAUSTED". */
+  refusals?: string[];
+  /** On a VM: whether it got spot capacity (it may fall back to standard where its rule allows). */
+  spot?: boolean;
+}
+
+/** What a launcher's platform holds for one attempt of a job, looked for after an ambiguous launch. */
+export type FoundLaunch =
+  /** It runs (or ran): this is its execution. */
+  | { kind: 'found'; execution: string }
+  /** Certainly not there: launching it again cannot make a second run. */
+  | { kind: 'absent' }
+  /** Looking failed; nothing can be concluded this time. */
+  | { kind: 'unknown'; reason: string };
+
 export interface Launcher {
   /** Starts the task and returns what runs it; does not wait for the task. Throws LaunchError. */
-  launch(request: LaunchRequest): Promise<{ execution: string }>;
+  launch(request: LaunchRequest): Promise<LaunchResult>;
+  /**
+   * Looks for what a launch of `job`'s current attempt started, when its answer was lost (a timeout,
+   * a reset connection, a dispatcher that died between writing LAUNCHED and the answer).
+   */
+  find(job: Job): Promise<FoundLaunch>;
   /** What the platform says of an execution this launcher started (its `execution`). */
   inspect(execution: string): Promise<RunStatus>;
   /** Stops an execution; one that already ended or is gone is not an error. */
@@ -79,17 +109,29 @@ export interface Launcher {
 }
 
 /**
- * A launch the platform refused. `retryable`: a passing condition (quota, rate limit, unavailable,
- * a timeout), worth trying again on the next delivery; otherwise the request itself is wrong and
- * trying again cannot help.
+ * A launch that did not start anything, as far as the launcher knows. `retryable`: a passing condition
+ * (quota, rate limit, no capacity in the zone, unavailable), so the job waits in the queue and is
+ * tried again; otherwise the request itself is wrong and trying again cannot help.
+ * `ambiguous`: the request may have reached the platform and started the task before its answer was
+ * lost (a timeout, a reset connection, a 5xx after sending): the launch must be looked for
+ * (Launcher.find) before it is made again. `capacity`: the refusal says the platform is full (429,
+ * RESOURCE_EXHAUSTED, QUOTA_EXCEEDED, a stockout), not that the request was wrong.
  */
 export class LaunchError extends Error {
   readonly code = 'LAUNCH_FAILED';
   readonly retryable: boolean;
-  constructor(message: string, retryable: boolean, options?: { cause?: unknown }) {
+  readonly ambiguous: boolean;
+  readonly capacity: boolean;
+  constructor(
+    message: string,
+    retryable: boolean,
+    options?: { cause?: unknown; ambiguous?: boolean; capacity?: boolean },
+  ) {
     super(message, options);
     this.name = 'LaunchError';
     this.retryable = retryable;
+    this.ambiguous = options?.ambiguous ?? false;
+    this.capacity = options?.capacity ?? false;
   }
 }
 

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import {
   parseRoutingConfig,
+  type FoundLaunch,
+  type Job,
   type LaunchRequest,
   type Launcher,
   type RoutingConfig,
@@ -42,6 +44,15 @@ export class RecordingLauncher implements Launcher {
   /** What inspect answers, by execution (running when not set). */
   readonly statuses = new Map<string, RunStatus>();
   readonly cancelled: string[] = [];
+
+  /** What find answers; by default what this launcher launched for the job's attempt. */
+  findAnswer: FoundLaunch | undefined;
+
+  async find(job: Job): Promise<FoundLaunch> {
+    if (this.findAnswer !== undefined) return this.findAnswer;
+    const index = this.launched.findIndex((r) => r.job.id === job.id && r.job.attempt === job.attempt);
+    return index === -1 ? { kind: 'absent' } : { kind: 'found', execution: `recorded-${index + 1}` };
+  }
 
   async inspect(execution: string): Promise<RunStatus> {
     return this.statuses.get(execution) ?? { kind: 'running' };

@@ -7,6 +7,7 @@ import { compileGlob } from '../glob.ts';
 import { parsePriceTable } from '../cost/price-config.ts';
 import { PriceTableError } from '../cost/prices.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../retry.ts';
+import { DEFAULT_QUEUE_POLICY, type QueuePolicy } from './types.ts';
 import { quote } from '../units.ts';
 import {
   boolean,
@@ -66,7 +67,7 @@ const MACHINE_TYPE = /^[a-z][a-z0-9-]*$/;
 const ACCELERATOR_TYPE = /^[a-z0-9][a-z0-9-]*$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
 const TARGETS = ['cloud-run-job', 'vm', 'ignore'];
-const RULE_KEYS = ['name', 'match', 'target', 'job', 'retry'];
+const RULE_KEYS = ['name', 'match', 'target', 'job', 'retry', 'queue'];
 const COST_KEYS = ['mode', 'deadline', 'prior'];
 
 export function parseRoutingConfig(raw: unknown): RoutingConfig {
@@ -119,6 +120,8 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
     fail('retry', 'an ignore rule runs nothing; remove retry');
   if (target === 'ignore' && raw.prior !== undefined)
     fail('prior', 'an ignore rule runs nothing; remove prior');
+  if (target === 'ignore' && raw.queue !== undefined)
+    fail('queue', 'an ignore rule runs nothing; remove queue');
   if (raw.deadline !== undefined && mode !== 'cost')
     fail('deadline', 'only a rule with "mode": "cost" chooses where to run by its deadline');
   return {
@@ -127,6 +130,7 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
     target,
     job: parseJob(raw.job ?? {}, fail),
     retry: parseRetry(raw.retry ?? {}, fail),
+    queue: parseQueuePolicy(raw.queue ?? {}, fail),
     ...withoutUndefined({
       deadlineSeconds: optional(raw.deadline, 'deadline', fail, positiveDuration),
       prior: optional(raw.prior, 'prior', fail, parsePrior),
@@ -174,6 +178,21 @@ const RETRY_KEYS = [
   'maxPreemptions',
   'spotFallbackAfter',
 ];
+
+/** `queue`: `{ "maxConcurrent": 5, "maxQueueTime": "6h" }`; left out: no cap, DEFAULT_QUEUE_POLICY's wait. */
+function parseQueuePolicy(raw: unknown, fail: Fail): QueuePolicy {
+  if (!isRecord(raw)) fail('queue', `must be an object like {"maxConcurrent": 5}, got ${describe(raw)}`);
+  rejectUnknownKeys(raw, ['maxConcurrent', 'maxQueueTime'], 'queue.', fail);
+  const cap = raw.maxConcurrent;
+  if (cap !== undefined && (typeof cap !== 'number' || !Number.isInteger(cap) || cap < 1 || cap > 100_000))
+    fail('queue.maxConcurrent', `must be a whole number from 1 to 100000, got ${describe(cap)}`);
+  return {
+    maxQueueSeconds:
+      optional(raw.maxQueueTime, 'queue.maxQueueTime', fail, positiveDuration) ??
+      DEFAULT_QUEUE_POLICY.maxQueueSeconds,
+    ...(cap === undefined ? {} : { maxConcurrent: cap as number }),
+  };
+}
 
 /** `retry`: each key left out keeps its DEFAULT_RETRY_POLICY value. */
 function parseRetry(raw: unknown, fail: Fail): RetryPolicy {

@@ -67,11 +67,24 @@ export interface Rule {
   job: JobTemplate;
   /** What happens after a failed attempt (DEFAULT_RETRY_POLICY where the rule says nothing). */
   retry: RetryPolicy;
+  /** How its jobs wait for capacity (DEFAULT_QUEUE_POLICY where the rule says nothing). */
+  queue: QueuePolicy;
   /** Cost mode: the longest wait from launch to result (start-up and run) the rule accepts. */
   deadlineSeconds?: number;
   /** What a run takes before there is history (DEFAULT_PRIOR where the rule says nothing). */
   prior?: DurationPrior;
 }
+
+/** How a rule's jobs wait for capacity (capacity.ts). */
+export interface QueuePolicy {
+  /** At most this many of the rule's jobs launched or running at once; absent: no cap of its own. */
+  maxConcurrent?: number;
+  /** A job that waited this long without launching fails, saying what it waited for. */
+  maxQueueSeconds: number;
+}
+
+/** A day: long enough for a backlog to drain, short enough that capacity which never comes is said. */
+export const DEFAULT_QUEUE_POLICY: QueuePolicy = { maxQueueSeconds: 24 * 3600 };
 
 export interface RoutingConfig {
   rules: Rule[];

@@ -13,13 +13,16 @@ import {
   FieldValue,
   type CollectionReference,
   type DocumentData,
+  type DocumentReference,
   type DocumentSnapshot,
   type Firestore,
   type Query,
   type UpdateData,
 } from '@google-cloud/firestore';
 import {
+  EMPTY_CAPACITY,
   claimLeaseRanOut,
+  type CapacityRecord,
   takeOver,
   type ClaimResult,
   type Job,
@@ -44,9 +47,48 @@ export interface FirestoreLedgerOptions {
 
 export class FirestoreLedger implements Ledger {
   private readonly jobs: CollectionReference;
+  /** The capacity record (capacity.ts): one document beside the collection, `<collection>-capacity/record`. */
+  private readonly capacity: DocumentReference;
 
   constructor(options: FirestoreLedgerOptions) {
-    this.jobs = options.firestore.collection(options.collection ?? 'jobs');
+    const collection = options.collection ?? 'jobs';
+    this.jobs = options.firestore.collection(collection);
+    this.capacity = options.firestore.collection(`${collection}-capacity`).doc('record');
+  }
+
+  /** On Google Cloud, this needs the third composite index of FIRESTORE_INDEXES. */
+  async queued(limit: number): Promise<Job[]> {
+    const { docs } = await this.jobs
+      .where('state', '==', 'QUEUED')
+      .orderBy('queue.dueBy', 'asc')
+      .limit(limit)
+      .get();
+    return docs.map(fromDocument);
+  }
+
+  async readCapacity(): Promise<CapacityRecord> {
+    const snapshot = await this.capacity.get();
+    return snapshot.exists ? (snapshot.data() as CapacityRecord) : EMPTY_CAPACITY;
+  }
+
+  /**
+   * The first write creates the document; every later one is preconditioned on the update time of the
+   * version it replaces, read in the same call, so two writers of the same version cannot both win.
+   */
+  async writeCapacity(next: CapacityRecord): Promise<boolean> {
+    const body = storable(next) as DocumentData;
+    if (next.version === 1) {
+      try {
+        await this.capacity.create(body);
+        return true;
+      } catch (error) {
+        if (codeOf(error) === ALREADY_EXISTS) return false;
+        throw error;
+      }
+    }
+    const snapshot = await this.capacity.get();
+    if (!snapshot.exists || snapshot.get('version') !== next.version - 1) return false;
+    return wonRace(this.capacity.update(body, { lastUpdateTime: snapshot.updateTime }));
   }
 
   async claim(job: Job, leaseMs: number): Promise<ClaimResult> {
@@ -234,6 +276,14 @@ export function firestoreIndexes(collection = 'jobs') {
         fields: [
           { fieldPath: 'state', order: 'ASCENDING' },
           { fieldPath: 'createdAt', order: 'DESCENDING' },
+        ],
+      },
+      {
+        collectionGroup: collection,
+        queryScope: 'COLLECTION',
+        fields: [
+          { fieldPath: 'state', order: 'ASCENDING' },
+          { fieldPath: 'queue.dueBy', order: 'ASCENDING' },
         ],
       },
       {

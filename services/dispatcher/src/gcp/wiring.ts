@@ -4,7 +4,7 @@
 // cold start (Cloud Run scales to zero).
 import type { Firestore } from '@google-cloud/firestore';
 import type { AuthClient } from 'google-auth-library';
-import type { Job, JobPage, JobState, LaunchRequest, Launcher, Ledger } from '@pipeline/core';
+import type { CapacityRecord, Job, JobPage, JobState, LaunchRequest, Launcher, Ledger } from '@pipeline/core';
 import type { Logger } from 'pino';
 import { buildApp } from '../app.ts';
 import type { CloudConfig } from '../config.ts';
@@ -181,6 +181,7 @@ function alwaysSpot(launcher: Launcher): Launcher {
           : { ...request, job: { ...request.job, template: { ...template, spot: true } } },
       );
     },
+    find: (job) => launcher.find(job),
     inspect: (execution) => launcher.inspect(execution),
     cancel: (execution) => launcher.cancel(execution),
   };
@@ -247,5 +248,14 @@ class LazyLedger implements Ledger {
   }
   async succeeded(rule: string, limit: number) {
     return (await this.real).succeeded(rule, limit);
+  }
+  async queued(limit: number) {
+    return (await this.real).queued(limit);
+  }
+  async readCapacity() {
+    return (await this.real).readCapacity();
+  }
+  async writeCapacity(next: CapacityRecord) {
+    return (await this.real).writeCapacity(next);
   }
 }

@@ -9,7 +9,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
-import type { Completion, LaunchRequest, Launcher, LocalAgentTask, RunStatus, Target } from '@pipeline/core';
+import type {
+  Completion,
+  FoundLaunch,
+  Job,
+  LaunchRequest,
+  Launcher,
+  LocalAgentTask,
+  RunStatus,
+  Target,
+} from '@pipeline/core';
 
 const STDERR_TAIL_BYTES = 2048;
 const MAX_REMEMBERED_EXITS = 1000;
@@ -118,6 +127,16 @@ export class ProcessLauncher implements Launcher {
     if (this.byExecution.has(execution)) return { kind: 'running' };
     const exit = this.exits.get(execution);
     return exit === undefined ? { kind: 'gone' } : { kind: 'ended', ...exit };
+  }
+
+  /**
+   * The process of the job's current attempt, running or ended, if this launcher started it. A
+   * process of an earlier dispatcher is not known here: absent, and so launched again.
+   */
+  async find(job: Job): Promise<FoundLaunch> {
+    const prefix = `local-${job.id.slice(0, 12)}-a${job.attempt}-pid`;
+    const execution = [...this.byExecution.keys(), ...this.exits.keys()].find((e) => e.startsWith(prefix));
+    return execution === undefined ? { kind: 'absent' } : { kind: 'found', execution };
   }
 
   /** SIGTERM, then SIGKILL if it has not ended 5 s later. */

@@ -3,7 +3,9 @@
 // whole job is stored as JSON beside the columns that queries need.
 import { DatabaseSync } from 'node:sqlite';
 import {
+  EMPTY_CAPACITY,
   claimLeaseRanOut,
+  type CapacityRecord,
   takeOver,
   type ClaimResult,
   type Job,
@@ -30,6 +32,13 @@ export class SqliteLedger implements Ledger {
       );
       CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
       CREATE INDEX IF NOT EXISTS jobs_by_rule ON jobs (json_extract(body, '$.rule'), state, seq);
+      CREATE INDEX IF NOT EXISTS jobs_queued ON jobs (json_extract(body, '$.queue.dueBy'), seq)
+        WHERE state = 'QUEUED';
+      CREATE TABLE IF NOT EXISTS capacity (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL
+      );
     `);
   }
 
@@ -94,6 +103,34 @@ export class SqliteLedger implements Ledger {
       )
       .all(rule, limit) as { body: string }[];
     return rows.map((row) => JSON.parse(row.body) as Job);
+  }
+
+  async queued(limit: number): Promise<Job[]> {
+    const rows = this.db
+      .prepare(
+        "SELECT body FROM jobs WHERE state = 'QUEUED' ORDER BY json_extract(body, '$.queue.dueBy'), seq LIMIT ?",
+      )
+      .all(limit) as { body: string }[];
+    return rows.map((row) => JSON.parse(row.body) as Job);
+  }
+
+  async readCapacity(): Promise<CapacityRecord> {
+    const row = this.db.prepare('SELECT body FROM capacity WHERE id = 1').get() as
+      { body: string } | undefined;
+    return row === undefined ? EMPTY_CAPACITY : (JSON.parse(row.body) as CapacityRecord);
+  }
+
+  async writeCapacity(next: CapacityRecord): Promise<boolean> {
+    const body = JSON.stringify(next);
+    const result =
+      next.version === 1
+        ? this.db
+            .prepare('INSERT INTO capacity (id, version, body) VALUES (1, 1, ?) ON CONFLICT (id) DO NOTHING')
+            .run(body)
+        : this.db
+            .prepare('UPDATE capacity SET version = ?, body = ? WHERE id = 1 AND version = ?')
+            .run(next.version, body, next.version - 1);
+    return result.changes === 1;
   }
 
   close(): void {
