@@ -75,6 +75,7 @@ describe('parseRoutingConfig', () => {
         image: 'europe-docker.pkg.dev/p/r/train@sha256:abc',
         machineType: 'g2-standard-8',
         spot: true,
+        standardIfNoSpot: true,
         accelerator: { type: 'nvidia-l4', count: 1 },
       },
     }).rules;
@@ -84,8 +85,16 @@ describe('parseRoutingConfig', () => {
       env: {},
       machineType: 'g2-standard-8',
       spot: true,
+      standardIfNoSpot: true,
       accelerator: { type: 'nvidia-l4', count: 1 },
     });
+  });
+
+  it('leaves standardIfNoSpot out unless the rule says it, so a spot VM waits for spot capacity', () => {
+    const [rule] = config({ name: 'spot', target: 'vm', job: { spot: true } }).rules;
+    expect(rule.job).not.toHaveProperty('standardIfNoSpot');
+    const [off] = config({ name: 'spot', target: 'vm', job: { spot: true, standardIfNoSpot: false } }).rules;
+    expect(off.job.standardIfNoSpot).toBe(false);
   });
 
   const rule = (fields: Record<string, unknown>) => ({ rules: [{ name: 'csv', target: 'vm', ...fields }] });
@@ -332,6 +341,12 @@ describe('parseRoutingConfig', () => {
       rule({ job: { spot: 'true' } }),
       'job.spot',
       'rule 1 ("csv"): job.spot: must be true or false, got "true"',
+    ],
+    [
+      'standardIfNoSpot not boolean',
+      rule({ job: { spot: true, standardIfNoSpot: 'yes' } }),
+      'job.standardIfNoSpot',
+      'rule 1 ("csv"): job.standardIfNoSpot: must be true or false, got "yes"',
     ],
     [
       'fractional GPU count',

@@ -313,6 +313,7 @@ const JOB_KEYS = [
   'timeout',
   'machineType',
   'spot',
+  'standardIfNoSpot',
   'accelerator',
 ];
 
@@ -352,6 +353,8 @@ function parseJob(raw: unknown, fail: Fail): JobTemplate {
     );
   }
   if (raw.spot !== undefined) job.spot = boolean(raw.spot, 'job.spot', fail);
+  if (raw.standardIfNoSpot !== undefined)
+    job.standardIfNoSpot = boolean(raw.standardIfNoSpot, 'job.standardIfNoSpot', fail);
   if (raw.accelerator !== undefined) job.accelerator = accelerator(raw.accelerator, fail);
   return withoutUndefined(job);
 }

@@ -30,6 +30,11 @@ export interface JobTemplate {
   timeoutSeconds?: number;
   machineType?: string;
   spot: boolean;
+  /**
+   * A spot VM that no zone has capacity for is made as a standard VM instead (costlier, never
+   * preempted), rather than waiting for spot capacity to come back.
+   */
+  standardIfNoSpot?: boolean;
   accelerator?: Accelerator;
 }
 
