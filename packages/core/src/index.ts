@@ -14,6 +14,7 @@ export * from './vm-task.ts';
 export * from './retry.ts';
 export * from './reconcile.ts';
 export * from './capacity.ts';
+export * from './region-quotas.ts';
 export * from './cron.ts';
 export * from './cost/prices.ts';
 export * from './cost/price-config.ts';
