@@ -241,8 +241,8 @@ export function releaseSlot(record: CapacityRecord, jobId: string): CapacityReco
 }
 
 /**
- * After a refusal for want of capacity with `inUse` of the pool held by others: that is the platform's
- * real limit for now, whatever the configuration says. It holds for CEILING_HOLD_MS; then the
+ * After a refusal for want of capacity (not of rate) with what of the pool is held by others: that is
+ * the platform's real limit for now, whatever the configuration says. It holds for CEILING_HOLD_MS; then the
  * configured limit is tried again. The refused job's own slot is released as well.
  */
 export function learnCeiling(
@@ -258,7 +258,9 @@ export function learnCeiling(
   const pool =
     refused.target === 'cloud-run-job' ? 'run' : (pools.find((p) => p.startsWith('gpus:')) ?? 'vm-cpus');
   const until = new Date(Date.parse(now) + CEILING_HOLD_MS).toISOString();
-  const ceiling: Ceiling = { pool, limit: usage.get(pool) ?? 0, until, reason };
+  // At least one: a refusal with nothing of ours in use (the quota is used by others) still lets one
+  // launch probe, after its backoff, rather than none for the whole hold.
+  const ceiling: Ceiling = { pool, limit: Math.max(1, usage.get(pool) ?? 0), until, reason };
   return {
     ...record,
     version: record.version + 1,
@@ -395,6 +397,11 @@ function poolReason(
     return `waiting for capacity: ${used} of ${limit} Cloud Run executions in use${learned}`;
   const what = pool === 'vm-cpus' ? 'vCPU quota' : `${pool.slice('gpus:'.length)} GPU quota`;
   return `waiting for capacity: ${what} in ${limits.region}: ${used} of ${limit} in use, this job needs ${need}${learned}`;
+}
+
+/** Whether a refusal is of a rate (requests per minute), not of capacity in use: it teaches no ceiling. */
+export function isRateRefusal(message: string): boolean {
+  return /per minute|per second|rate limit|rateLimitExceeded|RATE_EXCEEDED|too many requests/i.test(message);
 }
 
 /** runJob calls per minute as a window and how many calls it allows: 60/min is 1 per second, 30/min 1 per 2 s. */

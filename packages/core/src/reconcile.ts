@@ -7,8 +7,13 @@ import type { RunStatus } from './ports.ts';
 import type { AttemptEnd } from './retry.ts';
 
 export interface ReconcileSettings {
-  /** A RECEIVED claim older than this is taken over; a launch unconfirmed for this long is lost. */
+  /** A RECEIVED claim older than this is taken over. */
   leaseMs: number;
+  /**
+   * A launch that recorded no execution this long after it began has lost its answer (the runJob
+   * call is bounded well below this) or its dispatcher died: it is looked for on its platform.
+   */
+  launchAnswerMs: number;
   /** A task's timeout when its template sets none. */
   defaultTimeoutSeconds: number;
   /** Allowed beyond the timeout before the job is failed: boot, image pull, uploads, the last report. */
@@ -22,6 +27,7 @@ export interface ReconcileSettings {
 
 export const DEFAULT_RECONCILE_SETTINGS: ReconcileSettings = {
   leaseMs: 10 * 60 * 1000,
+  launchAnswerMs: 30 * 1000,
   defaultTimeoutSeconds: 24 * 3600,
   deadlineGraceSeconds: 15 * 60,
   goneGraceSeconds: 3 * 60,
@@ -32,6 +38,9 @@ export type ReconcileStep =
   | { step: 'launch-due' }
   | { step: 'take-over' }
   | { step: 'inspect'; execution: string }
+  /** LAUNCHED with no execution, past launchAnswerMs: look for it (Launcher.find); `at`: when it may be. */
+  | { step: 'find-launch' }
+  | { step: 'find-launch-later'; at: string }
   | { step: 'close'; end: AttemptEnd; detail: string }
   | { step: 'none' };
 
@@ -47,15 +56,12 @@ export function reconcileStep(job: Job, now: string, settings: ReconcileSettings
     case 'RUNNING': {
       if (job.execution !== undefined) return { step: 'inspect', execution: job.execution };
       // Its launcher never recorded what runs it: the dispatcher died between writing LAUNCHED and
-      // the launch's answer, or the launch still runs. After the lease, the attempt is lost.
-      const launchedAt = currentLaunchedAt(job);
-      return Date.parse(now) - Date.parse(launchedAt) > settings.leaseMs
-        ? {
-            step: 'close',
-            end: { outcome: 'lost' },
-            detail: `no execution was recorded for attempt ${job.attempt} within ${Math.round(settings.leaseMs / 1000)} s of its launch`,
-          }
-        : { step: 'none' };
+      // the launch's answer, the answer was lost, or the launch is still under way. Once the launch's
+      // answer cannot come any more, the platform is asked: found, adopted; absent, launched again.
+      const checkAt = Date.parse(currentLaunchedAt(job)) + settings.launchAnswerMs;
+      return Date.parse(now) >= checkAt
+        ? { step: 'find-launch' }
+        : { step: 'find-launch-later', at: new Date(checkAt).toISOString() };
     }
     default:
       return { step: 'none' };

@@ -15,7 +15,10 @@ const ALLOWED: [JobState, JobState][] = [
   ['SCHEDULED', 'RECEIVED'],
   ['SCHEDULED', 'CANCELLED'],
   ['SCHEDULED', 'FAILED'],
-  ['RECEIVED', 'LAUNCHED'],
+  ['RECEIVED', 'QUEUED'],
+  ['QUEUED', 'LAUNCHED'],
+  ['QUEUED', 'FAILED'],
+  ['QUEUED', 'CANCELLED'],
   ['RECEIVED', 'IGNORED'],
   ['RECEIVED', 'FAILED'],
   ['RECEIVED', 'CANCELLED'],
@@ -24,6 +27,7 @@ const ALLOWED: [JobState, JobState][] = [
   ['LAUNCHED', 'FAILED'],
   ['LAUNCHED', 'CANCELLED'],
   ['LAUNCHED', 'SCHEDULED'],
+  ['LAUNCHED', 'QUEUED'],
   ['RUNNING', 'SUCCEEDED'],
   ['RUNNING', 'FAILED'],
   ['RUNNING', 'CANCELLED'],
@@ -50,11 +54,11 @@ describe('the job state machine', () => {
   });
 
   it('records each change in the history and bumps the version', () => {
-    const launched = transition(job('RECEIVED'), 'LAUNCHED', 't1', { rule: 'csv' }, 'rule "csv" matched');
+    const launched = transition(job('QUEUED'), 'LAUNCHED', 't1', { rule: 'csv' }, 'rule "csv" matched');
     expect(launched).toMatchObject({ state: 'LAUNCHED', version: 2, updatedAt: 't1', rule: 'csv' });
     expect(launched.history).toEqual([
       { at: 't0', to: 'RECEIVED' },
-      { at: 't1', from: 'RECEIVED', to: 'LAUNCHED', detail: 'rule "csv" matched' },
+      { at: 't1', from: 'QUEUED', to: 'LAUNCHED', detail: 'rule "csv" matched' },
     ]);
     expect(amend(launched, 't2', { execution: 'x' })).toMatchObject({
       state: 'LAUNCHED',

@@ -41,10 +41,12 @@ describe('reconcileStep', () => {
     }
   });
 
-  it('closes as lost a launch that never recorded its execution, after the lease', () => {
+  it('looks for a launch that never recorded its execution once its answer cannot come any more', () => {
     const job = running('LAUNCHED', { execution: undefined });
-    expect(reconcileStep(job, at(60), settings)).toEqual({ step: 'none' });
-    expect(reconcileStep(job, at(61), settings)).toMatchObject({ step: 'close', end: { outcome: 'lost' } });
+    expect(reconcileStep(job, at(29), settings)).toEqual({ step: 'find-launch-later', at: at(30) });
+    expect(reconcileStep(job, at(30), settings)).toEqual({ step: 'find-launch' });
+    // Never closed as lost, however long ago: its attempt is not a failure of the job.
+    expect(reconcileStep(job, at(999_999), settings)).toEqual({ step: 'find-launch' });
   });
 
   it('leaves final jobs alone', () => {

@@ -4,6 +4,7 @@ import { parsePriceTable } from '../src/cost/price-config.ts';
 import { DEFAULT_PRICES, formatUsd, runCost, type RunShape } from '../src/cost/prices.ts';
 import type { StorageObject } from '../src/events.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/retry.ts';
+import { DEFAULT_QUEUE_POLICY } from '../src/routing/types.ts';
 import {
   CLOUD_RUN_JOB_LIMITS,
   declaredFromMetadata,
@@ -64,6 +65,7 @@ describe('parseRoutingConfig', () => {
       target: 'ignore',
       job: { task: 'logreg', args: [], env: {}, spot: false },
       retry: DEFAULT_RETRY_POLICY,
+      queue: DEFAULT_QUEUE_POLICY,
     });
   });
 
@@ -160,7 +162,7 @@ describe('parseRoutingConfig', () => {
       'typo in a rule key',
       rule({ mach: {} }),
       'mach',
-      'rule 1 ("csv"): mach: unknown key (expected one of name, match, target, job, retry)',
+      'rule 1 ("csv"): mach: unknown key (expected one of name, match, target, job, retry, queue)',
     ],
     [
       'typo in a match key',
@@ -521,6 +523,7 @@ describe('route: where and with what', () => {
       target: 'cloud-run-job',
       job: { task: 'logreg', args: [], env: {}, spot: false, cpu: 1, memoryBytes: 2 * GiB },
       retry: DEFAULT_RETRY_POLICY,
+      queue: DEFAULT_QUEUE_POLICY,
       reason: 'rule "csv" matched (path matches "**.csv"): cloud-run-job',
     });
   });
@@ -930,7 +933,7 @@ describe('parseRoutingConfig: cost mode', () => {
       'typo in a cost key',
       rule({ dedline: '1h' }),
       'dedline',
-      'dedline: unknown key (expected one of name, match, target, job, retry) or, for cost estimates, mode, deadline, prior',
+      'dedline: unknown key (expected one of name, match, target, job, retry, queue) or, for cost estimates, mode, deadline, prior',
     ],
   ])('%s', (_, raw, field, message) => {
     let error: unknown;

@@ -5,7 +5,9 @@
 //   POST /jobs          submit an object ({ "inputUri": "gs://bucket/object" }) or a container run,
 //                       now or later ("runAt": an ISO time, or "cron": "*/15 * * * *")
 //   POST /plan          a dry run: route, reason and estimated cost of a file or request, no job
-//   GET  /jobs          newest first; ?state=FAILED&limit=50&pageToken=...
+//   GET  /jobs          newest first; ?state=FAILED&limit=50&pageToken=...; ?state=QUEUED: in queue
+//                       order, each with its position and why it waits
+//   GET  /capacity      limits, what is in use, and the head of the queue with why each job waits
 //   GET  /jobs/:id      one job, with its route, reason, attempts and history
 //   GET  /jobs/:id/logs the log of an attempt as text: ?attempt=N, ?offset=BYTES or ?tail=BYTES
 //   POST /jobs/:id/cancel  stop it on its platform; it ends CANCELLED
@@ -212,6 +214,19 @@ export function buildApp({
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE)
       throw new RequestError('INVALID', `limit must be 1 to ${MAX_PAGE}`);
     const pageToken = typeof req.query.pageToken === 'string' ? req.query.pageToken : undefined;
+    if (state === 'QUEUED' && pageToken === undefined) {
+      // In the order they launch, not newest first: the head of the queue, each saying why it waits.
+      const view = await dispatcher.queue.view(limit);
+      const jobs = await Promise.all(view.queue.jobs.map((q) => ledger.get(q.id)));
+      res.json({
+        jobs: jobs.flatMap((job, i) => {
+          const { position, reason } = view.queue.jobs[i];
+          return job?.state === 'QUEUED' ? [{ ...job, waiting: { position, reason } }] : [];
+        }),
+        ...(view.queue.more ? { more: true } : {}),
+      });
+      return;
+    }
     let page;
     try {
       page = await ledger.list({ state: state as JobState | undefined, limit, pageToken });
@@ -220,6 +235,12 @@ export function buildApp({
       throw err;
     }
     res.json(page);
+  });
+
+  app.get('/capacity', api, async (req, res) => {
+    const limit = optionalInteger(req.query.limit, 'limit', 1) ?? 50;
+    if (limit > MAX_PAGE) throw new RequestError('INVALID', `limit must be 1 to ${MAX_PAGE}`);
+    res.json(await dispatcher.queue.view(limit));
   });
 
   app.get('/jobs/:id', api, async (req, res) => {

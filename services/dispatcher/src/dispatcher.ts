@@ -8,7 +8,6 @@ import {
   actualCost,
   DEFAULT_PRICES,
   afterFailedAttempt,
-  amend,
   DEFAULT_RECONCILE_SETTINGS,
   DEFAULT_RETRY_POLICY,
   describeEnd,
@@ -16,17 +15,14 @@ import {
   FINAL_STATES,
   isJobId,
   jobIdFor,
-  LaunchError,
   newJob,
   newScheduledJob,
   nextCronTime,
   occurrenceId,
-  outputPrefix,
   parseCron,
   takeOver,
   transition,
   withCurrentAttempt,
-  workerEnvironment,
   type ActualCost,
   type AttemptOutcome,
   type Placement,
@@ -48,11 +44,12 @@ import type { LogQuery, LogRead } from './job-logs.ts';
 import { DurationEstimates } from './estimates.ts';
 import { inJobContext, type JobContext } from './job-context.ts';
 import type { ReconcileReport } from './reconciler.ts';
+import { LaunchQueue, type CapacitySource } from './launch-queue.ts';
 
 export const DEFAULT_LEASE_MS = DEFAULT_RECONCILE_SETTINGS.leaseMs;
 const MAX_CONFLICT_RETRIES = 20;
-/** A launch that failed for a passing reason, outside a Pub/Sub delivery, is tried again this much later. */
-const RELAUNCH_DELAY_MS = 60_000;
+/** How long a push or a completion drains the queue, at most, before it answers. */
+const REQUEST_DRAIN_MS = 1_000;
 
 export interface DispatcherPorts {
   ledger: Ledger;
@@ -64,6 +61,8 @@ export interface DispatcherPorts {
   leaseMs?: number;
   /** Deadlines and leases of the reconcile pass; `leaseMs` above wins for the lease. */
   reconcile?: Partial<ReconcileSettings>;
+  /** What bounds launches (limits, quotas); absent: nothing does. */
+  capacity?: CapacitySource;
   now?: () => Date;
 }
 
@@ -100,7 +99,8 @@ export class Dispatcher {
   readonly ports: DispatcherPorts;
   readonly settings: ReconcileSettings;
   readonly estimates: DurationEstimates;
-  private readonly now: () => Date;
+  readonly queue: LaunchQueue;
+  readonly now: () => Date;
 
   constructor(ports: DispatcherPorts) {
     this.ports = ports;
@@ -111,6 +111,7 @@ export class Dispatcher {
       logger: ports.logger,
       now: () => this.now().getTime(),
     });
+    this.queue = new LaunchQueue(this, ports.capacity);
     this.settings = {
       ...DEFAULT_RECONCILE_SETTINGS,
       ...ports.reconcile,
@@ -257,7 +258,10 @@ export class Dispatcher {
     });
     if (job === undefined || !changed) return { job, changed: false };
     this.logEnd(job);
+    // Its slot is free: the queue may launch what waited for it.
+    await this.queue.release(jobId);
     if (retryDue && job.state === 'SCHEDULED') return { job: (await this.launchDue(job)) ?? job, changed };
+    await this.queue.kick(REQUEST_DRAIN_MS);
     return { job, changed };
   }
 
@@ -308,6 +312,7 @@ export class Dispatcher {
       if (await this.ports.ledger.update(next)) cancelled = next;
     }
     if (cancelled === undefined) throw new Error(`job ${id}: too many concurrent changes`);
+    await this.queue.release(id);
     this.jobLogger(cancelled).info({ state: cancelled.state }, 'job cancelled');
     return cancelled;
   }
@@ -342,7 +347,7 @@ export class Dispatcher {
     if (claimed === undefined || claimed.state !== 'RECEIVED' || claimed.attempt !== job.attempt + 1) {
       throw new RequestError('CONFLICT', `job ${id} changed while it was being retried; look at it again`);
     }
-    return this.launchClaimed(claimed, 'reschedule');
+    return this.launchClaimed(claimed);
   }
 
   /** One reconcile pass (POST /reconcile, or the local timer). */
@@ -365,7 +370,7 @@ export class Dispatcher {
     if (claimed === undefined || claimed.state !== 'RECEIVED' || claimed.version !== job.version + 1)
       return undefined;
     if (claimed.schedule !== undefined && claimed.attempt === 1) await this.scheduleNext(claimed, at);
-    return this.launchClaimed(claimed, 'reschedule');
+    return this.launchClaimed(claimed);
   }
 
   /** Takes over a RECEIVED claim whose owner died (its lease ran out), and launches it. */
@@ -377,7 +382,7 @@ export class Dispatcher {
     const dueAt = job.history.findLast((h) => h.from === 'SCHEDULED' && h.to === 'RECEIVED')?.at;
     if (job.schedule !== undefined && job.attempt === 1 && dueAt !== undefined)
       await this.scheduleNext(job, dueAt);
-    return this.launchClaimed(takenOver, 'reschedule');
+    return this.launchClaimed(takenOver);
   }
 
   /** Reads part of an attempt's log: the tail, or from an offset (for following it). */
@@ -387,18 +392,27 @@ export class Dispatcher {
     return readAttemptLog(this.ports.blobs, await this.existing(id), query);
   }
 
-  /** `declared`: resources a request asked for; an object declares its own in its metadata. */
+  /**
+   * A new job, routed and written in one claim: QUEUED (or FAILED, IGNORED), so a push costs one
+   * write. A claim taken over from a dead claimer is routed then. Then the queue drains, here unless
+   * a drain already runs in this process.
+   */
   private async start(id: string, source: JobSource): Promise<Intake> {
     const at = this.iso();
-    const claim = await this.ports.ledger.claim(newJob(id, source, at), this.settings.leaseMs);
+    const routed = this.routed(newJob(id, source, at), at);
+    const claim = await this.ports.ledger.claim(routed, this.settings.leaseMs);
     if (!claim.claimed) {
       this.jobLogger(claim.job).info(
         { state: claim.job.state },
         'duplicate delivery: the job exists, nothing launched',
       );
-      return { outcome: 'duplicate', job: claim.job };
+      // A job still waiting gets a drain: the redelivery is a request with CPU to launch it in.
+      return { outcome: 'duplicate', job: await this.afterQueued(claim.job) };
     }
-    return { outcome: 'created', job: await this.launchClaimed(claim.job, 'release') };
+    if (claim.job.state === 'RECEIVED')
+      return { outcome: 'created', job: await this.launchClaimed(claim.job) };
+    this.logRouted(claim.job);
+    return { outcome: 'created', job: await this.afterQueued(claim.job) };
   }
 
   /** A job for later: once at `runAt`, or on a cron schedule (its first occurrence now made). */
@@ -440,149 +454,45 @@ export class Dispatcher {
     if (claim.claimed) this.jobLogger(next).info({ runAt, cron }, 'next occurrence SCHEDULED');
   }
 
-  /**
-   * Routes (unless an earlier attempt was routed) and launches a RECEIVED job this caller owns.
-   * `onPassingFailure`: what a retryable launch failure does: 'release' gives the claim back and
-   * throws RetryLaterError (a Pub/Sub delivery will come again); 'reschedule' makes the job
-   * SCHEDULED a minute later, for the reconciler.
-   */
-  private launchClaimed(claimed: Job, onPassingFailure: 'release' | 'reschedule'): Promise<Job> {
-    return this.inContext(claimed, () => this.routeAndLaunch(claimed, onPassingFailure));
+  /** Routes (unless an earlier attempt was routed) a RECEIVED job this caller owns, and queues it. */
+  private launchClaimed(claimed: Job): Promise<Job> {
+    return this.inContext(claimed, async () => {
+      const job = this.routed(claimed, this.iso());
+      if (!(await this.ports.ledger.update(job))) throw new Error(`job ${job.id} changed under its owner`);
+      this.logRouted(job);
+      return this.afterQueued(job);
+    });
   }
 
-  private async routeAndLaunch(claimed: Job, onPassingFailure: 'release' | 'reschedule'): Promise<Job> {
-    let job = claimed;
-    const log = this.jobLogger(job);
-    const { source } = job;
+  /** The RECEIVED job after routing: QUEUED with its route, or FAILED or IGNORED with why. */
+  private routed(job: Job, at: string): Job {
     if (job.target === undefined) this.estimates.refreshSoon(); // a retry keeps its first placement
     const placement = placeJob(job, this.ports.routing, this.estimates.context);
-    if (placement.kind === 'fail') {
-      job = await this.write(
-        transition(job, 'FAILED', this.iso(), { error: placement.error }, placement.error),
-      );
-      log.warn({ error: placement.error }, 'job FAILED');
-      return job;
-    }
+    if (placement.kind === 'fail')
+      return transition(job, 'FAILED', at, { error: placement.error, finishedAt: at }, placement.error);
     if (placement.kind === 'ignore') {
       const { reason, rule } = placement;
-      job = await this.write(transition(job, 'IGNORED', this.iso(), { reason, rule }, reason));
-      log.info({ reason, rule }, 'job IGNORED');
-      return job;
+      return transition(job, 'IGNORED', at, { reason, rule }, reason);
     }
-    const { blobs, outputBucket } = this.ports;
-    const { target, template } = placement;
-    const prefix = outputPrefix(job);
-    const outputUri = blobs.uri(outputBucket, prefix);
-    const logsUri = blobs.uri(outputBucket, `${prefix}logs/attempt-${job.attempt}.log`);
-    const launchedAt = this.iso();
-    job = await this.write(
-      transition(
-        job,
-        'LAUNCHED',
-        launchedAt,
-        {
-          reason: placement.reason,
-          rule: placement.rule,
-          target,
-          template,
-          retry: placement.retry,
-          estimate: placement.estimate,
-          outputUri,
-          logsUri,
-          startedAt: undefined,
-          attempts: [
-            ...(job.attempts ?? []).filter((a) => a.attempt !== job.attempt),
-            {
-              attempt: job.attempt,
-              target,
-              ...(target === 'vm' ? { spot: template.spot } : {}),
-              logsUri,
-              launchedAt,
-            },
-          ],
-        },
-        job.attempt === 1
-          ? placement.reason
-          : `attempt ${job.attempt} on ${target}${target === 'vm' ? (template.spot ? ' (spot)' : ' (standard)') : ''}`,
-      ),
-    );
-    log.info({ target, rule: placement.rule, reason: placement.reason, attempt: job.attempt }, 'job routed');
-    const inputUri =
-      source.kind === 'object' ? blobs.uri(source.object.bucket, source.object.name) : undefined;
-    const env = workerEnvironment(job, template, { inputUri, outputUri });
-    try {
-      const { execution } = await this.ports.launchers[target].launch({
-        job,
-        target,
-        env,
-        args: template.args,
-        logsUri,
-      });
-      job =
-        (await this.mutate(job.id, (current) =>
-          current.attempt === job.attempt
-            ? amend(current, this.iso(), { execution, attempts: withCurrentAttempt(current, { execution }) })
-            : undefined,
-        )) ?? job;
-      log.info({ execution }, 'job launched');
-      if (job.state === 'CANCELLED' && job.attempt === claimed.attempt) {
-        // Cancelled while its launch was under way: what the launch started must not run on.
-        await this.ports.launchers[target].cancel(execution);
-        log.info({ execution }, 'cancelled during its launch: stopped');
-      }
-    } catch (err) {
-      if (err instanceof LaunchError && err.retryable)
-        return this.passingLaunchFailure(job, err, onPassingFailure);
-      const error = `launch on ${target} failed: ${(err as Error).message}`;
-      job =
-        (await this.mutate(job.id, (current) =>
-          FINAL_STATES.includes(current.state) || current.attempt !== job.attempt
-            ? undefined
-            : transition(
-                current,
-                'FAILED',
-                this.iso(),
-                {
-                  error,
-                  attempts: withCurrentAttempt(current, { outcome: 'failed', error, finishedAt: this.iso() }),
-                },
-                error,
-              ),
-        )) ?? job;
-      log.error({ err }, error);
-    }
-    return job;
+    return this.queue.queued(job, placement, at);
   }
 
-  private async passingLaunchFailure(
-    job: Job,
-    err: LaunchError,
-    how: 'release' | 'reschedule',
-  ): Promise<Job> {
+  private logRouted(job: Job): void {
     const log = this.jobLogger(job);
-    const message = `launch on ${job.target} failed for now: ${err.message}`;
-    if (how === 'release' && job.attempt === 1) {
-      // Give the claim back, so that the redelivery this 503 causes claims and launches it once.
-      const current = await this.ports.ledger.get(job.id);
-      const released =
-        current !== undefined && current.state === 'LAUNCHED' && (await this.ports.ledger.release(current));
-      log.warn({ err, released }, `${message}; the claim is released for a retry`);
-      throw new RetryLaterError(message, { cause: err });
-    }
-    const runAt = new Date(this.now().getTime() + RELAUNCH_DELAY_MS).toISOString();
-    const rescheduled = await this.mutate(job.id, (current) =>
-      current.state === 'LAUNCHED' && current.attempt === job.attempt && current.execution === undefined
-        ? transition(
-            current,
-            'SCHEDULED',
-            this.iso(),
-            { runAt, attempts: current.attempts.filter((a) => a.attempt !== current.attempt) },
-            `${message}; trying again at ${runAt}`,
-          )
-        : undefined,
-    );
-    log.warn({ err, runAt }, `${message}; scheduled again`);
-    return rescheduled ?? job;
+    if (job.state === 'FAILED') log.warn({ error: job.error }, 'job FAILED');
+    else if (job.state === 'IGNORED') log.info({ reason: job.reason, rule: job.rule }, 'job IGNORED');
+    else
+      log.info(
+        { target: job.target, rule: job.rule, reason: job.reason, attempt: job.attempt },
+        'job QUEUED',
+      );
+  }
+
+  /** Drains the queue for a job just queued; the job as it is then (LAUNCHED, if it fit). */
+  private async afterQueued(job: Job): Promise<Job> {
+    if (job.state !== 'QUEUED') return job;
+    const drained = await this.queue.kick(REQUEST_DRAIN_MS);
+    return drained ? ((await this.ports.ledger.get(job.id)) ?? job) : job;
   }
 
   /** What a job's attempts cost so far, priced as the config says. */

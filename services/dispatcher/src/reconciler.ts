@@ -3,17 +3,26 @@
 // a run that ended without its completion is closed as it ended, one the platform forgot is closed
 // as its outputs say (_SUCCESS or lost), one past its deadline is stopped and FAILED.
 //
+// A launch that never recorded its execution is looked for on its platform once its answer cannot
+// come any more (launchAnswerMs): found, adopted; certainly absent, queued again as the same attempt,
+// with no backoff and nothing counted against it. One that becomes old enough while the pass runs is
+// waited for, so a dispatcher killed mid-launch costs at most one reconcile interval. The capacity
+// record is made true again from what the pass saw, and the pass ends by draining the queue.
+//
 // Safe to run twice at once: every change is a compare-and-set (launchDue, takeOverStale and
 // endAttempt each act only if the job is still as they read it), and stopping a run is idempotent.
 // One job's trouble is reported and does not stop the pass.
 import {
   amend,
+  demandOf,
   judgeStatus,
   outputPrefix,
   reconcileStep,
+  repairSlots,
   withCurrentAttempt,
   type Job,
   type JobState,
+  type SlotHolder,
 } from '@pipeline/core';
 import type { Dispatcher } from './dispatcher.ts';
 
@@ -27,7 +36,23 @@ export interface ReconcileReport {
   /** Jobs closed from what their platform said: id and how. */
   closed: { id: string; state: JobState; detail: string }[];
   timedOut: string[];
+  /** Launches whose answer was lost: found and adopted, or found absent and queued again. */
+  adopted: string[];
+  relaunched: string[];
   errors: { id: string; error: string }[];
+}
+
+/** How long a pass waits, at most, for launches to become old enough to look for. */
+const MAX_WAIT_FOR_LAUNCHES_MS = 45_000;
+/** How long a pass drains the queue at its end. */
+const PASS_DRAIN_MS = 20_000;
+
+interface PassState {
+  report: ReconcileReport;
+  /** Launched or running jobs as listed, for the capacity record. */
+  active: Map<string, Omit<SlotHolder, 'at'>>;
+  /** Launches not yet old enough to look for, and when they are. */
+  later: { job: Job; at: string }[];
 }
 
 export async function reconcilePass(dispatcher: Dispatcher): Promise<ReconcileReport> {
@@ -37,45 +62,117 @@ export async function reconcilePass(dispatcher: Dispatcher): Promise<ReconcileRe
     takenOver: [],
     closed: [],
     timedOut: [],
+    adopted: [],
+    relaunched: [],
     errors: [],
+  };
+  const started = Date.now();
+  const pass: PassState = { report, active: new Map(), later: [] };
+  const each = async (job: Job, work: () => Promise<void>) => {
+    report.checked++;
+    try {
+      await dispatcher.inContext(job, work);
+    } catch (err) {
+      report.errors.push({ id: job.id, error: (err as Error).message });
+      dispatcher.jobLogger(job).error({ err }, 'reconciling the job failed');
+    }
   };
   for (const state of STATES) {
     let pageToken: string | undefined;
     do {
       const page = await dispatcher.ports.ledger.list({ state, limit: PAGE, pageToken });
       pageToken = page.nextPageToken;
-      for (const job of page.jobs) {
-        report.checked++;
-        try {
-          await dispatcher.inContext(job, () => reconcileJob(dispatcher, job, report));
-        } catch (err) {
-          report.errors.push({ id: job.id, error: (err as Error).message });
-          dispatcher.jobLogger(job).error({ err }, 'reconciling the job failed');
-        }
-      }
+      for (const job of page.jobs) await each(job, () => reconcileJob(dispatcher, job, pass));
     } while (pageToken !== undefined);
   }
-  const { launched, takenOver, closed, timedOut, errors } = report;
-  if (launched.length + takenOver.length + closed.length + timedOut.length + errors.length > 0) {
-    dispatcher.ports.logger.info(
-      {
-        launched: launched.length,
-        takenOver: takenOver.length,
-        closed: closed.length,
-        timedOut: timedOut.length,
-        errors: errors.length,
-      },
-      'reconcile pass changed jobs',
-    );
+  // Launches that become old enough to look for while this pass may still run: wait for them.
+  for (const { job, at } of pass.later.sort((a, b) => Date.parse(a.at) - Date.parse(b.at))) {
+    const wait = Date.parse(at) - dispatcher.now().getTime();
+    if (Date.now() + wait - started > MAX_WAIT_FOR_LAUNCHES_MS) break;
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const current = await dispatcher.ports.ledger.get(job.id);
+    if (current?.state !== 'LAUNCHED' || current.execution !== undefined || current.attempt !== job.attempt)
+      continue;
+    await each(current, () => findLaunch(dispatcher, current, report));
+  }
+  await repairCapacity(dispatcher, pass).catch((err: unknown) => {
+    report.errors.push({ id: 'capacity', error: (err as Error).message });
+    dispatcher.ports.logger.error({ err }, 'repairing the capacity record failed');
+  });
+  await dispatcher.queue.kick(PASS_DRAIN_MS);
+  const { launched, takenOver, closed, timedOut, adopted, relaunched, errors } = report;
+  const counts = {
+    launched: launched.length,
+    takenOver: takenOver.length,
+    closed: closed.length,
+    timedOut: timedOut.length,
+    adopted: adopted.length,
+    relaunched: relaunched.length,
+    errors: errors.length,
+  };
+  if (Object.values(counts).some((n) => n > 0)) {
+    dispatcher.ports.logger.info(counts, 'reconcile pass changed jobs');
   }
   return report;
 }
 
-async function reconcileJob(dispatcher: Dispatcher, job: Job, report: ReconcileReport): Promise<void> {
+/**
+ * Slots of jobs no longer launched or running are given back (after a lease: one being launched now
+ * holds its slot before it is LAUNCHED); a launched or running job without one, read again to be
+ * sure, gets one.
+ */
+async function repairCapacity(dispatcher: Dispatcher, pass: PassState): Promise<void> {
+  const record = await dispatcher.ports.ledger.readCapacity();
+  const held = new Set(record.holders.map((h) => h.jobId));
+  const active = new Map<string, Omit<SlotHolder, 'at'>>();
+  for (const [id, holder] of pass.active) {
+    if (held.has(id)) active.set(id, holder);
+    else {
+      const current = await dispatcher.ports.ledger.get(id);
+      if (current?.state === 'LAUNCHED' || current?.state === 'RUNNING') active.set(id, holder);
+    }
+  }
   const now = dispatcher.iso();
+  await dispatcher.queue.changeRecord((r) => repairSlots(r, active, now, dispatcher.settings.leaseMs));
+}
+
+/** The platform is asked for a launch whose answer never came: adopt it, or launch it again. */
+async function findLaunch(dispatcher: Dispatcher, job: Job, report: ReconcileReport): Promise<void> {
+  const found = await dispatcher.ports.launchers[job.target!].find(job);
+  if (found.kind === 'found') {
+    await dispatcher.queue.adopt(job, found.execution);
+    report.adopted.push(job.id);
+  } else if (found.kind === 'absent') {
+    const requeued = await dispatcher.queue.requeue(
+      job,
+      `attempt ${job.attempt} recorded no execution and its platform has none: launched again`,
+      0,
+    );
+    if (requeued?.state === 'QUEUED') report.relaunched.push(job.id);
+  } else {
+    report.errors.push({ id: job.id, error: `looking for its launch failed: ${found.reason}` });
+  }
+}
+
+async function reconcileJob(dispatcher: Dispatcher, job: Job, pass: PassState): Promise<void> {
+  const { report } = pass;
+  const now = dispatcher.iso();
+  if ((job.state === 'LAUNCHED' || job.state === 'RUNNING') && job.target !== undefined) {
+    const demand = demandOf(job.target, job.template, dispatcher.queue.defaultMachineType);
+    pass.active.set(job.id, {
+      ...demand,
+      jobId: job.id,
+      ...(job.rule === undefined ? {} : { rule: job.rule }),
+    });
+  }
   const step = reconcileStep(job, now, dispatcher.settings);
   switch (step.step) {
     case 'none':
+      return;
+    case 'find-launch':
+      return findLaunch(dispatcher, job, report);
+    case 'find-launch-later':
+      pass.later.push({ job, at: step.at });
       return;
     case 'launch-due': {
       const launched = await dispatcher.launchDue(job);

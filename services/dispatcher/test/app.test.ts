@@ -298,7 +298,7 @@ describe('GET /jobs and /jobs/:id', () => {
     [
       '/jobs?state=DONE',
       400,
-      'state must be one of SCHEDULED, RECEIVED, LAUNCHED, RUNNING, SUCCEEDED, FAILED, CANCELLED, IGNORED',
+      'state must be one of SCHEDULED, RECEIVED, QUEUED, LAUNCHED, RUNNING, SUCCEEDED, FAILED, CANCELLED, IGNORED',
     ],
     ['/jobs?limit=0', 400, 'limit must be 1 to 200'],
     ['/jobs?pageToken=xyz', 400, 'pageToken is not one this server gave out'],
@@ -312,15 +312,28 @@ describe('GET /jobs and /jobs/:id', () => {
 });
 
 describe('launch failures', () => {
-  it('answers 503 to a passing failure and gives the claim back, so the redelivery launches once', async () => {
+  it('keeps a job refused for capacity QUEUED and acknowledged, and launches it once when it fits', async () => {
     const { LaunchError } = await import('@pipeline/core');
-    t.launchers.vm.failWith = new LaunchError('429 RESOURCE_EXHAUSTED: quota', true);
-    const first = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(503);
-    expect(first.body.error).toBe('launch on vm failed for now: 429 RESOURCE_EXHAUSTED: quota');
-    expect((await t.ledger.list({ limit: 10 })).jobs).toHaveLength(0);
-    t.launchers.vm.failWith = undefined;
-    await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    let now = Date.parse('2026-12-01T10:00:00.000Z');
+    t = testApp('acme-pipeline-output', { now: () => new Date(now) });
+    t.launchers.vm.failWith = new LaunchError('429 RESOURCE_EXHAUSTED: quota', true, { capacity: true });
+    const first = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    expect(first.body.job).toMatchObject({
+      state: 'QUEUED',
+      queue: { refusals: 1, notBefore: '2026-12-01T10:00:02.000Z' },
+    });
+    expect(first.body.job.queue.reason).toBe('launch on vm refused for now: 429 RESOURCE_EXHAUSTED: quota');
+    expect(first.body.job.attempt).toBe(1);
+    // The redelivery is a duplicate: the job waits in the ledger, not in Pub/Sub.
     await request(t.app).post('/pubsub/push').send(FIXTURE).expect(200);
+    const capacity = await request(t.app).get('/capacity').expect(200);
+    expect(capacity.body.queue.jobs).toMatchObject([{ id: first.body.id, position: 1 }]);
+    expect(capacity.body.queue.jobs[0].reason).toContain('429 RESOURCE_EXHAUSTED: quota; tried again after');
+    t.launchers.vm.failWith = undefined;
+    now += 61_000; // past the backoff and the ceiling the refusal taught
+    await request(t.app).post('/reconcile').expect(200);
+    const job = (await request(t.app).get(`/jobs/${first.body.id}`).expect(200)).body;
+    expect(job).toMatchObject({ state: 'LAUNCHED', attempt: 1, execution: 'recorded-1' });
     expect(t.launchers.vm.launched).toHaveLength(1);
   });
 

@@ -206,7 +206,7 @@ describe.skipIf(!installed)(
 
       const moves = await page.locator('.history li .move').allInnerTexts();
       const transitions = moves.map((m) => m.replace(/\s+/g, ' '));
-      expect(transitions.slice(0, 3)).toEqual(['SCHEDULED', 'SCHEDULED → RECEIVED', 'RECEIVED → LAUNCHED']);
+      expect(transitions.slice(0, 3)).toEqual(['SCHEDULED', 'SCHEDULED → RECEIVED', 'RECEIVED → QUEUED']);
       expect(transitions.at(-1)).toMatch(/→ SUCCEEDED$/);
 
       // The worker's own lines, read through GET /jobs/:id/logs.

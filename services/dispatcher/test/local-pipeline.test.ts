@@ -81,7 +81,7 @@ describe('the local pipeline', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     const log = fs.readFileSync(output('financial_statements.csv', 'logs/attempt-1.log'), 'utf8');
     expect(log).toContain('agent running its task');
-    expect(job.history.map((h) => h.to)).toEqual(['RECEIVED', 'LAUNCHED', 'RUNNING', 'SUCCEEDED']);
+    expect(job.history.map((h) => h.to)).toEqual(['RECEIVED', 'QUEUED', 'LAUNCHED', 'RUNNING', 'SUCCEEDED']);
     expect(ended.map((j) => j.id)).toContain(job.id);
   });
 

@@ -156,7 +156,7 @@ describeWithEmulators(['firestore'], 'the dispatcher process without credentials
   }
 
   it.each(CASES.map((c, i) => ({ ...c, collection: `jobs-${i}` })))(
-    'with $name: answers a push 503 and stays up, then launches the job once when the key appears',
+    'with $name: queues the job and stays up, then launches it once when the key appears',
     async ({ env, keyFile, error, collection }) => {
       const { dispatcher, home } = await dispatcherWithout(env, collection);
       const push = () =>
@@ -174,23 +174,26 @@ describeWithEmulators(['firestore'], 'the dispatcher process without credentials
       const first = await push().catch((err) => {
         throw new Error(`push failed: ${err}; stderr: ${dispatcher.stderr()}`);
       });
-      const body = (await first.json()) as { error: string };
-      expect(first.status, JSON.stringify(body)).toBe(503);
-      expect(body.error).toContain(error);
+      const body = (await first.json()) as { job: { state: string; queue: { reason: string } } };
+      expect(first.status, JSON.stringify(body)).toBe(201);
+      expect(body.job.state).toBe('QUEUED');
+      expect(body.job.queue.reason).toContain(error);
       // Whatever the libraries left pending has had its turn by the time another request is answered.
       expect((await fetch(`${dispatcher.url}/healthz`)).status).toBe(200);
       expect(alive(), dispatcher.stderr()).toBe(true);
       expect(runJobs()).toHaveLength(0);
-      // The claim was given back: the job is not in the ledger, so the redelivery can claim it.
-      expect((await fetch(`${dispatcher.url}/jobs/${id}`)).status).toBe(404);
+      // It waits in the ledger, acknowledged: nothing depends on Pub/Sub delivering it again.
+      expect((await fetch(`${dispatcher.url}/jobs/${id}`)).status).toBe(200);
 
       // A key put in place (or `gcloud auth application-default login`): no restart.
       const key = serviceAccountKey();
       fs.mkdirSync(path.dirname(keyFile(home)), { recursive: true });
       fs.writeFileSync(keyFile(home), JSON.stringify(key.json));
 
+      // After its backoff, the next drain launches it: here, a redelivery (a duplicate, 200).
+      await new Promise((resolve) => setTimeout(resolve, 2100));
       const second = await push();
-      expect(second.status, await second.clone().text()).toBe(201);
+      expect(second.status, await second.clone().text()).toBe(200);
       expect(((await second.json()) as { state: string }).state).toBe('LAUNCHED');
       expect(runJobs()).toHaveLength(1);
       // The call carried a JWT signed with that key: the credentials came from the file.

@@ -257,16 +257,29 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
     });
   });
 
-  it('answers 5xx when Run says 429, and the redelivery launches once', async () => {
+  it('acknowledges a job Run refused with 429, keeps it QUEUED, and launches it once after its backoff', async () => {
     const object = { name: 'statements/busy.csv', generation: '404', size: '10' };
     const id = jobIdFor(INPUT, object.name, object.generation);
-    run.failNext(1, googleError(429, 'Quota exceeded for quota metric run.googleapis.com/job_runs'));
+    run.failNext(
+      1,
+      googleError(429, 'Quota exceeded for quota metric run.googleapis.com/job_runs per minute'),
+    );
     await notify(object);
+    const queued = await until(async () => {
+      const snapshot = await firestore.collection('jobs').doc(id).get();
+      return snapshot.get('state') === 'QUEUED' && snapshot.get('queue.refusals') === 1
+        ? snapshot
+        : undefined;
+    });
+    expect(String(queued.get('queue.reason'))).toContain('429');
+    // The next drain after its 2 s backoff (here: another upload's push) launches it.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await notify({ name: 'statements/after-busy.csv', generation: '405', size: '10' });
     await until(() => (logsAbout(id, 'job launched').length > 0 ? true : undefined));
-    expect(runsFor(id)).toHaveLength(2); // the refused one, then the redelivery
-    expect(logs.some((l) => l.jobId === id && String(l.message).includes('failed for now'))).toBe(true);
+    expect(runsFor(id)).toHaveLength(2); // the refused one, then the launch
     const doc = await firestore.collection('jobs').doc(id).get();
     expect(doc.get('state')).toBe('LAUNCHED');
+    expect(doc.get('attempt')).toBe(1);
   });
 
   it('marks a job FAILED when Run says 400, and acknowledges it', async () => {

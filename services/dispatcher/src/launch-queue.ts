@@ -1,0 +1,501 @@
+// The launch queue: every routed job waits here as QUEUED until capacity.ts admits it, then it is
+// launched. A drain reads the capacity record and the head of the queue, admits what fits, writes the
+// record back with compare-and-set (the slots it took are then this caller's alone), and launches.
+//
+// Drains run inside requests, because on Cloud Run without always-on CPU work after a response is
+// not reliable: a push whose job was queued, every completion (a slot was just freed) and every
+// reconcile pass. Within one process, one drain runs at a time; a caller that finds one running
+// leaves its job to it and answers at once, so a push costs a claim and little else.
+//
+// A refusal never loses the job: 429, RESOURCE_EXHAUSTED, QUOTA_EXCEEDED and stockouts put it back
+// in the queue, at its place, not tried again before a backoff, and teach the record a ceiling (the
+// platform was full at that many in use). A launch whose answer was lost is looked for (Launcher.find)
+// before anything else: found, it is adopted; certainly absent, it is queued again; unknown, it stays
+// LAUNCHED without an execution for the reconciler to look again.
+import {
+  admit,
+  amend,
+  DEFAULT_QUEUE_POLICY,
+  demandOf,
+  FINAL_STATES,
+  isRateRefusal,
+  LaunchError,
+  learnCeiling,
+  outputPrefix,
+  releaseSlot,
+  transition,
+  usageOf,
+  withCurrentAttempt,
+  workerEnvironment,
+  type Admission,
+  type CapacityLimits,
+  type CapacityRecord,
+  type Job,
+  type Placement,
+  type QueuedJob,
+  type SlotHolder,
+} from '@pipeline/core';
+import type { Dispatcher } from './dispatcher.ts';
+
+/** How many queued jobs a drain reads, at most, from the head of the queue. */
+const QUEUE_HEAD = 200;
+/** How many jobs one round of a drain launches, and how many of those at once. */
+const MAX_ADMIT = 64;
+const PARALLEL_LAUNCHES = 16;
+const CAS_ATTEMPTS = 20;
+/** After a refused launch: 2 s, doubling, at most a minute (a ceiling keeps the others from trying). */
+const REFUSAL_BACKOFF_MS = 2_000;
+const MAX_REFUSAL_BACKOFF_MS = 60_000;
+/** How long a drain sleeps, at most, for a rate slot or a backoff that ends soon. */
+const MAX_NAP_MS = 2_000;
+
+/** What bounds launches; `limits` may read the region's quotas (cached by its source). */
+export interface CapacitySource {
+  limits(held: readonly SlotHolder[]): Promise<CapacityLimits>;
+  /** A launch was refused for quota: read the quotas again before the next admission. */
+  quotaRefused?(): void;
+  /** The machine type of a VM whose template names none, for its vCPUs. */
+  defaultMachineType?: string;
+}
+
+/** No bound at all: for a dispatcher given no capacity (tests of other things). */
+export const UNBOUNDED: CapacitySource = {
+  async limits() {
+    return {
+      region: 'local',
+      runExecutions: Number.POSITIVE_INFINITY,
+      runJobsPerMinute: Number.POSITIVE_INFINITY,
+    };
+  },
+};
+
+/** The queue as GET /capacity shows it. */
+export interface CapacityView {
+  limits: CapacityLimits;
+  inUse: { cloudRunExecutions: number; vmCpus: number; gpus: Record<string, number>; total: number };
+  runLaunchesLastMinute: number;
+  ceilings: CapacityRecord['ceilings'];
+  queue: { jobs: QueuedView[]; more: boolean };
+}
+
+export interface QueuedView {
+  id: string;
+  rule?: string;
+  target?: string;
+  position: number;
+  reason: string;
+  queuedAt?: string;
+  expiresAt?: string;
+  refusals: number;
+}
+
+export class LaunchQueue {
+  private readonly dispatcher: Dispatcher;
+  private readonly capacity: CapacitySource;
+  private draining: Promise<void> | undefined;
+  private again = false;
+
+  constructor(dispatcher: Dispatcher, capacity: CapacitySource = UNBOUNDED) {
+    this.dispatcher = dispatcher;
+    this.capacity = capacity;
+  }
+
+  get defaultMachineType(): string | undefined {
+    return this.capacity.defaultMachineType;
+  }
+
+  /** The job routed by `placement` as QUEUED: its route, outputs and place in the queue. */
+  queued(job: Job, placement: Extract<Placement, { kind: 'launch' }>, at: string): Job {
+    const { blobs, outputBucket, routing } = this.dispatcher.ports;
+    const rule = routing.rules.find((r) => r.name === placement.rule);
+    const policy = rule?.queue ?? DEFAULT_QUEUE_POLICY;
+    const queuedMs = Date.parse(at);
+    const expiresAt = new Date(queuedMs + policy.maxQueueSeconds * 1000).toISOString();
+    const dueBy =
+      rule?.deadlineSeconds === undefined
+        ? expiresAt
+        : new Date(queuedMs + Math.min(rule.deadlineSeconds, policy.maxQueueSeconds) * 1000).toISOString();
+    const prefix = outputPrefix(job);
+    return transition(
+      job,
+      'QUEUED',
+      at,
+      {
+        reason: placement.reason,
+        rule: placement.rule,
+        target: placement.target,
+        template: placement.template,
+        retry: placement.retry,
+        estimate: placement.estimate,
+        outputUri: blobs.uri(outputBucket, prefix),
+        logsUri: blobs.uri(outputBucket, `${prefix}logs/attempt-${job.attempt}.log`),
+        startedAt: undefined,
+        queue: { queuedAt: at, dueBy, expiresAt, refusals: 0 },
+      },
+      job.attempt === 1 ? placement.reason : `attempt ${job.attempt} queued for ${placement.target}`,
+    );
+  }
+
+  /**
+   * Drains for at most `budgetMs`, unless a drain already runs in this process: then the running one
+   * takes the new work (it drains again before it stops) and this returns false at once.
+   */
+  async kick(budgetMs: number): Promise<boolean> {
+    this.again = true;
+    if (this.draining !== undefined) return false;
+    this.draining = this.drain(budgetMs).finally(() => {
+      this.draining = undefined;
+    });
+    await this.draining;
+    return true;
+  }
+
+  private async drain(budgetMs: number): Promise<void> {
+    const end = Date.now() + budgetMs;
+    while (this.again && Date.now() < end) {
+      this.again = false;
+      let nextChangeAt: string | undefined;
+      try {
+        nextChangeAt = await this.round();
+      } catch (err) {
+        // The queue is durable: what this round could not do, the next trigger does.
+        this.dispatcher.ports.logger.error({ err }, 'draining the launch queue failed');
+        return;
+      }
+      if (nextChangeAt !== undefined) {
+        const nap = Date.parse(nextChangeAt) - Date.now();
+        if (nap <= MAX_NAP_MS && Date.now() + nap < end) {
+          await new Promise((resolve) => setTimeout(resolve, Math.max(0, nap)));
+          this.again = true;
+        }
+      }
+    }
+  }
+
+  /** One admission and its launches; returns when something waiting may fit without a slot freed. */
+  private async round(): Promise<string | undefined> {
+    let admission: Admission | undefined;
+    let limits: CapacityLimits | undefined;
+    let queue: Job[] = [];
+    for (let i = 0; i < CAS_ATTEMPTS && admission === undefined; i++) {
+      const { ledger } = this.dispatcher.ports;
+      const [record, head] = await Promise.all([ledger.readCapacity(), ledger.queued(QUEUE_HEAD)]);
+      if (head.length === 0) return undefined;
+      queue = head;
+      limits = await this.limits(record.holders);
+      const candidate = admit(
+        record,
+        head.map(queuedJob(this.capacity)),
+        limits,
+        this.dispatcher.iso(),
+        MAX_ADMIT,
+      );
+      if (candidate.admitted.length === 0 && candidate.failNow.length === 0) return candidate.nextChangeAt;
+      if (candidate.admitted.length === 0 || (await ledger.writeCapacity(candidate.record)))
+        admission = candidate;
+    }
+    if (admission === undefined) throw new Error('the capacity record kept changing under this drain');
+    const byId = new Map(queue.map((job) => [job.id, job]));
+    for (const { jobId, reason } of admission.failNow) await this.failQueued(byId.get(jobId)!, reason);
+    const pending = [...admission.admitted];
+    await Promise.all(
+      Array.from({ length: Math.min(PARALLEL_LAUNCHES, pending.length) }, async () => {
+        for (let holder = pending.shift(); holder !== undefined; holder = pending.shift()) {
+          const job = byId.get(holder.jobId)!;
+          await this.dispatcher.inContext(job, () => this.launchAdmitted(job, holder, limits!));
+        }
+      }),
+    );
+    return admission.nextChangeAt;
+  }
+
+  /** A job that can never fit, or waited past its maxQueueTime. */
+  private async failQueued(job: Job, reason: string): Promise<void> {
+    const failed = await this.dispatcher.mutate(job.id, (current) =>
+      current.state === 'QUEUED' && current.attempt === job.attempt
+        ? transition(
+            current,
+            'FAILED',
+            this.dispatcher.iso(),
+            { error: reason, finishedAt: this.dispatcher.iso() },
+            reason,
+          )
+        : undefined,
+    );
+    if (failed?.state === 'FAILED')
+      this.dispatcher.jobLogger(failed).warn({ error: reason }, 'job FAILED in the queue');
+  }
+
+  /** Launches a job whose slot this caller took; whatever happens, the job ends in a recorded state. */
+  private async launchAdmitted(queued: Job, holder: SlotHolder, limits: CapacityLimits): Promise<void> {
+    const d = this.dispatcher;
+    const log = d.jobLogger(queued);
+    const launchedAt = d.iso();
+    let mine = false;
+    const job = await d.mutate(queued.id, (current) => {
+      mine = current.state === 'QUEUED' && current.attempt === queued.attempt;
+      if (!mine) return undefined;
+      const { target, template } = current;
+      return transition(
+        current,
+        'LAUNCHED',
+        launchedAt,
+        {
+          attempts: [
+            ...current.attempts.filter((a) => a.attempt !== current.attempt),
+            {
+              attempt: current.attempt,
+              target: target!,
+              ...(target === 'vm' ? { spot: template!.spot } : {}),
+              ...(current.logsUri === undefined ? {} : { logsUri: current.logsUri }),
+              launchedAt,
+            },
+          ],
+        },
+        `launching on ${target}${target === 'vm' ? (template!.spot ? ' (spot)' : ' (standard)') : ''}`,
+      );
+    });
+    if (job === undefined || !mine) {
+      // Cancelled, or launched by someone else, while it was being admitted: the slot goes back.
+      await this.release(queued.id);
+      return;
+    }
+    const target = job.target!;
+    const { blobs } = d.ports;
+    const source = job.source;
+    const inputUri =
+      source.kind === 'object' ? blobs.uri(source.object.bucket, source.object.name) : undefined;
+    const env = workerEnvironment(job, job.template!, { inputUri, outputUri: job.outputUri! });
+    try {
+      const result = await d.ports.launchers[target].launch({
+        job,
+        target,
+        env,
+        args: job.template!.args,
+        logsUri: job.logsUri!,
+      });
+      await this.adopt(job, result.execution, result.refusals, result.spot);
+    } catch (err) {
+      if (err instanceof LaunchError && err.ambiguous) return this.lookFor(job, err);
+      if (err instanceof LaunchError && err.retryable) return this.refused(job, holder, err, limits);
+      const error = `launch on ${target} failed: ${(err as Error).message}`;
+      await d.mutate(job.id, (current) =>
+        FINAL_STATES.includes(current.state) || current.attempt !== job.attempt
+          ? undefined
+          : transition(
+              current,
+              'FAILED',
+              d.iso(),
+              {
+                error,
+                finishedAt: d.iso(),
+                attempts: withCurrentAttempt(current, { outcome: 'failed', error, finishedAt: d.iso() }),
+              },
+              error,
+            ),
+      );
+      await this.release(job.id);
+      log.error({ err }, error);
+    }
+  }
+
+  /** Records what runs the job's current attempt; a job cancelled meanwhile has it stopped. */
+  async adopt(job: Job, execution: string, refusals?: string[], spot?: boolean): Promise<Job | undefined> {
+    const d = this.dispatcher;
+    const adopted = await d.mutate(job.id, (current) =>
+      current.attempt === job.attempt && current.execution === undefined
+        ? amend(current, d.iso(), {
+            execution,
+            attempts: withCurrentAttempt(current, {
+              execution,
+              ...(refusals === undefined || refusals.length === 0 ? {} : { refusals }),
+              ...(spot === undefined ? {} : { spot }),
+            }),
+            ...(spot === undefined || current.template === undefined
+              ? {}
+              : { template: { ...current.template, spot } }),
+          })
+        : undefined,
+    );
+    d.jobLogger(job).info({ execution, refusals }, 'job launched');
+    if (adopted?.state === 'CANCELLED' && adopted.attempt === job.attempt) {
+      await d.ports.launchers[job.target!].cancel(execution);
+      d.jobLogger(job).info({ execution }, 'cancelled during its launch: stopped');
+    }
+    return adopted;
+  }
+
+  /** The launch's answer was lost: look for what it started before launching anything again. */
+  private async lookFor(job: Job, err: LaunchError): Promise<void> {
+    const d = this.dispatcher;
+    const found = await d.ports.launchers[job.target!].find(job).catch((e: unknown) => ({
+      kind: 'unknown' as const,
+      reason: (e as Error).message,
+    }));
+    const log = d.jobLogger(job);
+    if (found.kind === 'found') {
+      log.warn(
+        { err, execution: found.execution },
+        'the launch answer was lost; its execution was found and adopted',
+      );
+      await this.adopt(job, found.execution);
+      return;
+    }
+    if (found.kind === 'absent') {
+      log.warn({ err }, 'the launch answer was lost and nothing was started: queued again');
+      await this.requeue(job, `its launch was not answered (${err.message}) and started nothing`, 0);
+      return;
+    }
+    // Neither: it may run. It stays LAUNCHED, holding its slot; the reconciler looks again.
+    log.warn(
+      { err, reason: found.reason },
+      'the launch answer was lost and looking for it failed; the reconciler looks again',
+    );
+  }
+
+  /** A refusal for now: back to the queue at its place, after a backoff; a capacity refusal teaches a ceiling. */
+  private async refused(
+    job: Job,
+    holder: SlotHolder,
+    err: LaunchError,
+    limits: CapacityLimits,
+  ): Promise<void> {
+    const d = this.dispatcher;
+    const message = `launch on ${job.target} refused for now: ${err.message}`;
+    if (err.capacity && !isRateRefusal(err.message)) {
+      await this.changeRecord((record) => learnCeiling(record, holder, limits, d.iso(), err.message));
+      if (/QUOTA_EXCEEDED|quota/i.test(err.message)) this.capacity.quotaRefused?.();
+    } else {
+      await this.release(job.id);
+    }
+    const refusals = (job.queue?.refusals ?? 0) + 1;
+    const backoff = Math.min(MAX_REFUSAL_BACKOFF_MS, REFUSAL_BACKOFF_MS * 2 ** (refusals - 1));
+    await this.requeue(job, message, backoff, refusals);
+    d.jobLogger(job).warn({ err, refusals }, `${message}; queued again`);
+  }
+
+  /** LAUNCHED without an execution -> QUEUED, keeping its place; the same attempt, not counted as failed. */
+  async requeue(job: Job, reason: string, backoffMs: number, refusals?: number): Promise<Job | undefined> {
+    const d = this.dispatcher;
+    const at = d.iso();
+    const notBefore = new Date(Date.parse(at) + backoffMs).toISOString();
+    const requeued = await d.mutate(job.id, (current) =>
+      current.state === 'LAUNCHED' && current.attempt === job.attempt && current.execution === undefined
+        ? transition(
+            current,
+            'QUEUED',
+            at,
+            {
+              attempts: current.attempts.filter((a) => a.attempt !== current.attempt),
+              queue: {
+                ...(current.queue ?? { queuedAt: at, dueBy: at, expiresAt: at, refusals: 0 }),
+                ...(backoffMs > 0 ? { notBefore } : {}),
+                refusals: refusals ?? current.queue?.refusals ?? 0,
+                reason,
+              },
+            },
+            reason,
+          )
+        : undefined,
+    );
+    await this.release(job.id);
+    return requeued;
+  }
+
+  /** The source's limits, with each rule's maxConcurrent from the routing config. */
+  private async limits(held: readonly SlotHolder[]): Promise<CapacityLimits> {
+    const limits = await this.capacity.limits(held);
+    const caps = Object.fromEntries(
+      this.dispatcher.ports.routing.rules
+        .filter((rule) => rule.queue?.maxConcurrent !== undefined)
+        .map((rule) => [rule.name, rule.queue.maxConcurrent!]),
+    );
+    return Object.keys(caps).length === 0 ? limits : { ...limits, ruleMaxConcurrent: caps };
+  }
+
+  /** Gives back `jobId`'s slot, if it holds one. */
+  async release(jobId: string): Promise<void> {
+    await this.changeRecord((record) => releaseSlot(record, jobId));
+  }
+
+  /** Applies `change` to the capacity record with compare-and-set, retried on conflict; undefined: nothing. */
+  async changeRecord(change: (record: CapacityRecord) => CapacityRecord | undefined): Promise<void> {
+    const { ledger } = this.dispatcher.ports;
+    for (let i = 0; i < CAS_ATTEMPTS; i++) {
+      const next = change(await ledger.readCapacity());
+      if (next === undefined || (await ledger.writeCapacity(next))) return;
+    }
+    throw new Error('the capacity record kept changing');
+  }
+
+  /** The limits, what is in use, and each queued job at the head with its position and why it waits. */
+  async view(limit = QUEUE_HEAD): Promise<CapacityView> {
+    const { ledger } = this.dispatcher.ports;
+    const [record, head] = await Promise.all([ledger.readCapacity(), ledger.queued(limit + 1)]);
+    const limits = await this.limits(record.holders);
+    const shown = head.slice(0, limit);
+    const now = this.dispatcher.iso();
+    const dry = admit(record, shown.map(queuedJob(this.capacity)), limits, now);
+    const why = new Map<string, { position: number; reason: string }>();
+    dry.waiting.forEach((w) => why.set(w.jobId, w));
+    dry.failNow.forEach((f) =>
+      why.set(f.jobId, { position: 0, reason: `fails at the next drain: ${f.reason}` }),
+    );
+    dry.admitted.forEach((a, i) =>
+      why.set(a.jobId, { position: i + 1, reason: 'fits now: launched by the next drain' }),
+    );
+    const usage = usageOf(record.holders);
+    const gpus: Record<string, number> = {};
+    for (const [pool, n] of usage) if (pool.startsWith('gpus:')) gpus[pool.slice(5)] = n;
+    const nowMs = Date.parse(now);
+    return {
+      limits,
+      inUse: {
+        cloudRunExecutions: usage.get('run') ?? 0,
+        vmCpus: usage.get('vm-cpus') ?? 0,
+        gpus,
+        total: usage.get('total') ?? 0,
+      },
+      runLaunchesLastMinute: record.runLaunches.filter((t) => nowMs - Date.parse(t) < 60_000).length,
+      ceilings: record.ceilings.filter((c) => Date.parse(c.until) > nowMs),
+      queue: {
+        jobs: shown
+          .map((job) => ({
+            id: job.id,
+            ...(job.rule === undefined ? {} : { rule: job.rule }),
+            ...(job.target === undefined ? {} : { target: job.target }),
+            position: why.get(job.id)?.position ?? 0,
+            reason: why.get(job.id)?.reason ?? 'held by a launch under way',
+            ...(job.queue === undefined
+              ? {}
+              : { queuedAt: job.queue.queuedAt, expiresAt: job.queue.expiresAt }),
+            refusals: job.queue?.refusals ?? 0,
+          }))
+          .sort((a, b) => (a.position || Infinity) - (b.position || Infinity)),
+        more: head.length > limit,
+      },
+    };
+  }
+}
+
+/** A QUEUED job as admission sees it. */
+function queuedJob(capacity: CapacitySource): (job: Job) => QueuedJob {
+  return (job) => {
+    const entry = job.queue ?? {
+      queuedAt: job.updatedAt,
+      dueBy: job.updatedAt,
+      expiresAt: '9999-12-31T00:00:00.000Z',
+      refusals: 0,
+    };
+    return {
+      jobId: job.id,
+      ...(job.rule === undefined ? {} : { rule: job.rule }),
+      demand: demandOf(job.target ?? 'cloud-run-job', job.template, capacity.defaultMachineType),
+      queuedAt: entry.queuedAt,
+      dueBy: entry.dueBy,
+      expiresAt: entry.expiresAt,
+      ...(entry.notBefore === undefined ? {} : { notBefore: entry.notBefore }),
+      ...(entry.reason === undefined ? {} : { lastRefusal: entry.reason }),
+    };
+  };
+}
