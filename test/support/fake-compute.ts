@@ -8,6 +8,15 @@
 // answers a delete Operation RUNNING; both answer 404 when there is none. Errors are shaped as
 // Compute shapes them: `{ error: { code, message, errors: [{ domain, reason, message }] } }`, without
 // `status`, so gax maps them from the HTTP status alone.
+//
+// Capacity, for the launcher's zone fallback and the queue: `stockout(zone, spot)` makes an insert's
+// operation end with ZONE_RESOURCE_POOL_EXHAUSTED in that zone, as a zone out of capacity does;
+// `cpuQuota` is the region's CPUS quota, and an insert that would take the instances' vCPUs past it
+// ends with QUOTA_EXCEEDED (vCPUs are read from the machine type's name: e2-standard-8 has 8; a name
+// without a number counts 1). `GET .../regions/R` answers the region with its quotas: CPUS (when
+// `cpuQuota` is set) with the vCPUs of its instances as usage, then `regionQuotas`. Instance names
+// are unique across zones here (Compute: within a zone), so an insert of a name held in another
+// zone answers 409 too.
 import { randomBytes } from 'node:crypto';
 import { startRecordingServer, type ApiAnswer, type RecordingServer } from './fake-run.ts';
 
@@ -30,7 +39,24 @@ export type FakeCompute = RecordingServer & {
   failNextOperation(errors: OperationError[], httpErrorStatusCode?: number): void;
   /** How many wait calls answer the operation still RUNNING before DONE; default 0. */
   pendingWaits: number;
-};
+} & FakeComputeOptions;
+
+export interface FakeComputeOptions {
+  /** Whether a zone has no capacity now for a VM of this provisioning model; default none is out. */
+  stockout?: (zone: string, spot: boolean) => boolean;
+  /** The region's CPUS quota: inserts past it end with QUOTA_EXCEEDED; absent: no quota. */
+  cpuQuota?: number;
+  /** More quotas regions.get lists after CPUS, as they are (GPUs, PREEMPTIBLE_CPUS). */
+  regionQuotas?: { metric: string; limit: number; usage: number }[];
+  /** Called with each instance an insert creates (a test ends it later: deletes it, publishes its completion). */
+  onInstanceCreated?: (instance: Record<string, unknown>) => void;
+}
+
+/** The vCPUs of a machine type by its name (zones/Z/machineTypes/e2-standard-8 has 8), 1 without a number. */
+export function machineTypeCpus(machineType: string): number {
+  const match = /-(\d+)$/.exec(machineType.split('/').at(-1) ?? '');
+  return match === null ? 1 : Number(match[1]);
+}
 
 /** A Compute-style error body: no `status`, a `reason` in errors[]. */
 export function computeError(status: number, reason: string, message: string): ApiAnswer {
@@ -49,9 +75,10 @@ interface StoredOperation {
 const INSERT = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances$/;
 const INSTANCE = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/]+)$/;
 const WAIT = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/operations\/([^/]+)\/wait$/;
+const REGION = /^\/compute\/v1\/projects\/([^/]+)\/regions\/([^/]+)$/;
 const BASE = 'https://www.googleapis.com/compute/v1';
 
-export async function startFakeCompute(): Promise<FakeCompute> {
+export async function startFakeCompute(options: FakeComputeOptions = {}): Promise<FakeCompute> {
   const instances = new Map<string, Record<string, unknown>>();
   const operations = new Map<string, StoredOperation>();
   const deleted: string[] = [];
@@ -82,19 +109,73 @@ export async function startFakeCompute(): Promise<FakeCompute> {
         `The resource 'projects/${project}/zones/${zone}/instances/${name}' already exists`,
       );
     }
-    const outcome = nextOutcome;
+    const outcome = nextOutcome ?? capacityRefusal(project, zone, resource);
     nextOutcome = undefined;
     if (outcome === undefined) {
-      instances.set(name, {
+      const instance = {
         ...resource,
         zone: `${BASE}/projects/${project}/zones/${zone}`,
         status: 'RUNNING',
         creationTimestamp: new Date().toISOString(),
-      });
+      };
+      instances.set(name, instance);
+      fake.onInstanceCreated?.(instance);
     }
     const operation = newOperation(project, zone, 'insert', name);
     operations.set(operation.name, { body: operation, waits: 0, outcome });
     return { status: 200, body: operation };
+  }
+
+  /** The vCPUs the instances of REGION hold (an instance without a zone counts in every region). */
+  function regionCpus(region: string): number {
+    let cpus = 0;
+    for (const instance of instances.values()) {
+      const zone = instance.zone === undefined ? undefined : String(instance.zone).split('/').at(-1);
+      if (zone === undefined || zone.startsWith(`${region}-`))
+        cpus += machineTypeCpus(String(instance.machineType ?? ''));
+    }
+    return cpus;
+  }
+
+  /** How the insert's operation ends when the zone is out of capacity or the region out of quota. */
+  function capacityRefusal(
+    project: string,
+    zone: string,
+    resource: Record<string, unknown>,
+  ): StoredOperation['outcome'] {
+    const spot =
+      (resource.scheduling as { provisioningModel?: string } | undefined)?.provisioningModel === 'SPOT';
+    if (fake.stockout?.(zone, spot) === true) {
+      const message = `The zone 'projects/${project}/zones/${zone}' does not have enough resources available to fulfill the request.  Try a different zone, or try again later.`;
+      return { errors: [{ code: 'ZONE_RESOURCE_POOL_EXHAUSTED', message }], httpErrorStatusCode: 503 };
+    }
+    const region = zone.replace(/-[a-z]$/, '');
+    const wanted = machineTypeCpus(String(resource.machineType ?? ''));
+    if (fake.cpuQuota !== undefined && regionCpus(region) + wanted > fake.cpuQuota) {
+      const message = `Quota 'CPUS' exceeded.  Limit: ${fake.cpuQuota.toFixed(1)} in region ${region}.`;
+      return { errors: [{ code: 'QUOTA_EXCEEDED', message }], httpErrorStatusCode: 403 };
+    }
+    return undefined;
+  }
+
+  function getRegion(project: string, region: string): ApiAnswer {
+    const quotas = [
+      ...(fake.cpuQuota === undefined
+        ? []
+        : [{ metric: 'CPUS', limit: fake.cpuQuota, usage: regionCpus(region) }]),
+      ...(fake.regionQuotas ?? []),
+    ];
+    return {
+      status: 200,
+      body: {
+        kind: 'compute#region',
+        name: region,
+        status: 'UP',
+        zones: ['b', 'c', 'd'].map((z) => `${BASE}/projects/${project}/zones/${region}-${z}`),
+        quotas,
+        selfLink: `${BASE}/projects/${project}/regions/${region}`,
+      },
+    };
   }
 
   function wait(name: string): ApiAnswer {
@@ -167,6 +248,8 @@ export async function startFakeCompute(): Promise<FakeCompute> {
     if (method === 'DELETE' && instance !== null) return remove(instance[1], instance[2], instance[3]);
     const waiting = WAIT.exec(path);
     if (method === 'POST' && waiting !== null) return wait(waiting[3]);
+    const region = REGION.exec(path);
+    if (method === 'GET' && region !== null) return getRegion(region[1], region[2]);
     return computeError(404, 'notFound', `no route ${method} ${path}`);
   });
   const fake: FakeCompute = Object.assign(server, {
@@ -174,6 +257,7 @@ export async function startFakeCompute(): Promise<FakeCompute> {
     deleted,
     ignoreFilter: false,
     pendingWaits: 0,
+    ...options,
     failNextOperation(errors: OperationError[], httpErrorStatusCode?: number) {
       nextOutcome = { errors, httpErrorStatusCode };
     },

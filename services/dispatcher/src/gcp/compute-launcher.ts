@@ -11,7 +11,17 @@
 // Idempotency: the instance name is made of the job id and the attempt, so a second delivery of the
 // same event that gets this far tries to create the same instance and gets 409 (already exists),
 // which means the first delivery created it: a success. (Compute's `requestId` is not used: within
-// its window a retry with the same id returns the first, possibly failed, operation again.)
+// its window a retry with the same id returns the first, possibly failed, operation again.) An
+// insert whose answer was lost (a timeout, a reset, a 5xx) is a LaunchError `ambiguous`: the VM may
+// be coming. Trying it again is safe all the same: the redo's insert in that zone gets 409.
+//
+// Zones: the VM is tried in each of `zones` in turn, with the same name, while a zone is out of
+// capacity (a stockout, compute-refusals.ts); the result's `refusals` says which zones refused and
+// why. A spot VM that no zone can place is tried again as a standard VM where its rule allows
+// (`standardIfNoSpot`). A quota refusal is regional and ends the launch: no other zone would do.
+// Names are unique within a zone only, so with several zones a redo could make a second VM in an
+// earlier zone that has capacity again: launch first looks in every zone (find) and adopts a VM of
+// the attempt wherever it is.
 //
 // inspect and cancel take what launch returned, `zones/Z/instances/NAME`. The VM deletes itself when
 // its task ends, so a VM that is not found is `gone`; one that is stopping or stopped is counted as
@@ -24,7 +34,10 @@ import {
   isJobId,
   LaunchError,
   VM_METADATA_KEYS,
+  type FoundLaunch,
+  type Job,
   type LaunchRequest,
+  type LaunchResult,
   type Launcher,
   type RunStatus,
   type VmTask,
@@ -35,11 +48,10 @@ import {
   apiErrorFacts,
   describeApiError,
   isNotFound,
-  isRetryable,
-  launchErrorFrom,
   type InstancesClient,
   type ZoneOperationsClient,
 } from './clients.ts';
+import { operationRefusal, requestRefusal, type InsertRefusal } from './compute-refusals.ts';
 
 type Instance = protos.google.cloud.compute.v1.IInstance;
 type Operation = protos.google.cloud.compute.v1.IOperation;
@@ -51,6 +63,8 @@ export interface ComputeEngineLauncherSettings {
   project: string;
   /** The zone the VMs run in, like europe-west1-b. */
   zone: string;
+  /** The zones of the region to try, in order, while they are out of capacity; default [zone]. */
+  zones?: string[];
   /** The worker image (WORKER_IMAGE): the agent's image, and the task's when the template names none. */
   image: string;
   /** The VMs' service account: it pulls images, reads input, writes output and deletes its VM. */
@@ -77,6 +91,8 @@ export interface ComputeEngineLauncherSettings {
   startupScript?: string;
   /** How many times to wait on the insert operation (about 2 min each) before giving up; default 5. */
   maxOperationWaits?: number;
+  /** How long the insert call itself may take before its answer counts as lost; default 60 s. */
+  insertTimeoutMs?: number;
   /** gs://bucket/prefix/ the agent copies into /tmp/worker before the task (SHARED_URI). */
   sharedUri?: string;
   /** The topic the agent publishes its completion event to (COMPLETIONS_TOPIC). */
@@ -87,13 +103,6 @@ export interface ComputeEngineLauncherSettings {
 
 const COS_PROJECT = 'cos-cloud';
 const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
-// Operation error codes of passing conditions: no capacity in the zone now, quota, rate limits.
-const RETRYABLE_OPERATION_ERRORS = new Set([
-  'ZONE_RESOURCE_POOL_EXHAUSTED',
-  'ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS',
-  'QUOTA_EXCEEDED',
-  'RESOURCE_OPERATION_RATE_EXCEEDED',
-]);
 
 // Instance statuses (compute v1 Instance.Status). PENDING waits for capacity; PENDING_STOP is a
 // graceful shutdown, during which the agent still runs and can report. Any status not listed here
@@ -114,11 +123,36 @@ const STOPPED_STATUSES = new Set([
   'TERMINATED',
   'DEPROVISIONING',
 ]);
+// gRPC's PERMISSION_DENIED, as gax reports a 403 without a `status`.
+const PERMISSION_DENIED = 7;
 const EXECUTION = /^zones\/([a-z0-9-]+)\/instances\/([a-z]([-a-z0-9]*[a-z0-9])?)$/;
 
 /** pipeline-<first 20 hex of the job id>-a<attempt>: a valid instance name, unique per attempt. */
 export function instanceName(jobId: string, attempt: number): string {
   return `pipeline-${jobId.slice(0, 20)}-a${attempt}`;
+}
+
+type Refusal = InsertRefusal & { cause?: unknown };
+
+/** The LaunchError of a refusal that ends the launch, with the zones that refused before it. */
+function refusalError(refusal: Refusal, what: string, refusals: readonly string[]): LaunchError {
+  const before = refusals.length === 0 ? '' : ` (refused before: ${refusals.join('; ')})`;
+  const message = `creating ${what} failed: ${refusal.why}${before}`;
+  const { cause } = refusal;
+  switch (refusal.kind) {
+    case 'stockout':
+    case 'capacity':
+      return new LaunchError(message, true, { cause, capacity: true });
+    case 'lost':
+      return new LaunchError(
+        `${message}; the insert may have reached Compute Engine, so the VM is looked for before it ` +
+          'is created again (and an insert of the same name in that zone answers 409)',
+        true,
+        { cause, ambiguous: true },
+      );
+    case 'failed':
+      return new LaunchError(message, refusal.retryable, { cause });
+  }
 }
 
 export class ComputeEngineLauncher implements Launcher {
@@ -130,23 +164,118 @@ export class ComputeEngineLauncher implements Launcher {
     this.startupScript = settings.startupScript ?? fs.readFileSync(VM_STARTUP_SCRIPT_PATH, 'utf8');
   }
 
-  async launch(request: LaunchRequest): Promise<{ execution: string }> {
+  /** The zones VMs are tried in, in order. */
+  get zones(): readonly string[] {
+    const { zones } = this.settings;
+    return zones === undefined || zones.length === 0 ? [this.settings.zone] : zones;
+  }
+
+  async launch(request: LaunchRequest): Promise<LaunchResult> {
     const { job } = request;
-    const { project, zone } = this.settings;
     if (!isJobId(job.id) || !Number.isInteger(job.attempt) || job.attempt < 1) {
       throw new LaunchError(`job ${job.id} attempt ${job.attempt} cannot name a VM`, false);
     }
     const name = instanceName(job.id, job.attempt);
+    const what = (zone: string) =>
+      `VM zones/${zone}/instances/${name} (job ${job.id}, attempt ${job.attempt})`;
+    if (this.zones.length > 1) {
+      const found = await this.lookEverywhere(name);
+      if (found.kind === 'found') return { execution: found.execution, spot: found.spot };
+      if (found.kind === 'unknown') {
+        throw new LaunchError(`not creating VM ${name}: it may exist already, and ${found.reason}`, true);
+      }
+    }
+    const spot = job.template?.spot ?? false;
+    const models = spot && job.template?.standardIfNoSpot === true ? [true, false] : [spot];
+    const refusals: string[] = [];
+    for (const asSpot of models) {
+      for (const zone of this.zones) {
+        const execution = `zones/${zone}/instances/${name}`;
+        const outcome = await this.insertIn(request, zone, asSpot, what(zone));
+        const done = refusals.length === 0 ? { execution } : { execution, refusals };
+        if (outcome === 'made') return { ...done, spot: asSpot };
+        if (outcome === 'exists') {
+          // An earlier delivery created it: as this one would, unless it fell back to standard.
+          if (models.length === 1) return { ...done, spot: asSpot };
+          const look = await this.lookIn(zone, name);
+          return look.kind === 'found' ? { ...done, spot: look.spot } : done;
+        }
+        if (outcome.kind !== 'stockout') throw refusalError(outcome, what(zone), refusals);
+        refusals.push(`${zone}${asSpot === spot ? '' : ' (standard)'}: ${outcome.why}`);
+      }
+    }
+    const tried = models.length > 1 ? ' as spot, then as standard,' : '';
+    throw new LaunchError(
+      `no zone has capacity for VM ${name} (job ${job.id}, attempt ${job.attempt});${tried} ` +
+        `refused by ${refusals.join('; ')}`,
+      true,
+      { capacity: true },
+    );
+  }
+
+  /** The VM of the job's current attempt, in whichever zone it is. */
+  async find(job: Job): Promise<FoundLaunch> {
+    if (!isJobId(job.id) || !Number.isInteger(job.attempt) || job.attempt < 1) return { kind: 'absent' };
+    const found = await this.lookEverywhere(instanceName(job.id, job.attempt));
+    return found.kind === 'found' ? { kind: 'found', execution: found.execution } : found;
+  }
+
+  /** instances.get of NAME in every zone at once: found in one, 404 in all, or not known. */
+  private async lookEverywhere(
+    name: string,
+  ): Promise<
+    | { kind: 'found'; execution: string; spot: boolean }
+    | { kind: 'absent' }
+    | { kind: 'unknown'; reason: string }
+  > {
+    const looks = await Promise.all(this.zones.map((zone) => this.lookIn(zone, name)));
+    const found = looks.find((look) => look.kind === 'found');
+    if (found !== undefined) return found;
+    const unknown = looks.flatMap((look) => (look.kind === 'unknown' ? [look.reason] : []));
+    return unknown.length === 0 ? { kind: 'absent' } : { kind: 'unknown', reason: unknown.join('; ') };
+  }
+
+  private async lookIn(zone: string, name: string) {
     const execution = `zones/${zone}/instances/${name}`;
-    const what = `VM ${execution} (job ${job.id}, attempt ${job.attempt})`;
+    try {
+      const instances = await this.settings.instances();
+      const [instance] = await instances.get(
+        { project: this.settings.project, zone, instance: name },
+        { timeout: 30_000 },
+      );
+      const spot = instance.scheduling?.provisioningModel === 'SPOT';
+      return { kind: 'found' as const, execution, spot };
+    } catch (err) {
+      const facts = apiErrorFacts(err);
+      if (isNotFound(facts)) return { kind: 'absent' as const };
+      const denied = facts.httpStatus === 403 || facts.code === PERMISSION_DENIED;
+      const hint = facts.credentials
+        ? 'the dispatcher has no credentials yet; the next look tries again'
+        : denied
+          ? `the dispatcher's account needs compute.instances.get on instances in ${zone} (terraform: vm_launcher, granted for var.vm_zones)`
+          : 'Compute did not answer; the next look asks again';
+      return {
+        kind: 'unknown' as const,
+        reason: `reading VM ${execution} failed: ${describeApiError(err)}; ${hint}`,
+      };
+    }
+  }
+
+  /** One insert of the VM in ZONE and its operation: made, there already, or why not. */
+  private async insertIn(
+    request: LaunchRequest,
+    zone: string,
+    spot: boolean,
+    what: string,
+  ): Promise<'made' | 'exists' | Refusal> {
+    const { project } = this.settings;
     let operation: Operation;
     try {
       const instances = await this.settings.instances();
-      const [lro] = await instances.insert({
-        project,
-        zone,
-        instanceResource: this.instanceResource(request),
-      });
+      const [lro] = await instances.insert(
+        { project, zone, instanceResource: this.instanceResource(request, zone, spot) },
+        { timeout: this.settings.insertTimeoutMs ?? 60_000 },
+      );
       // Compute's insert is not a google.longrunning operation: the Compute Operation is here.
       operation = lro.latestResponse as Operation;
     } catch (err) {
@@ -157,12 +286,15 @@ export class ComputeEngineLauncher implements Launcher {
         facts.code === ALREADY_EXISTS ||
         facts.reasons.includes('alreadyExists')
       ) {
-        return { execution }; // an earlier delivery created it
+        return 'exists';
       }
-      throw launchErrorFrom(err, `creating ${what}`);
+      return { ...requestRefusal(err), cause: err };
     }
-    await this.waitUntilDone(operation, what);
-    return { execution };
+    const done = await this.waitUntilDone(operation, zone, what);
+    const errors = done.error?.errors ?? [];
+    if (errors.length === 0) return 'made';
+    if (errors.some((e) => e.code === 'RESOURCE_ALREADY_EXISTS')) return 'exists';
+    return operationRefusal(errors, done.httpErrorStatusCode ?? undefined);
   }
 
   async inspect(execution: string): Promise<RunStatus> {
@@ -214,14 +346,20 @@ export class ComputeEngineLauncher implements Launcher {
     return { project: this.settings.project, zone: match[1], instance: match[2] };
   }
 
-  /** The instance for one attempt of a task. */
-  instanceResource(request: LaunchRequest): Instance {
+  /**
+   * The instance for one attempt of a task in ZONE, spot or not (default: the first zone, and what
+   * the template says). The subnetwork is regional, the same in every zone of the region.
+   */
+  instanceResource(
+    request: LaunchRequest,
+    zone = this.zones[0],
+    spot = request.job.template?.spot ?? false,
+  ): Instance {
     const { job } = request;
-    const { zone, serviceAccount } = this.settings;
+    const { serviceAccount } = this.settings;
     const template = job.template;
     const timeoutSeconds = template?.timeoutSeconds ?? this.settings.defaultTimeoutSeconds ?? 24 * 3600;
     const margin = this.settings.timeoutMarginSeconds ?? 600;
-    const spot = template?.spot ?? false;
     const accelerator = template?.accelerator;
     const machineType = template?.machineType ?? this.settings.defaultMachineType;
     const task: VmTask = {
@@ -307,32 +445,35 @@ export class ComputeEngineLauncher implements Launcher {
     };
   }
 
-  /** Waits until the insert operation is DONE; an operation that ended with errors throws. */
-  private async waitUntilDone(operation: Operation, what: string): Promise<void> {
-    const { project, zone } = this.settings;
+  /**
+   * The insert operation once DONE. Waiting that fails, or outlasts maxOperationWaits, leaves the VM
+   * maybe coming: an ambiguous LaunchError.
+   */
+  private async waitUntilDone(operation: Operation, zone: string, what: string): Promise<Operation> {
+    const { project } = this.settings;
     const maxWaits = this.settings.maxOperationWaits ?? 5;
+    const coming = 'the VM may still come up; look for it before creating it again';
     let current = operation;
     // The REST transport reports enums by name (the Compute client does not ask for numeric enums).
     for (let waits = 0; current.status !== 'DONE'; waits++) {
       if (waits === maxWaits || !current.name) {
-        // The VM may still come up; the next delivery's insert finds it (409) and succeeds.
-        throw new LaunchError(`${what}: the insert is still ${current.status} after ${waits} waits`, true);
+        throw new LaunchError(
+          `${what}: the insert is still ${current.status} after ${waits} waits; ${coming}`,
+          true,
+          { ambiguous: true },
+        );
       }
       try {
         const operations = await this.settings.operations();
         [current] = await operations.wait({ project, zone, operation: current.name });
       } catch (err) {
-        throw launchErrorFrom(err, `waiting for the creation of ${what}`);
+        throw new LaunchError(
+          `waiting for the creation of ${what} failed: ${describeApiError(err)}; ${coming}`,
+          true,
+          { cause: err, ambiguous: true },
+        );
       }
     }
-    const errors = current.error?.errors ?? [];
-    if (errors.length === 0) return;
-    const codes = errors.map((e) => e.code ?? 'UNKNOWN');
-    if (codes.includes('RESOURCE_ALREADY_EXISTS')) return;
-    const retryable =
-      codes.some((code) => RETRYABLE_OPERATION_ERRORS.has(code)) ||
-      isRetryable({ httpStatus: current.httpErrorStatusCode ?? undefined, reasons: [], message: '' });
-    const why = errors.map((e) => `${e.code ?? 'UNKNOWN'}: ${e.message ?? ''}`).join('; ');
-    throw new LaunchError(`creating ${what} failed: ${why}`, retryable);
+    return current;
   }
 }
