@@ -198,6 +198,7 @@ const GRPC_NAMES = [
 ] as const;
 export const ALREADY_EXISTS = GRPC_NAMES.indexOf('ALREADY_EXISTS');
 export const FAILED_PRECONDITION = GRPC_NAMES.indexOf('FAILED_PRECONDITION');
+export const PERMISSION_DENIED = GRPC_NAMES.indexOf('PERMISSION_DENIED');
 const NOT_FOUND = GRPC_NAMES.indexOf('NOT_FOUND');
 const RETRYABLE_CODES = new Set(
   (['DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED', 'ABORTED', 'INTERNAL', 'UNAVAILABLE'] as const).map((name) =>
@@ -207,6 +208,20 @@ const RETRYABLE_CODES = new Set(
 const RETRYABLE_HTTP = new Set([429, 500, 502, 503, 504]);
 // Compute reports quota and rate limits as HTTP 403 with one of these reasons: passing conditions.
 const RETRYABLE_REASONS = new Set(['quotaExceeded', 'rateLimitExceeded', 'userRateLimitExceeded']);
+// Refusals that say the platform is full, not that the request was wrong: the reasons above, and the
+// ErrorInfo reason Google's APIs give a quota refusal (gax puts it on the error as `reason`).
+const CAPACITY_REASONS = new Set([...RETRYABLE_REASONS, 'RATE_LIMIT_EXCEEDED']);
+const RESOURCE_EXHAUSTED = GRPC_NAMES.indexOf('RESOURCE_EXHAUSTED');
+// No answer, or one that says the server failed on the way: the request may have been carried out.
+const AMBIGUOUS_CODES = new Set(
+  (['UNKNOWN', 'DEADLINE_EXCEEDED', 'INTERNAL', 'UNAVAILABLE'] as const).map((name) =>
+    GRPC_NAMES.indexOf(name),
+  ),
+);
+const AMBIGUOUS_HTTP = new Set([500, 502, 503, 504]);
+// Transport failures before anything was sent: no connection (refused) or no address (DNS). Any other
+// (ECONNRESET, socket hang up, ETIMEDOUT, EPIPE) may come after the request went out.
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
 
 export interface ApiErrorFacts {
   code?: number;
@@ -216,6 +231,11 @@ export interface ApiErrorFacts {
   message: string;
   /** A CredentialsError: the API was never asked, so none of the above is the API's. */
   credentials?: boolean;
+  /**
+   * The system error of a call that got no answer (ECONNRESET, ECONNREFUSED, ...), from the error's
+   * causes: gax reports them all as UNAVAILABLE, with gaxios's error, then node-fetch's, as causes.
+   */
+  transport?: string;
 }
 
 // gax keeps the raw error body under this global symbol (google-gax 6, fallbackServiceStub).
@@ -242,12 +262,25 @@ export function apiErrorFacts(err: unknown): ApiErrorFacts {
       if (typeof reason === 'string') reasons.push(reason);
     }
   }
+  const transport = systemErrorOf(err);
   return {
     code: typeof e.code === 'number' ? e.code : undefined,
     httpStatus: typeof e.httpStatusCode === 'number' ? e.httpStatusCode : undefined,
     reasons,
     message: err instanceof Error ? err.message : String(err),
+    ...(transport === undefined ? {} : { transport }),
   };
+}
+
+/** The first system error code (E...) among an error's causes. */
+function systemErrorOf(err: unknown): string | undefined {
+  let cause = (err as { cause?: unknown } | null)?.cause;
+  for (let depth = 0; depth < 5 && typeof cause === 'object' && cause !== null; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z0-9_]+$/.test(code)) return code;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 export function isRetryable(facts: ApiErrorFacts): boolean {
@@ -257,6 +290,27 @@ export function isRetryable(facts: ApiErrorFacts): boolean {
     (facts.httpStatus !== undefined && RETRYABLE_HTTP.has(facts.httpStatus)) ||
     facts.reasons.some((reason) => RETRYABLE_REASONS.has(reason))
   );
+}
+
+/** A refusal that says the platform is full (429, RESOURCE_EXHAUSTED, a quota or rate limit). */
+export function isCapacity(facts: ApiErrorFacts): boolean {
+  if (facts.credentials === true) return false;
+  return (
+    facts.httpStatus === 429 ||
+    facts.code === RESOURCE_EXHAUSTED ||
+    facts.reasons.some((reason) => CAPACITY_REASONS.has(reason))
+  );
+}
+
+/**
+ * The request may have reached the API and been carried out, its answer lost: a timeout, a reset
+ * connection, a 5xx. Not when nothing was sent: no credentials, a refused connection, no DNS answer.
+ */
+export function isAmbiguous(facts: ApiErrorFacts): boolean {
+  if (facts.credentials === true) return false;
+  if (facts.httpStatus !== undefined) return AMBIGUOUS_HTTP.has(facts.httpStatus);
+  if (facts.transport !== undefined && NOT_SENT.has(facts.transport)) return false;
+  return facts.code !== undefined && AMBIGUOUS_CODES.has(facts.code);
 }
 
 /** 404 in any of its forms: the HTTP status, gax's NOT_FOUND, or Compute's `notFound` reason. */
@@ -271,14 +325,26 @@ export function describeApiError(err: unknown): string {
     facts.code === undefined ? undefined : (GRPC_NAMES[facts.code] ?? `code ${facts.code}`),
     facts.httpStatus === undefined ? undefined : `HTTP ${facts.httpStatus}`,
     ...facts.reasons,
+    facts.transport,
   ].filter((part) => part !== undefined);
   return status.length === 0 ? facts.message : `${facts.message} (${status.join(', ')})`;
 }
 
-/** A client's error as a LaunchError: `what` says what was being launched. */
+/**
+ * A client's error as a LaunchError: `what` says what was being launched. A full platform is
+ * `capacity`; a lost answer is `ambiguous` (look for the launch before making it again); both, and
+ * any passing condition, are retryable.
+ */
 export function launchErrorFrom(err: unknown, what: string): LaunchError {
   if (err instanceof LaunchError) return err;
-  return new LaunchError(`${what} failed: ${describeApiError(err)}`, isRetryable(apiErrorFacts(err)), {
+  const facts = apiErrorFacts(err);
+  const capacity = isCapacity(facts);
+  const ambiguous = !capacity && isAmbiguous(facts);
+  const retryable = capacity || ambiguous || isRetryable(facts);
+  const lost = ambiguous ? '; it may have been carried out before its answer was lost' : '';
+  return new LaunchError(`${what} failed: ${describeApiError(err)}${lost}`, retryable, {
     cause: err,
+    ambiguous,
+    capacity,
   });
 }
