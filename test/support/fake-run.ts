@@ -4,120 +4,42 @@
 //   the Execution being started, as the real API does. The JSON must carry `@type`: gax decodes
 //   `metadata` as a google.protobuf.Any, then the Any's bytes as an Execution.
 // - `GET .../operations/OP` answers that operation again (with its metadata, always).
+// - `GET .../jobs/J/executions` lists the job's executions newest first (pageSize, pageToken), as
+//   the real API does ("Results are sorted by creation time, descending":
+//   https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions/list).
+//   showDeleted is accepted and changes nothing: a forgotten execution is not listed.
 // - `GET .../jobs/J/executions/E` answers the Execution in the state a test gave it (`settle`):
 //   running until then, with the counts, completionTime and `Completed` condition Cloud Run sets.
+//   Its `template` holds the container as the RunJob overrides made it (env, args, timeout): the
+//   overrides "will be applied to update the execution or task spec" (RunJobRequest.overrides,
+//   https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs/run). The double's
+//   job has no env or args of its own, so the template's env is exactly the overrides' env.
 // - `GET .../executions/E/tasks` lists its one task, with `lastAttemptResult` once it ended.
 // - `POST .../executions/E:cancel` cancels a running execution and answers an Operation; one already
 //   complete answers 400 FAILED_PRECONDITION. An unknown or forgotten execution answers 404.
 // Enums go out as numbers when the client asks for `enum-encoding=int` (gax does), as names otherwise.
 //
-// Also the recording server both doubles (this one and fake-compute.ts) are built on: every request
-// is kept (method, path, query, parsed JSON body, headers), and the next N calls can be told to fail
-// with a status and a Google-style error body.
-import http from 'node:http';
-import { once } from 'node:events';
+// For bursts (FakeRunOptions): a limit of running executions and a rate limit on RunJob, both
+// answered 429 RESOURCE_EXHAUSTED; executions that succeed by themselves after a while; and a hook
+// when an execution ends. Lost answers come from the recording server (recording-server.ts):
+// `run.dropNextAnswers(1, isRunJob)` starts the execution, then resets the connection.
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import {
+  googleError,
+  startRecordingServer,
+  type ApiAnswer,
+  type RecordedRequest,
+  type RecordingServer,
+} from './recording-server.ts';
 
-export interface RecordedRequest {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  /** The body parsed as JSON; undefined when empty or not JSON. */
-  body: unknown;
-  rawBody: string;
-  headers: http.IncomingHttpHeaders;
-}
-
-export interface ApiAnswer {
-  status: number;
-  body: unknown;
-}
-
-/** The canonical status names of HTTP statuses, as Google's JSON errors carry them. */
-const STATUS_NAMES: Record<number, string> = {
-  400: 'INVALID_ARGUMENT',
-  401: 'UNAUTHENTICATED',
-  403: 'PERMISSION_DENIED',
-  404: 'NOT_FOUND',
-  409: 'ALREADY_EXISTS',
-  429: 'RESOURCE_EXHAUSTED',
-  500: 'INTERNAL',
-  503: 'UNAVAILABLE',
-  504: 'DEADLINE_EXCEEDED',
-};
-
-/** A Google JSON error: `{ error: { code, message, status } }` (Compute adds errors[] instead). */
-export function googleError(status: number, message: string, extra: Record<string, unknown> = {}): ApiAnswer {
-  return { status, body: { error: { code: status, message, status: STATUS_NAMES[status], ...extra } } };
-}
-
-export interface RecordingServer {
-  /** http://127.0.0.1:PORT, for RUN_API_ENDPOINT / COMPUTE_API_ENDPOINT. */
-  endpoint: string;
-  requests: RecordedRequest[];
-  /**
-   * The next `count` calls answer `answer` (e.g. googleError(429, 'slow down')) instead; with
-   * `matching`, the next `count` calls it accepts, while the others are answered as usual.
-   */
-  failNext(count: number, answer: ApiAnswer, matching?: (request: RecordedRequest) => boolean): void;
-  close(): Promise<void>;
-}
-
-/** A loopback server that records every request and answers with `route` (or a queued failure). */
-export async function startRecordingServer(
-  route: (request: RecordedRequest) => ApiAnswer,
-): Promise<RecordingServer> {
-  const requests: RecordedRequest[] = [];
-  const failures: { answer: ApiAnswer; matching?: (request: RecordedRequest) => boolean }[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const rawBody = Buffer.concat(chunks).toString('utf8');
-      let body: unknown;
-      try {
-        body = rawBody === '' ? undefined : JSON.parse(rawBody);
-      } catch {
-        body = undefined;
-      }
-      const url = new URL(req.url ?? '/', 'http://fake');
-      const request = {
-        method: req.method ?? '',
-        path: url.pathname,
-        query: url.searchParams,
-        body,
-        rawBody,
-      };
-      const recorded: RecordedRequest = { ...request, headers: req.headers };
-      requests.push(recorded);
-      let answer: ApiAnswer;
-      try {
-        const failure = failures.findIndex(({ matching }) => matching?.(recorded) ?? true);
-        answer = failure < 0 ? route(recorded) : failures.splice(failure, 1)[0].answer;
-      } catch (err) {
-        answer = googleError(500, `the test double failed: ${(err as Error).message}`);
-      }
-      res.writeHead(answer.status, { 'content-type': 'application/json; charset=UTF-8' });
-      res.end(JSON.stringify(answer.body));
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    requests,
-    failNext(count, answer, matching) {
-      for (let i = 0; i < count; i++) failures.push({ answer, matching });
-    },
-    async close() {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-}
+export {
+  googleError,
+  startRecordingServer,
+  type ApiAnswer,
+  type RecordedRequest,
+  type RecordingServer,
+  type RequestMatcher,
+} from './recording-server.ts';
 
 export type ExecutionOutcome =
   | { phase: 'succeeded' }
@@ -125,12 +47,43 @@ export type ExecutionOutcome =
   | { phase: 'failed'; exitCode?: number; termSignal?: number; message?: string }
   | { phase: 'cancelled' };
 
+/** An execution that ended, as onExecutionEnded sees it. */
+export interface EndedExecution {
+  name: string;
+  /** The container's env as the RunJob overrides set it (JOB_ID, ATTEMPT, ...). */
+  env: Record<string, string>;
+  outcome: ExecutionOutcome;
+}
+
+export interface FakeRunOptions {
+  /**
+   * RunJob answers 429 RESOURCE_EXHAUSTED while this many executions have not completed (Cloud
+   * Run's "Maximum number of running Job executions" is 1000 per project and region:
+   * https://cloud.google.com/run/quotas). The wording of the refusal is the double's own.
+   */
+  maxRunning?: number;
+  /**
+   * RunJob answers 429 RESOURCE_EXHAUSTED once this many were accepted in the last second, worded
+   * as Google words its quota refusals (the real limit is "Job run requests per minute per region").
+   */
+  runJobsPerSecond?: number;
+  /** An execution succeeds by itself (exit 0) this many seconds after it was started. */
+  executionSeconds?: number;
+  /** Called when an execution ends: by itself, by settle, or by a cancel. */
+  onExecutionEnded?: (execution: EndedExecution) => void;
+}
+
 interface StoredExecution {
   name: string;
   job: string;
   createTime: string;
+  /** Its place in creation order: the listing's order and page tokens. */
+  seq: number;
+  container: { name: string; env: Record<string, string>; args?: string[] };
+  timeoutSeconds?: number;
   outcome?: ExecutionOutcome;
   completionTime?: string;
+  timer?: NodeJS.Timeout;
 }
 
 export type FakeRun = RecordingServer & {
@@ -140,15 +93,26 @@ export type FakeRun = RecordingServer & {
   settle(execution: string, outcome: ExecutionOutcome): void;
   /** Forgets an execution: it answers 404 from now on (deleted, or never known). */
   forget(execution: string): void;
+  /** The executions not completed yet. */
+  running(): number;
   /** The next runs answer an operation without metadata, as if the Execution were not named yet. */
   runWithoutMetadata: boolean;
 };
 
 const RUN_JOB = /^\/v2\/projects\/([^/]+)\/locations\/([^/]+)\/jobs\/([^/:]+):run$/;
 const OPERATION = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/operations\/[^/:]+)$/;
+const LIST_EXECUTIONS = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/:]+)\/executions$/;
 const EXECUTION =
   /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/]+\/executions\/[^/:]+)(:cancel|\/tasks)?$/;
 const EXECUTION_TYPE = 'type.googleapis.com/google.cloud.run.v2.Execution';
+const WORKER_IMAGE = 'europe-west1-docker.pkg.dev/acme/pipeline/worker:1';
+const DEFAULT_PAGE_SIZE = 100;
+
+/** A RunJob request, for failNext, dropNextAnswers and stallNextAnswers. */
+export const isRunJob = (request: RecordedRequest) => request.method === 'POST' && RUN_JOB.test(request.path);
+/** A ListExecutions request. */
+export const isListExecutions = (request: RecordedRequest) =>
+  request.method === 'GET' && LIST_EXECUTIONS.test(request.path);
 
 // The enum values of google.cloud.run.v2.Condition, for answers with enum-encoding=int.
 const CONDITION_STATES = {
@@ -159,10 +123,20 @@ const CONDITION_STATES = {
 };
 const EXECUTION_REASONS = { NON_ZERO_EXIT_CODE: 2, CANCELLED: 3 };
 
-export async function startFakeRun(): Promise<FakeRun> {
+interface RunJobBody {
+  overrides?: {
+    containerOverrides?: { name?: string; env?: { name: string; value?: string }[]; args?: string[] }[];
+    timeout?: string;
+  };
+}
+
+export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRun> {
   const executions: string[] = [];
   const stored = new Map<string, StoredExecution>();
   const operations = new Map<string, { name: string; execution: string }>();
+  /** When the runs of the last second were accepted (ms), for runJobsPerSecond. */
+  const accepted: number[] = [];
+  let seq = 0;
 
   function operationBody(name: string, execution: StoredExecution, withMetadata: boolean) {
     const metadata = {
@@ -175,12 +149,67 @@ export async function startFakeRun(): Promise<FakeRun> {
     return { name, ...(withMetadata ? { metadata } : {}), done: execution.completionTime !== undefined };
   }
 
-  function run(project: string, location: string, job: string): ApiAnswer {
+  /** Why RunJob is refused now (maxRunning, runJobsPerSecond), or undefined. */
+  function refusal(project: string, location: string): ApiAnswer | undefined {
+    const { maxRunning, runJobsPerSecond } = options;
+    if (maxRunning !== undefined && fake.running() >= maxRunning) {
+      // The double's own wording: no real message for this limit was found to copy.
+      return googleError(
+        429,
+        `Resource exhausted: project ${project} already has ${maxRunning} running job executions in region ${location}, the maximum. Wait for executions to complete; see https://cloud.google.com/run/quotas.`,
+      );
+    }
+    const now = Date.now();
+    while (accepted.length > 0 && accepted[0] <= now - 1000) accepted.shift();
+    if (runJobsPerSecond !== undefined && accepted.length >= runJobsPerSecond) {
+      // Worded as Google's quota refusals are (the metric and limit as the Cloud Run quotas page names them).
+      return googleError(
+        429,
+        "Quota exceeded for quota metric 'Job run requests' and limit 'Job run requests per minute per region' of service 'run.googleapis.com' for consumer 'project_number:123456789012'.",
+        {
+          details: [
+            {
+              '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+              reason: 'RATE_LIMIT_EXCEEDED',
+              domain: 'googleapis.com',
+              metadata: { service: 'run.googleapis.com', quota_location: location },
+            },
+          ],
+        },
+      );
+    }
+    return undefined;
+  }
+
+  function run(project: string, location: string, job: string, body: RunJobBody): ApiAnswer {
+    const refused = refusal(project, location);
+    if (refused !== undefined) return refused;
+    accepted.push(Date.now());
     const parent = `projects/${project}/locations/${location}`;
     const name = `${parent}/jobs/${job}/executions/${job}-${randomBytes(3).toString('hex').slice(0, 5)}`;
-    const execution = { name, job, createTime: new Date().toISOString() };
+    const override = body.overrides?.containerOverrides?.[0];
+    const env = Object.fromEntries((override?.env ?? []).map((e) => [e.name, e.value ?? '']));
+    const timeout = body.overrides?.timeout;
+    const execution: StoredExecution = {
+      name,
+      job,
+      createTime: new Date().toISOString(),
+      seq: ++seq,
+      container: {
+        name: override?.name ?? 'worker',
+        env,
+        ...(override?.args ? { args: override.args } : {}),
+      },
+      ...(timeout === undefined ? {} : { timeoutSeconds: Number.parseFloat(timeout) }),
+    };
     executions.push(name);
     stored.set(name, execution);
+    if (options.executionSeconds !== undefined) {
+      execution.timer = setTimeout(
+        () => fake.settle(name, { phase: 'succeeded' }),
+        options.executionSeconds * 1000,
+      );
+    }
     const operation = `${parent}/operations/${randomBytes(8).toString('hex')}`;
     operations.set(operation, { name: operation, execution: name });
     return { status: 200, body: operationBody(operation, execution, !fake.runWithoutMetadata) };
@@ -188,7 +217,7 @@ export async function startFakeRun(): Promise<FakeRun> {
 
   function executionBody(execution: StoredExecution, numericEnums: boolean) {
     const enumOf = (names: Record<string, number>, name: string) => (numericEnums ? names[name] : name);
-    const { outcome, completionTime } = execution;
+    const { outcome, completionTime, container } = execution;
     const counts = {
       succeededCount: outcome?.phase === 'succeeded' ? 1 : 0,
       failedCount: outcome?.phase === 'failed' ? 1 : 0,
@@ -213,6 +242,18 @@ export async function startFakeRun(): Promise<FakeRun> {
         executionReason,
       };
     })();
+    const template = {
+      containers: [
+        {
+          name: container.name,
+          image: WORKER_IMAGE,
+          env: Object.entries(container.env).map(([name, value]) => ({ name, value })),
+          ...(container.args === undefined ? {} : { args: container.args }),
+        },
+      ],
+      maxRetries: 0,
+      timeout: `${execution.timeoutSeconds ?? 600}s`,
+    };
     return {
       name: execution.name,
       uid: execution.name.split('/').at(-1),
@@ -222,12 +263,28 @@ export async function startFakeRun(): Promise<FakeRun> {
       ...(completionTime === undefined ? {} : { completionTime }),
       taskCount: 1,
       parallelism: 1,
+      template,
       ...counts,
       conditions: [
         { type: 'ResourcesAvailable', state: enumOf(CONDITION_STATES, 'CONDITION_SUCCEEDED') },
         { type: 'Started', state: enumOf(CONDITION_STATES, 'CONDITION_SUCCEEDED') },
         { type: 'Completed', ...completed, state: enumOf(CONDITION_STATES, completed.state) },
       ],
+    };
+  }
+
+  /** One page of a job's executions, newest first; the page token is the last one's `seq`. */
+  function listBody(jobName: string, query: URLSearchParams, numericEnums: boolean) {
+    const pageSize = Number(query.get('pageSize') ?? '') || DEFAULT_PAGE_SIZE;
+    const after = query.get('pageToken') ? Number(query.get('pageToken')) : Infinity;
+    const newestFirst = [...stored.values()]
+      .filter((e) => e.name.startsWith(`${jobName}/executions/`) && e.seq < after)
+      .sort((a, b) => b.seq - a.seq);
+    const page = newestFirst.slice(0, pageSize);
+    const more = newestFirst.length > pageSize;
+    return {
+      executions: page.map((e) => executionBody(e, numericEnums)),
+      ...(more ? { nextPageToken: String(page.at(-1)!.seq) } : {}),
     };
   }
 
@@ -267,14 +324,20 @@ export async function startFakeRun(): Promise<FakeRun> {
     return { status: 200, body: operationBody(operation, execution, true) };
   }
 
-  const server = await startRecordingServer(({ method, path, query }) => {
+  const server = await startRecordingServer(({ method, path, query, body }) => {
     const numericEnums = (query.get('$alt') ?? '').includes('enum-encoding=int');
     const running = RUN_JOB.exec(path);
-    if (method === 'POST' && running !== null) return run(running[1], running[2], running[3]);
+    if (method === 'POST' && running !== null) {
+      return run(running[1], running[2], running[3], (body ?? {}) as RunJobBody);
+    }
     const operation = OPERATION.exec(path);
     const known = operation === null ? undefined : operations.get(operation[1]);
     if (method === 'GET' && known !== undefined) {
       return { status: 200, body: operationBody(known.name, stored.get(known.execution)!, true) };
+    }
+    const list = LIST_EXECUTIONS.exec(path);
+    if (method === 'GET' && list !== null) {
+      return { status: 200, body: listBody(list[1], query, numericEnums) };
     }
     const match = EXECUTION.exec(path);
     const execution = match === null ? undefined : stored.get(match[1]);
@@ -288,17 +351,28 @@ export async function startFakeRun(): Promise<FakeRun> {
     if (execution !== undefined && method === 'POST' && match![2] === ':cancel') return cancel(execution);
     return googleError(404, `no route ${method} ${path}`);
   });
+  const closeServer = server.close;
   const fake: FakeRun = Object.assign(server, {
     executions,
     runWithoutMetadata: false,
     settle(name: string, outcome: ExecutionOutcome) {
       const execution = stored.get(name);
       if (execution === undefined) throw new Error(`the fake never started ${name}`);
+      clearTimeout(execution.timer);
       execution.outcome = outcome;
       execution.completionTime = new Date().toISOString();
+      options.onExecutionEnded?.({ name, env: { ...execution.container.env }, outcome });
     },
     forget(name: string) {
+      clearTimeout(stored.get(name)?.timer);
       stored.delete(name);
+    },
+    running() {
+      return [...stored.values()].filter((e) => e.completionTime === undefined).length;
+    },
+    async close() {
+      for (const execution of stored.values()) clearTimeout(execution.timer);
+      await closeServer();
     },
   });
   return fake;
