@@ -17,13 +17,40 @@
 //
 // inspect and cancel take what launch returned: the execution's name, or, when RunJob's answer did
 // not name the execution, the operation's name, which is resolved through the operation's metadata.
-import { LaunchError, type LaunchRequest, type Launcher, type RunStatus } from '@pipeline/core';
+//
+// RunJob goes out once, with a deadline. In @google-cloud/run 4.2.0, jobs_client_config.json gives
+// RunJob the "non_idempotent" retry codes (line 43, an empty list at line 5), so gax does not resend
+// it (google-gax 6.17 createApiCall.js line 192 retries only with retry codes); `retry: null` keeps
+// it so whatever a later config says, since a resent RunJob is a second execution. The default
+// timeout is 60 s (initial_rpc_timeout_millis, line 16); RUN_JOB_TIMEOUT_MS is shorter, so that a
+// lost answer is known as lost soon. A failure that may have started the execution (no answer, or a
+// 5xx) is a LaunchError with `ambiguous` (clients.ts, launchErrorFrom): find looks for it.
+//
+// find lists the job's executions and matches the attempt by the env its RunJob set (JOB_ID and
+// ATTEMPT, worker-env.ts). The overrides show in the execution: RunJobRequest.overrides "will be
+// applied to update the execution or task spec"
+// (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs/run), and the
+// Execution's `template` is "the template used to create tasks for this execution", containers and
+// their env included (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions).
+// ListExecutions sorts "by creation time, descending", pages with pageSize and pageToken, and lists
+// deleted (unexpired) executions with showDeleted
+// (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions/list).
+import {
+  LaunchError,
+  type FoundLaunch,
+  type Job,
+  type LaunchRequest,
+  type LaunchResult,
+  type Launcher,
+  type RunStatus,
+} from '@pipeline/core';
 import type { protos } from '@google-cloud/run';
 import {
   apiErrorFacts,
   describeApiError,
   FAILED_PRECONDITION,
   isNotFound,
+  PERMISSION_DENIED,
   launchErrorFrom,
   type ExecutionsClient,
   type JobsClient,
@@ -45,9 +72,31 @@ export interface CloudRunJobLauncherSettings {
   image?: string;
   /** The Run API clients, created on first use (see clients.ts: jobsClient, executionsClient, tasksClient). */
   client: () => Promise<Pick<JobsClient, 'runJob' | 'checkRunJobProgress'>>;
-  executions: () => Promise<Pick<ExecutionsClient, 'getExecution' | 'cancelExecution'>>;
+  executions: () => Promise<Pick<ExecutionsClient, 'getExecution' | 'cancelExecution' | 'listExecutions'>>;
   tasks: () => Promise<Pick<TasksClient, 'listTasks'>>;
+  /** How long a RunJob's answer is waited for (RUN_JOB_TIMEOUT_MS unless a test says otherwise). */
+  runJobTimeoutMs?: number;
+  /** Executions per page of find's listing (FIND_PAGE_SIZE), and how many pages at most (FIND_MAX_PAGES). */
+  findPageSize?: number;
+  findMaxPages?: number;
 }
+
+/** How long a RunJob's answer is waited for before it counts as lost. */
+export const RUN_JOB_TIMEOUT_MS = 20_000;
+/** How long any other call is waited for: the next pass (reconcile, or find) asks again. */
+const CALL_TIMEOUT_MS = 30_000;
+/**
+ * find stops at executions created this long before the attempt's launchedAt: createTime is the
+ * execution controller's clock, "not guaranteed to be set in happens-before order", and the
+ * dispatcher's clock may differ from it.
+ */
+export const FIND_MARGIN_MS = 5 * 60_000;
+export const FIND_PAGE_SIZE = 100;
+/**
+ * Pages enough for a job's retained executions (1,000 completed per job, plus up to 1,000 running
+ * per region: https://cloud.google.com/run/quotas); past them find says unknown, never absent.
+ */
+export const FIND_MAX_PAGES = 25;
 
 /** The Cloud Run limit of a task's timeout (168 hours); longer work belongs on a VM. */
 export const CLOUD_RUN_MAX_TIMEOUT_SECONDS = 168 * 3600;
@@ -74,7 +123,7 @@ export class CloudRunJobLauncher implements Launcher {
     return `projects/${project}/locations/${region}/jobs/${job}`;
   }
 
-  async launch(request: LaunchRequest): Promise<{ execution: string }> {
+  async launch(request: LaunchRequest): Promise<LaunchResult> {
     const { job, env, args } = request;
     const what = `Cloud Run job ${this.jobName} (job ${job.id}, attempt ${job.attempt})`;
     const image = job.template?.image;
@@ -101,14 +150,18 @@ export class CloudRunJobLauncher implements Launcher {
     let operation;
     try {
       const client = await this.settings.client();
-      [operation] = await client.runJob({
-        name: this.jobName,
-        overrides: {
-          containerOverrides: [containerOverride],
-          taskCount: 1,
-          ...(timeoutSeconds === undefined ? {} : { timeout: { seconds: timeoutSeconds } }),
+      [operation] = await client.runJob(
+        {
+          name: this.jobName,
+          overrides: {
+            containerOverrides: [containerOverride],
+            taskCount: 1,
+            ...(timeoutSeconds === undefined ? {} : { timeout: { seconds: timeoutSeconds } }),
+          },
         },
-      });
+        // Once, and not waited for longer than this: see the top of this file.
+        { retry: null, timeout: this.settings.runJobTimeoutMs ?? RUN_JOB_TIMEOUT_MS },
+      );
     } catch (err) {
       throw launchErrorFrom(err, `running ${what}`);
     }
@@ -124,6 +177,58 @@ export class CloudRunJobLauncher implements Launcher {
     return { execution };
   }
 
+  /**
+   * The execution of `job`'s current attempt, looked for among the job's executions (newest first)
+   * down to those created before the attempt's launch (less FIND_MARGIN_MS), or to the end. Absent
+   * only when the listing covered that whole time; a RunJob still under way on Cloud Run's side
+   * when find lists is not seen, so find is for after the launch's timeout.
+   */
+  async find(job: Job): Promise<FoundLaunch> {
+    const what = `the execution of job ${job.id} attempt ${job.attempt} among those of ${this.jobName}`;
+    const launchedAt = Date.parse(job.attempts?.find((a) => a.attempt === job.attempt)?.launchedAt ?? '');
+    // Without the attempt's launch time, only the end of the listing covers it.
+    const since = Number.isNaN(launchedAt) ? undefined : launchedAt - FIND_MARGIN_MS;
+    const pageSize = this.settings.findPageSize ?? FIND_PAGE_SIZE;
+    const maxPages = this.settings.findMaxPages ?? FIND_MAX_PAGES;
+    let pageToken: string | undefined;
+    for (let page = 0; page < maxPages; page++) {
+      let executions: Execution[];
+      let nextPageToken: string | null | undefined;
+      try {
+        const client = await this.settings.executions();
+        // showDeleted: an execution deleted since it started did start; launching again would be a second run.
+        [executions, , { nextPageToken }] = await client.listExecutions(
+          { parent: this.jobName, pageSize, showDeleted: true, ...(pageToken ? { pageToken } : {}) },
+          { autoPaginate: false, timeout: CALL_TIMEOUT_MS },
+        );
+      } catch (err) {
+        return { kind: 'unknown', reason: `looking for ${what} failed: ${listingProblem(err)}` };
+      }
+      const found = executions.find((execution) => this.ranAttempt(execution, job));
+      if (found?.name) return { kind: 'found', execution: found.name };
+      if (since !== undefined && executions.some((execution) => createdBefore(execution, since))) {
+        return { kind: 'absent' }; // newest first: the rest are older still
+      }
+      if (!nextPageToken) return { kind: 'absent' };
+      pageToken = nextPageToken;
+    }
+    return {
+      kind: 'unknown',
+      reason: `${what}: not in the newest ${maxPages * pageSize} executions, which do not reach back to its launch`,
+    };
+  }
+
+  /** Whether the execution's container (the overridden one) has this attempt's JOB_ID and ATTEMPT. */
+  private ranAttempt(execution: Execution, job: Job): boolean {
+    const { container } = this.settings;
+    return (execution.template?.containers ?? [])
+      .filter((c) => container === undefined || c.name === container)
+      .some((c) => {
+        const env = new Map((c.env ?? []).map((e) => [e.name, e.value]));
+        return env.get('JOB_ID') === job.id && env.get('ATTEMPT') === String(job.attempt);
+      });
+  }
+
   async inspect(execution: string): Promise<RunStatus> {
     const resolved = await this.resolve(execution);
     if (typeof resolved !== 'string') return resolved;
@@ -131,7 +236,7 @@ export class CloudRunJobLauncher implements Launcher {
     try {
       const client = await this.settings.executions();
       // Bounded, as for Compute: the next reconcile pass asks again.
-      [found] = await client.getExecution({ name: resolved }, { timeout: 30_000 });
+      [found] = await client.getExecution({ name: resolved }, { timeout: CALL_TIMEOUT_MS });
     } catch (err) {
       if (isNotFound(apiErrorFacts(err))) return { kind: 'gone' };
       return {
@@ -215,6 +320,23 @@ export class CloudRunJobLauncher implements Launcher {
       return { kind: 'unknown', reason: `reading operation ${execution} failed: ${describeApiError(err)}` };
     }
   }
+}
+
+/** A failed listing for people: what to do about a refusal, else what the client said. */
+function listingProblem(err: unknown): string {
+  const facts = apiErrorFacts(err);
+  const described = describeApiError(err);
+  if (facts.httpStatus === 403 || facts.code === PERMISSION_DENIED) {
+    return `${described}; the dispatcher's service account needs run.executions.list on the job (roles/run.viewer, terraform/iam.tf)`;
+  }
+  return described;
+}
+
+/** Created before `since` (ms); an execution without a createTime is not. */
+function createdBefore(execution: Execution, since: number): boolean {
+  if (!execution.createTime) return false;
+  const created = Date.parse(isoTime(execution.createTime) ?? '');
+  return !Number.isNaN(created) && created < since;
 }
 
 /** Why an execution string names no execution: it is gone, or asking failed. */
