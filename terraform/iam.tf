@@ -159,7 +159,9 @@ resource "google_cloud_run_v2_job_iam_member" "dispatcher_runs_worker" {
 }
 
 # The reconciler's getExecution (run.executions.get) and listTasks (run.tasks.list), which
-# jobsExecutorWithOverrides lacks: without them a Cloud Run execution's end is never seen.
+# jobsExecutorWithOverrides lacks: without them a Cloud Run execution's end is never seen. And the
+# launcher's find (listExecutions, run.executions.list): after a lost RunJob answer, whether the
+# execution started, so that it is not launched twice.
 # roles/run.viewer, granted on the worker job: a job's executions and tasks are its children, and a
 # role on the job covers them (https://cloud.google.com/run/docs/managing/job-executions).
 resource "google_cloud_run_v2_job_iam_member" "dispatcher_reads_worker_executions" {

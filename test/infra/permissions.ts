@@ -122,6 +122,8 @@ const DOC = {
   runJob: 'https://cloud.google.com/run/docs/reference/rest/v1/namespaces.jobs/run',
   runPermissions: 'https://cloud.google.com/run/docs/reference/iam/permissions',
   getExecution: 'https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions/get',
+  listExecutions:
+    'https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions/list',
   createVm: 'https://cloud.google.com/compute/docs/access/create-enable-service-accounts-for-instances',
   insert: 'https://cloud.google.com/compute/docs/reference/rest/v1/instances/insert',
   computeRest: 'https://cloud.google.com/compute/docs/reference/rest/v1',
@@ -191,6 +193,16 @@ export const CALLS: Call[] = [
     permission: 'run.executions.get',
     resource: WORKER_JOB,
     doc: DOC.getExecution,
+    grant: 'google_cloud_run_v2_job_iam_member.dispatcher_reads_worker_executions',
+  },
+  {
+    id: 'list-executions',
+    what: "ExecutionsClient.listExecutions (find: an attempt's execution after RunJob's answer was lost)",
+    code: { file: RUN_LAUNCHER, text: 'client.listExecutions(' },
+    caller: 'dispatcher',
+    permission: 'run.executions.list',
+    resource: WORKER_JOB,
+    doc: DOC.listExecutions,
     grant: 'google_cloud_run_v2_job_iam_member.dispatcher_reads_worker_executions',
   },
   {
