@@ -1,7 +1,7 @@
 // The dispatcher's settings on Google Cloud, from the environment alone. Pure and table-tested: every
 // variable has a validator, and a bad one throws a ConfigError that names it.
 import path from 'node:path';
-import { parseDuration } from '@pipeline/core';
+import { DEFAULT_RUN_EXECUTIONS, DEFAULT_RUN_JOBS_PER_MINUTE, parseDuration } from '@pipeline/core';
 
 export class ConfigError extends Error {
   readonly code = 'CONFIG';
@@ -59,6 +59,13 @@ export interface CloudConfig {
   /** The address to listen on; all interfaces when unset (as Cloud Run wants). */
   host?: string;
   leaseMs: number;
+  /** What bounds launches (capacity.ts); VM vCPUs and GPUs also by the region's quotas, read from Compute. */
+  capacity: {
+    runExecutions: number;
+    runJobsPerMinute: number;
+    /** VM_MAX_VCPUS: at most this many vCPUs of VMs at once, below what the quota allows. */
+    vmCpus?: number;
+  };
   ledgerCollection: string;
   runApiEndpoint?: string;
   computeApiEndpoint?: string;
@@ -112,6 +119,14 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
     if (value !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(value))
       throw new ConfigError(name, `${JSON.stringify(value)} is not like http://host:port`);
     return value?.replace(/\/$/, '');
+  };
+  const count = (name: string, min: number, max: number, fallback?: number): number | undefined => {
+    const value = optional(name);
+    if (value === undefined) return fallback;
+    const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+    if (!(n >= min && n <= max))
+      throw new ConfigError(name, `${JSON.stringify(value)} is not a whole number from ${min} to ${max}`);
+    return n;
   };
   const duration = (name: string, fallback: string): number => {
     try {
@@ -205,10 +220,20 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
     port,
     host: optional('HOST'),
     leaseMs: duration('CLAIM_LEASE', '10m') * 1000,
+    capacity: {
+      // Cloud Run allows 1,000 running executions per project and region, and not one more.
+      runExecutions: count('RUN_MAX_EXECUTIONS', 1, 1000, DEFAULT_RUN_EXECUTIONS)!,
+      runJobsPerMinute: count('RUN_JOBS_PER_MINUTE', 1, 100_000, DEFAULT_RUN_JOBS_PER_MINUTE)!,
+      ...withDefined('vmCpus', count('VM_MAX_VCPUS', 1, 1_000_000)),
+    },
     ledgerCollection: matching('LEDGER_COLLECTION', /^[A-Za-z][\w-]{0,99}$/, 'a collection id', 'jobs'),
     runApiEndpoint: endpoint('RUN_API_ENDPOINT'),
     computeApiEndpoint: endpoint('COMPUTE_API_ENDPOINT'),
   };
+}
+
+function withDefined<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 /**

@@ -76,6 +76,17 @@ describe('parseConfig', () => {
     });
   });
 
+  it('bounds launches below Cloud Run\'s 1,000 executions by default, and reads the limits set', () => {
+    expect(parseConfig(VALID).capacity).toEqual({ runExecutions: 900, runJobsPerMinute: 60 });
+    const config = parseConfig({
+      ...VALID,
+      RUN_MAX_EXECUTIONS: '10',
+      RUN_JOBS_PER_MINUTE: '180',
+      VM_MAX_VCPUS: '24',
+    });
+    expect(config.capacity).toEqual({ runExecutions: 10, runJobsPerMinute: 180, vmCpus: 24 });
+  });
+
   it('takes endpoint overrides and PUSH_AUTH=off off Cloud Run', () => {
     const config = parseConfig({
       ...VALID,
@@ -132,6 +143,17 @@ describe('parseConfig', () => {
     [{ VM_LABEL: 'Staging' }, 'VM_LABEL', 'VM_LABEL: "Staging" is not a label value (a-z, 0-9, - and _)'],
     [{ VM_TIMEOUT_MARGIN: 'soon' }, 'VM_TIMEOUT_MARGIN', /^VM_TIMEOUT_MARGIN: /],
     [{ CLAIM_LEASE: '-5m' }, 'CLAIM_LEASE', /^CLAIM_LEASE: /],
+    [
+      { RUN_MAX_EXECUTIONS: '1001' },
+      'RUN_MAX_EXECUTIONS',
+      'RUN_MAX_EXECUTIONS: "1001" is not a whole number from 1 to 1000',
+    ],
+    [
+      { RUN_JOBS_PER_MINUTE: '0' },
+      'RUN_JOBS_PER_MINUTE',
+      'RUN_JOBS_PER_MINUTE: "0" is not a whole number from 1 to 100000',
+    ],
+    [{ VM_MAX_VCPUS: '2.5' }, 'VM_MAX_VCPUS', 'VM_MAX_VCPUS: "2.5" is not a whole number from 1 to 1000000'],
     [
       { RUN_API_ENDPOINT: '127.0.0.1:9000' },
       'RUN_API_ENDPOINT',

@@ -2,6 +2,7 @@
 // folder yet) it drops the bundled sample into the input folder, so a new user sees a job run and
 // its results land; it prints where each job's results are as it ends.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Job } from '@pipeline/core';
 import { createLogger } from '../logger.ts';
@@ -17,13 +18,19 @@ export interface LocalSettings {
   port: number;
   host: string;
   config: string;
+  /** LOCAL_CAPACITY: tasks run at once; the others wait QUEUED. Default: the machine's cores. */
+  capacity: number;
 }
 
 export function localSettings(env: NodeJS.ProcessEnv, flags: Partial<LocalSettings> = {}): LocalSettings {
   const port = flags.port ?? Number(env.PORT ?? 8080);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`PORT must be a port number, got ${env.PORT}`);
+  const capacity = flags.capacity ?? Number(env.LOCAL_CAPACITY ?? os.availableParallelism());
+  if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1000)
+    throw new Error(`LOCAL_CAPACITY must be a whole number from 1 to 1000, got ${env.LOCAL_CAPACITY}`);
   return {
+    capacity,
     dir: path.resolve(flags.dir ?? env.LOCAL_DIR ?? path.join(REPO, 'local')),
     port,
     host: flags.host ?? env.HOST ?? '127.0.0.1',
@@ -52,6 +59,7 @@ export async function runLocal(
     routing,
     port: settings.port,
     host: settings.host,
+    capacity: settings.capacity,
     logger: createLogger(),
     onJobEnded: describe,
     ...overrides,

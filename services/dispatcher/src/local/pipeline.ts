@@ -2,11 +2,13 @@
 // with local adapters (folders as buckets, node:sqlite as the ledger, child processes as both launch
 // targets, a folder watcher as the notification) and the HTTP API on loopback.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { FINAL_STATES, type Job, type RoutingConfig, type Target } from '@pipeline/core';
 import type { Logger } from 'pino';
+import type { CapacitySource } from '../launch-queue.ts';
 import { buildApp } from '../app.ts';
 import { Dispatcher } from '../dispatcher.ts';
 import { createLogger } from '../logger.ts';
@@ -33,6 +35,8 @@ export interface LocalPipelineOptions {
   quietMs?: number;
   /** How often the reconcile pass runs (launch due jobs, close lost runs); default 15 s, 0 never. */
   reconcileIntervalMs?: number;
+  /** How many tasks run at once, whatever their target; the others wait QUEUED. Default: the cores. */
+  capacity?: number;
 }
 
 export interface LocalPipeline {
@@ -86,6 +90,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     routing: options.routing,
     outputBucket: BUCKETS.output,
     logger,
+    capacity: localCapacity(options.capacity ?? os.availableParallelism()),
   });
 
   const watcher = new InputWatcher({
@@ -145,4 +150,15 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
       ledger.close();
     },
   };
+}
+
+/** Local mode: `slots` tasks at once, of either target; no Cloud Run limit or runJob rate applies. */
+export function localCapacity(slots: number): CapacitySource {
+  const limits = {
+    region: 'local',
+    runExecutions: Number.POSITIVE_INFINITY,
+    runJobsPerMinute: Number.POSITIVE_INFINITY,
+    total: slots,
+  };
+  return { limits: async () => limits };
 }
