@@ -32,6 +32,8 @@ export interface CloudConfig {
     timeoutMarginSeconds: number;
     /** The value of this deployment's `pipeline` label: the reaper touches no VM with another one. */
     label: string;
+    /** VM_ZONES: the zones of REGION a VM is tried in, in order, while they are out of capacity. */
+    zones: string[];
   };
   completionsTopic: string;
   /**
@@ -139,6 +141,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
   const region = matching('REGION', /^[a-z]+-[a-z]+\d+$/, 'a region like us-central1');
   const zone = matching('ZONE', /^[a-z]+-[a-z]+\d+-[a-z]$/, 'a zone like us-central1-a');
   if (!zone.startsWith(`${region}-`)) throw new ConfigError('ZONE', `${zone} is not in REGION ${region}`);
+  const vmZones = zoneList(optional('VM_ZONES'), zone, region);
   const port = Number(text('PORT', '8080'));
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new ConfigError('PORT', `${JSON.stringify(env.PORT)} is not a port number`);
@@ -199,6 +202,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
       spot: flag('VM_SPOT', false),
       timeoutMarginSeconds: duration('VM_TIMEOUT_MARGIN', '10m'),
       label: matching('VM_LABEL', /^[a-z0-9][a-z0-9_-]{0,62}$/, 'a label value (a-z, 0-9, - and _)', 'true'),
+      zones: vmZones,
     },
     completionsTopic,
     deadLetters,
@@ -234,6 +238,19 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
 
 function withDefined<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/** VM_ZONES, like "us-central1-a,us-central1-b": zones of REGION, each once; default [ZONE]. */
+function zoneList(value: string | undefined, zone: string, region: string): string[] {
+  if (value === undefined) return [zone];
+  const zones = value.split(',').map((z) => z.trim());
+  for (const z of zones) {
+    if (!/^[a-z]+-[a-z]+\d+-[a-z]$/.test(z))
+      throw new ConfigError('VM_ZONES', `${JSON.stringify(z)} is not a zone like us-central1-a`);
+    if (!z.startsWith(`${region}-`)) throw new ConfigError('VM_ZONES', `${z} is not in REGION ${region}`);
+  }
+  if (new Set(zones).size !== zones.length) throw new ConfigError('VM_ZONES', `${value} names a zone twice`);
+  return zones;
 }
 
 /**

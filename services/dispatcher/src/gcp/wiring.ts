@@ -52,6 +52,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
   const vm = new ComputeEngineLauncher({
     project: config.project,
     zone: config.zone,
+    zones: config.vm.zones,
     image: config.workerImage,
     serviceAccount: config.workerServiceAccount,
     defaultMachineType: config.vm.machineType,
