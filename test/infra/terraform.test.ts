@@ -250,8 +250,8 @@ describe('resources', () => {
     const rule = nested(resource('google_storage_bucket', 'output'), 'lifecycle_rule');
     const condition = nested(rule, 'condition');
     expect(condition.age).toBe('${var.log_retention_days}');
-    // Logs are <object path>/logs/attempt-N.log (dispatcher.ts): they share a suffix, not a prefix.
-    const dispatcher = fs.readFileSync(path.join(ROOT, 'services/dispatcher/src/dispatcher.ts'), 'utf8');
+    // Logs are <object path>/logs/attempt-N.log (launch-queue.ts): they share a suffix, not a prefix.
+    const dispatcher = fs.readFileSync(path.join(ROOT, 'services/dispatcher/src/launch-queue.ts'), 'utf8');
     expect(dispatcher).toMatch(/`\$\{prefix\}logs\/attempt-\$\{job\.attempt\}\.log`/);
     expect(condition.matches_suffix).toEqual(['.log']);
     expect(nested(rule, 'action').type).toBe('Delete');
@@ -331,7 +331,7 @@ describe('resources', () => {
     expect(database.name).toBe('(default)');
     expect(database.type).toBe('FIRESTORE_NATIVE');
     expect(tf.locals.ledger_collection).toBe('jobs');
-    const declared = ['jobs_by_state', 'jobs_by_rule'].map((name) => {
+    const declared = ['jobs_by_state', 'jobs_queued', 'jobs_by_rule'].map((name) => {
       const index = resource('google_firestore_index', name);
       expect(index.collection).toBe('${local.ledger_collection}');
       expect(index.query_scope).toBe('COLLECTION');

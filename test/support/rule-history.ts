@@ -18,7 +18,9 @@ export async function writeRuleHistory(ledger: Ledger, firstId: number): Promise
     const id = (firstId + i).toString(16).padStart(32, '0');
     const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
     const { job } = await ledger.claim(newJob(id, source, at(i * 10)), 1000);
-    const launched = transition(job, 'LAUNCHED', at(i * 10 + 1), { rule });
+    const queued = transition(job, 'QUEUED', at(i * 10 + 1), { rule });
+    if (!(await ledger.update(queued))) throw new Error(`could not queue ${id}`);
+    const launched = transition(queued, 'LAUNCHED', at(i * 10 + 1));
     if (!(await ledger.update(launched))) throw new Error(`could not launch ${id}`);
     if (!(await ledger.update(transition(launched, state, at(i * 10 + 2)))))
       throw new Error(`could not end ${id}`);

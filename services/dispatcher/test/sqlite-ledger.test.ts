@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { newJob, transition, type Job } from '@pipeline/core';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
 import { writeRuleHistory } from '../../../test/support/rule-history.ts';
+import { checkCapacityRecord, checkQueueOrder } from '../../../test/support/queue-contract.ts';
 
 const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
 const idOf = (n: number) => n.toString(16).padStart(32, '0');
@@ -39,17 +40,17 @@ describe('SqliteLedger', () => {
   it('never takes over a job that went past RECEIVED', async () => {
     const ledger = new SqliteLedger(':memory:');
     const { job } = await ledger.claim(newJob(idOf(3), source, at(0)), 1000);
-    await ledger.update(transition(job, 'LAUNCHED', at(1)));
+    await ledger.update(transition(job, 'QUEUED', at(1)));
     expect((await ledger.claim(newJob(idOf(3), source, at(999_999)), 1000)).claimed).toBe(false);
   });
 
   it('writes only over the version it read (compare-and-set)', async () => {
     const ledger = new SqliteLedger(':memory:');
     const { job } = await ledger.claim(newJob(idOf(4), source, at(0)), 1000);
-    const launched = transition(job, 'LAUNCHED', at(1));
-    expect(await ledger.update(launched)).toBe(true);
+    const queued = transition(job, 'QUEUED', at(1));
+    expect(await ledger.update(queued)).toBe(true);
     expect(await ledger.update(transition(job, 'IGNORED', at(2)))).toBe(false);
-    expect((await ledger.get(idOf(4)))!.state).toBe('LAUNCHED');
+    expect((await ledger.get(idOf(4)))!.state).toBe('QUEUED');
   });
 
   it('lists newest first, by state, in pages', async () => {
@@ -69,4 +70,10 @@ describe('SqliteLedger', () => {
     expect(ids((await ledger.list({ limit: 10, state: 'IGNORED' })).jobs)).toEqual([6, 4, 2]);
     await expect(ledger.list({ limit: 3, pageToken: 'bogus' })).rejects.toThrow(RangeError);
   });
+});
+
+describe('SqliteLedger and the launch queue', () => {
+  it('lists QUEUED jobs earliest dueBy first', () => checkQueueOrder(new SqliteLedger(':memory:'), 0x900));
+  it('writes the capacity record with compare-and-set', () =>
+    checkCapacityRecord(new SqliteLedger(':memory:')));
 });

@@ -4,6 +4,7 @@ import { newJob, transition, type Job } from '@pipeline/core';
 import { FIRESTORE_INDEXES, FirestoreLedger } from '../../src/gcp/firestore-ledger.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
 import { writeRuleHistory } from '../../../../test/support/rule-history.ts';
+import { checkCapacityRecord, checkQueueOrder } from '../../../../test/support/queue-contract.ts';
 
 const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
 const idOf = (n: number) => n.toString(16).padStart(32, '0');
@@ -106,6 +107,9 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
     await emulator?.stop();
   });
 
+  it('lists QUEUED jobs earliest dueBy first (the third index)', () => checkQueueOrder(ledger(), 0x900));
+  it('writes the capacity record with compare-and-set', () => checkCapacityRecord(ledger()));
+
   it("reads a rule's SUCCEEDED jobs, newest first, at most as many as asked", async () => {
     const jobs = ledger();
     const wanted = await writeRuleHistory(jobs, 0x500);
@@ -149,7 +153,7 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
   it('never takes over a job that went past RECEIVED', async () => {
     const jobs = ledger();
     const { job } = await jobs.claim(newJob(idOf(3), source, at(0)), 1000);
-    const launched = transition(job, 'LAUNCHED', at(1));
+    const launched = transition(job, 'QUEUED', at(1));
     expect(await jobs.update(launched)).toBe(true);
     expect(await jobs.claim(newJob(idOf(3), source, at(999_999)), 1000)).toEqual({
       claimed: false,
@@ -160,7 +164,7 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
   it('writes only over the version it read (compare-and-set)', async () => {
     const jobs = ledger();
     const { job } = await jobs.claim(newJob(idOf(4), source, at(0)), 1000);
-    const launched = transition(job, 'LAUNCHED', at(1));
+    const launched = transition(job, 'QUEUED', at(1));
     expect(await jobs.update(launched)).toBe(true);
     expect(await jobs.update(transition(job, 'IGNORED', at(2)))).toBe(false);
     expect(await jobs.get(idOf(4))).toEqual(launched);
@@ -171,7 +175,7 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
     const jobs = ledger();
     const { job } = await jobs.claim(newJob(idOf(6), source, at(0)), 1000);
     const attempts = Array.from({ length: 10 }, (_, n) =>
-      transition(job, 'LAUNCHED', at(1), { execution: `e${n}` }),
+      transition(job, 'QUEUED', at(1), { execution: `e${n}` }),
     );
     const won = await Promise.all(attempts.map((next) => jobs.update(next)));
     expect(won.filter(Boolean)).toHaveLength(1);
@@ -181,7 +185,7 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
   it('releases a job only at its stored version', async () => {
     const jobs = ledger();
     const { job } = await jobs.claim(newJob(idOf(7), source, at(0)), 1000);
-    const launched = transition(job, 'LAUNCHED', at(1));
+    const launched = transition(job, 'QUEUED', at(1));
     await jobs.update(launched);
     expect(await jobs.release(job)).toBe(false);
     expect(await jobs.get(idOf(7))).toEqual(launched);

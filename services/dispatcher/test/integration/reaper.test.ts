@@ -87,7 +87,10 @@ async function job(state: JobState, changedMinutesAgo: number, timeoutSeconds?: 
     spot: false,
     ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
   };
-  let stored = transition(received, 'LAUNCHED', minutesAgo(59), { target: 'vm', template });
+  let stored = transition(transition(received, 'QUEUED', minutesAgo(59)), 'LAUNCHED', minutesAgo(59), {
+    target: 'vm',
+    template,
+  });
   if (state !== 'LAUNCHED') stored = transition(stored, state, minutesAgo(changedMinutesAgo));
   await ledger.claim(stored, 600_000); // the claim stores the job as given
   return stored;

@@ -74,7 +74,10 @@ export function testLaunchRequest(
   );
   const outputUri = `gs://acme-output/${object.name}/`;
   const logsUri = `${outputUri}logs/attempt-1.log`;
-  const job = transition(received, 'LAUNCHED', at, { target, template: full, outputUri, logsUri });
+  const queued = transition(received, 'QUEUED', at, { target, template: full, outputUri, logsUri });
+  const job = transition(queued, 'LAUNCHED', at, {
+    attempts: [{ attempt: 1, target, logsUri, launchedAt: at }],
+  });
   const env = workerEnvironment(job, full, { inputUri: `gs://${object.bucket}/${object.name}`, outputUri });
   return { job, target, env, args: full.args, logsUri };
 }

@@ -55,7 +55,7 @@ describe('every VM the launcher makes', () => {
       const at = new Date().toISOString();
       const job = transition(
         newJob(jobIdFor('in', object.name, '1'), { kind: 'object', object }, at),
-        'LAUNCHED',
+        'QUEUED',
         at,
         { target: 'vm', template: full },
       );
