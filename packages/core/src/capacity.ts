@@ -32,7 +32,7 @@ export interface CapacityLimits {
   runJobsPerMinute: number;
   /** vCPUs of this deployment's VMs at once (configured, or what the region's quota leaves); absent: unknown. */
   vmCpus?: number;
-  /** The region's whole vCPU quota: a VM that needs more can never run. */
+  /** The most vCPUs there can ever be (the region's whole quota, or VM_MAX_VCPUS if lower): a VM that needs more never runs. */
   vmCpuQuota?: number;
   /** Per accelerator type (nvidia-l4): GPUs at once, and the region's whole quota for them. */
   gpus?: Record<string, { limit: number; quota?: number }>;
@@ -351,26 +351,26 @@ function configuredLimit(pool: Pool, limits: CapacityLimits): number | undefined
   return limits.gpus?.[pool.slice('gpus:'.length)]?.limit;
 }
 
-/** Why a job can never run here, or undefined. Learned ceilings pass; only configuration and quotas count. */
+/**
+ * Why a job can never run here, or undefined. Only the whole quota counts (or, without one, the
+ * configured limit): what others use now passes, and so do ceilings learned from refusals.
+ */
 function neverFits(demand: Demand, limits: CapacityLimits): string | undefined {
   if (demand.target !== 'vm') return undefined;
-  const cpuCap = minDefined(limits.vmCpuQuota, limits.vmCpus);
+  const cpuCap = limits.vmCpuQuota ?? limits.vmCpus;
   if (cpuCap !== undefined && demand.cpus > cpuCap) {
-    return `it needs ${demand.cpus} vCPUs, and the vCPU ${limits.vmCpuQuota === cpuCap ? 'quota' : 'limit'} in ${limits.region} is ${cpuCap}: it can never run there`;
+    const what = limits.vmCpuQuota === undefined ? 'limit' : 'quota';
+    return `it needs ${demand.cpus} vCPUs, and the vCPU ${what} in ${limits.region} is ${cpuCap}: it can never run there`;
   }
   if (demand.gpus !== undefined) {
     const gpu = limits.gpus?.[demand.gpus.type];
-    const gpuCap = gpu === undefined ? undefined : minDefined(gpu.quota, gpu.limit);
+    const gpuCap = gpu?.quota ?? gpu?.limit;
     if (gpuCap !== undefined && demand.gpus.count > gpuCap) {
-      return `it needs ${demand.gpus.count} ${demand.gpus.type} GPU${demand.gpus.count === 1 ? '' : 's'}, and the ${limits.region} ${gpu?.quota === gpuCap ? 'quota' : 'limit'} for them is ${gpuCap}: it can never run there`;
+      const what = gpu?.quota === undefined ? 'limit' : 'quota';
+      return `it needs ${demand.gpus.count} ${demand.gpus.type} GPU${demand.gpus.count === 1 ? '' : 's'}, and the ${limits.region} ${what} for them is ${gpuCap}: it can never run there`;
     }
   }
   return undefined;
-}
-
-function minDefined(...values: (number | undefined)[]): number | undefined {
-  const defined = values.filter((v): v is number => v !== undefined);
-  return defined.length === 0 ? undefined : Math.min(...defined);
 }
 
 function poolName(pool: Pool, limits: CapacityLimits): string {
