@@ -7,11 +7,21 @@
 # allUsers or allAuthenticatedUsers. Custom roles: roles.tf; the build account: build.tf.
 
 locals {
-  # Resource names as IAM conditions see them; compute-launcher.ts names every VM
-  # pipeline-<job id>-a<attempt>, and its boot disk takes the instance's name.
+  # The zones the launcher tries a VM in, in order (VM_ZONES): zone, then vm_fallback_zones.
+  vm_zones = concat([var.zone], var.vm_fallback_zones)
+  # The pipeline's VMs and their boot disks in those zones, as IAM conditions see their names:
+  # compute-launcher.ts names every VM pipeline-<job id>-a<attempt>, and its boot disk takes the
+  # instance's name. Each clause names the resource type with its prefix, so no other resource passes.
   # https://cloud.google.com/iam/docs/conditions-resource-attributes
-  vm_instance_names = "projects/${var.project_id}/zones/${var.zone}/instances/${local.vm_name_prefix}"
-  vm_disk_names     = "projects/${var.project_id}/zones/${var.zone}/disks/${local.vm_name_prefix}"
+  vm_names_condition = join(" || ", [for zone in local.vm_zones : "(resource.type == \"compute.googleapis.com/Instance\" && resource.name.startsWith(\"projects/${var.project_id}/zones/${zone}/instances/${local.vm_name_prefix}\")) || (resource.type == \"compute.googleapis.com/Disk\" && resource.name.startsWith(\"projects/${var.project_id}/zones/${zone}/disks/${local.vm_name_prefix}\"))"])
+}
+
+# The dispatcher refuses VM_ZONES at start with a zone outside REGION, or one zone twice.
+check "vm_zones" {
+  assert {
+    condition     = alltrue([for z in local.vm_zones : startswith(z, "${var.region}-")]) && length(distinct(local.vm_zones)) == length(local.vm_zones)
+    error_message = "vm_fallback_zones must be zones of region, other than zone, each once."
+  }
 }
 
 resource "google_service_account" "dispatcher" {
@@ -60,8 +70,7 @@ resource "google_project_iam_member" "dispatcher_firestore" {
 }
 
 # Creating, reading and deleting task VMs and their boot disks: the custom role vm_launcher, on the
-# project, under a condition that admits only pipeline-* instances and disks in var.zone. The
-# condition names the resource type with each prefix, so no other resource passes it.
+# project, under a condition that admits only pipeline-* instances and disks in the VM zones.
 # https://cloud.google.com/iam/docs/configuring-resource-based-access
 resource "google_project_iam_member" "dispatcher_launches_vms" {
   project = var.project_id
@@ -70,14 +79,15 @@ resource "google_project_iam_member" "dispatcher_launches_vms" {
 
   condition {
     title       = "pipeline task VMs only"
-    description = "Instances and disks named ${local.vm_name_prefix}* in ${var.zone}."
-    expression  = "(resource.type == \"compute.googleapis.com/Instance\" && resource.name.startsWith(\"${local.vm_instance_names}\")) || (resource.type == \"compute.googleapis.com/Disk\" && resource.name.startsWith(\"${local.vm_disk_names}\"))"
+    description = "Instances and disks named ${local.vm_name_prefix}* in ${join(", ", local.vm_zones)}."
+    expression  = local.vm_names_condition
   }
 }
 
 # Allowed project-wide (read-only): instances.list is checked on the project, where a name condition
 # would deny it, and zone and Run operations are not among the resource types the IAM conditions
-# page lists (https://cloud.google.com/iam/docs/conditions-resource-attributes).
+# page lists (https://cloud.google.com/iam/docs/conditions-resource-attributes). It also reads the
+# region's quotas (regions.get, region-quotas.ts) for the queue.
 resource "google_project_iam_member" "dispatcher_project_reads" {
   project = var.project_id
   role    = google_project_iam_custom_role.dispatcher_project_reads.id
@@ -251,7 +261,7 @@ resource "google_artifact_registry_repository_iam_member" "worker_pulls_images" 
 }
 
 # Deleting its own VM: the custom role vm_self_delete on the project, narrowed by a condition to the
-# pipeline's VMs in its zone. If the condition ever failed to match, maxRunDuration and the reaper
+# pipeline's VMs in the VM zones. If the condition ever failed to match, maxRunDuration and the reaper
 # still delete the VM.
 resource "google_project_iam_member" "worker_deletes_own_vm" {
   project = var.project_id
@@ -260,8 +270,8 @@ resource "google_project_iam_member" "worker_deletes_own_vm" {
 
   condition {
     title       = "pipeline task VMs only"
-    description = "Instances and their boot disks named ${local.vm_name_prefix}* in ${var.zone}."
-    expression  = "(resource.type == \"compute.googleapis.com/Instance\" && resource.name.startsWith(\"${local.vm_instance_names}\")) || (resource.type == \"compute.googleapis.com/Disk\" && resource.name.startsWith(\"${local.vm_disk_names}\"))"
+    description = "Instances and their boot disks named ${local.vm_name_prefix}* in ${join(", ", local.vm_zones)}."
+    expression  = local.vm_names_condition
   }
 }
 

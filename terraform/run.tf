@@ -9,6 +9,7 @@ locals {
     GOOGLE_CLOUD_PROJECT   = var.project_id
     REGION                 = var.region
     ZONE                   = var.zone
+    VM_ZONES               = join(",", local.vm_zones)
     OUTPUT_BUCKET          = google_storage_bucket.output.name
     WORKER_JOB             = local.job_name
     WORKER_IMAGE           = var.worker_image

@@ -33,6 +33,17 @@ variable "zone" {
   }
 }
 
+variable "vm_fallback_zones" {
+  type        = list(string)
+  description = "Zones of region to try a task VM in, in order, when zone has no capacity for it (a stockout); empty: zone alone."
+  default     = []
+
+  validation {
+    condition     = alltrue([for z in var.vm_fallback_zones : can(regex("^[a-z]+-[a-z]+[0-9]+-[a-z]$", z))]) && length(distinct(var.vm_fallback_zones)) == length(var.vm_fallback_zones)
+    error_message = "vm_fallback_zones must be distinct zones like us-central1-b."
+  }
+}
+
 variable "name_prefix" {
   type        = string
   description = "Prefix of every resource name (service accounts, topics, service, job, repository, derived bucket names)."

@@ -310,9 +310,7 @@ describe('the check fails on grants broader than they should be', () => {
 
   it('a name condition on a grant whose calls are checked on the project (a list)', () => {
     const tf = mutated('google_project_iam_member.dispatcher_project_reads', (block) => {
-      block.condition = [
-        { title: 'x', expression: 'resource.name.startsWith("${local.vm_instance_names}")' },
-      ];
+      block.condition = [{ title: 'x', expression: '${local.vm_names_condition}' }];
     });
     expect(check(tf, scenario).ungranted).toEqual(
       expect.arrayContaining(['list-instances', 'wait-zone-operation', 'get-run-operation']),

@@ -69,6 +69,8 @@ export function variable(tf: Parsed, scenario: Scenario, name: string): unknown 
  */
 export function resolve(tf: Parsed, scenario: Scenario, text: string, depth = 0): string {
   if (depth > 10) throw new Error(`too deep resolving ${text}`);
+  const joined = JOIN.exec(text);
+  if (joined) return joinOf(tf, scenario, unescape(joined[1]!), joined[2]!, depth);
   return text.replace(/\$\{([^}]+)\}/g, (whole, inner: string) => {
     const expr = inner.trim();
     let m = /^var\.(\w+)$/.exec(expr);
@@ -87,6 +89,78 @@ export function resolve(tf: Parsed, scenario: Scenario, text: string, depth = 0)
     }
     throw new Error(`cannot resolve ${whole} in ${text}`);
   });
+}
+
+// Lists, the few forms the .tf files use to make one string of many zones: `${join("SEP", LIST)}`
+// and `${join("SEP", [for X in LIST : "TEMPLATE"])}` (the whole text), where LIST is var.X,
+// local.X, [A, B] or concat(LIST, LIST).
+const JOIN = /^\$\{join\("((?:[^"\\]|\\.)*)", (.+)\)\}$/s;
+const FOR = /^\[for (\w+) in (.+?) : "((?:[^"\\]|\\.)*)"\]$/s;
+
+function joinOf(tf: Parsed, scenario: Scenario, separator: string, list: string, depth: number): string {
+  const each = FOR.exec(list.trim());
+  if (!each) return listOf(tf, scenario, list).join(separator);
+  const [, name, items, template] = each as unknown as [string, string, string, string];
+  return listOf(tf, scenario, items)
+    .map((item) => resolve(tf, scenario, unescape(template).replaceAll(`\${${name}}`, item), depth + 1))
+    .join(separator);
+}
+
+/** The strings of a list expression in SCENARIO. */
+export function listOf(tf: Parsed, scenario: Scenario, expr: string): string[] {
+  const e = expr
+    .trim()
+    .replace(/^\$\{(.*)\}$/s, '$1')
+    .trim();
+  let m = /^var\.(\w+)$/.exec(e);
+  if (m) {
+    const value = variable(tf, scenario, m[1]!);
+    if (!Array.isArray(value)) throw new Error(`var.${m[1]} is not a list`);
+    return value.map(String);
+  }
+  m = /^local\.(\w+)$/.exec(e);
+  if (m) return listOf(tf, scenario, String(tf.locals[m[1]!]));
+  m = /^concat\((.*)\)$/s.exec(e);
+  if (m) return topLevel(m[1]!).flatMap((part) => listOf(tf, scenario, part));
+  m = /^\[(.*)\]$/s.exec(e);
+  if (m) return topLevel(m[1]!).map((item) => scalar(tf, scenario, item));
+  throw new Error(`a list the tests cannot evaluate: ${expr}`);
+}
+
+function scalar(tf: Parsed, scenario: Scenario, expr: string): string {
+  const e = expr.trim();
+  const quoted = /^"((?:[^"\\]|\\.)*)"$/.exec(e);
+  if (quoted) return resolve(tf, scenario, unescape(quoted[1]!));
+  if (/^(var|local)\.\w+$/.test(e)) return resolve(tf, scenario, `\${${e}}`);
+  throw new Error(`a list item the tests cannot evaluate: ${expr}`);
+}
+
+/** TEXT split at its commas outside brackets, parentheses and strings. */
+function topLevel(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '\\') i++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === '(' || c === '[') depth++;
+    else if (c === ')' || c === ']') depth--;
+    else if (c === ',' && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  const last = text.slice(start);
+  return last.trim() === '' ? parts : [...parts, last];
+}
+
+/** An HCL string literal's text: \" and \\ as the characters they stand for. */
+function unescape(text: string): string {
+  return text.replace(/\\(.)/g, '$1');
 }
 
 /** The truth of a terraform condition of the few forms the .tf files use for count. */

@@ -9,7 +9,15 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../services/dispatcher/src/config.ts';
-import { parseTerraform, resolve, ROOT, TERRAFORM, type Block, type Parsed } from './terraform-model.ts';
+import {
+  evaluateCondition,
+  parseTerraform,
+  resolve,
+  ROOT,
+  TERRAFORM,
+  type Block,
+  type Parsed,
+} from './terraform-model.ts';
 
 let tf: Parsed;
 
@@ -387,18 +395,46 @@ describe('IAM', () => {
       'utf8',
     );
     expect(launcher).toContain(`return \`${String(tf.locals.vm_name_prefix)}\${jobId.slice(0, 20)}`);
-    expect(tf.locals.vm_instance_names).toBe(
-      'projects/${var.project_id}/zones/${var.zone}/instances/${local.vm_name_prefix}',
-    );
-    expect(tf.locals.vm_disk_names).toBe(
-      'projects/${var.project_id}/zones/${var.zone}/disks/${local.vm_name_prefix}',
-    );
     for (const name of ['dispatcher_launches_vms', 'worker_deletes_own_vm']) {
       const condition = nested(resource('google_project_iam_member', name), 'condition');
-      expect(String(condition.expression), name).toContain(
-        'resource.name.startsWith("${local.vm_instance_names}")',
-      );
+      expect(String(condition.expression), name).toBe('${local.vm_names_condition}');
     }
+    // Every zone a VM is tried in (VM_ZONES), and only those: pipeline-* instances and disks.
+    const scenario = {
+      name: 'fallback zones',
+      vars: {
+        project_id: 'p',
+        region: 'europe-west1',
+        zone: 'europe-west1-b',
+        vm_fallback_zones: ['europe-west1-c'],
+      },
+    };
+    const condition = resolve(tf, scenario, String(tf.locals.vm_names_condition));
+    const admits = (type: string, name: string) => evaluateCondition(condition, { type, name });
+    const INSTANCE = 'compute.googleapis.com/Instance';
+    for (const zone of ['europe-west1-b', 'europe-west1-c']) {
+      expect(admits(INSTANCE, `projects/p/zones/${zone}/instances/pipeline-0123-a1`), zone).toBe(true);
+      expect(
+        admits('compute.googleapis.com/Disk', `projects/p/zones/${zone}/disks/pipeline-0123-a1`),
+        zone,
+      ).toBe(true);
+    }
+    expect(admits(INSTANCE, 'projects/p/zones/europe-west1-d/instances/pipeline-0123-a1')).toBe(false);
+    expect(admits(INSTANCE, 'projects/p/zones/europe-west1-c/instances/db-1')).toBe(false);
+    expect(
+      admits('compute.googleapis.com/Image', 'projects/p/zones/europe-west1-c/instances/pipeline-0123-a1'),
+    ).toBe(false);
+    expect(resolve(tf, scenario, (tf.locals.dispatcher_env as Record<string, string>).VM_ZONES!)).toBe(
+      'europe-west1-b,europe-west1-c',
+    );
+    expect(
+      parseConfig({
+        ...MINIMAL_DISPATCHER_ENV,
+        REGION: 'europe-west1',
+        ZONE: 'europe-west1-b',
+        VM_ZONES: 'europe-west1-b,europe-west1-c',
+      }).vm.zones,
+    ).toEqual(['europe-west1-b', 'europe-west1-c']);
   });
 
   it('runs the image build as its own account, never as a default one', () => {
@@ -603,6 +639,7 @@ describe('Cloud Run', () => {
     expect(env.SHARED_URI).toBe('gs://${google_storage_bucket.shared.name}/');
     expect(env.REGION).toBe('${var.region}');
     expect(env.ZONE).toBe('${var.zone}');
+    expect(env.VM_ZONES).toBe('${join(",", local.vm_zones)}');
     expect(env.GOOGLE_CLOUD_PROJECT).toBe('${var.project_id}');
     // The dead-letter settings name the resources pubsub.tf makes (the push subscriptions by their
     // local names: referring to them would be a cycle, as they push to the service).
