@@ -28,17 +28,20 @@ resource "google_project_iam_custom_role" "vm_launcher" {
 
 # Reads the dispatcher makes on the project itself, where no name condition can apply: the reaper's
 # instances.list (checked on the project, not on an instance), waiting on the insert's zone operation
-# (zoneOperations.wait needs compute.zoneOperations.get), and reading a Run job's operation when RunJob
-# named no execution (run-launcher.ts; Run operations are not children of the job).
+# (zoneOperations.wait needs compute.zoneOperations.get), the region's quotas for the queue
+# (regions.get, region-quotas.ts), and reading a Run job's operation when RunJob named no execution
+# (run-launcher.ts; Run operations are not children of the job).
 # https://cloud.google.com/compute/docs/reference/rest/v1/instances/list
 # https://cloud.google.com/compute/docs/reference/rest/v1/zoneOperations/wait
+# https://cloud.google.com/compute/docs/reference/rest/v1/regions/get
 # https://cloud.google.com/run/docs/reference/iam/permissions
 resource "google_project_iam_custom_role" "dispatcher_project_reads" {
   role_id     = replace("${var.name_prefix}_dispatcher_reads", "-", "_")
   title       = "Pipeline dispatcher project reads"
-  description = "List instances, read zone operations and Cloud Run operations."
+  description = "List instances, read zone operations, region quotas and Cloud Run operations."
   permissions = [
     "compute.instances.list",
+    "compute.regions.get",
     "compute.zoneOperations.get",
     "run.operations.get",
   ]

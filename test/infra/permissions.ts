@@ -338,6 +338,17 @@ export const CALLS: Call[] = [
     grant: 'google_project_iam_member.dispatcher_launches_vms',
   },
   {
+    id: 'get-region',
+    what: "RegionsClient.get (the region's quotas, for the queue)",
+    code: { file: 'services/dispatcher/src/gcp/region-quotas.ts', text: 'client.get({ project, region }' },
+    caller: 'dispatcher',
+    permission: 'compute.regions.get',
+    // projects/P/regions/R: not among the resource types IAM conditions list for Compute.
+    resource: PROJECT,
+    doc: `${DOC.computeRest}/regions/get`,
+    grant: 'google_project_iam_member.dispatcher_project_reads',
+  },
+  {
     id: 'list-instances',
     what: 'InstancesClient.list (the reaper, filtered on labels.pipeline)',
     code: { file: 'services/dispatcher/src/gcp/reaper.ts', text: 'client.list(' },
@@ -917,7 +928,7 @@ export const PREDEFINED_ROLES: Record<string, RoleEntry> = {
  */
 export const PROJECT_WIDE_ALLOWED: Record<string, string> = {
   'google_project_iam_member.dispatcher_project_reads':
-    'compute.instances.list is checked on the project (a name condition would deny it); zone and Cloud Run operations have no IAM of their own and are not among the resource types IAM conditions list. Read-only.',
+    'compute.instances.list is checked on the project (a name condition would deny it); zone and Cloud Run operations, and the region read for its quotas, have no IAM of their own and are not among the resource types IAM conditions list. Read-only.',
   'google_project_iam_member.worker_logs':
     'logging.logEntries.create is checked on the project the entries are written to; there is no narrower resource.',
   'google_project_iam_member.build_logs':
