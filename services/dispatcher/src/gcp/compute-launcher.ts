@@ -252,7 +252,7 @@ export class ComputeEngineLauncher implements Launcher {
       const hint = facts.credentials
         ? 'the dispatcher has no credentials yet; the next look tries again'
         : denied
-          ? `the dispatcher's account needs compute.instances.get on instances in ${zone} (terraform: vm_launcher, granted for var.vm_zones)`
+          ? `the dispatcher's account needs compute.instances.get on instances in ${zone} (terraform: the vm_launcher role, granted in zone and vm_fallback_zones)`
           : 'Compute did not answer; the next look asks again';
       return {
         kind: 'unknown' as const,
