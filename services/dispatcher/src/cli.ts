@@ -18,10 +18,20 @@ const COMMANDS: Record<string, string[]> = {
     'put files into the input bucket: the local folder, or with --bucket (or $PIPELINE_INPUT_BUCKET)',
     'a Cloud Storage bucket; a progress bar from 8 MiB, or with --progress',
   ],
-  jobs: ['jobs [--state STATE] [--limit N] [--page-token T]', 'list jobs, newest first'],
+  jobs: [
+    'jobs [--state STATE] [--limit N] [--page-token T]',
+    'list jobs, newest first; --state queued: what waits to launch, in launch order, each with',
+    'its position, how long it has waited and why it waits',
+  ],
   job: [
     'job ID',
-    'one job: route and reason, attempts with exit codes and durations, outputs, logs, history',
+    'one job: route and reason, its place in the queue (queued at, why it waits, refusals),',
+    'attempts with exit codes, durations and the zones that refused them, outputs, logs, history',
+  ],
+  capacity: [
+    'capacity [--limit N]',
+    'what bounds launches: each limit and what is in use per target, ceilings learned from',
+    'refusals, and the first N queued jobs (20) with why each waits',
   ],
   logs: [
     'logs ID [--attempt N] [--tail BYTES] [--follow [--interval SECONDS]]',
@@ -78,6 +88,7 @@ const LOADERS: Record<string, () => Promise<Command>> = {
   submit: async () => (await import('./cli/submit.ts')).submitCommand,
   jobs: async () => (await import('./cli/jobs.ts')).jobsCommand,
   job: async () => (await import('./cli/jobs.ts')).jobCommand,
+  capacity: async () => (await import('./cli/capacity.ts')).capacityCommand,
   cancel: async () => (await import('./cli/jobs.ts')).cancelCommand,
   retry: async () => (await import('./cli/jobs.ts')).retryCommand,
   logs: async () => (await import('./cli/logs.ts')).logsCommand,

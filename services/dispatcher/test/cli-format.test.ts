@@ -3,6 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Job } from '@pipeline/core';
 import { duration, jobDetail, jobsTable, printable, table } from '../src/cli/format.ts';
+import { capacityReport, queuedJobsTable } from '../src/cli/queue-format.ts';
+import type { CapacityView } from '../src/launch-queue.ts';
 import { runAt } from '../src/cli/run.ts';
 
 const JOB: Job = {
@@ -123,6 +125,88 @@ describe('job', () => {
       ].join('\n'),
     );
     expect(jobDetail(JOB)).not.toMatch(/estimate|cost|priced/);
+  });
+});
+
+describe('the queue', () => {
+  const QUEUED: Job = {
+    ...JOB,
+    state: 'QUEUED',
+    attempt: 1,
+    attempts: [],
+    exitCode: undefined,
+    error: undefined,
+    execution: undefined,
+    startedAt: undefined,
+    finishedAt: undefined,
+    queue: {
+      queuedAt: '2026-11-20T10:00:00.000Z',
+      dueBy: '2026-11-21T10:00:00.000Z',
+      expiresAt: '2026-11-21T10:00:00.000Z',
+      notBefore: '2026-11-20T10:02:00.000Z',
+      refusals: 2,
+      reason: 'launch on vm refused for now: 429 RESOURCE_EXHAUSTED\u001b[2J',
+    },
+  };
+
+  it("shows a queued job's recorded reason and backoff when the live one is not known", () => {
+    const text = jobDetail(QUEUED, undefined, '2026-11-20T10:01:30.000Z');
+    expect(text).toContain(
+      [
+        'queued     2026-11-20T10:00:00.000Z, waiting 1m 30s so far; fails if not launched by 2026-11-21T10:00:00.000Z',
+        'waiting    launch on vm refused for now: 429 RESOURCE_EXHAUSTED\\u001b[2J',
+        'refusals   2, not tried again before 2026-11-20T10:02:00.000Z',
+        'attempt    1',
+      ].join('\n'),
+    );
+    // Its live place and reason, when GET /capacity has them; the refusal it does not repeat is kept.
+    const live = jobDetail(QUEUED, { position: 3, reason: 'behind 2 earlier jobs waiting for vCPUs' });
+    expect(live).toContain('\nwaiting    #3 in line: behind 2 earlier jobs waiting for vCPUs\n');
+    expect(live).toContain(
+      '\nrefusals   2; last: launch on vm refused for now: 429 RESOURCE_EXHAUSTED\\u001b[2J\n',
+    );
+  });
+
+  it('lists nothing queued as such, and keeps reasons from breaking the table', () => {
+    expect(queuedJobsTable({ jobs: [] }, '2026-11-20T10:00:00.000Z')).toBe('nothing queued');
+    const row = queuedJobsTable(
+      { jobs: [{ ...QUEUED, waiting: { position: 0, reason: 'held by a launch\nunder way' } }] },
+      '2026-11-20T10:00:05.000Z',
+    ).split('\n')[1];
+    expect(row.split(/ {2,}/)).toEqual([
+      '-',
+      JOB.id,
+      'vm',
+      'big',
+      '5.0 s',
+      'in/a\\nb.csv',
+      'held by a launch\\nunder way',
+    ]);
+  });
+
+  it('reads no limit (JSON null, as Infinity is sent) as none, in local mode without slots', () => {
+    const view: CapacityView = JSON.parse(
+      JSON.stringify({
+        limits: { region: 'local', runExecutions: Infinity, runJobsPerMinute: Infinity },
+        inUse: { cloudRunExecutions: 2, vmCpus: 4, gpus: { 'nvidia-l4': 1 }, total: 3 },
+        runLaunchesLastMinute: 2,
+        ceilings: [],
+        queue: { jobs: [], more: false },
+      }),
+    );
+    expect(capacityReport(view, '2026-11-20T10:00:00.000Z')).toBe(
+      [
+        'capacity (local)',
+        '  TARGET         POOL                       IN USE  LIMIT',
+        '  cloud-run-job  executions                 2       none',
+        '  cloud-run-job  runJob calls, last minute  2       none',
+        '  vm             vCPUs                      4       none',
+        '  vm             nvidia-l4 GPUs             1       none',
+        '  any            launched or running        3       none',
+        'ceilings learned from refusals: none in force',
+        'queue: nothing waits',
+      ].join('\n'),
+    );
   });
 });
 

@@ -59,7 +59,14 @@ export function jobsTable(jobs: Job[]): string {
   ]);
 }
 
-export function jobDetail(job: Job): string {
+/** A queued job's place as GET /capacity says it now. */
+export interface Waiting {
+  position: number;
+  reason: string;
+}
+
+/** The job as a block; `waiting`: its place in the queue now, when it is QUEUED and that is known. */
+export function jobDetail(job: Job, waiting?: Waiting, now = new Date().toISOString()): string {
   const { source } = job;
   const lines: [string, string | number | undefined][] = [
     ['job', job.id],
@@ -77,6 +84,7 @@ export function jobDetail(job: Job): string {
       job.schedule && `cron ${JSON.stringify(job.schedule.cron)} (UTC), series ${job.schedule.seriesId}`,
     ],
     ['due', job.state === 'SCHEDULED' ? job.runAt : undefined],
+    ...queueLines(job, waiting, now),
     ['attempt', job.attempt],
     ['execution', job.execution],
     ['exit code', job.exitCode],
@@ -101,6 +109,7 @@ export function jobDetail(job: Job): string {
     ...shown,
     ...optionsBlock(job.estimate),
     ...attemptsBlock(job),
+    ...zoneRefusalsBlock(job),
     'history',
     ...historyLines(job),
   ].join('\n');
@@ -132,6 +141,48 @@ function attemptsBlock(job: Job): string[] {
     ]);
   }
   return ['attempts', table(rows, '  ').replace(/ +$/gm, '')];
+}
+
+/** When it joined the queue, why it waits (live when known, else as last recorded) and its refusals. */
+function queueLines(job: Job, waiting: Waiting | undefined, now: string): [string, string | undefined][] {
+  const { queue } = job;
+  if (queue === undefined) return [];
+  const queued = job.state === 'QUEUED';
+  const launchedAt = job.attempts?.find((a) => a.attempt === job.attempt)?.launchedAt;
+  const waited = duration(queue.queuedAt, queued ? now : launchedAt);
+  const since =
+    waited === undefined
+      ? ''
+      : queued
+        ? `, waiting ${waited} so far; fails if not launched by ${queue.expiresAt}`
+        : `, launched after ${waited}`;
+  // Live (GET /capacity) when known; the recorded reason does not say when a refusal is tried again.
+  const stored = queued && waiting === undefined;
+  const place = waiting === undefined || waiting.position === 0 ? '' : `#${waiting.position} in line: `;
+  const why = !queued ? undefined : waiting === undefined ? queue.reason : place + waiting.reason;
+  const notBefore =
+    stored && queue.notBefore !== undefined && queue.notBefore > now
+      ? `, not tried again before ${queue.notBefore}`
+      : '';
+  // The last refusal, unless the reason above says it already.
+  const last = queue.reason === undefined || why?.includes(queue.reason) ? '' : `; last: ${queue.reason}`;
+  return [
+    ['queued', `${queue.queuedAt}${since}`],
+    ['waiting', why],
+    ['refusals', queue.refusals === 0 ? undefined : `${queue.refusals}${notBefore}${last}`],
+  ];
+}
+
+/** The zones that refused an attempt's VM before one took it, one line each. */
+function zoneRefusalsBlock(job: Job): string[] {
+  const lines: string[] = [];
+  for (const a of job.attempts ?? []) {
+    const label = `attempt ${a.attempt}`;
+    (a.refusals ?? []).forEach((refusal, i) =>
+      lines.push(`  ${(i === 0 ? label : '').padEnd(label.length)}  ${printable(refusal)}`),
+    );
+  }
+  return lines.length === 0 ? [] : ['refused by zones', ...lines];
 }
 
 function historyLines(job: Job): string[] {

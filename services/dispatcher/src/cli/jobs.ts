@@ -1,12 +1,11 @@
 // Looking at jobs and acting on one: jobs, job, cancel, retry.
 import { JOB_STATES, type Job, type JobPage } from '@pipeline/core';
-import { Api } from './api.ts';
+import { Api, MAX_PAGE } from './api.ts';
 import { API_OPTIONS, integerOption, parse } from './args.ts';
 import { say, UsageError, type Io } from './errors.ts';
-import { jobDetail, jobsTable, printable } from './format.ts';
-
-/** The API's largest page. */
-const MAX_PAGE = 200;
+import type { CapacityView } from '../launch-queue.ts';
+import { jobDetail, jobsTable, printable, type Waiting } from './format.ts';
+import { queuedJobsTable, type QueuePage } from './queue-format.ts';
 
 export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   const { values } = parse('jobs', args, {
@@ -23,9 +22,15 @@ export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io
   const query = new URLSearchParams({ limit: String(limit) });
   if (state !== undefined) query.set('state', state);
   if (values['page-token'] !== undefined) query.set('pageToken', values['page-token']);
-  const page = await api.json<JobPage>('GET', `/jobs?${query}`);
+  // Without a page token the API answers QUEUED in launch order, each with why it waits.
+  const inLine = state === 'QUEUED' && values['page-token'] === undefined;
+  const page = await api.json<JobPage & QueuePage>('GET', `/jobs?${query}`);
   if (values.json) {
     say(io, JSON.stringify(page, null, 2));
+    return 0;
+  }
+  if (inLine) {
+    say(io, queuedJobsTable(page, new Date().toISOString()));
     return 0;
   }
   say(io, jobsTable(page.jobs));
@@ -35,12 +40,28 @@ export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io
 
 export async function jobCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   const { values, positionals } = parse('job', args, API_OPTIONS, { min: 1, max: 1, what: 'job ID' });
-  const job = await new Api(values.url, env, 'job').json<Job>(
-    'GET',
-    `/jobs/${encodeURIComponent(positionals[0])}`,
-  );
-  say(io, values.json ? JSON.stringify(job, null, 2) : jobDetail(job));
+  const api = new Api(values.url, env, 'job');
+  const job = await api.json<Job>('GET', `/jobs/${encodeURIComponent(positionals[0])}`);
+  if (values.json) {
+    say(io, JSON.stringify(job, null, 2));
+    return 0;
+  }
+  const waiting = job.state === 'QUEUED' ? await waitingOf(api, job.id) : undefined;
+  say(io, jobDetail(job, waiting));
   return 0;
+}
+
+/**
+ * A queued job's place and reason now, if it is within the API's largest page of the queue. Without
+ * it (further back, or a dispatcher without GET /capacity) the job shows the reason it recorded.
+ */
+async function waitingOf(api: Api, id: string): Promise<Waiting | undefined> {
+  try {
+    const view = await api.json<CapacityView>('GET', `/capacity?limit=${MAX_PAGE}`);
+    return view.queue.jobs.find((q) => q.id === id);
+  } catch {
+    return undefined;
+  }
 }
 
 /** POST /jobs/:id/cancel: stops it on its platform, or before it starts. */
