@@ -184,10 +184,15 @@ describe('the queue', () => {
     ]);
   });
 
-  it('reads no limit (JSON null, as Infinity is sent) as none, in local mode without slots', () => {
+  it('reads no limit (JSON null, as Infinity is sent) as none, in local mode without slots, and says its notes', () => {
     const view: CapacityView = JSON.parse(
       JSON.stringify({
-        limits: { region: 'local', runExecutions: Infinity, runJobsPerMinute: Infinity },
+        limits: {
+          region: 'local',
+          runExecutions: Infinity,
+          runJobsPerMinute: Infinity,
+          notes: ['the vCPU quota could not be read: 403'],
+        },
         inUse: { cloudRunExecutions: 2, vmCpus: 4, gpus: { 'nvidia-l4': 1 }, total: 3 },
         runLaunchesLastMinute: 2,
         ceilings: [],
@@ -203,6 +208,7 @@ describe('the queue', () => {
         '  vm             vCPUs                      4       none',
         '  vm             nvidia-l4 GPUs             1       none',
         '  any            launched or running        3       none',
+        'note: the vCPU quota could not be read: 403',
         'ceilings learned from refusals: none in force',
         'queue: nothing waits',
       ].join('\n'),

@@ -88,9 +88,12 @@ function poolLines({ limits, inUse, runLaunchesLastMinute, ceilings }: CapacityV
   ]);
   const caps = Object.entries(limits.ruleMaxConcurrent ?? {}).map(([rule, n]) => `${printable(rule)} ${n}`);
   const where = limits.region === 'local' ? 'capacity (local)' : `capacity in ${printable(limits.region)}`;
+  // What the dispatcher could not know (a quota it could not read), where its version says so.
+  const { notes = [] } = limits as typeof limits & { notes?: string[] };
   return [
     where,
     table(rows, '  '),
+    ...notes.map((note) => `note: ${printable(note)}`),
     ...(caps.length === 0
       ? []
       : [`rule caps (queue.maxConcurrent, launched or running at once): ${caps.join(', ')}`]),
