@@ -1,7 +1,8 @@
 // The dashboard in a real browser: Debian's chromium, driven by playwright-core, against the whole
 // local pipeline (the watcher, the sqlite ledger, worker processes). It checks what a person sees:
 // a job appears and changes state without a reload, its page shows attempts, history and the log the
-// worker wrote, cancel and retry work from their buttons, and hostile object names stay text.
+// worker wrote, cancel and retry work from their buttons, and hostile object names stay text; and,
+// against a dispatcher whose jobs wait (queued-jobs.ts), the queue, capacity and refusals.
 // The browser tests share one page and run in order; each names the jobs it made itself.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts
 import { createLogger } from '../src/logger.ts';
 import { testApp } from './support.ts';
 import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
+import { STOCKOUT, startQueuedJobs, WAITING, ZONE_REFUSAL, type QueuedJobs } from './queued-jobs.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(import.meta.dirname, '../../../test-artifacts');
@@ -66,6 +68,8 @@ describe("the dashboard's responses", () => {
       for (const [route, type] of [
         ['/', 'text/html'],
         ['/dashboard/app.js', 'text/javascript'],
+        ['/dashboard/ui.js', 'text/javascript'],
+        ['/dashboard/queue.js', 'text/javascript'],
         ['/dashboard/styles.css', 'text/css'],
       ]) {
         const res = await request(t.app).get(route);
@@ -83,13 +87,19 @@ describe("the dashboard's responses", () => {
     }
   });
 
-  it('has no inline script, and its script never parses data as markup', () => {
+  it('has no inline script, and its scripts never parse data as markup', () => {
     const html = fs.readFileSync(path.join(DASHBOARD_DIR, 'index.html'), 'utf8');
     const scripts = [...html.matchAll(/<script\b[^>]*>/g)].map((m) => m[0]);
     expect(scripts).toEqual(['<script type="module" src="dashboard/app.js">']);
     expect(html).not.toMatch(/\son[a-z]+=|style=/i);
-    const js = fs.readFileSync(path.join(DASHBOARD_DIR, 'app.js'), 'utf8');
-    expect(js).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/);
+    const files = fs.readdirSync(DASHBOARD_DIR).filter((file) => file.endsWith('.js'));
+    expect(files.sort()).toEqual(['app.js', 'queue.js', 'ui.js']);
+    for (const file of files) {
+      const js = fs.readFileSync(path.join(DASHBOARD_DIR, file), 'utf8');
+      expect(js, file).not.toMatch(
+        /innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/,
+      );
+    }
   });
 });
 
@@ -105,6 +115,7 @@ describe.skipIf(!installed)(
   () => {
     let dir: string;
     let pipeline: LocalPipeline;
+    let queued: QueuedJobs;
     let browser: Browser;
     let page: Page;
     const pageErrors: string[] = [];
@@ -136,6 +147,7 @@ describe.skipIf(!installed)(
     afterAll(async () => {
       await browser?.close();
       await pipeline?.stop();
+      await queued?.stop();
       if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
     });
 
@@ -295,10 +307,130 @@ describe.skipIf(!installed)(
       expect(await page.locator('tbody tr').count()).toBe(0);
     }, 60_000);
 
-    it('asked nothing of anyone but the dispatcher, and raised no error', () => {
-      const origin = new URL(pipeline.url).origin;
+    describe('the queue', () => {
+      // Made now rather than with the pipeline: the ceiling its refusal taught holds for a minute.
+      beforeAll(async () => {
+        queued = await startQueuedJobs();
+      });
+
+      const WAITED = /^(\d+ ms|\d+(\.\d)? s|\d+m \d\ds)$/;
+      const nameOf = (id: string) => Object.keys(queued.jobs).find((name) => queued.jobs[name].id === id);
+      const rowTexts = (rows: Locator) =>
+        rows.evaluateAll((trs) =>
+          trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.innerText.trim())),
+        );
+
+      it('shows what waits in launch order and why, capacity in use against its limits, and the ceilings learned', async () => {
+        await page.goto(`${queued.url}/#/queue`);
+        const rows = page.locator('table.queue tbody tr');
+        await rows.nth(3).waitFor();
+        const cells = await rowTexts(rows);
+        expect(cells.map((c) => [c[0], c[1].split('\n')[0], c[2], c[3], c[6]])).toEqual([
+          ['1', 'gpu/a.csv', 'gpu', 'VM', '1'],
+          ['2', 'one/b.csv', 'one-at-a-time', 'Cloud Run job', '0'],
+          ['3', 'big/b.csv', 'big', 'VM', '0'],
+          ['4', 'one/c.csv', 'one-at-a-time', 'Cloud Run job', '0'],
+        ]);
+        expect(cells.map((c) => c[4])).toEqual([
+          expect.stringContaining(`launch on vm refused for now: ${STOCKOUT}; tried again after `),
+          "waiting for rule one-at-a-time's maxConcurrent: 1 of 1 launched or running",
+          'waiting for capacity: vCPU quota in us-central1: 8 of 12 in use, this job needs 8',
+          "waiting for rule one-at-a-time's maxConcurrent: 1 of 1 launched or running",
+        ]);
+        for (const c of cells) expect(c[5]).toMatch(WAITED); // how long it has waited
+        expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-id')))).toEqual(
+          WAITING.map((name) => queued.jobs[name].id),
+        );
+
+        const figure = (pool: string) => page.locator(`.pool[data-pool="${pool}"] .pool-figure`).innerText();
+        expect(await page.locator('.card h2 .region').innerText()).toBe('· us-central1');
+        expect(await figure('run')).toBe('1 of 10');
+        expect(await figure('rate')).toBe('1 of 60');
+        expect(await figure('vm-cpus')).toBe('8 of 12 · quota 24');
+        expect(await figure('gpus:nvidia-l4')).toMatch(
+          /^0 of 2 · quota 4 · 1 for now, learned \(until in \d+s\)$/,
+        );
+        expect(await figure('total')).toBe('2 of 4');
+        const meter = page.locator('.pool[data-pool="vm-cpus"] meter');
+        expect([await meter.getAttribute('value'), await meter.getAttribute('max')]).toEqual(['8', '12']);
+        // The learned ceiling, not the configured 2, is what the GPUs' meter measures against.
+        expect(await page.locator('.pool[data-pool="gpus:nvidia-l4"] meter').getAttribute('max')).toBe('1');
+        expect(await page.locator('.rule-caps').innerText()).toBe(
+          'Rule caps (launched or running at once): one-at-a-time 1',
+        );
+
+        const ceilings = await rowTexts(page.locator('table.ceilings tbody tr'));
+        expect(ceilings).toEqual([
+          ['nvidia-l4 GPUs (VM)', '1', expect.stringMatching(/^in \d+s$/), STOCKOUT],
+        ]);
+        expect(await page.locator('.no-ceilings').isHidden()).toBe(true);
+        expect(await page.locator('.views a[aria-current="page"]').innerText()).toBe('Queue');
+        // The refusal's markup is text: nothing of it became an element.
+        expect(await page.locator('main img, main b').count()).toBe(0);
+        expect(await page.evaluate(() => (globalThis as Record<string, unknown>).pwned)).toBeUndefined();
+        await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-queue.png'), fullPage: true });
+      }, 60_000);
+
+      it('lists QUEUED jobs in launch order with their place, under a QUEUED badge', async () => {
+        await page.locator('.views a', { hasText: 'Jobs' }).click();
+        await page.locator('.chips a', { hasText: 'QUEUED' }).click();
+        await page.waitForFunction(() => globalThis.location.hash === '#/jobs?state=QUEUED');
+        const rows = page.locator('tbody tr[data-state="QUEUED"]');
+        await rows.nth(3).waitFor();
+        const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-id')));
+        expect(ids.map((id) => nameOf(id!))).toEqual(WAITING);
+        expect(await rows.nth(0).locator('.badge').innerText()).toBe('QUEUED');
+        expect(await rows.nth(0).locator('.badge').getAttribute('class')).toContain('state-queued');
+        expect(await rows.nth(1).locator('td.reason').innerText()).toBe(
+          "#2 in line: waiting for rule one-at-a-time's maxConcurrent: 1 of 1 launched or running",
+        );
+      }, 60_000);
+
+      it("shows a queued job's entry and live place, and a launched job's zone refusals", async () => {
+        await page.locator('tbody tr[data-state="QUEUED"] a').first().click();
+        await waitForText(page.locator('.job-title'), 'gpu/a.csv');
+        expect(await page.locator('.job-badge').innerText()).toBe('QUEUED');
+        await waitForText(page.locator('.details'), '#1 in line');
+        const details = await page.locator('.details').innerText();
+        expect(details).toMatch(/Queued\s+.+ · waiting \d[\dms. ]*\n/);
+        expect(details).toContain(
+          `#1 in line: launch on vm refused for now: ${STOCKOUT}; tried again after `,
+        );
+        expect(details).toMatch(/Gives up\s+.+ · in 23h\n/);
+        expect(details).toMatch(/Refusals\s+1\n/);
+        expect(await page.locator('table.attempts tbody tr').count()).toBe(0);
+        expect(await page.locator('[data-action="cancel"]').isEnabled()).toBe(true);
+        expect(await page.locator('main img, main b').count()).toBe(0);
+
+        await page.evaluate((id) => {
+          globalThis.location.hash = `#/jobs/${id}`;
+        }, queued.jobs['big/a.csv'].id);
+        await waitForText(page.locator('.job-title'), 'big/a.csv');
+        await waitForText(page.locator('.details'), 'launched after');
+        expect(await page.locator('.details').innerText()).not.toMatch(/Waits|Refusals|Gives up/);
+        const refusals = page.locator('table.attempts tr.zone-refusals');
+        expect(await refusals.innerText()).toBe(`Attempt 1 was refused by zones first:\n${ZONE_REFUSAL}`);
+      }, 60_000);
+
+      it('cancels a queued job from its page: it leaves the queue', async () => {
+        const last = queued.jobs['one/c.csv'];
+        await page.evaluate((id) => {
+          globalThis.location.hash = `#/jobs/${id}`;
+        }, last.id);
+        await waitForText(page.locator('.job-badge'), 'QUEUED');
+        await page.locator('[data-action="cancel"]:not([disabled])').click();
+        await waitForText(page.locator('.job-badge'), 'CANCELLED');
+        expect((await queued.ledger.get(last.id))?.state).toBe('CANCELLED');
+        await page.locator('.views a', { hasText: 'Queue' }).click();
+        await page.locator(`table.queue tbody tr[data-id="${queued.jobs['one/b.csv'].id}"]`).waitFor();
+        expect(await page.locator('table.queue tbody tr').count()).toBe(3);
+      }, 60_000);
+    });
+
+    it('asked nothing of anyone but the dispatchers, and raised no error', () => {
+      const origins = new Set([pipeline.url, queued.url].map((url) => new URL(url).origin));
       expect(requested.length).toBeGreaterThan(10);
-      expect(requested.filter((url) => new URL(url).origin !== origin)).toEqual([]);
+      expect(requested.filter((url) => !origins.has(new URL(url).origin))).toEqual([]);
       expect(pageErrors).toEqual([]);
     });
   },

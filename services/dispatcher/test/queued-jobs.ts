@@ -34,7 +34,9 @@ export const LIMITS: CapacityLimits = {
   total: 4,
 };
 
-export const STOCKOUT = 'ZONE_RESOURCE_POOL_EXHAUSTED: no nvidia-l4 in us-central1-a, -b, -c';
+/** A platform's message is data too: this one carries markup, which the dashboard must show as text. */
+export const STOCKOUT =
+  'ZONE_RESOURCE_POOL_EXHAUSTED: no <b>nvidia-l4</b> in us-central1-a, -b, -c <img src=x onerror=globalThis.pwned=2>';
 export const ZONE_REFUSAL = 'us-central1-a: ZONE_RESOURCE_POOL_EXHAUSTED: no e2-standard-8 there now';
 
 const ROUTING = parseRoutingConfig({
@@ -90,8 +92,6 @@ export interface QueuedJobs {
   /** By object name: one/a.csv and big/a.csv run; gpu/a.csv, one/b.csv, big/b.csv, one/c.csv wait, in that order. */
   jobs: Record<string, Job>;
   ledger: SqliteLedger;
-  /** When the queue was made (the dispatcher's clock). */
-  at: Date;
   stop(): Promise<void>;
 }
 
@@ -103,8 +103,9 @@ export async function startQueuedJobs(): Promise<QueuedJobs> {
   const blobs = new FolderBlobStore(root, { input: path.join(root, 'in'), output: path.join(root, 'out') });
   const ledger = new SqliteLedger(':memory:');
   const launcher = new HoldingLauncher();
-  // Starts now, and steps 100 ms per job: well inside the refusal's 2 s backoff.
-  let now = Date.now();
+  // Steps 100 ms per job, well inside the refusal's 2 s backoff, and ends now: no job was queued in
+  // the future of a reader's clock.
+  let now = Date.now() - 100 * SUBMITTED.length;
   const dispatcher = new Dispatcher({
     ledger,
     blobs,
@@ -133,7 +134,6 @@ export async function startQueuedJobs(): Promise<QueuedJobs> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     jobs,
     ledger,
-    at: new Date(now),
     async stop() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

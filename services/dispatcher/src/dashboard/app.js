@@ -1,25 +1,34 @@
-// The dashboard's only script: a hash router with two views, the job list (#/jobs?state=FAILED) and
-// one job (#/jobs/ID), each refreshing itself from the /jobs API with fetch, without a page reload.
-//
-// Everything the API returns is someone's data (an object name can be `<script>…`), so this file
-// builds the DOM with createElement, setAttribute and text nodes only, never by parsing markup; the
-// server's Content-Security-Policy, which refuses inline script, is the second wall.
-/* global document, window, location, fetch, setTimeout, clearTimeout, AbortController, TextDecoder, URLSearchParams */
+// The dashboard's entry: a hash router with three views, the job list (#/jobs?state=FAILED), one job
+// (#/jobs/ID) and the launch queue with capacity (#/queue, queue.js), each refreshing itself from the
+// API with fetch, without a page reload. The DOM is built from data as text only (ui.js says why).
+/* global document, window, location, fetch, setTimeout, clearTimeout, TextDecoder, URLSearchParams */
+import {
+  ApiError,
+  FINAL,
+  STATES,
+  TARGETS,
+  ago,
+  badge,
+  bytes,
+  clone,
+  failure,
+  getJson,
+  h,
+  jobHash,
+  jobUrl,
+  mono,
+  poll,
+  shortId,
+  sourceName,
+  span,
+  timeFormat,
+  when,
+} from './ui.js';
+import { attemptRefusalsRow, queueDetailRows, queueView, waitingOf } from './queue.js';
 
-const STATES = [
-  'SCHEDULED',
-  'RECEIVED',
-  'LAUNCHED',
-  'RUNNING',
-  'SUCCEEDED',
-  'FAILED',
-  'CANCELLED',
-  'IGNORED',
-];
-const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'IGNORED']);
 // The buttons follow the dispatcher's rules so that they are off when pressing them could only fail;
 // the dispatcher decides all the same (a 409 is shown as it comes).
-const CANCELLABLE = new Set(['SCHEDULED', 'RECEIVED', 'LAUNCHED', 'RUNNING']);
+const CANCELLABLE = new Set(['SCHEDULED', 'RECEIVED', 'QUEUED', 'LAUNCHED', 'RUNNING']);
 const RETRYABLE = new Set(['FAILED', 'CANCELLED']);
 // How an attempt ended, drawn in the colours of the job state it is closest to.
 const OUTCOME_LOOK = {
@@ -30,7 +39,6 @@ const OUTCOME_LOOK = {
   cancelled: 'CANCELLED',
   lost: 'IGNORED',
 };
-const TARGETS = { 'cloud-run-job': 'Cloud Run job', vm: 'VM' };
 
 const LIST_EVERY_MS = 3000;
 const JOB_EVERY_MS = 2000;
@@ -39,89 +47,10 @@ const PAGE_SIZE = 50;
 const LOG_TAIL_BYTES = 64 * 1024;
 const LOG_KEEP_CHARS = 512 * 1024; // a long log keeps its newest half million characters on the page
 
-// ---- DOM and formatting ----------------------------------------------------------------------
-
-/** An element with attributes (null, undefined and false left out) and children (strings as text). */
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    node.setAttribute(name, value === true ? '' : String(value));
-  }
-  for (const child of children.flat(2)) {
-    if (child === null || child === undefined || child === false || child === '') continue;
-    node.append(child); // a string becomes a Text node: never parsed as markup
-  }
-  return node;
-}
-
-function clone(templateId) {
-  return document.getElementById(templateId).content.cloneNode(true);
-}
-
-function badge(state, extra = '') {
-  const look = STATES.includes(state) ? state.toLowerCase() : 'unknown';
-  return h('span', { class: `badge state-${look} ${extra}`.trim() }, state);
-}
-
 function outcomeBadge(outcome) {
   if (outcome === undefined) return '—';
   const look = (OUTCOME_LOOK[outcome] ?? 'unknown').toLowerCase();
   return h('span', { class: `badge small state-${look}` }, outcome);
-}
-
-const mono = (text, attrs = {}) => h('span', { ...attrs, class: `mono ${attrs.class ?? ''}`.trim() }, text);
-
-/** The first characters of an id are enough to tell jobs apart on one screen; the full id is in a title. */
-const shortId = (id) => (id.length > 10 ? id.slice(0, 10) : id);
-
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
-const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
-
-function when(iso) {
-  const t = Date.parse(iso);
-  return Number.isNaN(t) ? String(iso) : dateFormat.format(t);
-}
-
-function ago(iso, now) {
-  const ms = now - Date.parse(iso);
-  if (Number.isNaN(ms)) return '—';
-  const s = Math.abs(ms) / 1000;
-  if (ms >= 0 && s < 5) return 'just now';
-  const text =
-    s < 60
-      ? `${Math.floor(s)}s`
-      : s < 3600
-        ? `${Math.floor(s / 60)}m`
-        : s < 86400
-          ? `${Math.floor(s / 3600)}h`
-          : `${Math.floor(s / 86400)}d`;
-  return ms < 0 ? `in ${text}` : `${text} ago`;
-}
-
-function span(ms) {
-  if (ms === undefined || Number.isNaN(ms)) return '—';
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${(ms / 1000).toFixed(s < 10 ? 1 : 0)} s`;
-  const m = Math.floor(s / 60);
-  const pad = (n) => String(n).padStart(2, '0');
-  if (m < 60) return `${m}m ${pad(s % 60)}s`;
-  const hours = Math.floor(m / 60);
-  if (hours < 24) return `${hours}h ${pad(m % 60)}m`;
-  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
-}
-
-function bytes(n) {
-  if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
 /** Milliseconds from `start` to `end`, or to now while it has not ended. */
@@ -136,12 +65,6 @@ function jobRunMs(job, now) {
   const current = job.attempts.at(-1);
   const start = current?.startedAt ?? job.startedAt ?? current?.launchedAt;
   return elapsed(start, current?.finishedAt ?? job.finishedAt, now, !FINAL.has(job.state));
-}
-
-function sourceName(job) {
-  const s = job.source;
-  if (s.kind === 'object') return s.object.name;
-  return s.image ?? (s.task !== undefined ? `task ${s.task}` : 'container run');
 }
 
 // A job carries what routing expected (`estimate`: where, how long, how much, and the places it
@@ -208,35 +131,6 @@ function resourcesText(template) {
   return parts.join(' · ') || undefined;
 }
 
-// ---- the API ---------------------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-async function failure(res) {
-  let message = `${res.status} ${res.statusText}`;
-  try {
-    const body = await res.json();
-    if (typeof body?.error === 'string') message = body.error;
-  } catch {
-    // not JSON: the status says enough
-  }
-  return new ApiError(res.status, message);
-}
-
-async function getJson(url, init = {}) {
-  const res = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' }, ...init });
-  if (!res.ok) throw await failure(res);
-  return res.json();
-}
-
-// Relative URLs: the page works wherever the API is, at the root or behind a path prefix.
-const jobUrl = (id) => `jobs/${encodeURIComponent(id)}`;
-
 // ---- routes ----------------------------------------------------------------------------------
 
 function listHash(state = '', page = '') {
@@ -245,10 +139,6 @@ function listHash(state = '', page = '') {
   if (page) q.set('page', page);
   const query = String(q);
   return query ? `#/jobs?${query}` : '#/jobs';
-}
-
-function jobHash(id, attempt) {
-  return `#/jobs/${encodeURIComponent(id)}${attempt === undefined ? '' : `?attempt=${attempt}`}`;
 }
 
 function wholeNumber(text) {
@@ -265,6 +155,7 @@ function parseRoute() {
   const cut = hash.indexOf('?');
   const path = cut < 0 ? hash : hash.slice(0, cut);
   const params = new URLSearchParams(cut < 0 ? '' : hash.slice(cut + 1));
+  if (path === '/queue') return { view: 'queue' };
   const match = /^\/jobs\/([^/]+)$/.exec(path);
   if (match) {
     let id;
@@ -277,65 +168,6 @@ function parseRoute() {
   }
   const state = (params.get('state') ?? '').toUpperCase();
   return { view: 'list', state: STATES.includes(state) ? state : '', page: params.get('page') ?? '' };
-}
-
-// ---- refreshing ------------------------------------------------------------------------------
-
-const live = document.getElementById('live');
-
-function markLive(error) {
-  live.dataset.state = error === undefined ? 'ok' : 'error';
-  live.querySelector('.live-text').textContent =
-    error === undefined
-      ? `Live · ${timeFormat.format(Date.now())}`
-      : `Can't reach the dispatcher (${error.message}); retrying`;
-}
-
-/**
- * Runs `task(signal)` now and again `delay()` ms after each run ends, until stopped or until the task
- * returns false. Never two runs at once; while the tab is hidden it skips the work. Stopping aborts
- * the fetches of a run under way, so a view that is gone never draws over the next one.
- */
-function poll(task, delay) {
-  const abort = new AbortController();
-  let timer;
-  let running = false;
-  let again = false;
-  async function run() {
-    clearTimeout(timer);
-    if (abort.signal.aborted) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    let goOn = true;
-    try {
-      if (!document.hidden) {
-        goOn = (await task(abort.signal)) !== false;
-        markLive();
-      }
-    } catch (err) {
-      if (!abort.signal.aborted) markLive(err);
-    } finally {
-      running = false;
-    }
-    if (abort.signal.aborted || !goOn) return;
-    if (again) {
-      again = false;
-      void run();
-      return;
-    }
-    timer = setTimeout(run, delay());
-  }
-  void run();
-  return {
-    refresh: run,
-    stop() {
-      abort.abort();
-      clearTimeout(timer);
-    },
-  };
 }
 
 // ---- the job list ----------------------------------------------------------------------------
@@ -369,6 +201,13 @@ function attemptsCell(job) {
   return h('span', { title: outcomes, class: n > 1 ? 'retried' : null }, String(n));
 }
 
+/** Why it is where it is: a queued job listed in launch order says why it waits, and its place. */
+function reasonOf(job) {
+  if (job.waiting === undefined) return job.reason;
+  const place = job.waiting.position === 0 ? '' : `#${job.waiting.position} in line: `;
+  return place + job.waiting.reason;
+}
+
 function jobRow(job, now, withCost) {
   const row = h(
     'tr',
@@ -377,7 +216,11 @@ function jobRow(job, now, withCost) {
     h('td', { class: 'mono' }, h('a', { href: jobHash(job.id), title: job.id }, shortId(job.id))),
     h('td', { class: 'source' }, sourceCell(job)),
     h('td', { class: 'route' }, routeCell(job)),
-    h('td', { class: 'reason', title: job.reason ?? null }, h('div', { class: 'clip2' }, job.reason ?? '—')),
+    h(
+      'td',
+      { class: 'reason', title: reasonOf(job) ?? null },
+      h('div', { class: 'clip2' }, reasonOf(job) ?? '—'),
+    ),
     h('td', { class: 'num' }, attemptsCell(job)),
     h('td', { class: 'num' }, span(jobRunMs(job, now))),
     withCost ? h('td', { class: 'num' }, costText(job)) : null,
@@ -439,6 +282,8 @@ function listView(root, route) {
         page.nextPageToken
           ? h('a', { class: 'button', href: listHash(route.state, page.nextPageToken) }, 'Older →')
           : '',
+        // QUEUED in launch order comes as one page, the head of the queue.
+        page.more ? h('a', { class: 'button', href: '#/queue' }, 'More wait: the queue →') : '',
       );
     },
     () => LIST_EVERY_MS,
@@ -448,7 +293,7 @@ function listView(root, route) {
 
 // ---- one job ---------------------------------------------------------------------------------
 
-function detailRows(job, now) {
+function detailRows(job, now, waiting) {
   const rows = [];
   /** A row for a value the job has (undefined and empty ones are left out), drawn by `draw`. */
   const add = (label, value, draw = (v) => v) => {
@@ -472,6 +317,7 @@ function detailRows(job, now) {
   add('Target', job.target, (target) => TARGETS[target] ?? target);
   add('Rule', job.rule, code);
   add('Reason', job.reason);
+  queueDetailRows(job, waiting, now, add);
   add('Resources', resourcesText(job.template));
   add('Estimated cost', job.estimate, estimateView);
   add('Cost', job.cost, costView);
@@ -611,6 +457,7 @@ function jobView(root, route) {
 
   let chosen = route.attempt; // undefined: the current attempt, and the next one after a retry
   let job;
+  let waiting; // its place in the queue and why, while it is QUEUED
   let busy = false;
   let noticeTimer;
 
@@ -631,10 +478,12 @@ function jobView(root, route) {
     ui.badge.replaceChildren(badge(job.state));
     ui.cancel.disabled = busy || !CANCELLABLE.has(job.state);
     ui.retry.disabled = busy || !RETRYABLE.has(job.state);
-    ui.details.replaceChildren(...detailRows(job, now));
+    ui.details.replaceChildren(...detailRows(job, now, waiting));
     ui.history.replaceChildren(...job.history.map((entry) => historyItem(entry, now)));
     const shown = chosen ?? job.attempts.at(-1)?.attempt;
-    ui.attempts.replaceChildren(...job.attempts.map((a) => attemptRow(job, a, now, shown)));
+    ui.attempts.replaceChildren(
+      ...job.attempts.flatMap((a) => [attemptRow(job, a, now, shown), attemptRefusalsRow(a, 9) ?? []]),
+    );
     ui.noAttempts.hidden = job.attempts.length > 0;
   }
 
@@ -648,6 +497,8 @@ function jobView(root, route) {
         notify(err.message, 'error');
         return false;
       }
+      // Its place is the queue's, not the job's: a failure to read it leaves the recorded reason.
+      waiting = job.state === 'QUEUED' ? await waitingOf(route.id, signal).catch(() => undefined) : undefined;
       render();
       await log.update(job, chosen, signal);
     },
@@ -697,7 +548,13 @@ function show() {
     return;
   }
   current?.stop();
-  current = route.view === 'job' ? jobView(root, route) : listView(root, route);
+  const views = { job: jobView, queue: queueView, list: listView };
+  current = views[route.view](root, route);
+  const section = route.view === 'queue' ? 'queue' : 'jobs';
+  for (const link of document.querySelectorAll('.views a')) {
+    if (link.dataset.view === section) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
   window.scrollTo(0, 0);
 }
 

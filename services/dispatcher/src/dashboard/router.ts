@@ -1,4 +1,4 @@
-// The dashboard: one HTML page, one ES module and one stylesheet from this folder, served as they are
+// The dashboard: one HTML page, its ES modules and one stylesheet from this folder, served as they are
 // (no build step). The page reads the same /jobs API as everyone else, so it needs the same caller
 // identity (`api`); it is a client of the API, never a second way into the ledger.
 import fs from 'node:fs';
@@ -8,6 +8,8 @@ import { Router, type RequestHandler } from 'express';
 const FILES = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/dashboard/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/ui.js': { file: 'ui.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/queue.js': { file: 'queue.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/styles.css': { file: 'styles.css', type: 'text/css; charset=utf-8' },
   '/dashboard/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
 } as const;

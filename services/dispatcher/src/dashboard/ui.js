@@ -1,0 +1,200 @@
+// What every view of the dashboard uses: building the DOM from data as text only, formatting times
+// and sizes, reading the API, and refreshing a view on a timer. app.js routes between the views.
+//
+// Everything the API returns is someone's data (an object name or a refusal's reason can be
+// `<script>…`), so the DOM is built with createElement, setAttribute and text nodes only, never by
+// parsing markup; the server's Content-Security-Policy, which refuses inline script, is the second wall.
+/* global document, fetch, setTimeout, clearTimeout, AbortController */
+
+export const STATES = [
+  'SCHEDULED',
+  'RECEIVED',
+  'QUEUED',
+  'LAUNCHED',
+  'RUNNING',
+  'SUCCEEDED',
+  'FAILED',
+  'CANCELLED',
+  'IGNORED',
+];
+export const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'IGNORED']);
+
+export const TARGETS = { 'cloud-run-job': 'Cloud Run job', vm: 'VM' };
+
+// ---- DOM and formatting ----------------------------------------------------------------------
+
+/** An element with attributes (null, undefined and false left out) and children (strings as text). */
+export function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    node.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children.flat(2)) {
+    if (child === null || child === undefined || child === false || child === '') continue;
+    node.append(child); // a string becomes a Text node: never parsed as markup
+  }
+  return node;
+}
+
+export function clone(templateId) {
+  return document.getElementById(templateId).content.cloneNode(true);
+}
+
+export function badge(state, extra = '') {
+  const look = STATES.includes(state) ? state.toLowerCase() : 'unknown';
+  return h('span', { class: `badge state-${look} ${extra}`.trim() }, state);
+}
+
+export const mono = (text, attrs = {}) =>
+  h('span', { ...attrs, class: `mono ${attrs.class ?? ''}`.trim() }, text);
+
+/** The first characters of an id are enough to tell jobs apart on one screen; the full id is in a title. */
+export const shortId = (id) => (id.length > 10 ? id.slice(0, 10) : id);
+
+export const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+export const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+
+export function when(iso) {
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? String(iso) : dateFormat.format(t);
+}
+
+export function ago(iso, now) {
+  const ms = now - Date.parse(iso);
+  if (Number.isNaN(ms)) return '—';
+  const s = Math.abs(ms) / 1000;
+  if (ms >= 0 && s < 5) return 'just now';
+  const text =
+    s < 60
+      ? `${Math.floor(s)}s`
+      : s < 3600
+        ? `${Math.floor(s / 60)}m`
+        : s < 86400
+          ? `${Math.floor(s / 3600)}h`
+          : `${Math.floor(s / 86400)}d`;
+  return ms < 0 ? `in ${text}` : `${text} ago`;
+}
+
+export function span(ms) {
+  if (ms === undefined || Number.isNaN(ms)) return '—';
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${(ms / 1000).toFixed(s < 10 ? 1 : 0)} s`;
+  const m = Math.floor(s / 60);
+  const pad = (n) => String(n).padStart(2, '0');
+  if (m < 60) return `${m}m ${pad(s % 60)}s`;
+  const hours = Math.floor(m / 60);
+  if (hours < 24) return `${hours}h ${pad(m % 60)}m`;
+  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
+}
+
+export function bytes(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+export function sourceName(job) {
+  const s = job.source;
+  if (s.kind === 'object') return s.object.name;
+  return s.image ?? (s.task !== undefined ? `task ${s.task}` : 'container run');
+}
+
+// ---- the API ---------------------------------------------------------------------------------
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export async function failure(res) {
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = await res.json();
+    if (typeof body?.error === 'string') message = body.error;
+  } catch {
+    // not JSON: the status says enough
+  }
+  return new ApiError(res.status, message);
+}
+
+export async function getJson(url, init = {}) {
+  const res = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' }, ...init });
+  if (!res.ok) throw await failure(res);
+  return res.json();
+}
+
+// Relative URLs: the page works wherever the API is, at the root or behind a path prefix.
+export const jobUrl = (id) => `jobs/${encodeURIComponent(id)}`;
+
+export function jobHash(id, attempt) {
+  return `#/jobs/${encodeURIComponent(id)}${attempt === undefined ? '' : `?attempt=${attempt}`}`;
+}
+
+// ---- refreshing ------------------------------------------------------------------------------
+
+const live = document.getElementById('live');
+
+function markLive(error) {
+  live.dataset.state = error === undefined ? 'ok' : 'error';
+  live.querySelector('.live-text').textContent =
+    error === undefined
+      ? `Live · ${timeFormat.format(Date.now())}`
+      : `Can't reach the dispatcher (${error.message}); retrying`;
+}
+
+/**
+ * Runs `task(signal)` now and again `delay()` ms after each run ends, until stopped or until the task
+ * returns false. Never two runs at once; while the tab is hidden it skips the work. Stopping aborts
+ * the fetches of a run under way, so a view that is gone never draws over the next one.
+ */
+export function poll(task, delay) {
+  const abort = new AbortController();
+  let timer;
+  let running = false;
+  let again = false;
+  async function run() {
+    clearTimeout(timer);
+    if (abort.signal.aborted) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    let goOn = true;
+    try {
+      if (!document.hidden) {
+        goOn = (await task(abort.signal)) !== false;
+        markLive();
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) markLive(err);
+    } finally {
+      running = false;
+    }
+    if (abort.signal.aborted || !goOn) return;
+    if (again) {
+      again = false;
+      void run();
+      return;
+    }
+    timer = setTimeout(run, delay());
+  }
+  void run();
+  return {
+    refresh: run,
+    stop() {
+      abort.abort();
+      clearTimeout(timer);
+    },
+  };
+}
