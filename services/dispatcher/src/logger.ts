@@ -10,8 +10,13 @@ const SEVERITY: Record<string, string> = {
   fatal: 'CRITICAL',
 };
 
+/** Where the logs go unless told: file descriptor `fd` (stdout), as pino writes to it by default. */
+export function logDestination(fd = 1) {
+  return pino.destination({ dest: fd, sync: false, minLength: 0 });
+}
+
 export function createLogger(
-  destination?: DestinationStream,
+  destination: DestinationStream = logDestination(),
   level = process.env.LOG_LEVEL ?? 'info',
 ): Logger {
   return pino(

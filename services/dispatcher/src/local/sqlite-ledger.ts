@@ -1,7 +1,16 @@
 // The ledger of the local mode: one node:sqlite file. The claim is an INSERT that does nothing if the
 // id exists; every other write is an UPDATE conditioned on the version it read (compare-and-set). The
 // whole job is stored as JSON beside the columns that queries need.
-import { DatabaseSync } from 'node:sqlite';
+//
+// Durability: WAL with synchronous=NORMAL. A commit is in the WAL once its write() returns, so a
+// dispatcher that crashes or is killed loses nothing; only the OS crashing or the power failing may
+// roll back the last commits, never corrupting the file (https://www.sqlite.org/pragma.html#pragma_synchronous:
+// "WAL mode is always consistent with synchronous=NORMAL"). What that can lose, the local mode makes
+// again: the input watcher announces every file again at start (the same generation is the same job),
+// and the reconciler closes runs that ended unseen. FULL would fsync every commit, one per claim:
+// 2-3 ms each here, on the event loop, since node:sqlite is synchronous.
+// Statements are prepared once, when first used.
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import {
   EMPTY_CAPACITY,
   claimLeaseRanOut,
@@ -15,12 +24,16 @@ import {
 } from '@pipeline/core';
 
 export class SqliteLedger implements Ledger {
+  /** How writes reach the disk, for reports. */
+  static readonly durability = 'WAL, synchronous=NORMAL';
   private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
 
   constructor(file: string) {
     this.db = new DatabaseSync(file);
     this.db.exec(`
       PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
       PRAGMA busy_timeout = 5000;
       CREATE TABLE IF NOT EXISTS jobs (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,11 +56,9 @@ export class SqliteLedger implements Ledger {
   }
 
   async claim(job: Job, leaseMs: number): Promise<ClaimResult> {
-    const inserted = this.db
-      .prepare(
-        'INSERT INTO jobs (id, state, version, updated_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
-      )
-      .run(job.id, job.state, job.version, job.updatedAt, JSON.stringify(job));
+    const inserted = this.statement(
+      'INSERT INTO jobs (id, state, version, updated_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
+    ).run(job.id, job.state, job.version, job.updatedAt, JSON.stringify(job));
     if (inserted.changes === 1) return { claimed: true, job };
     const existing = await this.get(job.id);
     if (existing === undefined) throw new Error(`job ${job.id} vanished during its claim`);
@@ -59,22 +70,20 @@ export class SqliteLedger implements Ledger {
   }
 
   async update(next: Job): Promise<boolean> {
-    const result = this.db
-      .prepare(
-        'UPDATE jobs SET state = ?, version = ?, updated_at = ?, body = ? WHERE id = ? AND version = ?',
-      )
-      .run(next.state, next.version, next.updatedAt, JSON.stringify(next), next.id, next.version - 1);
+    const result = this.statement(
+      'UPDATE jobs SET state = ?, version = ?, updated_at = ?, body = ? WHERE id = ? AND version = ?',
+    ).run(next.state, next.version, next.updatedAt, JSON.stringify(next), next.id, next.version - 1);
     return result.changes === 1;
   }
 
   async release(job: Job): Promise<boolean> {
     return (
-      this.db.prepare('DELETE FROM jobs WHERE id = ? AND version = ?').run(job.id, job.version).changes === 1
+      this.statement('DELETE FROM jobs WHERE id = ? AND version = ?').run(job.id, job.version).changes === 1
     );
   }
 
   async get(id: string): Promise<Job | undefined> {
-    const row = this.db.prepare('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined;
+    const row = this.statement('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined;
     return row === undefined ? undefined : (JSON.parse(row.body) as Job);
   }
 
@@ -82,12 +91,13 @@ export class SqliteLedger implements Ledger {
     const before = query.pageToken === undefined ? Number.MAX_SAFE_INTEGER : decodeToken(query.pageToken);
     const rows = (
       query.state === undefined
-        ? this.db
-            .prepare('SELECT seq, body FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?')
-            .all(before, query.limit + 1)
-        : this.db
-            .prepare('SELECT seq, body FROM jobs WHERE state = ? AND seq < ? ORDER BY seq DESC LIMIT ?')
-            .all(query.state, before, query.limit + 1)
+        ? this.statement('SELECT seq, body FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?').all(
+            before,
+            query.limit + 1,
+          )
+        : this.statement(
+            'SELECT seq, body FROM jobs WHERE state = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
+          ).all(query.state, before, query.limit + 1)
     ) as { seq: number; body: string }[];
     const page = rows.slice(0, query.limit);
     return {
@@ -97,25 +107,26 @@ export class SqliteLedger implements Ledger {
   }
 
   async succeeded(rule: string, limit: number): Promise<Job[]> {
-    const rows = this.db
-      .prepare(
-        "SELECT body FROM jobs WHERE json_extract(body, '$.rule') = ? AND state = 'SUCCEEDED' ORDER BY seq DESC LIMIT ?",
-      )
-      .all(rule, limit) as { body: string }[];
+    const rows = this.statement(
+      "SELECT body FROM jobs WHERE json_extract(body, '$.rule') = ? AND state = 'SUCCEEDED' ORDER BY seq DESC LIMIT ?",
+    ).all(rule, limit) as { body: string }[];
     return rows.map((row) => JSON.parse(row.body) as Job);
   }
 
+  /**
+   * The head of the queue, read in the order of jobs_queued. INDEXED BY: without statistics the
+   * planner picks jobs_by_state and sorts every QUEUED job by its extracted dueBy (80 ms for 15,000),
+   * and each drain reads the head.
+   */
   async queued(limit: number): Promise<Job[]> {
-    const rows = this.db
-      .prepare(
-        "SELECT body FROM jobs WHERE state = 'QUEUED' ORDER BY json_extract(body, '$.queue.dueBy'), seq LIMIT ?",
-      )
-      .all(limit) as { body: string }[];
+    const rows = this.statement(
+      "SELECT body FROM jobs INDEXED BY jobs_queued WHERE state = 'QUEUED' ORDER BY json_extract(body, '$.queue.dueBy'), seq LIMIT ?",
+    ).all(limit) as { body: string }[];
     return rows.map((row) => JSON.parse(row.body) as Job);
   }
 
   async readCapacity(): Promise<CapacityRecord> {
-    const row = this.db.prepare('SELECT body FROM capacity WHERE id = 1').get() as
+    const row = this.statement('SELECT body FROM capacity WHERE id = 1').get() as
       { body: string } | undefined;
     return row === undefined ? EMPTY_CAPACITY : (JSON.parse(row.body) as CapacityRecord);
   }
@@ -124,17 +135,29 @@ export class SqliteLedger implements Ledger {
     const body = JSON.stringify(next);
     const result =
       next.version === 1
-        ? this.db
-            .prepare('INSERT INTO capacity (id, version, body) VALUES (1, 1, ?) ON CONFLICT (id) DO NOTHING')
-            .run(body)
-        : this.db
-            .prepare('UPDATE capacity SET version = ?, body = ? WHERE id = 1 AND version = ?')
-            .run(next.version, body, next.version - 1);
+        ? this.statement(
+            'INSERT INTO capacity (id, version, body) VALUES (1, 1, ?) ON CONFLICT (id) DO NOTHING',
+          ).run(body)
+        : this.statement('UPDATE capacity SET version = ?, body = ? WHERE id = 1 AND version = ?').run(
+            next.version,
+            body,
+            next.version - 1,
+          );
     return result.changes === 1;
   }
 
   close(): void {
     this.db.close();
+  }
+
+  /** `sql` prepared, once per ledger. */
+  private statement(sql: string): StatementSync {
+    let statement = this.statements.get(sql);
+    if (statement === undefined) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 }
 
