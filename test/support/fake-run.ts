@@ -95,6 +95,12 @@ export type FakeRun = RecordingServer & {
   forget(execution: string): void;
   /** The executions not completed yet. */
   running(): number;
+  /** The most executions not completed at one time, so far. */
+  peakRunning(): number;
+  /** How many RunJob calls were refused (maxRunning, runJobsPerSecond). */
+  refusedRunJobs(): number;
+  /** The JOB_ID of each execution started, in order (one per execution). */
+  executionJobIds(): string[];
   /** The next runs answer an operation without metadata, as if the Execution were not named yet. */
   runWithoutMetadata: boolean;
 };
@@ -132,6 +138,8 @@ interface RunJobBody {
 
 export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRun> {
   const executions: string[] = [];
+  let peak = 0;
+  let refusedCount = 0;
   const stored = new Map<string, StoredExecution>();
   const operations = new Map<string, { name: string; execution: string }>();
   /** When the runs of the last second were accepted (ms), for runJobsPerSecond. */
@@ -183,7 +191,10 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
 
   function run(project: string, location: string, job: string, body: RunJobBody): ApiAnswer {
     const refused = refusal(project, location);
-    if (refused !== undefined) return refused;
+    if (refused !== undefined) {
+      refusedCount++;
+      return refused;
+    }
     accepted.push(Date.now());
     const parent = `projects/${project}/locations/${location}`;
     const name = `${parent}/jobs/${job}/executions/${job}-${randomBytes(3).toString('hex').slice(0, 5)}`;
@@ -204,6 +215,7 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
     };
     executions.push(name);
     stored.set(name, execution);
+    peak = Math.max(peak, fake.running());
     if (options.executionSeconds !== undefined) {
       execution.timer = setTimeout(
         () => fake.settle(name, { phase: 'succeeded' }),
@@ -354,6 +366,9 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
   const closeServer = server.close;
   const fake: FakeRun = Object.assign(server, {
     executions,
+    peakRunning: () => peak,
+    refusedRunJobs: () => refusedCount,
+    executionJobIds: () => executions.map((name) => stored.get(name)?.container.env.JOB_ID ?? ''),
     runWithoutMetadata: false,
     settle(name: string, outcome: ExecutionOutcome) {
       const execution = stored.get(name);

@@ -4,7 +4,7 @@ import {
   demandOf,
   EMPTY_CAPACITY,
   learnCeiling,
-  rateWindow,
+  launchSpacingMs,
   releaseSlot,
   repairSlots,
   type CapacityLimits,
@@ -22,7 +22,11 @@ const vm = (cpus: number, gpus?: { type: string; count: number }): Demand => ({
   cpus,
   ...(gpus === undefined ? {} : { gpus }),
 });
-const LIMITS: CapacityLimits = { region: 'us-central1', runExecutions: 10, runJobsPerMinute: 6000 };
+const LIMITS: CapacityLimits = {
+  region: 'us-central1',
+  runExecutions: 10,
+  runJobsPerMinute: Number.POSITIVE_INFINITY,
+};
 
 /** A queued job; `n` orders it (queued n seconds after T0), FIFO with a day to wait. */
 function queued(id: string, n: number, demand: Demand = RUN, changes: Partial<QueuedJob> = {}): QueuedJob {
@@ -111,27 +115,27 @@ describe('admit: limits', () => {
     );
   });
 
-  it('spaces runJob calls at the configured rate, and says when the next may go', () => {
-    const limits = { ...LIMITS, runExecutions: 100, runJobsPerMinute: 180 }; // 3 per second
+  it('spaces runJob calls at the configured rate, with a tenth to spare, and says when the next may go', () => {
+    const limits = { ...LIMITS, runExecutions: 100, runJobsPerMinute: 180 }; // one every 0.367 s
     const queue = Array.from({ length: 5 }, (_, i) => queued(`j${i}`, i));
     const first = admit(EMPTY_CAPACITY, queue, limits, at(100));
-    expect(first.admitted).toHaveLength(3);
+    expect(first.admitted).toHaveLength(1);
     expect(first.waiting[0].reason).toBe(
-      'waiting for the runJob rate: 3 launched in the last 1 s (limit 180 per minute)',
+      'waiting for the runJob rate: one launch every 0.37 s (limit 180 per minute)',
     );
-    expect(first.nextChangeAt).toBe(at(101));
-    const rest = queue.slice(3);
-    expect(admit(first.record, rest, limits, at(100.5)).admitted).toHaveLength(0);
-    expect(admit(first.record, rest, limits, at(101)).admitted).toHaveLength(2);
+    expect(first.nextChangeAt).toBe(at(100.367));
+    const rest = queue.slice(1);
+    expect(admit(first.record, rest, limits, at(100.3)).admitted).toHaveLength(0);
+    expect(admit(first.record, rest, limits, at(100.367)).admitted).toHaveLength(1);
   });
 
   it.each([
-    [60, { ms: 1000, launches: 1 }],
-    [180, { ms: 1000, launches: 3 }],
-    [30, { ms: 2000, launches: 1 }],
-    [7, { ms: 9000, launches: 1 }],
-  ])('turns %i runJob calls per minute into a window of %j', (perMinute, window) => {
-    expect(rateWindow(perMinute)).toEqual(window);
+    [60, 1100],
+    [180, 367],
+    [30, 2200],
+    [Number.POSITIVE_INFINITY, 0],
+  ])('spaces %i runJob calls per minute %i ms apart', (perMinute, ms) => {
+    expect(launchSpacingMs(perMinute)).toBe(ms);
   });
 
   it('bounds what one round admits, leaving the rest next in line', () => {

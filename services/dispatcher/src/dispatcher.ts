@@ -48,8 +48,11 @@ import { LaunchQueue, type CapacitySource } from './launch-queue.ts';
 
 export const DEFAULT_LEASE_MS = DEFAULT_RECONCILE_SETTINGS.leaseMs;
 const MAX_CONFLICT_RETRIES = 20;
-/** How long a push or a completion drains the queue, at most, before it answers. */
-const REQUEST_DRAIN_MS = 1_000;
+/**
+ * How long a push or a completion drains the queue, at most, before it answers: long enough to wait
+ * out the spacing of runJob calls (1.1 s at the default 60 per minute), well inside an ack deadline.
+ */
+const REQUEST_DRAIN_MS = 3_000;
 
 export interface DispatcherPorts {
   ledger: Ledger;
@@ -258,8 +261,8 @@ export class Dispatcher {
     });
     if (job === undefined || !changed) return { job, changed: false };
     this.logEnd(job);
-    // Its slot is free: the queue may launch what waited for it.
-    await this.queue.release(jobId);
+    // Its slot is free: the next round gives it back and launches what waited for it.
+    this.queue.releaseSoon(jobId);
     if (retryDue && job.state === 'SCHEDULED') return { job: (await this.launchDue(job)) ?? job, changed };
     await this.queue.kick(REQUEST_DRAIN_MS);
     return { job, changed };

@@ -18,6 +18,7 @@ import {
   DEFAULT_QUEUE_POLICY,
   demandOf,
   FINAL_STATES,
+  hasRoom,
   isRateRefusal,
   LaunchError,
   learnCeiling,
@@ -37,8 +38,8 @@ import {
 } from '@pipeline/core';
 import type { Dispatcher } from './dispatcher.ts';
 
-/** How many queued jobs a drain reads, at most, from the head of the queue. */
-const QUEUE_HEAD = 200;
+/** How many queued jobs a drain reads from the head of the queue (a rule at its cap can hide the rest). */
+const QUEUE_HEAD = 100;
 /** How many jobs one round of a drain launches, and how many of those at once. */
 const MAX_ADMIT = 64;
 const PARALLEL_LAUNCHES = 16;
@@ -94,6 +95,9 @@ export class LaunchQueue {
   private readonly capacity: CapacitySource;
   private draining: Promise<void> | undefined;
   private again = false;
+  private full = false;
+  /** Slots to give back in the next round (releaseSoon). */
+  private readonly releases = new Set<string>();
 
   constructor(dispatcher: Dispatcher, capacity: CapacitySource = UNBOUNDED) {
     this.dispatcher = dispatcher;
@@ -140,8 +144,9 @@ export class LaunchQueue {
    * Drains for at most `budgetMs`, unless a drain already runs in this process: then the running one
    * takes the new work (it drains again before it stops) and this returns false at once.
    */
-  async kick(budgetMs: number): Promise<boolean> {
+  async kick(budgetMs: number, full = false): Promise<boolean> {
     this.again = true;
+    if (full) this.full = true;
     if (this.draining !== undefined) return false;
     this.draining = this.drain(budgetMs).finally(() => {
       this.draining = undefined;
@@ -154,45 +159,60 @@ export class LaunchQueue {
     const end = Date.now() + budgetMs;
     while (this.again && Date.now() < end) {
       this.again = false;
+      const full = this.full;
+      this.full = false;
       let nextChangeAt: string | undefined;
       try {
-        nextChangeAt = await this.round();
+        nextChangeAt = await this.round(full);
       } catch (err) {
         // The queue is durable: what this round could not do, the next trigger does.
         this.dispatcher.ports.logger.error({ err }, 'draining the launch queue failed');
         return;
       }
       if (nextChangeAt !== undefined) {
-        const nap = Date.parse(nextChangeAt) - Date.now();
-        if (nap <= MAX_NAP_MS && Date.now() + nap < end) {
-          await new Promise((resolve) => setTimeout(resolve, Math.max(0, nap)));
+        // On the dispatcher's clock (tests set it): a change due already is drained at once.
+        const nap = Date.parse(nextChangeAt) - this.dispatcher.now().getTime();
+        if (nap <= MAX_NAP_MS && Date.now() + Math.max(0, nap) < end) {
+          if (nap > 0) await new Promise((resolve) => setTimeout(resolve, nap));
           this.again = true;
         }
       }
     }
   }
 
-  /** One admission and its launches; returns when something waiting may fit without a slot freed. */
-  private async round(): Promise<string | undefined> {
+  /**
+   * One admission and its launches; returns when something waiting may fit without a slot freed.
+   * `full`: read the queue even when no pool has room (to fail what waited too long).
+   */
+  private async round(full: boolean): Promise<string | undefined> {
     let admission: Admission | undefined;
     let limits: CapacityLimits | undefined;
     let queue: Job[] = [];
     for (let i = 0; i < CAS_ATTEMPTS && admission === undefined; i++) {
       const { ledger } = this.dispatcher.ports;
-      const [record, head] = await Promise.all([ledger.readCapacity(), ledger.queued(QUEUE_HEAD)]);
-      if (head.length === 0) return undefined;
-      queue = head;
+      // Slots of attempts that ended since the last round are given back in this round's write.
+      const releasing = [...this.releases];
+      const read = await ledger.readCapacity();
+      const record = releasing.reduce((r, id) => releaseSlot(r, id, r.version) ?? r, read);
+      const released = record !== read;
+      const held = new Set(read.holders.map((h) => h.jobId));
+      for (const id of releasing) if (!held.has(id)) this.releases.delete(id); // nothing to give back
+      const commit = async (next: CapacityRecord) => {
+        if (!(await ledger.writeCapacity({ ...next, version: read.version + 1 }))) return false;
+        for (const id of releasing) this.releases.delete(id);
+        return true;
+      };
       limits = await this.limits(record.holders);
-      const candidate = admit(
-        record,
-        head.map(queuedJob(this.capacity)),
-        limits,
-        this.dispatcher.iso(),
-        MAX_ADMIT,
-      );
-      if (candidate.admitted.length === 0 && candidate.failNow.length === 0) return candidate.nextChangeAt;
-      if (candidate.admitted.length === 0 || (await ledger.writeCapacity(candidate.record)))
-        admission = candidate;
+      const now = this.dispatcher.iso();
+      // Full everywhere: nothing could launch, so the queue is not read (a reconcile pass reads it
+      // anyway, for the jobs past their maxQueueTime).
+      const head = !full && !hasRoom(record, limits, now) ? [] : await ledger.queued(QUEUE_HEAD);
+      queue = head;
+      const candidate = admit(record, head.map(queuedJob(this.capacity)), limits, now, MAX_ADMIT);
+      const nothing = candidate.admitted.length === 0 && candidate.failNow.length === 0;
+      if (nothing && !released) return candidate.nextChangeAt;
+      if (candidate.admitted.length === 0 && !released) admission = candidate;
+      else if (await commit(candidate.record)) admission = candidate;
     }
     if (admission === undefined) throw new Error('the capacity record kept changing under this drain');
     const byId = new Map(queue.map((job) => [job.id, job]));
@@ -232,7 +252,7 @@ export class LaunchQueue {
     const log = d.jobLogger(queued);
     const launchedAt = d.iso();
     let mine = false;
-    const job = await d.mutate(queued.id, (current) => {
+    const launching = (current: Job) => {
       mine = current.state === 'QUEUED' && current.attempt === queued.attempt;
       if (!mine) return undefined;
       const { target, template } = current;
@@ -254,7 +274,11 @@ export class LaunchQueue {
         },
         `launching on ${target}${target === 'vm' ? (template!.spot ? ' (spot)' : ' (standard)') : ''}`,
       );
-    });
+    };
+    // The job as the queue read it is most likely still so: write over it at once, and read it
+    // again only if that write lost.
+    const direct = launching(queued)!;
+    const job = (await d.ports.ledger.update(direct)) ? direct : await d.mutate(queued.id, launching);
     if (job === undefined || !mine) {
       // Cancelled, or launched by someone else, while it was being admitted: the slot goes back.
       await this.release(queued.id);
@@ -302,7 +326,7 @@ export class LaunchQueue {
   /** Records what runs the job's current attempt; a job cancelled meanwhile has it stopped. */
   async adopt(job: Job, execution: string, refusals?: string[], spot?: boolean): Promise<Job | undefined> {
     const d = this.dispatcher;
-    const adopted = await d.mutate(job.id, (current) =>
+    const adoption = (current: Job) =>
       current.attempt === job.attempt && current.execution === undefined
         ? amend(current, d.iso(), {
             execution,
@@ -315,8 +339,12 @@ export class LaunchQueue {
               ? {}
               : { template: { ...current.template, spot } }),
           })
-        : undefined,
-    );
+        : undefined;
+    const direct = adoption(job);
+    const adopted =
+      direct !== undefined && (await d.ports.ledger.update(direct))
+        ? direct
+        : await d.mutate(job.id, adoption);
     d.jobLogger(job).info({ execution, refusals }, 'job launched');
     if (adopted?.state === 'CANCELLED' && adopted.attempt === job.attempt) {
       await d.ports.launchers[job.target!].cancel(execution);
@@ -411,6 +439,14 @@ export class LaunchQueue {
         .map((rule) => [rule.name, rule.queue.maxConcurrent!]),
     );
     return Object.keys(caps).length === 0 ? limits : { ...limits, ruleMaxConcurrent: caps };
+  }
+
+  /**
+   * Gives back `jobId`'s slot in the next round's write (the caller kicks a drain): the ends of many
+   * attempts at once cost one write of the record, not one each, racing.
+   */
+  releaseSoon(jobId: string): void {
+    this.releases.add(jobId);
   }
 
   /** Gives back `jobId`'s slot, if it holds one. */

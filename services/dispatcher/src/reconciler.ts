@@ -87,19 +87,24 @@ export async function reconcilePass(dispatcher: Dispatcher): Promise<ReconcileRe
   }
   // Launches that become old enough to look for while this pass may still run: wait for them.
   for (const { job, at } of pass.later.sort((a, b) => Date.parse(a.at) - Date.parse(b.at))) {
-    const wait = Date.parse(at) - dispatcher.now().getTime();
-    if (Date.now() + wait - started > MAX_WAIT_FOR_LAUNCHES_MS) break;
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    const current = await dispatcher.ports.ledger.get(job.id);
-    if (current?.state !== 'LAUNCHED' || current.execution !== undefined || current.attempt !== job.attempt)
-      continue;
-    await each(current, () => findLaunch(dispatcher, current, report));
+    if (Date.parse(at) - dispatcher.now().getTime() + Date.now() - started > MAX_WAIT_FOR_LAUNCHES_MS) break;
+    // Most such launches are merely under way: they get their execution within a second or two.
+    let current = await dispatcher.ports.ledger.get(job.id);
+    const unanswered = (j: Job | undefined): j is Job =>
+      j?.state === 'LAUNCHED' && j.execution === undefined && j.attempt === job.attempt;
+    while (unanswered(current) && dispatcher.now().getTime() < Date.parse(at)) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      current = await dispatcher.ports.ledger.get(job.id);
+    }
+    if (!unanswered(current)) continue;
+    const found = current;
+    await each(found, () => findLaunch(dispatcher, found, report));
   }
   await repairCapacity(dispatcher, pass).catch((err: unknown) => {
     report.errors.push({ id: 'capacity', error: (err as Error).message });
     dispatcher.ports.logger.error({ err }, 'repairing the capacity record failed');
   });
-  await dispatcher.queue.kick(PASS_DRAIN_MS);
+  await dispatcher.queue.kick(PASS_DRAIN_MS, true);
   const { launched, takenOver, closed, timedOut, adopted, relaunched, errors } = report;
   const counts = {
     launched: launched.length,

@@ -17,6 +17,7 @@ import {
   type DocumentSnapshot,
   type Firestore,
   type Query,
+  type Timestamp,
   type UpdateData,
 } from '@google-cloud/firestore';
 import {
@@ -36,6 +37,8 @@ const NOT_FOUND = 5;
 const ALREADY_EXISTS = 6;
 const FAILED_PRECONDITION = 9;
 
+/** How many jobs' update times an instance keeps, for writes without a read. */
+const KNOWN_JOBS = 10_000;
 /** Attempts at a claim whose job is released (deleted) between our create and our read. */
 const CLAIM_ATTEMPTS = 3;
 
@@ -68,8 +71,14 @@ export class FirestoreLedger implements Ledger {
 
   async readCapacity(): Promise<CapacityRecord> {
     const snapshot = await this.capacity.get();
-    return snapshot.exists ? (snapshot.data() as CapacityRecord) : EMPTY_CAPACITY;
+    if (!snapshot.exists) return EMPTY_CAPACITY;
+    const record = snapshot.data() as CapacityRecord;
+    this.capacityKnown = { version: record.version, updateTime: snapshot.updateTime! };
+    return record;
   }
+
+  /** The capacity record's version and update time as last read or written here. */
+  private capacityKnown: { version: number; updateTime: Timestamp } | undefined;
 
   /**
    * The first write creates the document; every later one is preconditioned on the update time of the
@@ -79,23 +88,36 @@ export class FirestoreLedger implements Ledger {
     const body = storable(next) as DocumentData;
     if (next.version === 1) {
       try {
-        await this.capacity.create(body);
+        const result = await this.capacity.create(body);
+        this.capacityKnown = { version: 1, updateTime: result.writeTime };
         return true;
       } catch (error) {
         if (codeOf(error) === ALREADY_EXISTS) return false;
         throw error;
       }
     }
+    const known = this.capacityKnown;
+    if (known !== undefined && known.version === next.version - 1) {
+      // Read here at the version it replaces: the precondition on that update time is the whole check.
+      const written = await wonRace(this.capacity.update(body, { lastUpdateTime: known.updateTime }));
+      if (written === false) return false;
+      if (written !== true) this.capacityKnown = { version: next.version, updateTime: written.writeTime };
+      return true;
+    }
     const snapshot = await this.capacity.get();
     if (!snapshot.exists || snapshot.get('version') !== next.version - 1) return false;
-    return wonRace(this.capacity.update(body, { lastUpdateTime: snapshot.updateTime }));
+    const written = await wonRace(this.capacity.update(body, { lastUpdateTime: snapshot.updateTime }));
+    if (written !== false && written !== true)
+      this.capacityKnown = { version: next.version, updateTime: written.writeTime };
+    return written !== false;
   }
 
   async claim(job: Job, leaseMs: number): Promise<ClaimResult> {
     const ref = this.jobs.doc(job.id);
     for (let attempt = 1; attempt <= CLAIM_ATTEMPTS; attempt++) {
       try {
-        await ref.create(toDocument(job));
+        const result = await ref.create(toDocument(job));
+        this.remember(job, result.writeTime);
         return { claimed: true, job };
       } catch (error) {
         if (codeOf(error) !== ALREADY_EXISTS) throw error;
@@ -114,20 +136,49 @@ export class FirestoreLedger implements Ledger {
   }
 
   async update(next: Job): Promise<boolean> {
+    // Written or read here at the version this replaces: one write, preconditioned on the update
+    // time then seen, does the compare-and-set without reading the document again.
+    const known = this.known.get(next.id);
+    if (known !== undefined && known.version === next.version - 1) {
+      const fields: UpdateData<DocumentData> = toDocument(next);
+      for (const key of known.keys) if (!(key in fields)) fields[key] = FieldValue.delete();
+      try {
+        const result = await this.jobs.doc(next.id).update(fields, { lastUpdateTime: known.updateTime });
+        this.remember(next, result.writeTime);
+        return true;
+      } catch (error) {
+        const code = codeOf(error);
+        if (code !== FAILED_PRECONDITION && code !== NOT_FOUND) throw error;
+        this.known.delete(next.id); // changed since: read it, below
+      }
+    }
     const snapshot = await this.jobs.doc(next.id).get();
     if (!snapshot.exists || snapshot.get('version') !== next.version - 1) return false;
     return this.replace(snapshot, next);
   }
 
+  /** What this instance last wrote or read of a job: its version, update time and fields. */
+  private readonly known = new Map<string, { version: number; updateTime: Timestamp; keys: string[] }>();
+
+  private remember(job: Job, updateTime: Timestamp | undefined): void {
+    if (updateTime === undefined) return;
+    this.known.delete(job.id);
+    this.known.set(job.id, { version: job.version, updateTime, keys: Object.keys(toDocument(job)) });
+    if (this.known.size > KNOWN_JOBS) this.known.delete(this.known.keys().next().value!);
+  }
+
   async release(job: Job): Promise<boolean> {
     const snapshot = await this.jobs.doc(job.id).get();
     if (!snapshot.exists || snapshot.get('version') !== job.version) return false;
-    return wonRace(snapshot.ref.delete({ lastUpdateTime: snapshot.updateTime }));
+    return (await wonRace(snapshot.ref.delete({ lastUpdateTime: snapshot.updateTime }))) !== false;
   }
 
   async get(id: string): Promise<Job | undefined> {
     const snapshot = await this.jobs.doc(id).get();
-    return snapshot.exists ? fromDocument(snapshot) : undefined;
+    if (!snapshot.exists) return undefined;
+    const job = fromDocument(snapshot);
+    this.remember(job, snapshot.updateTime);
+    return job;
   }
 
   /** On Google Cloud, the state filter needs the composite index of FIRESTORE_INDEXES. */
@@ -164,15 +215,16 @@ export class FirestoreLedger implements Ledger {
     for (const key of Object.keys(snapshot.data() ?? {})) {
       if (!(key in fields)) fields[key] = FieldValue.delete();
     }
-    return wonRace(snapshot.ref.update(fields, { lastUpdateTime: snapshot.updateTime }));
+    const written = await wonRace(snapshot.ref.update(fields, { lastUpdateTime: snapshot.updateTime }));
+    if (written !== false) this.remember(next, written === true ? undefined : written.writeTime);
+    return written !== false;
   }
 }
 
-/** True once the write is done; false if the document changed or vanished since it was read. */
-async function wonRace(write: Promise<unknown>): Promise<boolean> {
+/** The write's result once done (true if it has none); false if the document changed or vanished since it was read. */
+async function wonRace<T>(write: Promise<T>): Promise<T | true | false> {
   try {
-    await write;
-    return true;
+    return (await write) ?? true;
   } catch (error) {
     const code = codeOf(error);
     if (code === FAILED_PRECONDITION || code === NOT_FOUND) return false;

@@ -30,6 +30,8 @@ import {
   type CertificateSource,
 } from './push-auth.ts';
 import { CloudRunJobLauncher } from './run-launcher.ts';
+import { cloudCapacity } from './cloud-capacity.ts';
+import { closeRegionsClients, RegionQuotaReader, regionsClient } from './region-quotas.ts';
 
 export interface CloudOverrides {
   /** Credentials for the Run and Compute clients (tests: a fixed token). */
@@ -83,6 +85,13 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     }),
     vm: config.vm.spot ? alwaysSpot(vm) : vm,
   };
+  // The region's quotas bound the VMs; read with a short timeout, since a drain waits for them.
+  const quotas = new RegionQuotaReader({
+    project: config.project,
+    region: config.region,
+    regions: () => regionsClient(compute),
+    readTimeoutMs: 5_000,
+  });
   const dispatcher = new Dispatcher({
     ledger,
     blobs: new GcsBlobStore(),
@@ -91,6 +100,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     outputBucket: config.outputBucket,
     logger,
     leaseMs: config.leaseMs,
+    capacity: cloudCapacity(config, quotas),
   });
   let auth;
   if (config.pushAuth.enabled) {
@@ -145,7 +155,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     dispatcher,
     ledger,
     async close() {
-      await Promise.all([closeGoogleClients(), deadLetters?.close()]);
+      await Promise.all([closeGoogleClients(), closeRegionsClients(), deadLetters?.close()]);
     },
   };
 }
