@@ -523,7 +523,6 @@ describe('route: where and with what', () => {
       target: 'cloud-run-job',
       job: { task: 'logreg', args: [], env: {}, spot: false, cpu: 1, memoryBytes: 2 * GiB },
       retry: DEFAULT_RETRY_POLICY,
-      queue: DEFAULT_QUEUE_POLICY,
       reason: 'rule "csv" matched (path matches "**.csv"): cloud-run-job',
     });
   });
