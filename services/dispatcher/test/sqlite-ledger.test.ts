@@ -1,3 +1,7 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, expect, it } from 'vitest';
 import { newJob, transition, type Job } from '@pipeline/core';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
@@ -70,6 +74,52 @@ describe('SqliteLedger', () => {
     expect(ids((await ledger.list({ limit: 10, state: 'IGNORED' })).jobs)).toEqual([6, 4, 2]);
     await expect(ledger.list({ limit: 3, pageToken: 'bogus' })).rejects.toThrow(RangeError);
   });
+});
+
+describe('SqliteLedger in a file', () => {
+  const inTempDir = (test: (file: string) => Promise<void>) => async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sqlite-ledger-'));
+    try {
+      await test(path.join(dir, 'pipeline.db'));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const stored = (file: string) => {
+    const other = new DatabaseSync(file);
+    try {
+      return (other.prepare('SELECT count(*) AS n FROM jobs').get() as { n: number }).n;
+    } finally {
+      other.close();
+    }
+  };
+
+  it(
+    'commits the writes of one turn together, and answers none of them before',
+    inTempDir(async (file) => {
+      const ledger = new SqliteLedger(file);
+      const claims = Array.from({ length: 10 }, (_, n) =>
+        ledger.claim(newJob(idOf(0x100 + n), source, at(n)), 1000),
+      );
+      expect(stored(file)).toBe(0); // not committed yet: another connection sees nothing
+      const seenAtFirstAnswer = await claims[0].then(() => stored(file));
+      expect(seenAtFirstAnswer).toBe(10);
+      expect((await Promise.all(claims)).every((c) => c.claimed)).toBe(true);
+      ledger.close();
+    }),
+  );
+
+  it(
+    'keeps what was written when closed before the turn ends, and reads it back',
+    inTempDir(async (file) => {
+      const first = new SqliteLedger(file);
+      void first.claim(newJob(idOf(0x200), source, at(0)), 1000);
+      first.close();
+      const again = new SqliteLedger(file);
+      expect((await again.get(idOf(0x200)))?.state).toBe('RECEIVED');
+      again.close();
+    }),
+  );
 });
 
 describe('SqliteLedger and the launch queue', () => {
