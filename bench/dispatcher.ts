@@ -5,10 +5,13 @@
 // - push intake: distinct OBJECT_FINALIZE pushes through the whole intake (parse, route, one claim in
 //   the ledger, the queue's drain; launches go through the real Run client to a loopback double,
 //   bounded as deployed: 900 executions, 60 runJob calls a minute), 32 at a time from a load
-//   generator in its own thread, against a bare express handler that parses the same bodies (measured
-//   just before and just after); throughput and p50/p99 latency. With a sqlite ledger in a temp file
-//   (target: >= 1,000 pushes/s and p99 < 50 ms), then with the Firestore emulator, when installed
-//   (started and stopped here, by its process group's pid);
+//   generator in its own thread, against a bare express handler that parses the same bodies. The
+//   two take turns, 1 s each, 6 times (ABBA), so that both meet the same noise of a shared machine;
+//   throughput counts the pushes answered within each second, latencies count every push. Also the
+//   CPU time of the server's thread per push, which the load of the machine changes least. With a
+//   sqlite ledger in a temp file (target: >= 1,000 pushes/s and p99 < 50 ms; BENCH_SQLITE=memory
+//   for ':memory:'), then with the Firestore emulator, when installed (started and stopped here, by
+//   its process group's pid); BENCH_LEDGERS=sqlite measures one;
 // - drain: a burst of distinct pushes to a dispatcher whose capacity is 10 Cloud Run executions; the
 //   Run double ends each execution EXECUTION_SECONDS after it started and its completion is pushed to
 //   /pubsub/completions at once, as Pub/Sub would; from the first push to the last job SUCCEEDED,
@@ -50,11 +53,11 @@ import { load, type LoadResult } from './load.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const COLD_RUNS = 7;
-const PUSHES = Number(process.env.BENCH_PUSHES ?? 3000);
 /** Pushes sent to each server before it is measured, so that both run JIT-compiled code. */
 const WARMUP = 500;
-/** The intake and its baseline take turns, this many times each. */
+/** The intake and its baseline take turns, this many times each, for this long each time. */
 const INTAKE_ROUNDS = 6;
+const INTAKE_ROUND_SECONDS = 1;
 const CONCURRENCY = 32;
 const BURST = 200;
 const BURST_SLOTS = 10;
@@ -108,6 +111,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 const percentile = (values: number[], p: number) =>
   [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function listen(app: express.Express): Promise<{ url: string; server: Server }> {
@@ -125,13 +129,19 @@ async function close(server: Server): Promise<void> {
 
 let runs = 0;
 
-/** One load of `count` distinct pushes, CONCURRENCY at a time, with this thread's CPU time meanwhile. */
-async function push(url: string, count: number): Promise<LoadResult & { cpuMs: number }> {
+/**
+ * One load of distinct pushes, CONCURRENCY at a time (`count` of them, or for `seconds`), with this
+ * thread's CPU time meanwhile.
+ */
+async function push(
+  url: string,
+  size: { count: number } | { seconds: number },
+): Promise<LoadResult & { cpuMs: number }> {
   const before = process.threadCpuUsage();
   const result = await load({
     url,
     prefix: `bench-${process.pid}-${++runs}`,
-    count,
+    ...size,
     concurrency: CONCURRENCY,
   });
   const cpu = process.threadCpuUsage(before);
@@ -139,27 +149,35 @@ async function push(url: string, count: number): Promise<LoadResult & { cpuMs: n
 }
 
 interface Throughput {
+  pushes: number;
+  /** Pushes answered within the loads' time, per second. */
   perSecond: number;
   p50: number;
   p99: number;
   /** CPU time of the server's thread (this one: the load generator has its own), per push. */
   cpuMsPerPush: number;
+  mean: number;
+  p999: number;
+  max: number;
 }
 
 /** The figures of several loads of one server, taken together. */
 function throughput(loads: (LoadResult & { cpuMs: number })[]): Throughput {
   const latencies = loads.flatMap((l) => l.latencies);
-  const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   return {
-    perSecond: latencies.length / sum(loads.map((l) => l.seconds)),
+    pushes: latencies.length,
+    perSecond: sum(loads.map((l) => l.answered)) / sum(loads.map((l) => l.seconds)),
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     cpuMsPerPush: sum(loads.map((l) => l.cpuMs)) / latencies.length,
+    mean: sum(latencies) / latencies.length,
+    p999: percentile(latencies, 0.999),
+    max: Math.max(...latencies),
   };
 }
 
 const describe = (t: Throughput) =>
-  `${Math.round(t.perSecond)} pushes/s, p50 ${fmt(t.p50)}, p99 ${fmt(t.p99)}, ${t.cpuMsPerPush.toFixed(2)} ms CPU a push`;
+  `${Math.round(t.perSecond)} pushes/s, p50 ${fmt(t.p50)}, p99 ${fmt(t.p99)}, ${t.cpuMsPerPush.toFixed(2)} ms CPU a push (mean ${fmt(t.mean)}, p99.9 ${fmt(t.p999)}, max ${fmt(t.max)})`;
 
 /** The load's answers, or why they are wrong: every push is a new object, so each one is created (201). */
 function expectAnswers(result: LoadResult, status: number, what: string): void {
@@ -244,10 +262,11 @@ function ledgers(dir: string): Ledgers {
       made++;
       if (kind === 'sqlite') {
         const file = path.join(dir, `ledger-${made}.sqlite`);
-        const ledger = new SqliteLedger(file);
+        const memory = process.env.BENCH_SQLITE === 'memory';
+        const ledger = new SqliteLedger(memory ? ':memory:' : file);
         return {
           ledger,
-          describe: `sqlite ledger in a file (${SqliteLedger.durability})`,
+          describe: `sqlite ledger ${memory ? 'in memory' : `in a file (${SqliteLedger.durability})`}`,
           async close() {
             ledger.close();
           },
@@ -309,22 +328,22 @@ async function measureIntake(kind: LedgerKind, made: Ledgers, dir: string): Prom
   const full = await listen(intake.app);
   const bare = await listen(bareApp());
   try {
-    await push(bare.url, WARMUP);
-    expectAnswers(await push(full.url, WARMUP), 201, `${kind} warm-up`);
-    const chunk = Math.ceil(PUSHES / INTAKE_ROUNDS);
+    await push(bare.url, { count: WARMUP });
+    expectAnswers(await push(full.url, { count: WARMUP }), 201, `${kind} warm-up`);
+    const round = { seconds: INTAKE_ROUND_SECONDS };
     const measured: Awaited<ReturnType<typeof push>>[] = [];
     const baseline: Awaited<ReturnType<typeof push>>[] = [];
     const ratios: number[] = [];
-    for (let round = 0; round < INTAKE_ROUNDS; round++) {
-      const first = round % 2 === 0;
-      const b1 = first ? await push(bare.url, chunk) : undefined;
-      const m = await push(full.url, chunk);
-      const b2 = first ? undefined : await push(bare.url, chunk);
+    for (let i = 0; i < INTAKE_ROUNDS; i++) {
+      const first = i % 2 === 0;
+      const b1 = first ? await push(bare.url, round) : undefined;
+      const m = await push(full.url, round);
+      const b2 = first ? undefined : await push(bare.url, round);
       const b = (b1 ?? b2)!;
       expectAnswers(m, 201, kind);
       measured.push(m);
       baseline.push(b);
-      ratios.push(chunk / m.seconds / (chunk / b.seconds));
+      ratios.push(m.answered / m.seconds / (b.answered / b.seconds));
     }
     await intake.settle();
     const lines = fs.readFileSync(logFile, 'utf8').split('\n').length - 1;
@@ -333,7 +352,7 @@ async function measureIntake(kind: LedgerKind, made: Ledgers, dir: string): Prom
       measured: throughput(measured),
       baseline: throughput(baseline),
       ratios: ratios.sort((x, y) => x - y),
-      logLinesPerPush: lines / (chunk * INTAKE_ROUNDS + WARMUP),
+      logLinesPerPush: lines / (sum(measured.map((m) => m.latencies.length)) + WARMUP),
       launched: run.executions.length,
     };
   } finally {
@@ -416,7 +435,7 @@ async function measureDrain(kind: LedgerKind, made: Ledgers, dir: string): Promi
   const ideal = Math.ceil(BURST / BURST_SLOTS) * EXECUTION_SECONDS;
   try {
     const started = performance.now();
-    const pushed = await push(full.url, BURST);
+    const pushed = await push(full.url, { count: BURST });
     const pushSeconds = (performance.now() - started) / 1000;
     expectAnswers(pushed, 201, `${kind} burst`);
     const timeout = sleep(Math.max(60_000, ideal * 10_000)).then(() => 'timeout' as const);
@@ -513,7 +532,7 @@ export async function benchDispatcher(parts: readonly DispatcherPart[] = DISPATC
           f.measured.perSecond >= INTAKE_TARGET.pushesPerSecond && f.measured.p99 < INTAKE_TARGET.p99Ms;
         if (kind === 'sqlite') ok &&= target;
         out(
-          `  push intake     ${describe(f.measured)} (${PUSHES} distinct objects, ${CONCURRENCY} at a time, ${f.describe}; ${f.launched} launched through the real Run client; ${f.logLinesPerPush.toFixed(1)} log lines a push)${kind === 'sqlite' ? ` (target >= ${INTAKE_TARGET.pushesPerSecond}/s, p99 < ${INTAKE_TARGET.p99Ms} ms) ${target ? 'ok' : 'MISSED'}` : ''}`,
+          `  push intake     ${describe(f.measured)} (${f.measured.pushes} distinct objects in ${INTAKE_ROUNDS} rounds of ${INTAKE_ROUND_SECONDS} s, ${CONCURRENCY} at a time, ${f.describe}; ${f.launched} launched through the real Run client; ${f.logLinesPerPush.toFixed(1)} log lines a push)${kind === 'sqlite' ? ` (target >= ${INTAKE_TARGET.pushesPerSecond}/s, p99 < ${INTAKE_TARGET.p99Ms} ms) ${target ? 'ok' : 'MISSED'}` : ''}`,
         );
         out(
           `    baseline      ${describe(f.baseline)} (express, parse and 204, in rounds alternating with the intake's); intake/baseline: throughput ${(f.measured.perSecond / f.baseline.perSecond).toFixed(2)}x (rounds ${f.ratios[0].toFixed(2)}-${f.ratios.at(-1)!.toFixed(2)}x, median ${median(f.ratios).toFixed(2)}x), p99 ${(f.measured.p99 / f.baseline.p99).toFixed(1)}x, CPU a push ${(f.measured.cpuMsPerPush / f.baseline.cpuMsPerPush).toFixed(1)}x`,

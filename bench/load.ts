@@ -1,7 +1,8 @@
 // The load generator of the dispatcher benchmarks, in a worker thread of its own: Pub/Sub is another
 // machine, so the client's work (building requests, reading answers) must not share the event loop
-// of the server it measures. `load(url, request)` posts `count` distinct OBJECT_FINALIZE pushes,
-// `concurrency` at a time, and returns each one's latency (ms), the wall time and the statuses.
+// of the server it measures. `load(request)` posts distinct OBJECT_FINALIZE pushes, `concurrency` at
+// a time: `count` of them, or as many as `seconds` allow. It returns each one's latency (ms), the
+// statuses, the wall time and how many were answered within it.
 import http from 'node:http';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
@@ -9,13 +10,18 @@ export interface LoadRequest {
   url: string;
   /** Object names are `${prefix}/file-${i}.csv`: distinct within a run and across runs. */
   prefix: string;
-  count: number;
+  /** Stop after this many pushes... */
+  count?: number;
+  /** ...or send no more after this many seconds (the wall time is then this, whatever is still in flight). */
+  seconds?: number;
   concurrency: number;
 }
 
 export interface LoadResult {
   latencies: number[];
   seconds: number;
+  /** Pushes answered within `seconds`. */
+  answered: number;
   statuses: Record<number, number>;
 }
 
@@ -66,8 +72,7 @@ function post(agent: http.Agent, url: URL, body: string): Promise<number> {
   });
 }
 
-async function run({ url, prefix, count, concurrency }: LoadRequest): Promise<LoadResult> {
-  const bodies = Array.from({ length: count }, (_, i) => pushBody(prefix, i));
+async function run({ url, prefix, count, seconds, concurrency }: LoadRequest): Promise<LoadResult> {
   // node:http with kept-alive connections costs the client less than fetch does: the generator
   // should never be what limits the server.
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
@@ -75,21 +80,26 @@ async function run({ url, prefix, count, concurrency }: LoadRequest): Promise<Lo
   const latencies: number[] = [];
   const statuses: Record<number, number> = {};
   let next = 0;
+  let answered = 0;
   const started = performance.now();
+  const deadline = seconds === undefined ? Infinity : started + seconds * 1000;
+  const more = () => (count === undefined || next < count) && performance.now() < deadline;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < bodies.length) {
-        const body = bodies[next++];
+      while (more()) {
+        const body = pushBody(prefix, next++);
         const t = performance.now();
         const status = await post(agent, target, body);
-        latencies.push(performance.now() - t);
+        const end = performance.now();
+        latencies.push(end - t);
+        if (end <= deadline) answered++;
         statuses[status] = (statuses[status] ?? 0) + 1;
       }
     }),
   );
-  const seconds = (performance.now() - started) / 1000;
+  const wall = seconds ?? (performance.now() - started) / 1000;
   agent.destroy();
-  return { latencies, seconds, statuses };
+  return { latencies, seconds: wall, answered, statuses };
 }
 
 /** Runs one load in a new worker thread, and ends the thread. */
