@@ -20,9 +20,13 @@ const pipelineCommand = (args: string[], env: Record<string, string> = {}) =>
 
 beforeAll(async () => {
   dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pipeline-cli-')), 'local');
-  pipeline = await runLocal({ dir, port: 0, host: '127.0.0.1', config: CONFIG, capacity: 4 }, (line) => said.push(line), {
-    nodeOptions: ['--import', LOOPBACK_GUARD],
-  });
+  pipeline = await runLocal(
+    { dir, port: 0, host: '127.0.0.1', config: CONFIG, capacity: 4 },
+    (line) => said.push(line),
+    {
+      nodeOptions: ['--import', LOOPBACK_GUARD],
+    },
+  );
 });
 afterAll(async () => {
   await pipeline?.stop();

@@ -76,7 +76,7 @@ describe('parseConfig', () => {
     });
   });
 
-  it('bounds launches below Cloud Run\'s 1,000 executions by default, and reads the limits set', () => {
+  it("bounds launches below Cloud Run's 1,000 executions by default, and reads the limits set", () => {
     expect(parseConfig(VALID).capacity).toEqual({ runExecutions: 900, runJobsPerMinute: 60 });
     const config = parseConfig({
       ...VALID,
