@@ -397,6 +397,28 @@ export class LaunchQueue {
       await this.release(job.id);
     }
     const refusals = (job.queue?.refusals ?? 0) + 1;
+    const expiresAt = job.queue?.expiresAt;
+    if (expiresAt !== undefined && Date.parse(d.iso()) >= Date.parse(expiresAt)) {
+      // Its wait is over: the last refusal is what it waited for.
+      const error = `no capacity came within its rule's maxQueueTime (queued at ${job.queue!.queuedAt}): ${message}`;
+      await d.mutate(job.id, (current) =>
+        current.state === 'LAUNCHED' && current.attempt === job.attempt && current.execution === undefined
+          ? transition(
+              current,
+              'FAILED',
+              d.iso(),
+              {
+                error,
+                finishedAt: d.iso(),
+                attempts: current.attempts.filter((a) => a.attempt !== current.attempt),
+              },
+              error,
+            )
+          : undefined,
+      );
+      d.jobLogger(job).warn({ err, refusals }, error);
+      return;
+    }
     const backoff = Math.min(MAX_REFUSAL_BACKOFF_MS, REFUSAL_BACKOFF_MS * 2 ** (refusals - 1));
     await this.requeue(job, message, backoff, refusals);
     d.jobLogger(job).warn({ err, refusals }, `${message}; queued again`);

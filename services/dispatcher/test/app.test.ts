@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { jobIdFor, type Job } from '@pipeline/core';
+import { jobIdFor, parseRoutingConfig, type Job } from '@pipeline/core';
 import { testApp } from './support.ts';
 
 const FIXTURE = JSON.parse(
@@ -312,6 +312,33 @@ describe('GET /jobs and /jobs/:id', () => {
 });
 
 describe('launch failures', () => {
+  it("fails a job that waited past its rule's maxQueueTime, saying what it waited for", async () => {
+    const { LaunchError } = await import('@pipeline/core');
+    let now = Date.parse('2026-12-01T10:00:00.000Z');
+    const routing = parseRoutingConfig({
+      rules: [{ name: 'all', target: 'vm', job: { task: 'logreg' }, queue: { maxQueueTime: '5m' } }],
+    });
+    t = testApp('acme-pipeline-output', { now: () => new Date(now), routing });
+    t.launchers.vm.failWith = new LaunchError('ZONE_RESOURCE_POOL_EXHAUSTED in every zone', true, {
+      capacity: true,
+    });
+    const first = await request(t.app).post('/pubsub/push').send(FIXTURE).expect(201);
+    expect(first.body.job).toMatchObject({
+      state: 'QUEUED',
+      queue: { expiresAt: '2026-12-01T10:05:00.000Z' },
+    });
+    now += 4 * 60_000;
+    await request(t.app).post('/reconcile').expect(200); // refused again: still waiting
+    expect((await request(t.app).get(`/jobs/${first.body.id}`)).body.state).toBe('QUEUED');
+    now += 2 * 60_000;
+    await request(t.app).post('/reconcile').expect(200);
+    const job = (await request(t.app).get(`/jobs/${first.body.id}`).expect(200)).body;
+    expect(job.state).toBe('FAILED');
+    expect(job.error).toMatch(
+      /^no capacity came within its rule's maxQueueTime \(queued at 2026-12-01T10:00:00.000Z\): launch on vm refused for now: ZONE_RESOURCE_POOL_EXHAUSTED in every zone/,
+    );
+  });
+
   it('keeps a job refused for capacity QUEUED and acknowledged, and launches it once when it fits', async () => {
     const { LaunchError } = await import('@pipeline/core');
     let now = Date.parse('2026-12-01T10:00:00.000Z');
