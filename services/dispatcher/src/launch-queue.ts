@@ -25,7 +25,6 @@ import {
   outputPrefix,
   releaseSlot,
   transition,
-  usageOf,
   withCurrentAttempt,
   workerEnvironment,
   type Admission,
@@ -37,6 +36,7 @@ import {
   type SlotHolder,
 } from '@pipeline/core';
 import type { Dispatcher } from './dispatcher.ts';
+import type { CapacityView } from './queue-view.ts';
 
 /** How many queued jobs a drain reads from the head of the queue (a rule at its cap can hide the rest). */
 const QUEUE_HEAD = 100;
@@ -70,29 +70,9 @@ export const UNBOUNDED: CapacitySource = {
   },
 };
 
-/** The queue as GET /capacity shows it. */
-export interface CapacityView {
-  limits: CapacityLimits;
-  inUse: { cloudRunExecutions: number; vmCpus: number; gpus: Record<string, number>; total: number };
-  runLaunchesLastMinute: number;
-  ceilings: CapacityRecord['ceilings'];
-  queue: { jobs: QueuedView[]; more: boolean };
-}
-
-export interface QueuedView {
-  id: string;
-  rule?: string;
-  target?: string;
-  position: number;
-  reason: string;
-  queuedAt?: string;
-  expiresAt?: string;
-  refusals: number;
-}
-
 export class LaunchQueue {
   private readonly dispatcher: Dispatcher;
-  private readonly capacity: CapacitySource;
+  readonly capacity: CapacitySource;
   private draining: Promise<void> | undefined;
   private again = false;
   private full = false;
@@ -453,7 +433,7 @@ export class LaunchQueue {
   }
 
   /** The source's limits, with each rule's maxConcurrent from the routing config. */
-  private async limits(held: readonly SlotHolder[]): Promise<CapacityLimits> {
+  async limits(held: readonly SlotHolder[]): Promise<CapacityLimits> {
     const limits = await this.capacity.limits(held);
     const caps = Object.fromEntries(
       this.dispatcher.ports.routing.rules
@@ -471,6 +451,12 @@ export class LaunchQueue {
     this.releases.add(jobId);
   }
 
+  /** What GET /capacity shows (queue-view.ts). */
+  async view(limit = QUEUE_HEAD): Promise<CapacityView> {
+    const { queueView } = await import('./queue-view.ts'); // loaded when first asked
+    return queueView(this, this.dispatcher, limit);
+  }
+
   /** Gives back `jobId`'s slot, if it holds one. */
   async release(jobId: string): Promise<void> {
     await this.changeRecord((record) => releaseSlot(record, jobId));
@@ -485,59 +471,10 @@ export class LaunchQueue {
     }
     throw new Error('the capacity record kept changing');
   }
-
-  /** The limits, what is in use, and each queued job at the head with its position and why it waits. */
-  async view(limit = QUEUE_HEAD): Promise<CapacityView> {
-    const { ledger } = this.dispatcher.ports;
-    const [record, head] = await Promise.all([ledger.readCapacity(), ledger.queued(limit + 1)]);
-    const limits = await this.limits(record.holders);
-    const shown = head.slice(0, limit);
-    const now = this.dispatcher.iso();
-    const dry = admit(record, shown.map(queuedJob(this.capacity)), limits, now);
-    const why = new Map<string, { position: number; reason: string }>();
-    dry.waiting.forEach((w) => why.set(w.jobId, w));
-    dry.failNow.forEach((f) =>
-      why.set(f.jobId, { position: 0, reason: `fails at the next drain: ${f.reason}` }),
-    );
-    dry.admitted.forEach((a, i) =>
-      why.set(a.jobId, { position: i + 1, reason: 'fits now: launched by the next drain' }),
-    );
-    const usage = usageOf(record.holders);
-    const gpus: Record<string, number> = {};
-    for (const [pool, n] of usage) if (pool.startsWith('gpus:')) gpus[pool.slice(5)] = n;
-    const nowMs = Date.parse(now);
-    return {
-      limits,
-      inUse: {
-        cloudRunExecutions: usage.get('run') ?? 0,
-        vmCpus: usage.get('vm-cpus') ?? 0,
-        gpus,
-        total: usage.get('total') ?? 0,
-      },
-      runLaunchesLastMinute: record.runLaunches.filter((t) => nowMs - Date.parse(t) < 60_000).length,
-      ceilings: record.ceilings.filter((c) => Date.parse(c.until) > nowMs),
-      queue: {
-        jobs: shown
-          .map((job) => ({
-            id: job.id,
-            ...(job.rule === undefined ? {} : { rule: job.rule }),
-            ...(job.target === undefined ? {} : { target: job.target }),
-            position: why.get(job.id)?.position ?? 0,
-            reason: why.get(job.id)?.reason ?? 'held by a launch under way',
-            ...(job.queue === undefined
-              ? {}
-              : { queuedAt: job.queue.queuedAt, expiresAt: job.queue.expiresAt }),
-            refusals: job.queue?.refusals ?? 0,
-          }))
-          .sort((a, b) => (a.position || Infinity) - (b.position || Infinity)),
-        more: head.length > limit,
-      },
-    };
-  }
 }
 
 /** A QUEUED job as admission sees it. */
-function queuedJob(capacity: CapacitySource): (job: Job) => QueuedJob {
+export function queuedJob(capacity: CapacitySource): (job: Job) => QueuedJob {
   return (job) => {
     const entry = job.queue ?? {
       queuedAt: job.updatedAt,

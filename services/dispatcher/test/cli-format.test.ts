@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Job } from '@pipeline/core';
 import { duration, jobDetail, jobsTable, printable, table } from '../src/cli/format.ts';
 import { capacityReport, queuedJobsTable } from '../src/cli/queue-format.ts';
-import type { CapacityView } from '../src/launch-queue.ts';
+import type { CapacityView } from '../src/queue-view.ts';
 import { runAt } from '../src/cli/run.ts';
 
 const JOB: Job = {

@@ -1,5 +1,5 @@
 // `pipeline capacity`: what bounds launches and what waits for them, from GET /capacity.
-import type { CapacityView } from '../launch-queue.ts';
+import type { CapacityView } from '../queue-view.ts';
 import { Api, MAX_PAGE } from './api.ts';
 import { API_OPTIONS, integerOption, parse } from './args.ts';
 import { say, type Io } from './errors.ts';

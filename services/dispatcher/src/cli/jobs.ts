@@ -3,7 +3,7 @@ import { JOB_STATES, type Job, type JobPage } from '@pipeline/core';
 import { Api, MAX_PAGE } from './api.ts';
 import { API_OPTIONS, integerOption, parse } from './args.ts';
 import { say, UsageError, type Io } from './errors.ts';
-import type { CapacityView } from '../launch-queue.ts';
+import type { CapacityView } from '../queue-view.ts';
 import { jobDetail, jobsTable, printable, type Waiting } from './format.ts';
 import { queuedJobsTable, type QueuePage } from './queue-format.ts';
 
