@@ -140,7 +140,7 @@ export function admit(
   const usage = usageOf(record.holders);
   const spacingMs = launchSpacingMs(limits.runJobsPerMinute);
   const runLaunches = record.runLaunches.filter((t) => nowMs - Date.parse(t) < 60_000);
-  const lastLaunch = runLaunches.reduce(
+  let lastLaunch = runLaunches.reduce(
     (latest, t) => Math.max(latest, Date.parse(t)),
     Number.NEGATIVE_INFINITY,
   );
@@ -216,7 +216,8 @@ export function admit(
       }
     }
     if (job.demand.target === 'cloud-run-job' && runTokens < 1) {
-      later(Math.max(lastLaunch, nowMs) + spacingMs);
+      // The next call may go one spacing after the last, made now or earlier.
+      later(lastLaunch + spacingMs > nowMs ? lastLaunch + spacingMs : nowMs + spacingMs);
       blocked.set('run', { reason: 'waiting for the runJob rate', count: 0 });
       return wait(
         `waiting for the runJob rate: one launch every ${(spacingMs / 1000).toFixed(2)} s (limit ${limits.runJobsPerMinute} per minute)`,
@@ -234,6 +235,7 @@ export function admit(
     if (job.rule !== undefined) ruleUse.set(job.rule, (ruleUse.get(job.rule) ?? 0) + 1);
     if (job.demand.target === 'cloud-run-job') {
       runTokens--;
+      lastLaunch = nowMs;
       runLaunches.push(now);
     }
   });

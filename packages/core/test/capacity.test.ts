@@ -125,7 +125,9 @@ describe('admit: limits', () => {
     );
     expect(first.nextChangeAt).toBe(at(100.367));
     const rest = queue.slice(1);
-    expect(admit(first.record, rest, limits, at(100.3)).admitted).toHaveLength(0);
+    const early = admit(first.record, rest, limits, at(100.3));
+    expect(early.admitted).toHaveLength(0);
+    expect(early.nextChangeAt).toBe(at(100.367)); // one spacing after the last call, not after now
     expect(admit(first.record, rest, limits, at(100.367)).admitted).toHaveLength(1);
   });
 

@@ -78,6 +78,8 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
       PIPELINE_CONFIG: routing,
       RUN_API_ENDPOINT: run.endpoint,
       COMPUTE_API_ENDPOINT: compute.endpoint,
+      // Not about the rate (burst.test.ts is): a launch each test waits for goes at once.
+      RUN_JOBS_PER_MINUTE: '100000',
     });
     const authClient = new OAuth2Client();
     authClient.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 3_600_000 });
