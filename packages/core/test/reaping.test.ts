@@ -27,7 +27,7 @@ function instance(createdMinutesAgo: number, labels: Record<string, string> = {}
 /** A job in `state` at `attempt`, last changed `changedMinutesAgo`, with an optional task timeout. */
 function job(state: JobState, changedMinutesAgo: number, attempt = 1, timeoutSeconds?: number): Job {
   const received = newJob(JOB_ID, { kind: 'request', task: 'logreg', args: [], env: {} }, ago(120));
-  const launched = transition(received, 'LAUNCHED', ago(119), {
+  const launched = transition(transition(received, 'QUEUED', ago(119)), 'LAUNCHED', ago(119), {
     target: 'vm',
     template: { args: [], env: {}, spot: false, ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }) },
   });

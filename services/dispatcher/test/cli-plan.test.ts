@@ -159,7 +159,9 @@ describe('estimates and costs on jobs', () => {
       const at = (s: number) => new Date(start + s * 1000).toISOString();
       const id = (0x7000 + i).toString(16).padStart(32, '0');
       const { job } = await pipeline.ledger.claim(newJob(id, { kind: 'object', object }, at(0)), 1000);
-      const launched: Job = transition(job, 'LAUNCHED', at(1), {
+      const queued = transition(job, 'QUEUED', at(1));
+      await pipeline.ledger.update(queued);
+      const launched: Job = transition(queued, 'LAUNCHED', at(1), {
         rule: 'train',
         target: 'vm',
         attempts: [
