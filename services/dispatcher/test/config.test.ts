@@ -222,3 +222,26 @@ function deadLetterCases(): [Record<string, string | undefined>, string, string]
     ],
   ];
 }
+
+// VM_ZONES, the zones a VM is tried in.
+describe('VM_ZONES', () => {
+  it.each([
+    [undefined, ['us-central1-a']],
+    ['', ['us-central1-a']],
+    ['us-central1-b', ['us-central1-b']],
+    ['us-central1-a, us-central1-b,us-central1-f', ['us-central1-a', 'us-central1-b', 'us-central1-f']],
+  ])('%j is tried as %j', (value, zones) => {
+    const env = value === undefined ? VALID : { ...VALID, VM_ZONES: value };
+    expect(parseConfig(env).vm.zones).toEqual(zones);
+  });
+
+  it.each([
+    ['europe-west1-b', 'VM_ZONES: europe-west1-b is not in REGION us-central1'],
+    ['us-central1', 'VM_ZONES: "us-central1" is not a zone like us-central1-a'],
+    ['us-central1-a,,us-central1-b', 'VM_ZONES: "" is not a zone like us-central1-a'],
+    ['us-central1-a,us-central1-a', 'VM_ZONES: us-central1-a,us-central1-a names a zone twice'],
+  ])('refuses %j', (value, message) => {
+    expect(() => parseConfig({ ...VALID, VM_ZONES: value })).toThrow(ConfigError);
+    expect(() => parseConfig({ ...VALID, VM_ZONES: value })).toThrow(message);
+  });
+});
