@@ -5,15 +5,9 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { OAuth2Client } from 'google-auth-library';
 import { LaunchError, type Job } from '@pipeline/core';
-import {
-  closeGoogleClients,
-  CredentialsError,
-  executionsClient,
-  jobsClient,
-  tasksClient,
-} from '../../src/gcp/clients.ts';
-import { CloudRunJobLauncher, type CloudRunJobLauncherSettings } from '../../src/gcp/run-launcher.ts';
-import { testLaunchRequest } from './test-launchers.ts';
+import { closeGoogleClients, CredentialsError } from '../../src/gcp/clients.ts';
+import type { CloudRunJobLauncherSettings } from '../../src/gcp/run-launcher.ts';
+import { testLaunchRequest, testRunLauncher } from './test-launchers.ts';
 import {
   googleError,
   isListExecutions,
@@ -28,18 +22,8 @@ const auth = new OAuth2Client();
 auth.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 24 * 3600 * 1000 });
 
 /** The launcher of project acme's pipeline-worker job at `endpoint`, with `changes`. */
-function launcherAt(endpoint: string, changes: Partial<CloudRunJobLauncherSettings> = {}) {
-  const clients = { endpoint, authClient: auth };
-  return new CloudRunJobLauncher({
-    project: 'acme',
-    region: 'europe-west1',
-    job: 'pipeline-worker',
-    client: () => jobsClient(clients),
-    executions: () => executionsClient(clients),
-    tasks: () => tasksClient(clients),
-    ...changes,
-  });
-}
+const launcherAt = (endpoint: string, changes: Partial<CloudRunJobLauncherSettings> = {}) =>
+  testRunLauncher(endpoint, auth, changes);
 
 const fakes: FakeRun[] = [];
 async function fakeRun(options: FakeRunOptions = {}): Promise<FakeRun> {

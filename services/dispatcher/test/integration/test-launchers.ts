@@ -18,10 +18,15 @@ import {
   tasksClient,
   zoneOperationsClient,
 } from '../../src/gcp/clients.ts';
-import { CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
+import { CloudRunJobLauncher, type CloudRunJobLauncherSettings } from '../../src/gcp/run-launcher.ts';
 import type { ComputeEngineLauncherSettings } from '../../src/gcp/compute-launcher.ts';
 
-export function testRunLauncher(endpoint: string, authClient: AuthClient): CloudRunJobLauncher {
+/** The launcher of project acme's pipeline-worker job at `endpoint`; `changes` override its settings. */
+export function testRunLauncher(
+  endpoint: string,
+  authClient: AuthClient,
+  changes: Partial<CloudRunJobLauncherSettings> = {},
+): CloudRunJobLauncher {
   const clients = { endpoint, authClient };
   return new CloudRunJobLauncher({
     project: 'acme',
@@ -30,6 +35,7 @@ export function testRunLauncher(endpoint: string, authClient: AuthClient): Cloud
     client: () => jobsClient(clients),
     executions: () => executionsClient(clients),
     tasks: () => tasksClient(clients),
+    ...changes,
   });
 }
 
