@@ -19,6 +19,8 @@ export interface ComputeReaperSettings {
   project: string;
   /** The zone the pipeline's VMs run in (the launcher's). */
   zone: string;
+  /** Every zone a VM may be made in (VM_ZONES, the launcher's fallback zones); default [zone]. */
+  zones?: string[];
   /** The value of the `pipeline` label of this deployment's VMs; default 'true', as the launcher's. */
   pipelineLabel?: string;
   /** How long a VM may stay after its work is over, or while no job owns it; default 300. */
@@ -64,14 +66,18 @@ export class ComputeReaper {
     const { project, zone, logger } = this.settings;
     const client = await this.settings.instances();
     // The API filters on the label; `instancesToReap` checks it again, so nothing else is ever touched.
-    const [listed] = await client.list({
-      project,
-      zone,
-      filter: `labels.pipeline = "${this.pipelineLabel}"`,
-    });
-    const ours = listed
-      .map((instance) => pipelineInstance(instance, zone))
-      .filter((vm) => vm.name !== '' && vm.labels.pipeline === this.pipelineLabel);
+    // Every zone a VM may have been made in: one left in a fallback zone is reaped there too.
+    const listings = await Promise.all(
+      (this.settings.zones ?? [zone]).map(async (listedZone) => {
+        const [listed] = await client.list({
+          project,
+          zone: listedZone,
+          filter: `labels.pipeline = "${this.pipelineLabel}"`,
+        });
+        return listed.map((instance) => pipelineInstance(instance, listedZone));
+      }),
+    );
+    const ours = listings.flat().filter((vm) => vm.name !== '' && vm.labels.pipeline === this.pipelineLabel);
 
     const errors: ReapResult['errors'] = [];
     const { jobs, failed } = await this.readJobs(ours);

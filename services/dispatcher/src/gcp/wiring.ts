@@ -129,6 +129,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
   const reaper = new ComputeReaper({
     project: config.project,
     zone: config.zone,
+    zones: config.vm.zones,
     marginSeconds: config.vm.timeoutMarginSeconds,
     pipelineLabel: config.vm.label,
     instances: () => instancesClient(compute),

@@ -151,6 +151,24 @@ describe('ComputeReaper with @google-cloud/compute', () => {
     expect(deletes()).toEqual(['staging']);
   });
 
+  it('reaps in every zone a VM may be made in (the fallback zones too)', async () => {
+    const other = ZONE.replace(/.$/, 'z');
+    compute.instances.set('done-elsewhere', {
+      name: 'done-elsewhere',
+      zone: ZONE_URL.replace(ZONE, other),
+      status: 'RUNNING',
+      labels: labelsOf(await job('SUCCEEDED', 10)),
+      creationTimestamp: new Date(Date.now() - 40 * 60_000).toISOString(),
+    });
+    const result = await reaper({ zones: [ZONE, other] }).reap();
+    expect(result.deleted.map((d) => d.name)).toEqual(['done-elsewhere']);
+    const listed = compute.requests.filter((r) => r.method === 'GET').map((r) => r.path);
+    expect(listed.sort()).toEqual(
+      [ZONE, other].map((z) => `/compute/v1/projects/${PROJECT}/zones/${z}/instances`).sort(),
+    );
+    expect(compute.requests.find((r) => r.method === 'DELETE')?.path).toContain(`/zones/${other}/`);
+  });
+
   it('runs twice at once: each VM is deleted once, and nothing else', async () => {
     await fleet();
     const [first, second] = await Promise.all([reaper().reap(), reaper().reap()]);
