@@ -16,10 +16,15 @@
 // synchronous=NORMAL"). What that can lose, the local mode makes again: the input watcher announces
 // every file again at start (the same generation is the same job), and the reconciler closes runs
 // that ended unseen. FULL would fsync every commit: 0.5 ms or more here, on the event loop.
+//
+// Checkpoints (copying the WAL into the file, with two fsyncs) run in a thread of their own, on
+// their own connection, every CHECKPOINT_MS: run by a commit, as SQLite does by default every 1,000
+// pages, each stopped the event loop for 30 ms here, a few times a second under load.
 // Statements are prepared once, when first used.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 // Not the global: a test that fakes timers must not stop the ledger's commits.
 import { setImmediate } from 'node:timers';
+import { Worker } from 'node:worker_threads';
 import {
   EMPTY_CAPACITY,
   claimLeaseRanOut,
@@ -31,6 +36,34 @@ import {
   type JobState,
   type Ledger,
 } from '@pipeline/core';
+
+const CHECKPOINT_MS = 200;
+
+/**
+ * The checkpointer's thread: a PASSIVE checkpoint (it never waits for, nor blocks, the writer)
+ * every `intervalMs` until flags[0] is set; then it closes its connection and sets flags[1].
+ */
+const CHECKPOINTER = `
+const { workerData } = require('node:worker_threads');
+const { DatabaseSync } = require('node:sqlite');
+const { file, flags: buffer, intervalMs } = workerData;
+const flags = new Int32Array(buffer);
+let db;
+try {
+  if (Atomics.load(flags, 0) === 0) {
+    db = new DatabaseSync(file);
+    db.exec('PRAGMA busy_timeout = 5000');
+  }
+  while (Atomics.load(flags, 0) === 0) {
+    Atomics.wait(flags, 0, 0, intervalMs);
+    if (Atomics.load(flags, 0) === 0) db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+  }
+} finally {
+  db?.close();
+  Atomics.store(flags, 1, 1);
+  Atomics.notify(flags, 1);
+}
+`;
 
 /** The transaction of one turn of the event loop. */
 interface Batch {
@@ -45,9 +78,14 @@ export class SqliteLedger implements Ledger {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   private batch: Batch | undefined;
+  private readonly file: string;
+  /** The checkpointer's flags (stop, stopped), once it runs; null: none (in memory, or it failed). */
+  private checkpointer: Int32Array | null | undefined;
 
   constructor(file: string) {
+    this.file = file;
     this.db = new DatabaseSync(file);
+    if (file === ':memory:' || file === '') this.checkpointer = null;
     this.db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
@@ -176,9 +214,16 @@ export class SqliteLedger implements Ledger {
     });
   }
 
-  /** Commits what this turn wrote, then closes the file. */
+  /** Commits what this turn wrote, then closes the file (the last connection: SQLite checkpoints it all). */
   close(): void {
     if (this.batch !== undefined) this.commit(this.batch);
+    const flags = this.checkpointer;
+    this.checkpointer = null;
+    if (flags) {
+      Atomics.store(flags, 0, 1);
+      Atomics.notify(flags, 0);
+      Atomics.wait(flags, 1, 0, 10_000); // a checkpoint under way ends first
+    }
     this.db.close();
   }
 
@@ -222,6 +267,7 @@ export class SqliteLedger implements Ledger {
   private commit(batch: Batch): void {
     if (this.batch !== batch) return; // committed already, by close()
     this.batch = undefined;
+    if (this.checkpointer === undefined) this.startCheckpointer();
     try {
       this.db.exec('COMMIT');
       batch.resolve();
@@ -233,6 +279,23 @@ export class SqliteLedger implements Ledger {
       }
       batch.reject(err);
     }
+  }
+
+  /** Checkpoints from now on in a thread of their own; if it cannot run, commits checkpoint again. */
+  private startCheckpointer(): void {
+    const flags = new Int32Array(new SharedArrayBuffer(8));
+    this.db.exec('PRAGMA wal_autocheckpoint = 0');
+    this.checkpointer = flags;
+    const worker = new Worker(CHECKPOINTER, {
+      eval: true,
+      workerData: { file: this.file, flags: flags.buffer, intervalMs: CHECKPOINT_MS },
+    });
+    worker.unref();
+    worker.once('error', () => {
+      if (this.checkpointer !== flags) return; // closed
+      this.checkpointer = null;
+      this.db.exec('PRAGMA wal_autocheckpoint = 1000');
+    });
   }
 
   /** `sql` prepared, once per ledger. */
