@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { newJob, transition, type Job } from '@pipeline/core';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
 import { writeRuleHistory } from '../../../test/support/rule-history.ts';
@@ -106,6 +106,20 @@ describe('SqliteLedger in a file', () => {
       expect(seenAtFirstAnswer).toBe(10);
       expect((await Promise.all(claims)).every((c) => c.claimed)).toBe(true);
       ledger.close();
+    }),
+  );
+
+  it(
+    'checkpoints the WAL into the file while open, off the event loop; closed, it leaves no WAL',
+    inTempDir(async (file) => {
+      const ledger = new SqliteLedger(file);
+      const empty = fs.statSync(file).size;
+      for (let n = 0; n < 50; n++) await ledger.claim(newJob(idOf(0x300 + n), source, at(n)), 1000);
+      await vi.waitFor(() => expect(fs.statSync(file).size).toBeGreaterThan(empty), { timeout: 5000 });
+      ledger.close();
+      // The checkpointer closed its connection first: this one was the last, and removed the WAL.
+      expect(fs.existsSync(`${file}-wal`)).toBe(false);
+      expect(stored(file)).toBe(50);
     }),
   );
 
