@@ -37,11 +37,6 @@ export interface Ledger {
   claim(job: Job, leaseMs: number): Promise<ClaimResult>;
   /** Stores `next` only if the stored job is still at version `next.version - 1` (compare-and-set). */
   update(next: Job): Promise<boolean>;
-  /**
-   * Deletes the job if it is still at `job.version`: gives the claim back after a launch failed in a
-   * way worth retrying, so that the next delivery of the same event claims and launches it again.
-   */
-  release(job: Job): Promise<boolean>;
   get(id: string): Promise<Job | undefined>;
   /** Newest first; optionally only one state. */
   list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage>;

@@ -39,7 +39,7 @@ const FAILED_PRECONDITION = 9;
 
 /** How many jobs' update times an instance keeps, for writes without a read. */
 const KNOWN_JOBS = 10_000;
-/** Attempts at a claim whose job is released (deleted) between our create and our read. */
+/** Attempts at a claim whose job is deleted (by hand) between our create and our read. */
 const CLAIM_ATTEMPTS = 3;
 
 export interface FirestoreLedgerOptions {
@@ -128,7 +128,7 @@ export class FirestoreLedger implements Ledger {
       if (!claimLeaseRanOut(existing, job.updatedAt, leaseMs)) return { claimed: false, job: existing };
       const takenOver = takeOver(existing, job.updatedAt);
       if (await this.replace(snapshot, takenOver)) return { claimed: true, job: takenOver };
-      // Another caller took it over first (or released it: then claim again).
+      // Another caller took it over first (or it was deleted: then claim again).
       const winner = await this.get(job.id);
       if (winner !== undefined) return { claimed: false, job: winner };
     }
@@ -165,12 +165,6 @@ export class FirestoreLedger implements Ledger {
     this.known.delete(job.id);
     this.known.set(job.id, { version: job.version, updateTime, keys: Object.keys(toDocument(job)) });
     if (this.known.size > KNOWN_JOBS) this.known.delete(this.known.keys().next().value!);
-  }
-
-  async release(job: Job): Promise<boolean> {
-    const snapshot = await this.jobs.doc(job.id).get();
-    if (!snapshot.exists || snapshot.get('version') !== job.version) return false;
-    return (await wonRace(snapshot.ref.delete({ lastUpdateTime: snapshot.updateTime }))) !== false;
   }
 
   async get(id: string): Promise<Job | undefined> {

@@ -249,9 +249,6 @@ class LazyLedger implements Ledger {
   async update(next: Job) {
     return (await this.real).update(next);
   }
-  async release(job: Job) {
-    return (await this.real).release(job);
-  }
   async get(id: string) {
     return (await this.real).get(id);
   }

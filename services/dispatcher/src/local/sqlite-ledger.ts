@@ -134,13 +134,6 @@ export class SqliteLedger implements Ledger {
     return this.answer(() => this.updateNow(next));
   }
 
-  release(job: Job): Promise<boolean> {
-    return this.answer(
-      () =>
-        this.write('DELETE FROM jobs WHERE id = ? AND version = ?').run(job.id, job.version).changes === 1,
-    );
-  }
-
   get(id: string): Promise<Job | undefined> {
     return this.answer(() => this.getNow(id));
   }

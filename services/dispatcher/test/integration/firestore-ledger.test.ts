@@ -182,19 +182,6 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
     expect(await jobs.get(idOf(6))).toEqual(attempts[won.indexOf(true)]);
   });
 
-  it('releases a job only at its stored version', async () => {
-    const jobs = ledger();
-    const { job } = await jobs.claim(newJob(idOf(7), source, at(0)), 1000);
-    const launched = transition(job, 'QUEUED', at(1));
-    await jobs.update(launched);
-    expect(await jobs.release(job)).toBe(false);
-    expect(await jobs.get(idOf(7))).toEqual(launched);
-    expect(await jobs.release(launched)).toBe(true);
-    expect(await jobs.get(idOf(7))).toBeUndefined();
-    expect(await jobs.release(launched)).toBe(false);
-    expect((await jobs.claim(newJob(idOf(7), source, at(2)), 1000)).claimed).toBe(true);
-  });
-
   it('lists newest first, by state, in pages', async () => {
     const jobs = ledger();
     for (let n = 1; n <= 7; n++) {
