@@ -277,7 +277,10 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
     // The next drain after its 2 s backoff (here: another upload's push) launches it.
     await new Promise((resolve) => setTimeout(resolve, 2100));
     await notify({ name: 'statements/after-busy.csv', generation: '405', size: '10' });
+    const after = jobIdFor(INPUT, 'statements/after-busy.csv', '405');
+    // Both launched before the next test tells Run to refuse its next call.
     await until(() => (logsAbout(id, 'job launched').length > 0 ? true : undefined));
+    await until(() => (logsAbout(after, 'job launched').length > 0 ? true : undefined));
     expect(runsFor(id)).toHaveLength(2); // the refused one, then the launch
     const doc = await firestore.collection('jobs').doc(id).get();
     expect(doc.get('state')).toBe('LAUNCHED');
