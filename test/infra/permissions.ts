@@ -391,10 +391,17 @@ export const CALLS: Call[] = [
         'datastore.entities.update',
       ],
       [
-        'ledger-delete',
-        'delete with a lastUpdateTime precondition',
-        'snapshot.ref.delete(',
-        'datastore.entities.delete',
+        'capacity-create',
+        "the launch queue's capacity record, first written",
+        'this.capacity.create(',
+        'datastore.entities.create',
+      ],
+      ['capacity-get', "the capacity record's read", 'this.capacity.get()', 'datastore.entities.get'],
+      [
+        'capacity-update',
+        "the capacity record's compare-and-set (a lastUpdateTime precondition)",
+        'this.capacity.update(',
+        'datastore.entities.update',
       ],
       [
         'ledger-query',
