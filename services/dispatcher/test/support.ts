@@ -45,11 +45,8 @@ export class RecordingLauncher implements Launcher {
   readonly statuses = new Map<string, RunStatus>();
   readonly cancelled: string[] = [];
 
-  /** What find answers; by default what this launcher launched for the job's attempt. */
-  findAnswer: FoundLaunch | undefined;
-
+  /** What this launcher launched for the job's attempt, as a platform's listing would find it. */
   async find(job: Job): Promise<FoundLaunch> {
-    if (this.findAnswer !== undefined) return this.findAnswer;
     const index = this.launched.findIndex((r) => r.job.id === job.id && r.job.attempt === job.attempt);
     return index === -1 ? { kind: 'absent' } : { kind: 'found', execution: `recorded-${index + 1}` };
   }
