@@ -82,6 +82,9 @@ describe('the local pipeline', () => {
     const log = fs.readFileSync(output('financial_statements.csv', 'logs/attempt-1.log'), 'utf8');
     expect(log).toContain('agent running its task');
     expect(job.history.map((h) => h.to)).toEqual(['RECEIVED', 'QUEUED', 'LAUNCHED', 'RUNNING', 'SUCCEEDED']);
+    // The callback follows the ledger's write (and the queue's drain that the freed slot starts).
+    for (let i = 0; i < 100 && !ended.some((j) => j.id === job.id); i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
     expect(ended.map((j) => j.id)).toContain(job.id);
   });
 
