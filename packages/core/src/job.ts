@@ -148,6 +148,11 @@ export interface Job {
   rule?: string;
   target?: Target;
   template?: JobTemplate;
+  /**
+   * Per-job parameters (object metadata pipeline-param-NAME, or a request's "params"), as the rule
+   * allowed them: the task gets each as an environment variable, over the template's env.
+   */
+  params?: Record<string, string>;
   /** The rule's retry policy, kept from routing so that a later change of config cannot strand it. */
   retry?: RetryPolicy;
   attempt: number;

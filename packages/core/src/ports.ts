@@ -15,6 +15,23 @@ export interface BlobStore {
    * and the object's whole size; undefined if there is no such object.
    */
   read(uri: string, offset: number, maxBytes: number): Promise<{ data: Buffer; size: number } | undefined>;
+  /** The objects whose names start with `prefix`, by name, at most `limit` (a job's outputs). */
+  list(bucket: string, prefix: string, limit: number): Promise<ListedObject[]>;
+  /** A small object whole, with its generation (a pointer such as _LATEST); undefined if there is none. */
+  get(bucket: string, name: string): Promise<{ data: Buffer; generation: string } | undefined>;
+  /**
+   * Writes `data` as `name` only if the object is still at generation `ifGeneration` ('0': only if
+   * there is none): compare-and-set. False when another writer changed it first.
+   */
+  putIf(bucket: string, name: string, data: Buffer, contentType: string, ifGeneration: string): Promise<boolean>;
+}
+
+export interface ListedObject {
+  /** The whole name in its bucket. */
+  name: string;
+  size: number;
+  updated?: string;
+  contentType?: string;
 }
 
 export interface ClaimResult {

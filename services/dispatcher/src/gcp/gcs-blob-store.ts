@@ -8,7 +8,12 @@
 // Without credentials the library sends the request unauthenticated and, on the 401, reports its
 // "Could not load the default credentials" error, which carries no HTTP status.
 import type { Storage, StorageOptions } from '@google-cloud/storage';
-import { parseObjectResource, type BlobStore, type StorageObject } from '@pipeline/core';
+import {
+  parseObjectResource,
+  type BlobStore,
+  type ListedObject,
+  type StorageObject,
+} from '@pipeline/core';
 import { RetryLaterError } from '../errors.ts';
 
 export class GcsBlobStore implements BlobStore {
@@ -75,6 +80,68 @@ export class GcsBlobStore implements BlobStore {
         if (isNotFound(err) && tries < 2) continue;
         throw forNow(err, `reading ${uri}`);
       }
+    }
+  }
+  async list(bucket: string, prefix: string, limit: number): Promise<ListedObject[]> {
+    const storage = await this.storage();
+    try {
+      // One page: a job's outputs are a handful of objects; `limit` bounds a task that wrote thousands.
+      const [files] = await storage
+        .bucket(bucket)
+        .getFiles({ prefix, maxResults: limit, autoPaginate: false });
+      return files.map(({ name, metadata }) => ({
+        name,
+        size: Number(metadata.size ?? 0),
+        ...(metadata.updated === undefined ? {} : { updated: String(metadata.updated) }),
+        ...(metadata.contentType === undefined ? {} : { contentType: String(metadata.contentType) }),
+      }));
+    } catch (err) {
+      throw forNow(err, `listing gs://${bucket}/${prefix}`);
+    }
+  }
+
+  async get(bucket: string, name: string): Promise<{ data: Buffer; generation: string } | undefined> {
+    const storage = await this.storage();
+    const metadata = await this.metadata(storage, bucket, name);
+    if (metadata === undefined) return undefined;
+    const generation = String(metadata.generation);
+    try {
+      const [data] = await storage.bucket(bucket).file(name, { generation }).download();
+      return { data, generation };
+    } catch (err) {
+      // Replaced between the two calls: the caller's compare-and-set will see the newer one.
+      if (isNotFound(err)) return this.get(bucket, name);
+      throw forNow(err, `reading gs://${bucket}/${name}`);
+    }
+  }
+
+  /**
+   * A single-request upload with ifGenerationMatch: Cloud Storage answers 412 when the object is no
+   * longer at that generation, and ifGenerationMatch=0 means "only if it does not exist"
+   * (https://cloud.google.com/storage/docs/request-preconditions). Overwriting needs
+   * storage.objects.delete besides storage.objects.create.
+   */
+  async putIf(
+    bucket: string,
+    name: string,
+    data: Buffer,
+    contentType: string,
+    ifGeneration: string,
+  ): Promise<boolean> {
+    const storage = await this.storage();
+    try {
+      await storage
+        .bucket(bucket)
+        .file(name)
+        .save(data, {
+          resumable: false,
+          contentType,
+          preconditionOpts: { ifGenerationMatch: ifGeneration },
+        });
+      return true;
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code === 412) return false;
+      throw forNow(err, `writing gs://${bucket}/${name}`);
     }
   }
 }

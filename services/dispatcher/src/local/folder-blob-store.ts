@@ -5,7 +5,7 @@
 // writes before it moves the file into place.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { BlobStore, StorageObject } from '@pipeline/core';
+import type { BlobStore, ListedObject, StorageObject } from '@pipeline/core';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.csv': 'text/csv',
@@ -30,6 +30,8 @@ export interface ObjectSidecar {
 export class FolderBlobStore implements BlobStore {
   readonly root: string;
   private readonly buckets: Map<string, string>;
+  /** putIf's compare and write, one at a time: the local pipeline is one process. */
+  private writes: Promise<unknown> = Promise.resolve();
 
   /** `buckets`: bucket name to folder. */
   constructor(root: string, buckets: Record<string, string>) {
@@ -106,6 +108,73 @@ export class FolderBlobStore implements BlobStore {
     } finally {
       await handle.close();
     }
+  }
+
+  async list(bucket: string, prefix: string, limit: number): Promise<ListedObject[]> {
+    const folder = this.folder(bucket);
+    // The folder the prefix names, or the one holding the files a partial last segment starts.
+    const cut = prefix.lastIndexOf('/');
+    const start = cut < 0 ? folder : objectPath(folder, prefix.slice(0, cut + 1));
+    const found: ListedObject[] = [];
+    let entries: fs.Dirent[];
+    try {
+      entries = await fs.promises.readdir(start, { recursive: true, withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+      throw err;
+    }
+    for (const entry of entries) {
+      if (!entry.isFile() || entry.name.startsWith('.pipeline-write-')) continue;
+      const file = path.join(entry.parentPath, entry.name);
+      const name = path.relative(folder, file).split(path.sep).join('/');
+      if (!name.startsWith(prefix)) continue;
+      const stats = await fs.promises.stat(file);
+      found.push({
+        name,
+        size: stats.size,
+        updated: stats.mtime.toISOString(),
+        contentType: contentTypeOf(name),
+      });
+    }
+    return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).slice(0, limit);
+  }
+
+  async get(bucket: string, name: string): Promise<{ data: Buffer; generation: string } | undefined> {
+    const file = objectPath(this.folder(bucket), name);
+    try {
+      const [data, stats] = await Promise.all([
+        fs.promises.readFile(file),
+        fs.promises.stat(file, { bigint: true }),
+      ]);
+      return { data, generation: stats.mtimeNs.toString() };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw err;
+    }
+  }
+
+  /** Compare and write under one lock; the new file is renamed into place, so readers see all or nothing. */
+  async putIf(
+    bucket: string,
+    name: string,
+    data: Buffer,
+    _contentType: string,
+    ifGeneration: string,
+  ): Promise<boolean> {
+    const file = objectPath(this.folder(bucket), name);
+    const write = this.writes.then(async () => {
+      const current = await this.stat(bucket, name);
+      if ((current?.generation ?? '0') !== ifGeneration) return false;
+      await fs.promises.mkdir(path.dirname(file), { recursive: true });
+      const temporary = path.join(path.dirname(file), `.pipeline-write-${process.pid}-${Date.now()}`);
+      await fs.promises.writeFile(temporary, data);
+      await fs.promises.rename(temporary, file);
+      return true;
+    });
+    this.writes = write.catch(() => undefined);
+    return write;
   }
 
   private async readSidecar(bucket: string, name: string): Promise<ObjectSidecar> {

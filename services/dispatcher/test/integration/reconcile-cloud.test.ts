@@ -30,6 +30,15 @@ class MarkerStore implements BlobStore {
     const text = this.contents.get(uri.replace(/^gs:\/\//, ''));
     return text === undefined ? undefined : { data: Buffer.from(text), size: text.length };
   }
+  async list() {
+    return [];
+  }
+  async get() {
+    return undefined;
+  }
+  async putIf() {
+    return true;
+  }
   put(bucket: string, name: string, content = '') {
     this.contents.set(`${bucket}/${name}`, content);
     this.objects.set(`${bucket}/${name}`, {
