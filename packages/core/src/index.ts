@@ -8,6 +8,7 @@ export * from './routing.ts';
 export * from './units.ts';
 export * from './glob.ts';
 export * from './worker-env.ts';
+export * from './latest.ts';
 export * from './reaping.ts';
 export * from './completion.ts';
 export * from './vm-task.ts';

@@ -15,3 +15,12 @@ export function isJobId(value: string): boolean {
 export function occurrenceId(seriesId: string, runAt: string): string {
   return createHash('sha256').update(`${seriesId}@${runAt}`, 'utf8').digest('hex').slice(0, 32);
 }
+
+/**
+ * The job of a run of an object version with parameters of its own (POST /jobs "params"): the same
+ * for the same object version and parameters, so a repeated request is a duplicate, not a second run.
+ */
+export function paramsRunId(objectJobId: string, params: Record<string, string>): string {
+  const canonical = JSON.stringify(Object.entries(params).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return createHash('sha256').update(`${objectJobId}?${canonical}`, 'utf8').digest('hex').slice(0, 32);
+}

@@ -72,7 +72,12 @@ export function canTransition(from: JobState, to: JobState): boolean {
 
 /** What started the job: an object version, or a request for a container run with no input file. */
 export type JobSource =
-  | { kind: 'object'; object: StorageObject }
+  | {
+      kind: 'object';
+      object: StorageObject;
+      /** Parameters a request gave this run of the object (POST /jobs "params"), over its metadata's. */
+      params?: Record<string, string>;
+    }
   | {
       kind: 'request';
       image?: string;

@@ -3,7 +3,9 @@
 import type { Job, JobSource } from './job.ts';
 import type { RetryPolicy } from './retry.ts';
 import {
+  allowedParams,
   declaredFromMetadata,
+  paramsFromMetadata,
   route,
   type CostEstimate,
   type JobTemplate,
@@ -21,16 +23,18 @@ export type Placement =
       reason?: string;
       retry?: RetryPolicy;
       estimate?: CostEstimate;
+      /** The per-job parameters its rule allowed (absent: none given). */
+      params?: Record<string, string>;
     }
   | { kind: 'ignore'; rule?: string; reason: string }
-  /** The job cannot be routed at all: its object's metadata cannot be read. */
+  /** The job cannot be routed at all: its object's metadata cannot be read, or sets what its rule forbids. */
   | { kind: 'fail'; error: string };
 
 /** `context`: prices and learned durations, so that the decision carries its estimate. */
 export function placeJob(job: Job, routing: RoutingConfig, context?: RouteContext): Placement {
   if (job.target !== undefined && job.template !== undefined) {
-    const { rule, target, template, reason, retry, estimate } = job;
-    return { kind: 'launch', rule, target, template, reason, retry, estimate };
+    const { rule, target, template, reason, retry, estimate, params } = job;
+    return { kind: 'launch', rule, target, template, reason, retry, estimate, ...(params && { params }) };
   }
   const { source } = job;
   const { resources: declared, errors } =
@@ -47,6 +51,8 @@ export function placeJob(job: Job, routing: RoutingConfig, context?: RouteContex
     context,
   );
   if (decision.action === 'ignore') return { kind: 'ignore', rule: decision.rule, reason: decision.reason };
+  const params = paramsOf(source, routing.rules.find((r) => r.name === decision.rule));
+  if ('error' in params) return { kind: 'fail', error: params.error };
   return {
     kind: 'launch',
     rule: decision.rule,
@@ -55,7 +61,19 @@ export function placeJob(job: Job, routing: RoutingConfig, context?: RouteContex
     reason: decision.reason,
     retry: decision.retry,
     estimate: decision.estimate,
+    ...(Object.keys(params.params).length > 0 && { params: params.params }),
   };
+}
+
+/** An object job's parameters: its metadata's pipeline-param-*, then the request's over them. */
+function paramsOf(source: JobSource, rule: { name: string; params?: string[] } | undefined) {
+  if (source.kind !== 'object') return { params: {} };
+  const fromMetadata = paramsFromMetadata(source.object.metadata);
+  const ruleOf = rule ?? { name: '(none)' };
+  const checked = allowedParams(ruleOf, fromMetadata, 'object metadata');
+  if ('error' in checked || source.params === undefined) return checked;
+  const requested = allowedParams(ruleOf, source.params, 'the request');
+  return 'error' in requested ? requested : { params: { ...checked.params, ...requested.params } };
 }
 
 /** A submitted container job runs what it asked for, with the rule's resources and placement. */

@@ -20,6 +20,14 @@ import { formatBytes, formatDuration, quote } from './units.ts';
 export * from './routing/types.ts';
 export { parseRoutingConfig, RoutingConfigError, type RuleRef } from './routing/config.ts';
 export { declaredFromMetadata, RESOURCE_METADATA_KEYS, RUNTIME_METADATA_KEY } from './routing/metadata.ts';
+export {
+  allowedParams,
+  MAX_PARAM_VALUE_BYTES,
+  PARAM_METADATA_PREFIX,
+  paramsFromMetadata,
+  unsafeParamReason,
+  type ParamsCheck,
+} from './routing/params.ts';
 export type { CostEstimate, EstimateOption, RouteContext } from './routing/cost.ts';
 export {
   CLOUD_RUN_DEFAULTS,

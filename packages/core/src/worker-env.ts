@@ -1,6 +1,8 @@
 // The environment a task runs with (DESIGN.md, "Worker environment"): the pipeline's own variables,
-// which a template cannot override, then the template's env.
+// which nothing can override, then the job's parameters (routing/params.ts), then the template's env.
+import type { StorageObject } from './events.ts';
 import type { Job } from './job.ts';
+import { jobIdFor } from './job-id.ts';
 import { RESERVED_ENV_KEYS, type JobTemplate } from './routing.ts';
 
 export function workerEnvironment(
@@ -8,7 +10,7 @@ export function workerEnvironment(
   template: JobTemplate,
   locations: { inputUri?: string; outputUri: string },
 ): Record<string, string> {
-  const env: Record<string, string> = { ...template.env };
+  const env: Record<string, string> = { ...template.env, ...job.params };
   for (const name of RESERVED_ENV_KEYS) delete env[name];
   env.OUTPUT_URI = locations.outputUri;
   env.JOB_ID = job.id;
@@ -19,7 +21,21 @@ export function workerEnvironment(
   return env;
 }
 
-/** Where a job's outputs go in the output bucket: the object's path, or jobs/<id>/ for a request. */
+/**
+ * Where a job's outputs go in the output bucket: a prefix of its own, so no other job's outputs or
+ * logs ever mix with its. An upload's job (the object version's own job, whose id derives from it)
+ * writes under `<object>/<generation>/`; any other job (a container run, a rerun of an object with
+ * other parameters, each occurrence of a schedule) under `runs/<job id>/`. A retry is the same job:
+ * its attempts share the prefix, each with its own `logs/attempt-N.log`.
+ */
 export function outputPrefix(job: Job): string {
-  return job.source.kind === 'object' ? `${job.source.object.name}/` : `jobs/${job.id}/`;
+  const object = uploadObjectOf(job);
+  return object === undefined ? `runs/${job.id}/` : `${object.name}/${object.generation}/`;
+}
+
+/** The object version whose own job `job` is (its id is jobIdFor of it); undefined for any other job. */
+export function uploadObjectOf(job: Job): StorageObject | undefined {
+  if (job.source.kind !== 'object') return undefined;
+  const { object } = job.source;
+  return job.id === jobIdFor(object.bucket, object.name, object.generation) ? object : undefined;
 }

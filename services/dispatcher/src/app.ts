@@ -6,10 +6,13 @@
 //                       now or later ("runAt": an ISO time, or "cron": "*/15 * * * *")
 //   POST /plan          a dry run: route, reason and estimated cost of a file or request, no job
 //   GET  /jobs          newest first; ?state=FAILED&limit=50&pageToken=...; ?state=QUEUED: in queue
-//                       order, each with its position and why it waits
+//                       order, each with its position and why it waits; ?idPrefix=3f2a1b: the jobs
+//                       whose id starts so (6 to 32 lowercase hex), by id: what a short id names
 //   GET  /capacity      limits, what is in use, and the head of the queue with why each job waits
 //   GET  /jobs/:id      one job, with its route, reason, attempts and history
 //   GET  /jobs/:id/logs the log of an attempt as text: ?attempt=N, ?offset=BYTES or ?tail=BYTES
+//   GET  /jobs/:id/outputs  what the job wrote under its prefix of the output bucket (job-outputs.ts)
+//   GET  /jobs/:id/outputs/NAME  one of them, streamed, read-only
 //   POST /jobs/:id/cancel  stop it on its platform; it ends CANCELLED
 //   POST /jobs/:id/retry   a FAILED or CANCELLED job runs again, as a new attempt
 //   GET  /deadletters   messages Pub/Sub gave up delivering, with why
@@ -32,6 +35,7 @@ import {
 import type { Logger } from 'pino';
 import { RequestError, RetryLaterError, type Dispatcher, type Intake } from './dispatcher.ts';
 import { parseJobRequest } from './job-request.ts';
+import { jobOutputsHandlers } from './job-outputs.ts';
 
 export interface AppPorts {
   dispatcher: Dispatcher;
@@ -176,7 +180,7 @@ export function buildApp({
     const request = parseJobRequest(req.body);
     const intake =
       request.kind === 'object'
-        ? await dispatcher.submitObject(request.bucket, request.name, request.generation, request.when)
+        ? await dispatcher.submitObject(request, request.when)
         : await dispatcher.submitContainer(request.container, request.when);
     if (intake.outcome === 'skipped') throw new RequestError('INVALID', intake.reason);
     answer(res, intake);
@@ -196,7 +200,7 @@ export function buildApp({
         const object = await dispatcher.ports.blobs.stat(request.bucket, request.name);
         if (object === undefined)
           throw new RequestError('NOT_FOUND', `no object ${request.name} in bucket ${request.bucket}`);
-        source = { kind: 'object', object };
+        source = { kind: 'object', object, ...(request.params && { params: request.params }) };
       } else {
         const { image, task, args, env, declared } = request.container;
         source = { kind: 'request', image, task, args, env, declared };
@@ -214,6 +218,15 @@ export function buildApp({
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE)
       throw new RequestError('INVALID', `limit must be 1 to ${MAX_PAGE}`);
     const pageToken = typeof req.query.pageToken === 'string' ? req.query.pageToken : undefined;
+    if (req.query.idPrefix !== undefined) {
+      const prefix = req.query.idPrefix;
+      if (typeof prefix !== 'string' || !/^[0-9a-f]{6,32}$/.test(prefix))
+        throw new RequestError('INVALID', 'idPrefix must be 6 to 32 lowercase hex characters of a job id');
+      if (state !== undefined || pageToken !== undefined)
+        throw new RequestError('INVALID', 'idPrefix takes no state or pageToken');
+      res.json({ jobs: await ledger.withIdPrefix(prefix, limit) });
+      return;
+    }
     if (state === 'QUEUED' && pageToken === undefined) {
       // In the order they launch, not newest first: the head of the queue, each saying why it waits.
       const view = await dispatcher.queue.view(limit);
@@ -275,6 +288,15 @@ export function buildApp({
       })
       .send(log.data);
   });
+
+  const outputs = jobOutputsHandlers({
+    ledger,
+    blobs: dispatcher.ports.blobs,
+    outputBucket: dispatcher.ports.outputBucket,
+    logger,
+  });
+  app.get('/jobs/:id/outputs', api, outputs.list);
+  app.get('/jobs/:id/outputs/*name', api, outputs.send);
 
   app.post('/jobs/:id/cancel', api, async (req, res) => {
     res.json(await dispatcher.cancel(String(req.params.id)));

@@ -15,6 +15,7 @@ import {
   FINAL_STATES,
   isJobId,
   jobIdFor,
+  paramsRunId,
   newJob,
   newScheduledJob,
   nextCronTime,
@@ -84,6 +85,14 @@ export interface ContainerRequest {
   declared: Resources;
 }
 
+/** An object to process by request: its current version or one generation, with parameters or none. */
+export interface ObjectRequest {
+  bucket: string;
+  name: string;
+  generation?: string;
+  params?: Record<string, string>;
+}
+
 /** When a submitted job runs: now (nothing), once at a time, or on a cron schedule (UTC). */
 export type When = { runAt: string } | { cron: string };
 
@@ -133,8 +142,15 @@ export class Dispatcher {
     return this.start(jobIdFor(object.bucket, object.name, object.generation), { kind: 'object', object });
   }
 
-  /** POST /jobs with an input: the object's current version, or the generation asked for. */
-  async submitObject(bucket: string, name: string, generation?: string, when?: When): Promise<Intake> {
+  /**
+   * POST /jobs with an input: the object's current version, or the generation asked for. Without
+   * parameters it is the upload's own job (a duplicate if the notification made it); with them, a
+   * job of its own for that version and those parameters.
+   */
+  async submitObject(
+    { bucket, name, generation, params }: ObjectRequest,
+    when?: When,
+  ): Promise<Intake> {
     const object = await this.ports.blobs.stat(bucket, name);
     if (object === undefined) throw new RequestError('NOT_FOUND', `no object ${name} in bucket ${bucket}`);
     if (generation !== undefined && generation !== object.generation) {
@@ -146,8 +162,10 @@ export class Dispatcher {
     if (object.bucket === this.ports.outputBucket) {
       return { outcome: 'skipped', reason: 'objects in the output bucket never start work' };
     }
-    if (when !== undefined) return this.schedule({ kind: 'object', object }, when);
-    return this.onStorageEvent({ eventType: 'OBJECT_FINALIZE', object });
+    const source: JobSource = { kind: 'object', object, ...(params && { params }) };
+    if (when !== undefined) return this.schedule(source, when);
+    if (params === undefined) return this.onStorageEvent({ eventType: 'OBJECT_FINALIZE', object });
+    return this.start(paramsRunId(jobIdFor(bucket, name, object.generation), params), source);
   }
 
   /** POST /jobs for a container run with no input file. */
@@ -205,6 +223,8 @@ export class Dispatcher {
     result: AttemptResult,
   ): Promise<{ job: Job | undefined; changed: boolean }> {
     const at = this.iso();
+    const pointerProblem =
+      result.outcome === 'succeeded' ? await this.moveLatest(jobId, attempt, at) : undefined;
     let retryDue = false;
     let changed = false;
     const job = await this.mutate(jobId, (current) => {
@@ -230,8 +250,16 @@ export class Dispatcher {
         cost: this.costOf({ ...current, attempts }),
       };
       const why = result.detail === undefined ? '' : ` (${result.detail})`;
-      if (!failed)
-        return transition(current, 'SUCCEEDED', at, { ...ended, error: undefined }, `exit code 0${why}`);
+      if (!failed) {
+        const pointer = pointerProblem === undefined ? '' : `; ${pointerProblem}`;
+        return transition(
+          current,
+          'SUCCEEDED',
+          at,
+          { ...ended, error: undefined },
+          `exit code 0${why}${pointer}`,
+        );
+      }
       const decision = afterFailedAttempt(
         { ...current, attempts },
         { outcome: result.outcome as Exclude<AttemptOutcome, 'succeeded'>, exitCode: result.exitCode },
@@ -266,6 +294,19 @@ export class Dispatcher {
     if (retryDue && job.state === 'SCHEDULED') return { job: (await this.launchDue(job)) ?? job, changed };
     await this.queue.kick(REQUEST_DRAIN_MS);
     return { job, changed };
+  }
+
+  /**
+   * Before a success is recorded: moves the object's _LATEST pointer to this job's outputs, if this
+   * is the attempt that runs. What went wrong, if anything, goes into the job's history.
+   */
+  private async moveLatest(jobId: string, attempt: number, at: string): Promise<string | undefined> {
+    const job = await this.ports.ledger.get(jobId);
+    if (job === undefined || job.attempt !== attempt || !ACTIVE_STATES.includes(job.state)) return undefined;
+    const { moveLatestPointer } = await import('./latest-pointer.ts');
+    const problem = await moveLatestPointer(this.ports.blobs, this.ports.outputBucket, job, at);
+    if (problem !== undefined) this.jobLogger(job).warn({ problem }, 'results pointer not moved');
+    return problem;
   }
 
   /** Stops a job on its platform, or before it starts; it ends CANCELLED. */

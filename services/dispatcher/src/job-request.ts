@@ -1,5 +1,7 @@
 // The body of POST /jobs, validated: either an object to process,
 //   { "inputUri": "gs://bucket/object", "generation": "1763771234567890" }     (generation optional)
+// with, optionally, per-job parameters its rule allows: "params": { "TARGET_COLUMN": "label" } (a run
+// with parameters is a job of its own beside the upload's, writing under runs/<job id>/),
 // or a container run with no input file,
 //   { "image": "...", "args": [...], "env": {...}, "cpu": 4, "memory": "8GiB", "gpu": "nvidia-l4:1",
 //     "expectedDuration": "2h" }                     ("task": "logreg" instead of "image" runs a worker task)
@@ -16,12 +18,18 @@ import {
 import { RequestError, type ContainerRequest, type When } from './dispatcher.ts';
 
 export type JobRequest = (
-  | { kind: 'object'; bucket: string; name: string; generation?: string }
+  | {
+      kind: 'object';
+      bucket: string;
+      name: string;
+      generation?: string;
+      params?: Record<string, string>;
+    }
   | { kind: 'container'; container: ContainerRequest }
 ) & { when?: When };
 
 const WHEN_KEYS = ['runAt', 'cron'];
-const OBJECT_KEYS = new Set(['inputUri', 'generation', ...WHEN_KEYS]);
+const OBJECT_KEYS = new Set(['inputUri', 'generation', 'params', ...WHEN_KEYS]);
 const CONTAINER_KEYS = new Set([
   'image',
   'task',
@@ -49,11 +57,13 @@ export function parseJobRequest(body: unknown): JobRequest {
     if (generation !== undefined && (typeof generation !== 'string' || !/^\d{1,20}$/.test(generation))) {
       invalid('generation must be a string of digits');
     }
+    const params = fields.params === undefined ? undefined : paramsOf(fields.params);
     return {
       kind: 'object',
       bucket: match[1],
       name: match[2],
       generation: generation as string | undefined,
+      ...(params && { params }),
       ...whenOf(fields),
     };
   }
@@ -103,6 +113,19 @@ export function parseJobRequest(body: unknown): JobRequest {
     },
     ...whenOf(fields),
   };
+}
+
+/** "params": names like environment variables, string values; which ones may be set, the rule says. */
+function paramsOf(value: unknown): Record<string, string> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    invalid('params must be an object of strings, like {"TARGET_COLUMN": "label"}');
+  const entries = Object.entries(value);
+  for (const [key, item] of entries) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+      invalid(`params: ${JSON.stringify(key)} is not a variable name`);
+    if (typeof item !== 'string') invalid(`params.${key} must be a string`);
+  }
+  return entries.length === 0 ? undefined : (value as Record<string, string>);
 }
 
 function whenOf(fields: Record<string, unknown>, now = Date.now()): { when?: When } {

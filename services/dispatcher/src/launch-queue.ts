@@ -111,6 +111,7 @@ export class LaunchQueue {
         template: placement.template,
         retry: placement.retry,
         estimate: placement.estimate,
+        ...(placement.params && { params: placement.params }),
         outputUri: blobs.uri(outputBucket, prefix),
         logsUri: blobs.uri(outputBucket, `${prefix}logs/attempt-${job.attempt}.log`),
         startedAt: undefined,

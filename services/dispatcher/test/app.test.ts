@@ -53,7 +53,7 @@ describe('POST /pubsub/push', () => {
     expect(launch.env).toEqual({
       INPUT_URI: path.join(t.dir, 'in/statements/2026/q3/financial_statements.csv'),
       INPUT_GENERATION: '1763771234567890',
-      OUTPUT_URI: `${path.join(t.dir, 'out/statements/2026/q3/financial_statements.csv')}/`,
+      OUTPUT_URI: `${path.join(t.dir, 'out/statements/2026/q3/financial_statements.csv/1763771234567890')}/`,
       JOB_ID: id,
       ATTEMPT: '1',
       TASK: 'logreg',
@@ -246,7 +246,7 @@ describe('POST /jobs', () => {
     expect(launch.env).toMatchObject({
       MODE: 'fast; rm -rf /',
       JOB_ID: res.body.id,
-      OUTPUT_URI: `${path.join(t.dir, 'out/jobs', res.body.id)}/`,
+      OUTPUT_URI: `${path.join(t.dir, 'out/runs', res.body.id)}/`,
     });
   });
 

@@ -62,7 +62,8 @@ async function finalJob(name: string, ms = 10_000): Promise<Job> {
 }
 
 const input = (name: string) => path.join(dir, 'input', ...name.split('/'));
-const output = (name: string, file: string) => path.join(dir, 'output', ...name.split('/'), file);
+/** A file of `job`'s own outputs (its prefix, outputPrefix in core). */
+const output = (job: Job, file: string) => path.join(job.outputUri!, file);
 
 function smallCsv(rows = 60): string {
   const lines = ['x1,x2,label'];
@@ -77,9 +78,9 @@ describe('the local pipeline', () => {
     fs.copyFileSync(SAMPLE, input('financial_statements.csv'));
     const job = await finalJob('financial_statements.csv');
     expect(job).toMatchObject({ state: 'SUCCEEDED', exitCode: 0, target: 'vm', rule: 'big' });
-    expect(fs.existsSync(output('financial_statements.csv', '_SUCCESS'))).toBe(true);
+    expect(fs.existsSync(output(job, '_SUCCESS'))).toBe(true);
     expect(Date.now() - started).toBeLessThan(10_000);
-    const log = fs.readFileSync(output('financial_statements.csv', 'logs/attempt-1.log'), 'utf8');
+    const log = fs.readFileSync(output(job, 'logs/attempt-1.log'), 'utf8');
     expect(log).toContain('agent running its task');
     expect(job.history.map((h) => h.to)).toEqual(['RECEIVED', 'QUEUED', 'LAUNCHED', 'RUNNING', 'SUCCEEDED']);
     // The callback follows the ledger's write (and the queue's drain that the freed slot starts).
@@ -98,7 +99,7 @@ describe('the local pipeline', () => {
     putObject(pipeline.blobs, 'meta/vm.csv', writeTemp(smallCsv()), { 'pipeline-runtime': 'vm' });
     const job = await finalJob('meta/vm.csv');
     expect(job).toMatchObject({ state: 'SUCCEEDED', target: 'vm', rule: 'vm-by-metadata' });
-    expect(fs.readFileSync(output('meta/vm.csv', 'logs/attempt-1.log'), 'utf8')).toContain(
+    expect(fs.readFileSync(output(job, 'logs/attempt-1.log'), 'utf8')).toContain(
       'agent running its task',
     );
   });
@@ -115,7 +116,7 @@ describe('the local pipeline', () => {
     const job = await finalJob('one-class.csv');
     expect(job).toMatchObject({ state: 'FAILED', exitCode: 4 });
     expect(job.error).toContain('pipeline-worker: the target "label" has one class only ("x")');
-    expect(fs.existsSync(output('one-class.csv', '_SUCCESS'))).toBe(false);
+    expect(fs.existsSync(output(job, '_SUCCESS'))).toBe(false);
     const health = await fetch(`${pipeline.url}/healthz`);
     expect(health.status).toBe(200);
   });
@@ -171,7 +172,7 @@ describe('the local pipeline', () => {
       const job = await finalJob(name);
       expect(job.state, name).toBe('SUCCEEDED');
       expect(job.source.kind === 'object' && job.source.object.name).toBe(name);
-      expect(JSON.parse(fs.readFileSync(output(name, '_SUCCESS'), 'utf8')).input).toBe(input(name));
+      expect(JSON.parse(fs.readFileSync(output(job, '_SUCCESS'), 'utf8')).input).toBe(input(name));
     }
     expect(fs.existsSync(path.join(process.cwd(), 'PWNED'))).toBe(false);
     expect(fs.existsSync(path.join(dir, 'PWNED'))).toBe(false);

@@ -66,7 +66,7 @@ afterEach(async () => {
 
 async function submit(name: string, text: string): Promise<string> {
   fs.writeFileSync(path.join(dir, 'input', name), text);
-  const intake = await dispatcher.submitObject('input', name);
+  const intake = await dispatcher.submitObject({ bucket: 'input', name });
   if (intake.outcome !== 'created') throw new Error(`not created: ${intake.outcome}`);
   await launchers['cloud-run-job'].idle();
   return intake.job.id;

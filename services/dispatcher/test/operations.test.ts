@@ -114,7 +114,7 @@ describe('the reconciler', () => {
     expect(t.launchers['cloud-run-job'].launched[1].env.ATTEMPT).toBe('2');
 
     // A marker of another attempt (the name is shared) does not count.
-    const marker = path.join(t.dir, 'out', 'jobs', id, '_SUCCESS');
+    const marker = path.join(t.dir, 'out', 'runs', id, '_SUCCESS');
     fs.mkdirSync(path.dirname(marker), { recursive: true });
     fs.writeFileSync(marker, JSON.stringify({ jobId: id, attempt: 1 }));
     t.launchers['cloud-run-job'].statuses.set('recorded-2', { kind: 'gone' });

@@ -121,7 +121,7 @@ export async function startQueuedJobs(): Promise<QueuedJobs> {
     const file = path.join(root, 'in', name);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, 'x,label\n1,0\n2,1\n');
-    const intake = await dispatcher.submitObject('input', name);
+    const intake = await dispatcher.submitObject({ bucket: 'input', name });
     if (intake.outcome === 'skipped') throw new Error(`${name}: ${intake.reason}`);
     jobs[name] = intake.job;
     now += 100;

@@ -9,6 +9,7 @@ import { PriceTableError } from '../cost/prices.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../retry.ts';
 import { DEFAULT_QUEUE_POLICY, type QueuePolicy } from './types.ts';
 import { quote } from '../units.ts';
+import { unsafeParamReason } from './params.ts';
 import {
   boolean,
   describe,
@@ -67,7 +68,7 @@ const MACHINE_TYPE = /^[a-z][a-z0-9-]*$/;
 const ACCELERATOR_TYPE = /^[a-z0-9][a-z0-9-]*$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
 const TARGETS = ['cloud-run-job', 'vm', 'ignore'];
-const RULE_KEYS = ['name', 'match', 'target', 'job', 'retry', 'queue'];
+const RULE_KEYS = ['name', 'match', 'target', 'job', 'retry', 'queue', 'params'];
 const COST_KEYS = ['mode', 'deadline', 'prior'];
 
 export function parseRoutingConfig(raw: unknown): RoutingConfig {
@@ -122,6 +123,8 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
     fail('prior', 'an ignore rule runs nothing; remove prior');
   if (target === 'ignore' && raw.queue !== undefined)
     fail('queue', 'an ignore rule runs nothing; remove queue');
+  if (target === 'ignore' && raw.params !== undefined)
+    fail('params', 'an ignore rule runs nothing; remove params');
   if (raw.deadline !== undefined && mode !== 'cost')
     fail('deadline', 'only a rule with "mode": "cost" chooses where to run by its deadline');
   return {
@@ -134,8 +137,23 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
     ...withoutUndefined({
       deadlineSeconds: optional(raw.deadline, 'deadline', fail, positiveDuration),
       prior: optional(raw.prior, 'prior', fail, parsePrior),
+      params: optional(raw.params, 'params', fail, parseParamNames),
     }),
   };
+}
+
+/** `"params": ["TARGET_COLUMN", "DELIMITER"]`: names a caller may set, none the pipeline or a loader uses. */
+function parseParamNames(raw: unknown, field: string, fail: Fail): string[] {
+  if (!Array.isArray(raw)) fail(field, `must be a list of variable names like ["TARGET_COLUMN"], got ${describe(raw)}`);
+  const names = stringList(raw, field, fail);
+  const seen = new Set<string>();
+  for (const name of names) {
+    const unsafe = unsafeParamReason(name);
+    if (unsafe !== undefined) fail(`${field}: ${name}`, unsafe);
+    if (seen.has(name.toUpperCase())) fail(`${field}: ${name}`, 'is listed twice');
+    seen.add(name.toUpperCase());
+  }
+  return names;
 }
 
 function fixedTarget(raw: unknown, fail: Fail): Target | 'ignore' {

@@ -78,6 +78,8 @@ export interface Rule {
   deadlineSeconds?: number;
   /** What a run takes before there is history (DEFAULT_PRIOR where the rule says nothing). */
   prior?: DurationPrior;
+  /** The per-job parameters an upload or a request may set (params.ts); absent: none. */
+  params?: string[];
 }
 
 /** How a rule's jobs wait for capacity (capacity.ts). */

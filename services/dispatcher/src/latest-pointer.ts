@@ -1,0 +1,42 @@
+// Moves an object's _LATEST pointer (packages/core/src/latest.ts) to a succeeded job's prefix, with
+// compare-and-set on the pointer object's generation, so two jobs finishing at once cannot move it
+// back. Called before the ledger records SUCCEEDED: a dispatcher that dies between the two gets the
+// completion again, and moving the pointer again is a no-op.
+import {
+  formatLatestPointer,
+  latestPointerOf,
+  parseLatestPointer,
+  supersedes,
+  type BlobStore,
+  type Job,
+} from '@pipeline/core';
+
+/** Enough for every writer of one object's pointer to get its turn; each loss means another moved it. */
+const MAX_POINTER_TRIES = 8;
+
+/**
+ * Moves the pointer if `job` is an upload's own job and its generation is newer than the one the
+ * pointer names. Returns what went wrong, for the job's history, or undefined.
+ */
+export async function moveLatestPointer(
+  blobs: BlobStore,
+  outputBucket: string,
+  job: Job,
+  at: string,
+): Promise<string | undefined> {
+  const target = latestPointerOf(job, at);
+  if (target === undefined) return undefined;
+  try {
+    for (let tries = 0; tries < MAX_POINTER_TRIES; tries++) {
+      const stored = await blobs.get(outputBucket, target.name);
+      const current = stored === undefined ? undefined : parseLatestPointer(stored.data.toString('utf8'));
+      if (!supersedes(target.pointer, current)) return undefined;
+      const data = Buffer.from(formatLatestPointer(target.pointer), 'utf8');
+      if (await blobs.putIf(outputBucket, target.name, data, 'application/json', stored?.generation ?? '0'))
+        return undefined;
+    }
+    return `${target.name} was not moved: it kept changing under ${MAX_POINTER_TRIES} tries`;
+  } catch (err) {
+    return `${target.name} was not moved: ${(err as Error).message}`;
+  }
+}
