@@ -146,11 +146,13 @@ resource "google_storage_bucket_iam_member" "dispatcher_reads_input" {
   member = local.dispatcher_sa_member
 }
 
-# GET /jobs/:id/logs reads <object>/logs/attempt-N.log, and the reconciler reads an attempt's _SUCCESS:
-# read-only on the output bucket.
-resource "google_storage_bucket_iam_member" "dispatcher_reads_output" {
+# GET /jobs/:id/logs and /outputs list and read a job's prefix, the reconciler reads an attempt's
+# _SUCCESS, and a success moves the object's _LATEST pointer (a compare-and-set upload that replaces
+# it, which needs storage.objects.delete besides create): roles/storage.objectUser on the output
+# bucket only. https://cloud.google.com/storage/docs/access-control/iam-permissions
+resource "google_storage_bucket_iam_member" "dispatcher_uses_output" {
   bucket = google_storage_bucket.output.name
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.objectUser"
   member = local.dispatcher_sa_member
 }
 

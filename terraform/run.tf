@@ -115,7 +115,7 @@ resource "google_cloud_run_v2_service" "dispatcher" {
     google_project_iam_member.dispatcher_uses_own_images,
     google_service_account_iam_member.dispatcher_acts_as_worker,
     google_storage_bucket_iam_member.dispatcher_reads_input,
-    google_storage_bucket_iam_member.dispatcher_reads_output,
+    google_storage_bucket_iam_member.dispatcher_uses_output,
     google_cloud_run_v2_job_iam_member.dispatcher_runs_worker,
     google_cloud_run_v2_job_iam_member.dispatcher_reads_worker_executions,
     google_pubsub_subscription_iam_member.dispatcher_reads_dead_letters,

@@ -377,8 +377,37 @@ export const CALLS: Call[] = [
     permission: 'storage.objects.get',
     resource: bucket('output'),
     doc: DOC.storage,
-    grant: 'google_storage_bucket_iam_member.dispatcher_reads_output',
+    grant: 'google_storage_bucket_iam_member.dispatcher_uses_output',
   },
+  {
+    id: 'list-output',
+    what: "Bucket.getFiles of a job's prefix (GET /jobs/:id/outputs)",
+    code: { file: 'services/dispatcher/src/gcp/gcs-blob-store.ts', text: '.getFiles({ prefix' },
+    caller: 'dispatcher',
+    permission: 'storage.objects.list',
+    resource: bucket('output'),
+    doc: DOC.storage,
+    grant: 'google_storage_bucket_iam_member.dispatcher_uses_output',
+  },
+  ...(
+    [
+      ['latest-create', 'storage.objects.create'],
+      // ifGenerationMatch on an existing _LATEST replaces it: an overwrite checks delete too.
+      ['latest-replace', 'storage.objects.delete'],
+    ] as const
+  ).map(([id, permission]) => ({
+    id,
+    what: "File.save of an object's _LATEST pointer with ifGenerationMatch (a success)",
+    code: {
+      file: 'services/dispatcher/src/gcp/gcs-blob-store.ts',
+      text: 'preconditionOpts: { ifGenerationMatch',
+    },
+    caller: 'dispatcher' as const,
+    permission,
+    resource: bucket('output'),
+    doc: DOC.storage,
+    grant: 'google_storage_bucket_iam_member.dispatcher_uses_output',
+  })),
   // --- dispatcher: the Firestore ledger (firestore-ledger.ts) -----------------------------------
   ...(
     [

@@ -1,7 +1,7 @@
 // A loopback test double of the Cloud Storage JSON API for @google-cloud/storage, at STORAGE_EMULATOR_HOST
 // (paths /b/...) or apiEndpoint (/storage/v1/b/...). Objects live in memory; each write gets a higher
 // generation, and old generations stay readable (as with versioning on). Metadata, media (x-goog-hash with
-// real CRC32C and MD5, so the client validates downloads), listings, deletes, and media, multipart and
+// real CRC32C and MD5, so the client validates downloads), listings (paged by maxResults), deletes, and media, multipart and
 // resumable (also chunked) uploads with ifGenerationMatch and X-Goog-Hash checks; an upload's object
 // appears only when the upload completes. Media reads honour `Range: bytes=A-B` (also `A-` and `-N`)
 // with 206 or 416, and can be held back (`holdMedia`) to keep a reader waiting. No gzip, ACLs or
@@ -167,8 +167,19 @@ export async function startFakeGcs() {
       return resume(req, res, sessions.get(id) ?? fail(404, `No upload session ${id}`), body);
     }
     if (route === 'GET bucket') {
-      const items = liveIn(bucket, q.get('prefix') ?? '').map(resource);
-      return sendJson(res, 200, { kind: 'storage#objects', ...(items.length > 0 && { items }) });
+      // objects.list pages by maxResults with an opaque nextPageToken
+      // (https://cloud.google.com/storage/docs/json_api/v1/objects/list); here the last name given.
+      const after = q.get('pageToken') ?? '';
+      const max = Number(q.get('maxResults') ?? 1000);
+      const all = liveIn(bucket, q.get('prefix') ?? '').filter((o) => after === '' || o.name > after);
+      const page = all.slice(0, max);
+      const items = page.map(resource);
+      const nextPageToken = all.length > max ? page[page.length - 1].name : undefined;
+      return sendJson(res, 200, {
+        kind: 'storage#objects',
+        ...(items.length > 0 && { items }),
+        ...(nextPageToken !== undefined && { nextPageToken }),
+      });
     }
     if (route !== 'GET object' && route !== 'DELETE object') fail(405, `${route} is not in the fake`);
     // A held read waits before it looks the object up, so that it sees what happened meanwhile.
