@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Waits for a job's results and downloads them: polls the output bucket of the pipeline deployed
-# by ./setup.sh for OBJECT/_SUCCESS (every 5 s; RESULTS_POLL_SECONDS overrides), then copies
-# everything under OBJECT/ (predictions, model, logs, _SUCCESS) into DIR.
+# Waits for an object's results and downloads them. Every job writes under a prefix of its own; an
+# upload's job under OBJECT/GENERATION/, and OBJECT/_LATEST names the newest generation whose job
+# succeeded. This polls the output bucket of the pipeline deployed by ./setup.sh (every 5 s;
+# RESULTS_POLL_SECONDS overrides) for OBJECT/_LATEST, or with --generation for that generation's
+# _SUCCESS, then copies everything under that prefix (predictions, model, logs, _SUCCESS) into DIR.
 #
-#   scripts/results.sh OBJECT [--dest DIR] [--timeout SECONDS]
+#   scripts/results.sh OBJECT [--generation G] [--dest DIR] [--timeout SECONDS]
 #
 # DIR defaults to ./results/OBJECT, SECONDS to 1800. Exits 1 on timeout.
 set -euo pipefail
 
 usage() {
-  echo "usage: scripts/results.sh OBJECT [--dest DIR] [--timeout SECONDS]" >&2
+  echo "usage: scripts/results.sh OBJECT [--generation G] [--dest DIR] [--timeout SECONDS]" >&2
   exit 2
 }
 
@@ -18,10 +20,11 @@ TF_DIR="$root/terraform"
 # shellcheck source=scripts/lib/common.sh
 source "$root/scripts/lib/common.sh"
 
-object="" dest="" timeout=1800
+object="" dest="" timeout=1800 generation=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dest) [[ $# -ge 2 && -n "$2" ]] || usage; dest="$2"; shift 2 ;;
+    --generation) [[ $# -ge 2 ]] || usage; generation="$2"; shift 2 ;;
     --timeout) [[ $# -ge 2 ]] || usage; timeout="$2"; shift 2 ;;
     --) [[ $# -eq 2 && -z "$object" ]] || usage; object="$2"; shift 2 ;;
     -*) usage ;;
@@ -30,6 +33,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n "$object" ]] || usage
 [[ "$timeout" =~ ^[0-9]+$ ]] || { echo "results.sh: --timeout is a number of seconds, not $timeout" >&2; usage; }
+[[ -z "$generation" || "$generation" =~ ^[0-9]{1,20}$ ]] || { echo "results.sh: --generation is a number, not $generation" >&2; usage; }
 interval="${RESULTS_POLL_SECONDS:-5}"
 [[ "$interval" =~ ^[0-9]+$ && "$interval" -gt 0 ]] || die "RESULTS_POLL_SECONDS is a positive number of seconds, not $interval"
 object="${object%/}"
@@ -40,7 +44,11 @@ require_deploy_tools
 
 load_outputs
 bucket="$(tf_output output_bucket)"
-marker="gs://$bucket/$object/_SUCCESS"
+if [[ -n "$generation" ]]; then
+  marker="gs://$bucket/$object/$generation/_SUCCESS"
+else
+  marker="gs://$bucket/$object/_LATEST"
+fi
 
 echo "==> waiting for $marker (up to ${timeout}s)"
 deadline=$((SECONDS + timeout))
@@ -56,7 +64,16 @@ until last_error="$(gcloud storage ls "$marker" 2>&1 >/dev/null)"; do
   sleep $((remaining < interval ? remaining : interval))
 done
 
-echo "==> downloading gs://$bucket/$object/ into $dest"
+if [[ -z "$generation" ]]; then
+  # The pointer is JSON written by the dispatcher; its generation is digits only, so a pattern reads it
+  # without a JSON parser, and the prefix it names is OBJECT/GENERATION/.
+  pointer="$(gcloud storage cat "$marker")"
+  [[ "$pointer" =~ \"generation\":\"([0-9]{1,20})\" ]] || die "$marker does not name a generation: $pointer"
+  generation="${BASH_REMATCH[1]}"
+fi
+prefix="gs://$bucket/$object/$generation"
+
+echo "==> downloading $prefix/ into $dest"
 mkdir -p -- "$dest"
-gcloud storage cp --recursive "gs://$bucket/$object/*" "$dest"
-echo "Results of $object are in $dest"
+gcloud storage cp --recursive "$prefix/*" "$dest"
+echo "Results of $object (generation $generation) are in $dest"

@@ -139,6 +139,8 @@ case "$call" in
       exit 1
     fi
     echo "\${args[2]}" ;;
+  "gcloud storage cat"*)
+    printf '{"prefix":"%s/%s/","jobId":"j","generation":"%s"}\\n' x "\${STUB_GENERATION:-1}" "\${STUB_GENERATION:-1}" ;;
   "gcloud storage rm"*)
     if [[ -n "\${STUB_RM_EMPTY:-}" ]]; then
       echo "ERROR: (gcloud.storage.rm) The following URLs matched no objects or files:" >&2
@@ -801,22 +803,43 @@ describe('scripts/upload.sh', () => {
 });
 
 describe('scripts/results.sh', () => {
-  it('waits for _SUCCESS, then downloads everything under the object', async () => {
+  it('waits for the _LATEST pointer, then downloads everything under the generation it names', async () => {
     const work = makeWork();
     const r = await run(work, 'scripts/results.sh', ['data.csv'], {
-      env: { STUB_LS_FAILS: '2', RESULTS_POLL_SECONDS: '1' },
+      env: { STUB_LS_FAILS: '2', RESULTS_POLL_SECONDS: '1', STUB_GENERATION: '1763771234567890' },
     });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const ls = ['gcloud', 'storage', 'ls', 'gs://demo-output/data.csv/_SUCCESS'];
+    const ls = ['gcloud', 'storage', 'ls', 'gs://demo-output/data.csv/_LATEST'];
     expect(r.calls).toEqual([
       ['terraform', `-chdir=${work.dir}/terraform`, 'output', '-json'],
       ls,
       ls,
       ls,
-      ['gcloud', 'storage', 'cp', '--recursive', 'gs://demo-output/data.csv/*', 'results/data.csv'],
+      ['gcloud', 'storage', 'cat', 'gs://demo-output/data.csv/_LATEST'],
+      [
+        'gcloud',
+        'storage',
+        'cp',
+        '--recursive',
+        'gs://demo-output/data.csv/1763771234567890/*',
+        'results/data.csv',
+      ],
     ]);
+    expect(r.stdout).toContain('Results of data.csv (generation 1763771234567890) are in results/data.csv');
     expect(fs.existsSync(path.join(work.dir, 'results', 'data.csv', '_SUCCESS'))).toBe(true);
+  });
+
+  it('with --generation, waits for that generation\'s _SUCCESS and reads no pointer', async () => {
+    const work = makeWork();
+    const r = await run(work, 'scripts/results.sh', ['data.csv', '--generation', '42'], {
+      env: { RESULTS_POLL_SECONDS: '1' },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.calls.slice(1)).toEqual([
+      ['gcloud', 'storage', 'ls', 'gs://demo-output/data.csv/42/_SUCCESS'],
+      ['gcloud', 'storage', 'cp', '--recursive', 'gs://demo-output/data.csv/42/*', 'results/data.csv'],
+    ]);
   });
 
   it('times out with a message and exit 1, downloading nothing', async () => {
@@ -825,7 +848,7 @@ describe('scripts/results.sh', () => {
       env: { STUB_LS_FAILS: '1000', RESULTS_POLL_SECONDS: '1' },
     });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('timed out after 1s waiting for gs://demo-output/data.csv/_SUCCESS');
+    expect(r.stderr).toContain('timed out after 1s waiting for gs://demo-output/data.csv/_LATEST');
     expect(r.calls.some((c) => c[2] === 'cp')).toBe(false);
   });
 });
@@ -891,6 +914,7 @@ describe('every script', () => {
     ['scripts/results.sh', []],
     ['scripts/results.sh', ['a.csv', 'b.csv']],
     ['scripts/results.sh', ['a.csv', '--timeout', 'soon']],
+    ['scripts/results.sh', ['a.csv', '--generation', 'latest']],
     ['scripts/bake-vm-image.sh', ['--project', 'demo-project']],
     ['scripts/bake-vm-image.sh', ['--network', 'default']],
   ])('%s %j prints its usage and exits 2', async (script, args) => {
