@@ -13,6 +13,7 @@ export * from './reaping.ts';
 export * from './completion.ts';
 export * from './vm-task.ts';
 export * from './retry.ts';
+export * from './interruption.ts';
 export * from './reconcile.ts';
 export * from './capacity.ts';
 export * from './region-quotas.ts';

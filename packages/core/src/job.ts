@@ -4,9 +4,10 @@
 //   RECEIVED -> QUEUED -> LAUNCHED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED, and IGNORED for
 //   skipped events. RECEIVED is the claim; QUEUED is routed and waits for capacity (capacity.ts
 //   decides when it may launch); a launch the platform refuses for want of capacity goes back
-//   LAUNCHED -> QUEUED, keeping its place. A job that can never fit, or waited longer than its rule's
-//   maxQueueTime, ends FAILED from QUEUED. A run that ends before it was seen running goes from
-//   LAUNCHED straight to its end.
+//   LAUNCHED -> QUEUED, keeping its place; so does a run its own pipeline stopped (interruption.ts),
+//   from LAUNCHED or RUNNING, as the same attempt. A job that can never fit, or waited longer than
+//   its rule's maxQueueTime, ends FAILED from QUEUED. A run that ends before it was seen running
+//   goes from LAUNCHED straight to its end.
 //   SCHEDULED waits for its time (runAt): a job submitted for later, or a failure with attempts left
 //   waiting out its backoff. When due, whoever moves it SCHEDULED -> RECEIVED (compare-and-set) owns
 //   it and launches it. A FAILED or CANCELLED job goes back to RECEIVED when someone retries it.
@@ -47,7 +48,7 @@ const ALLOWED: Record<JobState, readonly JobState[]> = {
   RECEIVED: ['QUEUED', 'IGNORED', 'FAILED', 'CANCELLED'],
   QUEUED: ['LAUNCHED', 'FAILED', 'CANCELLED'],
   LAUNCHED: ['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'SCHEDULED', 'QUEUED'],
-  RUNNING: ['SUCCEEDED', 'FAILED', 'CANCELLED', 'SCHEDULED'],
+  RUNNING: ['SUCCEEDED', 'FAILED', 'CANCELLED', 'SCHEDULED', 'QUEUED'],
   FAILED: ['RECEIVED'],
   CANCELLED: ['RECEIVED'],
   SUCCEEDED: [],
@@ -88,8 +89,12 @@ export type JobSource =
       declared?: Resources;
     };
 
-/** How one attempt ended. `lost`: its platform no longer knows it and no completion arrived. */
-export type AttemptOutcome = 'succeeded' | 'failed' | 'preempted' | 'timed-out' | 'lost' | 'cancelled';
+/**
+ * How one attempt ended. `lost`: its platform no longer knows it and no completion arrived.
+ * `interrupted`: its own pipeline stopped it (interruption.ts); the same attempt runs again.
+ */
+export type AttemptOutcome =
+  'succeeded' | 'failed' | 'preempted' | 'timed-out' | 'lost' | 'cancelled' | 'interrupted';
 
 /** One launch of a job: each has its own execution, logs and end. */
 export interface AttemptRecord {

@@ -35,9 +35,12 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   spotFallbackAfter: 3,
 };
 
-/** How an attempt ended, as the completion or the reconciler saw it. */
+/**
+ * How an attempt ended, as the completion or the reconciler saw it. An interrupted attempt did not
+ * end: it runs again as itself (interruption.ts), so it never comes here.
+ */
 export interface AttemptEnd {
-  outcome: Exclude<AttemptOutcome, 'succeeded'>;
+  outcome: Exclude<AttemptOutcome, 'succeeded' | 'interrupted'>;
   exitCode?: number;
 }
 

@@ -32,6 +32,7 @@ const ALLOWED: [JobState, JobState][] = [
   ['RUNNING', 'FAILED'],
   ['RUNNING', 'CANCELLED'],
   ['RUNNING', 'SCHEDULED'],
+  ['RUNNING', 'QUEUED'],
   ['FAILED', 'RECEIVED'],
   ['CANCELLED', 'RECEIVED'],
 ];

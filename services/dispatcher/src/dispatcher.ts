@@ -98,7 +98,7 @@ export type When = { runAt: string } | { cron: string };
 
 /** How one attempt ended, from a completion or from what the reconciler found. */
 export interface AttemptResult {
-  outcome: Exclude<AttemptOutcome, 'cancelled'>;
+  outcome: Exclude<AttemptOutcome, 'cancelled' | 'interrupted'>;
   exitCode?: number;
   startedAt?: string;
   finishedAt: string;
@@ -262,7 +262,10 @@ export class Dispatcher {
       }
       const decision = afterFailedAttempt(
         { ...current, attempts },
-        { outcome: result.outcome as Exclude<AttemptOutcome, 'succeeded'>, exitCode: result.exitCode },
+        {
+          outcome: result.outcome as Exclude<AttemptOutcome, 'succeeded' | 'interrupted'>,
+          exitCode: result.exitCode,
+        },
         current.retry ?? DEFAULT_RETRY_POLICY,
         at,
       );
