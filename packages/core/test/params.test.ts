@@ -29,9 +29,12 @@ describe('per-job parameters', () => {
     // Metadata keys may arrive lower-cased: the rule's spelling is what the task gets.
     { given: { target_column: 'label' }, want: { params: { TARGET_COLUMN: 'label' } } },
     { given: {}, want: { params: {} } },
-  ])('allows what the rule lists: $given', ({ given, want }) => {
-    expect(allowedParams(RULE, given, 'object metadata')).toEqual(want);
-  });
+  ] as { given: Record<string, string>; want: unknown }[])(
+    'allows what the rule lists: $given',
+    ({ given, want }) => {
+      expect(allowedParams(RULE, given, 'object metadata')).toEqual(want);
+    },
+  );
 
   it.each([
     {
@@ -44,10 +47,13 @@ describe('per-job parameters', () => {
       error: 'parameter TARGET_COLUMN (object metadata) holds a NUL character',
     },
     { given: { TARGET_COLUMN: 'x'.repeat(4097) }, error: 'is longer than 4096 bytes' },
-  ])('refuses what the rule does not allow, saying why: $error', ({ given, error }) => {
-    const checked = allowedParams(RULE, given, 'object metadata');
-    expect('error' in checked && checked.error).toContain(error);
-  });
+  ] as { given: Record<string, string>; error: string }[])(
+    'refuses what the rule does not allow, saying why: $error',
+    ({ given, error }) => {
+      const checked = allowedParams(RULE, given, 'object metadata');
+      expect('error' in checked && checked.error).toContain(error);
+    },
+  );
 
   it('says a rule without params allows none', () => {
     const checked = allowedParams({ name: 'plain' }, { C: '2' }, 'the request');

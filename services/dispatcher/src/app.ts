@@ -13,6 +13,7 @@
 //   GET  /jobs/:id/logs the log of an attempt as text: ?attempt=N, ?offset=BYTES or ?tail=BYTES
 //   GET  /jobs/:id/outputs  what the job wrote under its prefix of the output bucket (job-outputs.ts)
 //   GET  /jobs/:id/outputs/NAME  one of them, streamed, read-only
+//   GET  /latest?object=NAME  where the newest succeeded generation's results of an object are (_LATEST)
 //   POST /jobs/:id/cancel  stop it on its platform; it ends CANCELLED
 //   POST /jobs/:id/retry   a FAILED or CANCELLED job runs again, as a new attempt
 //   GET  /deadletters   messages Pub/Sub gave up delivering, with why
@@ -24,6 +25,8 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import {
   isJobId,
   JOB_STATES,
+  latestPointerName,
+  parseLatestPointer,
   parseCompletionPush,
   parsePush,
   type DeadLetterQueue,
@@ -294,6 +297,17 @@ export function buildApp({
     blobs: dispatcher.ports.blobs,
     outputBucket: dispatcher.ports.outputBucket,
     logger,
+  });
+  app.get('/latest', api, async (req, res) => {
+    const name = req.query.object;
+    if (typeof name !== 'string' || name === '')
+      throw new RequestError('INVALID', 'give the object name: /latest?object=NAME');
+    const { blobs, outputBucket } = dispatcher.ports;
+    const stored = await blobs.get(outputBucket, latestPointerName(name));
+    const pointer = stored === undefined ? undefined : parseLatestPointer(stored.data.toString('utf8'));
+    if (pointer === undefined)
+      throw new RequestError('NOT_FOUND', `no job of ${JSON.stringify(name)} has succeeded yet`);
+    res.json({ ...pointer, outputUri: blobs.uri(outputBucket, pointer.prefix) });
   });
   app.get('/jobs/:id/outputs', api, outputs.list);
   app.get('/jobs/:id/outputs/*name', api, outputs.send);

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   jobIdFor,
@@ -134,6 +135,17 @@ describe('the dispatcher and the _LATEST pointer', () => {
       });
       expect((await t.ledger.get(older.job.id))?.state).toBe('SUCCEEDED');
       expect(older.job.outputUri).not.toBe(newer.job.outputUri);
+
+      // GET /latest follows the pointer, for the CLI and the dashboard.
+      const latest = await request(t.app).get('/latest').query({ object: 'iris.csv' }).expect(200);
+      expect(latest.body).toMatchObject({
+        generation: '200',
+        jobId: newer.job.id,
+        outputUri: newer.job.outputUri,
+      });
+      const none = await request(t.app).get('/latest').query({ object: 'never.csv' }).expect(404);
+      expect(none.body.error).toContain('no job of "never.csv" has succeeded yet');
+      await request(t.app).get('/latest').expect(400);
     } finally {
       t.cleanup();
     }
