@@ -26,7 +26,7 @@ resource "google_storage_bucket" "output" {
     enabled = false
   }
 
-  # Task logs go to <object path>/logs/attempt-N.log (dispatcher.ts), so they do not share a leading
+  # Task logs go to <job prefix>/logs/attempt-N.log (outputPrefix in core), so they do not share a leading
   # prefix: a `matches_prefix = ["logs/"]` rule would match none of them. The rule matches the
   # suffix instead; a task's own output ending in .log ages out with the logs.
   lifecycle_rule {

@@ -210,7 +210,7 @@ variable "scheduler_time_zone" {
 
 variable "log_retention_days" {
   type        = number
-  description = "Days after which task logs (*.log under the output bucket, written as <object>/logs/attempt-N.log) are deleted."
+  description = "Days after which task logs (*.log under the output bucket, written as <object>/<generation>/logs/attempt-N.log or runs/<job id>/logs/attempt-N.log) are deleted."
   default     = 30
 
   validation {
