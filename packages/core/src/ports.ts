@@ -55,6 +55,11 @@ export interface Ledger {
   /** Stores `next` only if the stored job is still at version `next.version - 1` (compare-and-set). */
   update(next: Job): Promise<boolean>;
   get(id: string): Promise<Job | undefined>;
+  /**
+   * The jobs whose id starts with `prefix` (non-empty, a job id's lowercase hex), by id, at most
+   * `limit`: what a short id (the dashboard's, one typed into the CLI) names, and what else it could.
+   */
+  withIdPrefix(prefix: string, limit: number): Promise<Job[]>;
   /** Newest first; optionally only one state. */
   list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage>;
   /** The newest SUCCEEDED jobs routed by `rule`, at most `limit`: what duration estimates learn from. */

@@ -7,6 +7,7 @@ import { newJob, transition, type Job } from '@pipeline/core';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
 import { writeRuleHistory } from '../../../test/support/rule-history.ts';
 import { checkCapacityRecord, checkQueueOrder } from '../../../test/support/queue-contract.ts';
+import { checkIdPrefix } from '../../../test/support/ledger-contract.ts';
 
 const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
 const idOf = (n: number) => n.toString(16).padStart(32, '0');
@@ -20,6 +21,9 @@ describe('SqliteLedger', () => {
     expect((await ledger.succeeded('a', 2)).map((j) => j.id)).toEqual(wanted.slice(0, 2));
     expect(await ledger.succeeded('nope', 10)).toEqual([]);
   });
+
+  it('finds the jobs whose id starts with a prefix, by id, and none beside them', () =>
+    checkIdPrefix(new SqliteLedger(':memory:')));
 
   it('claims a job once; a second claim gets the stored job', async () => {
     const ledger = new SqliteLedger(':memory:');

@@ -175,6 +175,17 @@ export class FirestoreLedger implements Ledger {
     return job;
   }
 
+  /** A range of document ids, which Firestore indexes by itself: [prefix, the next prefix of its length). */
+  async withIdPrefix(prefix: string, limit: number): Promise<Job[]> {
+    const { docs } = await this.jobs
+      .where(FieldPath.documentId(), '>=', prefix)
+      .where(FieldPath.documentId(), '<', followingPrefix(prefix))
+      .orderBy(FieldPath.documentId())
+      .limit(limit)
+      .get();
+    return docs.map(fromDocument);
+  }
+
   /** On Google Cloud, the state filter needs the composite index of FIRESTORE_INDEXES. */
   async list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage> {
     const after = query.pageToken === undefined ? undefined : decodePageToken(query.pageToken);
@@ -224,6 +235,15 @@ async function wonRace<T>(write: Promise<T>): Promise<T | true | false> {
     if (code === FAILED_PRECONDITION || code === NOT_FOUND) return false;
     throw error;
   }
+}
+
+/**
+ * The first id of `prefix`'s length after every id that starts with it: its last character counted
+ * one up ("3f2a" -> "3f2b"). Job ids are ASCII, so Firestore's order of ids is JavaScript's.
+ */
+function followingPrefix(prefix: string): string {
+  if (prefix === '') throw new RangeError('an id prefix must not be empty');
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
 function codeOf(error: unknown): unknown {

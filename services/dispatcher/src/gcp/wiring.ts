@@ -252,6 +252,9 @@ class LazyLedger implements Ledger {
   async get(id: string) {
     return (await this.real).get(id);
   }
+  async withIdPrefix(prefix: string, limit: number) {
+    return (await this.real).withIdPrefix(prefix, limit);
+  }
   async list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage> {
     return (await this.real).list(query);
   }

@@ -138,6 +138,18 @@ export class SqliteLedger implements Ledger {
     return this.answer(() => this.getNow(id));
   }
 
+  /** A range of the id's unique index: [prefix, the next prefix of its length). */
+  withIdPrefix(prefix: string, limit: number): Promise<Job[]> {
+    return this.answer(() => {
+      const rows = this.statement('SELECT body FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?').all(
+        prefix,
+        followingPrefix(prefix),
+        limit,
+      ) as { body: string }[];
+      return rows.map((row) => JSON.parse(row.body) as Job);
+    });
+  }
+
   list(query: { state?: JobState; limit: number; pageToken?: string }): Promise<JobPage> {
     return this.answer(() => {
       const before = query.pageToken === undefined ? Number.MAX_SAFE_INTEGER : decodeToken(query.pageToken);
@@ -300,6 +312,15 @@ export class SqliteLedger implements Ledger {
     }
     return statement;
   }
+}
+
+/**
+ * The first text of `prefix`'s length after every text that starts with it: its last character
+ * counted one up ("3f2a" -> "3f2b"). Ids are ASCII, which SQLite and JavaScript order alike.
+ */
+function followingPrefix(prefix: string): string {
+  if (prefix === '') throw new RangeError('an id prefix must not be empty');
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
 function encodeToken(seq: number): string {

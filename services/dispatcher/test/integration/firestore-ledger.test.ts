@@ -5,6 +5,7 @@ import { FIRESTORE_INDEXES, FirestoreLedger } from '../../src/gcp/firestore-ledg
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
 import { writeRuleHistory } from '../../../../test/support/rule-history.ts';
 import { checkCapacityRecord, checkQueueOrder } from '../../../../test/support/queue-contract.ts';
+import { checkIdPrefix } from '../../../../test/support/ledger-contract.ts';
 
 const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
 const idOf = (n: number) => n.toString(16).padStart(32, '0');
@@ -109,6 +110,8 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
 
   it('lists QUEUED jobs earliest dueBy first (the third index)', () => checkQueueOrder(ledger(), 0x900));
   it('writes the capacity record with compare-and-set', () => checkCapacityRecord(ledger()));
+  it('finds the jobs whose id starts with a prefix (a range of document ids), by id', () =>
+    checkIdPrefix(ledger()));
 
   it("reads a rule's SUCCEEDED jobs, newest first, at most as many as asked", async () => {
     const jobs = ledger();
