@@ -26,14 +26,15 @@ async function finishedJob(name: string, text: string | Buffer): Promise<Job> {
   return jobWhen(pipeline, jobIdFor('input', name, generation), (job) => FINAL_STATES.includes(job.state));
 }
 
-const attemptLog = (name: string, attempt: number) =>
-  fs.readFileSync(path.join(pipeline.root, 'output', name, `logs/attempt-${attempt}.log`), 'utf8');
+/** The log of a job's attempt, where the local pipeline keeps it: under the job's outputs. */
+const attemptLog = (job: Job, attempt: number) =>
+  fs.readFileSync(path.join(job.outputUri!, `logs/attempt-${attempt}.log`), 'utf8');
 
 describe('pipeline logs', () => {
   it("prints the tail of the current attempt's log, and says when it is cut", async () => {
     const job = await finishedJob('logs/ok.csv', fs.readFileSync(SAMPLE));
     expect(job.state).toBe('SUCCEEDED');
-    const whole = attemptLog('logs/ok.csv', 1);
+    const whole = attemptLog(job, 1);
     const all = await pipelineCommand(['logs', job.id]);
     expect(all.code).toBe(0);
     expect(all.stdout).toBe(whole);
@@ -110,10 +111,8 @@ describe('pipeline retry', () => {
       );
     expect(detail.stdout).toContain('RECEIVED  retried by request');
 
-    expect((await pipelineCommand(['logs', failed.id, '--attempt', '1'])).stdout).toBe(
-      attemptLog('retry/bad.csv', 1),
-    );
-    expect((await pipelineCommand(['logs', failed.id])).stdout).toBe(attemptLog('retry/bad.csv', 2));
+    expect((await pipelineCommand(['logs', failed.id, '--attempt', '1'])).stdout).toBe(attemptLog(failed, 1));
+    expect((await pipelineCommand(['logs', failed.id])).stdout).toBe(attemptLog(failed, 2));
     const missing = await pipelineCommand(['logs', failed.id, '--attempt', '9']);
     expect(missing.stderr).toBe(`pipeline: 404: job ${failed.id} has no attempt 9\n`);
     expect(missing.code).toBe(1);

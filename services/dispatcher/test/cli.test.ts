@@ -35,7 +35,6 @@ afterAll(async () => {
 
 describe('npm start, the first time', () => {
   it('drops the sample into the input folder and says where its results landed', async () => {
-    const results = path.join(dir, 'output/financial_statements.csv');
     await until(async () => (said.some((line) => line.includes('SUCCEEDED')) ? true : undefined));
     expect(said[0]).toBe(
       `pipeline: listening on ${pipeline.url} (GET /jobs lists jobs); drop files into ${path.join(dir, 'input')}`,
@@ -43,9 +42,13 @@ describe('npm start, the first time', () => {
     expect(said[1]).toContain(
       `first start: copied the sample into ${path.join(dir, 'input/financial_statements.csv')}`,
     );
-    expect(said.find((line) => line.includes('SUCCEEDED'))).toMatch(
-      new RegExp(`job [0-9a-f]{32} SUCCEEDED; results in ${results}/$`),
-    );
+    const [, id, results] = /job ([0-9a-f]{32}) SUCCEEDED; results in (.+)$/.exec(
+      said.find((line) => line.includes('SUCCEEDED'))!,
+    )!;
+    const job = (await pipeline.ledger.get(id))!;
+    expect(job.source).toMatchObject({ object: { name: 'financial_statements.csv' } });
+    expect(results).toBe(job.outputUri);
+    expect(results.startsWith(path.join(dir, 'output/financial_statements.csv/'))).toBe(true);
     expect(fs.existsSync(path.join(results, '_SUCCESS'))).toBe(true);
   });
 });
@@ -87,8 +90,8 @@ describe('pipeline', () => {
       'route      vm (rule vm-by-metadata)',
       'reason     rule "vm-by-metadata" matched',
       'exit code  0',
-      `outputs    ${path.join(dir, 'output/uploads/q3 data.csv')}/`,
-      `logs       ${path.join(dir, 'output/uploads/q3 data.csv/logs/attempt-1.log')}`,
+      `outputs    ${job.outputUri}`,
+      `logs       ${job.logsUri}`,
       'history',
     ]) {
       expect(detail.stdout).toContain(expected);
@@ -257,8 +260,9 @@ describe('pipeline start as a process', () => {
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     try {
-      await until(async () => (stderr.includes('SUCCEEDED; results in') ? true : undefined));
-      expect(fs.existsSync(path.join(local, 'output/financial_statements.csv/_SUCCESS'))).toBe(true);
+      const results = await until(async () => /SUCCEEDED; results in (.+)\n/.exec(stderr)?.[1]);
+      expect(results.startsWith(path.join(local, 'output/financial_statements.csv/'))).toBe(true);
+      expect(fs.existsSync(path.join(results, '_SUCCESS'))).toBe(true);
     } finally {
       child.kill('SIGTERM');
     }
