@@ -1,8 +1,11 @@
 // The dashboard in a real browser: Debian's chromium, driven by playwright-core, against the whole
 // local pipeline (the watcher, the sqlite ledger, worker processes). It checks what a person sees:
-// a job appears and changes state without a reload, its page shows attempts, history and the log the
-// worker wrote, cancel and retry work from their buttons, and hostile object names stay text; and,
-// against a dispatcher whose jobs wait (queued-jobs.ts), the queue, capacity and refusals.
+// a job appears and changes state without a reload, its page shows attempts, history, the model the
+// worker fitted, its outputs (predictions.csv downloads) and its log read line by line, cancel and
+// retry work from their buttons, a failed job's error is in the list, hostile object names stay text,
+// and an unknown id gets a page of its own; against a dispatcher whose job runs (the test's own), the
+// progress it logs; and, against a dispatcher whose jobs wait (queued-jobs.ts), the queue, capacity
+// and refusals.
 // The browser tests share one page and run in order; each names the jobs it made itself.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +13,9 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
-import { parseRoutingConfig, type Job } from '@pipeline/core';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { outputPrefix, parseRoutingConfig, type Job } from '@pipeline/core';
 import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts';
 import { createLogger } from '../src/logger.ts';
 import { testApp } from './support.ts';
@@ -54,6 +59,36 @@ const ROUTING = parseRoutingConfig({
 
 const HOSTILE = '<img src=x onerror=globalThis.pwned=1><b>bold</b>.csv';
 
+// The dispatcher of the running job: a rule that lets a request set TARGET_COLUMN, for its params.
+const OUTPUT_BUCKET = 'acme-pipeline-output';
+const PARAM_ROUTING = parseRoutingConfig({
+  rules: [
+    {
+      name: 'csv',
+      match: { path: '**.csv' },
+      target: 'cloud-run-job',
+      job: { task: 'logreg' },
+      params: ['TARGET_COLUMN'],
+    },
+  ],
+});
+
+/** A log line as the worker writes one. */
+const logLine = (message: string, fields: Record<string, unknown> = {}, severity = 'INFO') =>
+  `${JSON.stringify({ severity, message, ...fields })}\n`;
+
+/** A progress line, as the worker logs it while it reads a big input (jobs/worker/src/io/progress.ts). */
+function progressLine(bytesRead: number, totalBytes: number, rows: number): string {
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  const percent = ((100 * bytesRead) / totalBytes).toFixed(1);
+  return logLine(
+    `read ${mb(bytesRead)} of ${mb(totalBytes)} (${percent}%), ${rows.toLocaleString('en-US')} rows`,
+    {
+      progress: { bytesRead, totalBytes, rows },
+    },
+  );
+}
+
 function smallCsv(rows = 60): string {
   const lines = ['x1,x2,label'];
   for (let i = 0; i < rows; i++)
@@ -70,6 +105,9 @@ describe("the dashboard's responses", () => {
         ['/dashboard/app.js', 'text/javascript'],
         ['/dashboard/ui.js', 'text/javascript'],
         ['/dashboard/queue.js', 'text/javascript'],
+        ['/dashboard/log-view.js', 'text/javascript'],
+        ['/dashboard/job-results.js', 'text/javascript'],
+        ['/dashboard/text.js', 'text/javascript'],
         ['/dashboard/styles.css', 'text/css'],
       ]) {
         const res = await request(t.app).get(route);
@@ -93,7 +131,7 @@ describe("the dashboard's responses", () => {
     expect(scripts).toEqual(['<script type="module" src="dashboard/app.js">']);
     expect(html).not.toMatch(/\son[a-z]+=|style=/i);
     const files = fs.readdirSync(DASHBOARD_DIR).filter((file) => file.endsWith('.js'));
-    expect(files.sort()).toEqual(['app.js', 'queue.js', 'ui.js']);
+    expect(files.sort()).toEqual(['app.js', 'job-results.js', 'log-view.js', 'queue.js', 'text.js', 'ui.js']);
     for (const file of files) {
       const js = fs.readFileSync(path.join(DASHBOARD_DIR, file), 'utf8');
       expect(js, file).not.toMatch(
@@ -116,6 +154,8 @@ describe.skipIf(!installed)(
     let dir: string;
     let pipeline: LocalPipeline;
     let queued: QueuedJobs;
+    let runningUrl: string | undefined;
+    let stopRunning: (() => Promise<void>) | undefined;
     let browser: Browser;
     let page: Page;
     const pageErrors: string[] = [];
@@ -148,6 +188,7 @@ describe.skipIf(!installed)(
       await browser?.close();
       await pipeline?.stop();
       await queued?.stop();
+      await stopRunning?.();
       if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
     });
 
@@ -155,7 +196,7 @@ describe.skipIf(!installed)(
     async function scheduledJob(name: string): Promise<Job> {
       fs.writeFileSync(path.join(dir, 'shared', name), smallCsv());
       const runAt = new Date(Date.now() + 3600_000).toISOString();
-      const intake = await pipeline.dispatcher.submitObject('shared', name, undefined, { runAt });
+      const intake = await pipeline.dispatcher.submitObject({ bucket: 'shared', name }, { runAt });
       expect(intake.outcome).toBe('created');
       if (intake.outcome === 'skipped') throw new Error(intake.reason);
       expect(intake.job.state).toBe('SCHEDULED');
@@ -221,14 +262,62 @@ describe.skipIf(!installed)(
       expect(transitions.slice(0, 3)).toEqual(['SCHEDULED', 'SCHEDULED → RECEIVED', 'RECEIVED → QUEUED']);
       expect(transitions.at(-1)).toMatch(/→ SUCCEEDED$/);
 
-      // The worker's own lines, read through GET /jobs/:id/logs.
-      await waitForText(page.locator('pre.log'), '"message":"done"');
+      // The worker's own lines, read through GET /jobs/:id/logs: each JSON line as its severity,
+      // message and fields, and the raw text a click away.
+      const line = (message: string) =>
+        page.locator('.log-lines .log-line', { has: page.locator('.log-msg', { hasText: message }) });
+      await line('done').waitFor();
+      expect(await line('done').locator('.log-sev').innerText()).toBe('INFO');
+      expect(await line('done').locator('.log-field .key').allInnerTexts()).toEqual(
+        expect.arrayContaining(['rows', 'accuracy']),
+      );
+      expect(await line('input loaded').count()).toBe(1);
+      expect(await page.locator('pre.log').isHidden()).toBe(true);
+      await page.locator('.log-toggle').click();
+      expect(await page.locator('.log-toggle').getAttribute('aria-pressed')).toBe('true');
+      expect(await page.locator('.log-lines').isHidden()).toBe(true);
       expect(await page.locator('pre.log').innerText()).toContain('"message":"input loaded"');
+      await page.locator('.log-toggle').click();
+      await line('done').waitFor();
       await waitForText(page.locator('.log-meta'), 'ended');
       expect(await page.locator('[data-action="cancel"]').isDisabled()).toBe(true);
       expect(await page.locator('[data-action="retry"]').isDisabled()).toBe(true);
       expect(await marker()).toBe('the same page');
       await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-job.png'), fullPage: true });
+    }, 60_000);
+
+    it('summarizes the model from its model.json and downloads predictions.csv from its outputs', async () => {
+      const job = (await pipeline.ledger.get(first.id))!;
+      const prefix = outputPrefix(job);
+      expect(job.outputUri).toBe(pipeline.blobs.uri('output', prefix)); // where the worker wrote
+      const written = (name: string) => fs.readFileSync(pipeline.blobs.uri('output', prefix + name), 'utf8');
+      const model = JSON.parse(written('model.json'));
+
+      const field = (name: string) => page.locator(`.model-card dd[data-field="${name}"]`);
+      await field('accuracy').waitFor();
+      expect(await field('accuracy').innerText()).toBe(
+        `${(100 * model.metrics.accuracy).toFixed(1)}% on training rows`,
+      );
+      expect(await field('target').innerText()).toMatch(/^label\b/);
+      expect(await field('classes').innerText()).toMatch(/^2: 0\b.*, 1\b/);
+      expect(await field('log loss').innerText()).toBe(model.metrics.logLoss.toFixed(4));
+      expect(await field('auc').innerText()).toBe(model.metrics.auc.toFixed(4));
+      expect(await field('rows').innerText()).toContain(`${model.rows.trained} trained`);
+
+      const names = await page
+        .locator('.outputs-card li')
+        .evaluateAll((items) => items.map((li) => li.getAttribute('data-name')));
+      expect(names.slice(0, 2)).toEqual(['predictions.csv', 'model.json']);
+      expect(names).toEqual(expect.arrayContaining(['_SUCCESS', 'logs/attempt-1.log']));
+
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.locator('.outputs-card li[data-name="predictions.csv"] a').click(),
+      ]);
+      expect(download.suggestedFilename()).toBe('predictions.csv');
+      expect(fs.readFileSync((await download.path())!, 'utf8')).toBe(written('predictions.csv'));
+      expect(await marker()).toBe('the same page'); // a download, not a navigation
+      await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-results.png'), fullPage: true });
     }, 60_000);
 
     it('cancels a waiting job from its page, then retries it and follows the new attempt to its end', async () => {
@@ -251,7 +340,7 @@ describe.skipIf(!installed)(
       const attempts = page.locator('table.attempts tbody tr');
       expect(await attempts.count()).toBe(1);
       expect(await attempts.locator('td').first().innerText()).toBe('2'); // the retry is attempt 2
-      await waitForText(page.locator('pre.log'), '"message":"done"');
+      await page.locator('.log-lines .log-msg', { hasText: 'done' }).waitFor();
       expect(await page.locator('.log-meta').innerText()).toContain('attempt 2');
       expect(await marker()).toBe('the same page');
     }, 60_000);
@@ -275,14 +364,50 @@ describe.skipIf(!installed)(
       const row = page.locator(`tr[data-id="${failed.id}"]`);
       await waitForText(row.locator('.badge'), 'FAILED');
       expect(await row.locator('td.source .primary').innerText()).toBe(HOSTILE);
+      // Its error, in a column of its own: the gist in the cell, the whole on hover.
+      expect(await page.locator('th.error-col').isVisible()).toBe(true);
+      expect(await row.locator('td.error-cell').innerText()).toContain('has one class only');
+      expect(await row.locator('td.error-cell').getAttribute('title')).toBe(failed.error);
+      expect(await page.locator(`tr[data-id="${first.id}"] td.error-cell`).innerText()).toBe('');
 
       await row.locator('a').click();
       await waitForText(page.locator('.job-badge'), 'FAILED');
       expect(await page.locator('.job-title').innerText()).toBe(HOSTILE);
       expect(await page.locator('.details').innerText()).toContain('has one class only');
       expect(await page.locator('[data-action="retry"]').isEnabled()).toBe(true);
+      await page.locator('.outputs-card li[data-name="logs/attempt-1.log"]').waitFor();
+      expect(await page.locator('.model-card').isHidden()).toBe(true); // it wrote no model
       expect(await page.locator('main img, main b').count()).toBe(0);
       expect(await page.evaluate(() => (globalThis as Record<string, unknown>).pwned)).toBeUndefined();
+    }, 60_000);
+
+    it('shows a page of its own for an id that names no job, with the way back', async () => {
+      const errorsBefore = pageErrors.length;
+      const unknown = 'f'.repeat(32);
+      await page.evaluate((id) => {
+        globalThis.location.hash = `#/jobs/${id}`;
+      }, unknown);
+      await waitForText(page.locator('.not-found h1'), `No job ${unknown}`);
+      expect(await page.locator('.not-found-why').innerText()).toContain('has no job with this id');
+      // Nothing of a job's page: no panels, no buttons.
+      expect(await page.locator('main .card, main [data-action], main .job-grid').count()).toBe(0);
+      expect(await page.title()).toBe('No such job · Pipeline');
+      await page.locator('.not-found a.button').click();
+      await page.waitForFunction(() => globalThis.location.hash === '#/jobs');
+      await page.locator('table.jobs tbody tr').first().waitFor();
+
+      // Not an id at all, and markup: said as it is, as text.
+      await page.evaluate(() => {
+        globalThis.location.hash = `#/jobs/${encodeURIComponent('<b>x</b>')}`;
+      });
+      await waitForText(page.locator('.not-found h1'), 'No job <b>x</b>');
+      expect(await page.locator('.not-found-why').innerText()).toContain('not a job id');
+      expect(await page.locator('main b').count()).toBe(0);
+      expect(await marker()).toBe('the same page');
+      // Chromium reports each refused fetch of GET /jobs/:id on the console: those two, and nothing else.
+      expect(pageErrors.splice(errorsBefore)).toEqual(
+        Array(2).fill('Failed to load resource: the server responded with a status of 404 (Not Found)'),
+      );
     }, 60_000);
 
     it('filters by state, and keeps the filter in the address for a link', async () => {
@@ -290,6 +415,15 @@ describe.skipIf(!installed)(
         globalThis.location.hash = '#/jobs';
       });
       await page.locator('tbody tr').nth(2).waitFor();
+      // Every job here was routed by the same rule for the same reason: said once, whole, above them.
+      expect(await page.locator('.reason-note').innerText()).toBe(
+        'Every job shown has the reason: rule "csv" matched (path matches "**.csv"): cloud-run-job',
+      );
+      const reasons = page.locator('tbody td.reason');
+      expect(await reasons.allInnerTexts()).toEqual(['same', 'same', 'same']);
+      expect(await reasons.first().getAttribute('title')).toBe(
+        'rule "csv" matched (path matches "**.csv"): cloud-run-job',
+      );
       await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
       await page.locator('.chips a', { hasText: 'SUCCEEDED' }).click();
       await page.waitForFunction(() => globalThis.location.hash === '#/jobs?state=SUCCEEDED');
@@ -306,6 +440,136 @@ describe.skipIf(!installed)(
       expect(await page.locator('.chips a[aria-current="page"]').innerText()).toBe('CANCELLED');
       expect(await page.locator('tbody tr').count()).toBe(0);
     }, 60_000);
+
+    describe('a job that runs', () => {
+      let running: ReturnType<typeof testApp>;
+      let server: Server;
+      let job: Job;
+      let logFile: string;
+      const LONG_WORD = 'x'.repeat(400);
+
+      // A dispatcher of the test's own, whose launcher only records: its job stays RUNNING for as long
+      // as the test says, with the log the test writes where the job's prefix says it goes.
+      beforeAll(async () => {
+        running = testApp(OUTPUT_BUCKET, { routing: PARAM_ROUTING });
+        fs.mkdirSync(path.join(running.dir, 'in'), { recursive: true });
+        fs.writeFileSync(path.join(running.dir, 'in', 'big.csv'), smallCsv());
+        const res = await request(running.app)
+          .post('/jobs')
+          .send({ inputUri: 'gs://acme-pipeline-input/big.csv', params: { TARGET_COLUMN: 'label' } })
+          .expect(201);
+        await running.dispatcher.onStarted(res.body.id, 1, new Date().toISOString());
+        job = (await running.ledger.get(res.body.id))!;
+        expect(job.state).toBe('RUNNING');
+        logFile = running.blobs.uri(OUTPUT_BUCKET, `${outputPrefix(job)}logs/attempt-1.log`);
+        expect(job.attempts[0].logsUri).toBe(logFile);
+        fs.mkdirSync(path.dirname(logFile), { recursive: true });
+        fs.writeFileSync(
+          logFile,
+          logLine('reading input', { input: '/in/big.csv', bytes: 354_000_000 }) +
+            'a line that is not JSON, from a library\n' +
+            logLine(
+              `a warning whose long word ${LONG_WORD} scrolls rather than breaks`,
+              { column: 'x9' },
+              'WARNING',
+            ) +
+            progressLine(120_000_000, 354_000_000, 1_200_000),
+        );
+        server = await new Promise<Server>((resolve) => {
+          const listening = running.app.listen(0, '127.0.0.1', () => resolve(listening));
+        });
+        runningUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+        // Stopped after the browser: a page still on it would find it gone.
+        stopRunning = async () => {
+          await new Promise((resolve) => server.close(resolve));
+          running.cleanup();
+        };
+      });
+
+      it('shows how far the worker has read, from the newest progress line of its log, as it grows', async () => {
+        await page.goto(`${runningUrl}/#/jobs/${job.id}`);
+        await waitForText(page.locator('.job-badge'), 'RUNNING');
+        const progress = page.locator('.progress-card .progress-text');
+        await waitForText(progress, '120.0 MB of 354.0 MB (33.9%) · 1,200,000 rows');
+        const bar = page.locator('.progress-card progress');
+        expect([await bar.getAttribute('value'), await bar.getAttribute('max')]).toEqual([
+          '120000000',
+          '354000000',
+        ]);
+        expect(await page.locator('.details').innerText()).toMatch(/Parameters\s+TARGET_COLUMN=label/);
+
+        // The page follows the log: a newer report replaces the older one, without a reload.
+        fs.appendFileSync(logFile, progressLine(240_000_000, 354_000_000, 2_400_000));
+        await waitForText(progress, '240.0 MB of 354.0 MB (67.8%) · 2,400,000 rows');
+        expect(await page.locator('.log-lines .log-msg', { hasText: 'read 240.0 MB' }).count()).toBe(1);
+
+        // Lines that are not JSON are text; a JSON line's fields follow its message, which wraps only
+        // between words.
+        expect(await page.locator('.log-line.text').innerText()).toBe(
+          'a line that is not JSON, from a library',
+        );
+        const warning = page.locator('.log-line.sev-warning');
+        expect(await warning.locator('.log-sev').innerText()).toBe('WARNING');
+        expect(await warning.locator('.log-field').innerText()).toBe('column=x9');
+        const style = await warning.locator('.log-msg').evaluate((msg) => {
+          const s = globalThis.getComputedStyle(msg);
+          return [s.whiteSpace, s.overflowWrap, s.wordBreak];
+        });
+        expect(style).toEqual(['pre-wrap', 'normal', 'normal']);
+        expect(await page.locator('.log-line').count()).toBe(5);
+        expect(await marker()).toBeUndefined(); // another dispatcher, another page load
+        await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-running.png'), fullPage: true });
+
+        // It ends, having written what a newer worker might: a multiclass AUC, no log loss, skipped
+        // rows with their reasons. The summary says what is there and leaves out what is not.
+        const prefix = outputPrefix(job);
+        const output = (name: string) => running.blobs.uri(OUTPUT_BUCKET, prefix + name);
+        const model = {
+          target: 'species',
+          targetChosenBy: 'last column',
+          delimiter: ';',
+          delimiterChosenBy: 'detected',
+          classes: ['<b>setosa</b>', 'versicolor', 'virginica'],
+          metrics: { accuracy: 0.9567, auc: { macro: 0.98765 }, on: 'training rows' },
+          rows: { read: 150, trained: 147, predicted: 147, skipped: 3 },
+          skippedRows: [
+            { line: 12, reason: 'x1 is not a number: "n/a"' },
+            { line: 40, reason: 'wrong number of fields: 3, the header has 5' },
+          ],
+        };
+        fs.writeFileSync(output('model.json'), JSON.stringify(model));
+        fs.writeFileSync(output('predictions.csv'), 'x1,species,p\n1,setosa,0.9\n');
+        await running.dispatcher.onCompletion({
+          jobId: job.id,
+          attempt: 1,
+          exitCode: 0,
+          finishedAt: new Date().toISOString(),
+        });
+        await waitForText(page.locator('.job-badge'), 'SUCCEEDED');
+        await page.locator('.progress-card').waitFor({ state: 'hidden' });
+        await page.locator('.outputs-card li[data-name="logs/attempt-1.log"]').waitFor();
+        const field = (name: string) => page.locator(`.model-card dd[data-field="${name}"]`);
+        await field('accuracy').waitFor();
+        const summary = await page
+          .locator('.model-card dt')
+          .evaluateAll((dts) =>
+            dts.map((dt) => [dt.textContent, (dt.nextElementSibling as HTMLElement).innerText]),
+          );
+        expect(summary).toEqual([
+          ['Target', 'species · the last column (TARGET_COLUMN not set)'],
+          ['Classes', '3: <b>setosa</b>, versicolor, virginica'],
+          ['Accuracy', '95.7% on training rows'],
+          ['AUC', 'macro 0.9877'],
+          ['Rows', '147 trained · 150 read · 147 predicted'],
+          [
+            'Skipped',
+            '3 rows (the first 2 below)\nline 12: x1 is not a number: "n/a"\nline 40: wrong number of fields: 3, the header has 5',
+          ],
+          ['Delimiter', 'semicolon ; · detected from the header'],
+        ]);
+        expect(await page.locator('main b').count()).toBe(0);
+      }, 60_000);
+    });
 
     describe('the queue', () => {
       // Made now rather than with the pipeline: the ceiling its refusal taught holds for a minute.
@@ -428,7 +692,7 @@ describe.skipIf(!installed)(
     });
 
     it('asked nothing of anyone but the dispatchers, and raised no error', () => {
-      const origins = new Set([pipeline.url, queued.url].map((url) => new URL(url).origin));
+      const origins = new Set([pipeline.url, queued.url, runningUrl!].map((url) => new URL(url).origin));
       expect(requested.length).toBeGreaterThan(10);
       expect(requested.filter((url) => !origins.has(new URL(url).origin))).toEqual([]);
       expect(pageErrors).toEqual([]);

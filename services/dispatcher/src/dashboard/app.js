@@ -1,7 +1,8 @@
 // The dashboard's entry: a hash router with three views, the job list (#/jobs?state=FAILED), one job
-// (#/jobs/ID) and the launch queue with capacity (#/queue, queue.js), each refreshing itself from the
-// API with fetch, without a page reload. The DOM is built from data as text only (ui.js says why).
-/* global document, window, location, fetch, setTimeout, clearTimeout, TextDecoder, URLSearchParams */
+// (#/jobs/ID, with its results from job-results.js and its log from log-view.js) and the launch queue
+// with capacity (#/queue, queue.js), each refreshing itself from the API with fetch, without a page
+// reload. The DOM is built from data as text only (ui.js says why).
+/* global document, window, location, setTimeout, clearTimeout, URLSearchParams */
 import {
   ApiError,
   FINAL,
@@ -11,7 +12,6 @@ import {
   badge,
   bytes,
   clone,
-  failure,
   getJson,
   h,
   jobHash,
@@ -25,6 +25,9 @@ import {
   when,
 } from './ui.js';
 import { attemptRefusalsRow, queueDetailRows, queueView, waitingOf } from './queue.js';
+import { logFollower } from './log-view.js';
+import { jobResults } from './job-results.js';
+import { errorGist, sharedParts, withoutShared } from './text.js';
 
 // The buttons follow the dispatcher's rules so that they are off when pressing them could only fail;
 // the dispatcher decides all the same (a 409 is shown as it comes).
@@ -44,8 +47,6 @@ const LIST_EVERY_MS = 3000;
 const JOB_EVERY_MS = 2000;
 const FINAL_JOB_EVERY_MS = 10_000; // a final job changes again only if someone retries it
 const PAGE_SIZE = 50;
-const LOG_TAIL_BYTES = 64 * 1024;
-const LOG_KEEP_CHARS = 512 * 1024; // a long log keeps its newest half million characters on the page
 
 function outcomeBadge(outcome) {
   if (outcome === undefined) return '—';
@@ -208,7 +209,23 @@ function reasonOf(job) {
   return place + job.waiting.reason;
 }
 
-function jobRow(job, now, withCost) {
+/** A FAILED job's error: its gist in the cell, the whole of it on hover. */
+function errorCell(job) {
+  const error = job.state === 'FAILED' ? job.error : undefined;
+  return h(
+    'td',
+    { class: 'error-cell', title: error ?? null },
+    error === undefined ? '' : h('div', { class: 'clip2' }, errorGist(error)),
+  );
+}
+
+/**
+ * `shared`: what every visible row's reason shares (text.js), left out of the cell, not the title;
+ * `sameReason`: every row has the same one, said once above the list instead.
+ */
+function jobRow(job, now, { withCost, withError, shared, sameReason }) {
+  const reason = reasonOf(job);
+  const shown = sameReason ? 'same' : withoutShared(reason, shared);
   const row = h(
     'tr',
     { 'data-id': job.id, 'data-state': job.state },
@@ -218,12 +235,13 @@ function jobRow(job, now, withCost) {
     h('td', { class: 'route' }, routeCell(job)),
     h(
       'td',
-      { class: 'reason', title: reasonOf(job) ?? null },
-      h('div', { class: 'clip2' }, reasonOf(job) ?? '—'),
+      { class: 'reason', title: reason ?? null },
+      h('div', { class: sameReason ? 'clip2' : 'clip2 differs' }, shown ?? '—'),
     ),
+    withError ? errorCell(job) : null,
     h('td', { class: 'num' }, attemptsCell(job)),
     h('td', { class: 'num' }, span(jobRunMs(job, now))),
-    withCost ? h('td', { class: 'num' }, costText(job)) : null,
+    withCost ? h('td', { class: 'num cost' }, costText(job)) : null,
     h('td', { class: 'num', title: when(job.createdAt) }, ago(job.createdAt, now)),
   );
   row.addEventListener('click', (event) => {
@@ -234,11 +252,37 @@ function jobRow(job, now, withCost) {
   return row;
 }
 
+/** The one reason every row shown has, when there are rows enough for that to say something. */
+function sameReasonOf(reasons) {
+  const given = reasons.filter((r) => typeof r === 'string' && r !== '');
+  return given.length > 1 && given.length === reasons.length && given.every((r) => r === given[0])
+    ? given[0]
+    : undefined;
+}
+
+/**
+ * Above the list, what its reason cells leave out: the part every reason shares, or, when every row
+ * has the same reason, that reason once and whole.
+ */
+function drawReasonNote(note, sameReason, { prefix, suffix }) {
+  let text = '';
+  if (sameReason !== undefined) text = `Every job shown has the reason: ${sameReason}`;
+  else if (prefix !== '' || suffix !== '') {
+    const [start, end] = [prefix.trim(), suffix.trim()];
+    const common = start && end ? `${start} … ${end}` : start ? `${start} …` : `… ${end}`;
+    text = `Reasons leave out what all of them share: “${common}”`;
+  }
+  note.textContent = text;
+  note.hidden = text === '';
+}
+
 function listView(root, route) {
   const view = clone('list-view');
   const chips = view.querySelector('.chips');
   const body = view.querySelector('tbody');
   const costHeader = view.querySelector('.cost-col');
+  const errorHeader = view.querySelector('.error-col');
+  const reasonNote = view.querySelector('.reason-note');
   const empty = view.querySelector('.empty');
   const pager = view.querySelector('.pager');
   for (const state of ['', ...STATES]) {
@@ -262,9 +306,15 @@ function listView(root, route) {
       const page = await getJson(`jobs?${query}`, { signal });
       const now = Date.now();
       const withCost = page.jobs.some(hasCost);
+      const withError = page.jobs.some((job) => job.state === 'FAILED' && job.error !== undefined);
       costHeader.hidden = !withCost;
+      errorHeader.hidden = !withError;
+      const reasons = page.jobs.map(reasonOf);
+      const shared = sharedParts(reasons);
+      const sameReason = sameReasonOf(reasons);
+      drawReasonNote(reasonNote, sameReason, shared);
       const rows = page.jobs.map((job) => {
-        const row = jobRow(job, now, withCost);
+        const row = jobRow(job, now, { withCost, withError, shared, sameReason: sameReason !== undefined });
         const before = lastState.get(job.id);
         if (!first && before !== job.state) row.classList.add(before === undefined ? 'new' : 'changed');
         return row;
@@ -314,6 +364,8 @@ function detailRows(job, now, waiting) {
     const env = Object.entries(s.env).map(([key, value]) => h('li', {}, `${key}=${value}`));
     add('Environment', env.length > 0 ? env : undefined, (items) => h('ul', { class: 'env mono' }, items));
   }
+  const params = Object.entries(job.params ?? {}).map(([key, value]) => h('li', {}, `${key}=${value}`));
+  add('Parameters', params.length > 0 ? params : undefined, (items) => h('ul', { class: 'env mono' }, items));
   add('Target', job.target, (target) => TARGETS[target] ?? target);
   add('Rule', job.rule, code);
   add('Reason', job.reason);
@@ -371,71 +423,6 @@ function attemptRow(job, a, now, shown) {
   );
 }
 
-/**
- * Follows one attempt's log: its last LOG_TAIL_BYTES first, then whatever was written since (from
- * X-Next-Offset), until the attempt has ended and the log has been read to its end.
- */
-function logFollower(jobId, pre, meta) {
-  let stream; // { attempt, next, size, omitted, decoder, chars, done }
-  const say = (text) => {
-    meta.textContent = text;
-  };
-  function show(text) {
-    if (text === '') return;
-    const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40;
-    pre.append(text);
-    stream.chars += text.length;
-    if (stream.chars > LOG_KEEP_CHARS) {
-      pre.textContent = pre.textContent.slice(-LOG_KEEP_CHARS);
-      stream.chars = LOG_KEEP_CHARS;
-    }
-    if (atBottom) pre.scrollTop = pre.scrollHeight; // keep following, unless the reader scrolled up
-  }
-  return {
-    /** Whether the attempt shown has ended and its log has been read to the end. */
-    get done() {
-      return stream?.done ?? true;
-    },
-    async update(job, chosen, signal) {
-      const attempt = chosen ?? job.attempts.at(-1)?.attempt;
-      if (attempt === undefined) {
-        stream = undefined;
-        pre.replaceChildren();
-        pre.hidden = true;
-        say(FINAL.has(job.state) ? '· none: no attempt ran' : '· waiting for the first attempt');
-        return;
-      }
-      pre.hidden = false;
-      if (stream?.attempt !== attempt) {
-        stream = { attempt, size: 0, omitted: 0, decoder: new TextDecoder(), chars: 0, done: false };
-        pre.replaceChildren();
-      }
-      if (stream.done) return;
-      const q = new URLSearchParams({ attempt: String(attempt) });
-      if (stream.next === undefined) q.set('tail', String(LOG_TAIL_BYTES));
-      else q.set('offset', String(stream.next));
-      const res = await fetch(`${jobUrl(jobId)}/logs?${q}`, { cache: 'no-store', signal });
-      const ended = FINAL.has(job.state) || attempt < job.attempt;
-      if (res.status === 404) {
-        stream.done = ended;
-        say(`· attempt ${attempt} · ${ended ? 'no log was kept' : 'no output yet'}`);
-        return;
-      }
-      if (!res.ok) throw await failure(res);
-      const data = await res.arrayBuffer();
-      const next = Number(res.headers.get('X-Next-Offset'));
-      const size = Number(res.headers.get('X-Log-Size'));
-      if (stream.next === undefined) stream.omitted = Math.max(0, next - data.byteLength);
-      stream.next = next;
-      stream.size = size;
-      show(stream.decoder.decode(data, { stream: true }));
-      stream.done = (ended || FINAL.has(res.headers.get('X-Job-State'))) && next >= size;
-      const part = stream.omitted > 0 ? ` · last ${bytes(size - stream.omitted)} shown` : '';
-      say(`· attempt ${attempt} · ${bytes(size)}${part} · ${stream.done ? 'ended' : 'following'}`);
-    },
-  };
-}
-
 function jobView(root, route) {
   const view = clone('job-view');
   const part = (selector) => view.querySelector(selector);
@@ -451,9 +438,14 @@ function jobView(root, route) {
     cancel: part('[data-action="cancel"]'),
     retry: part('[data-action="retry"]'),
   };
-  const log = logFollower(route.id, part('.log'), part('.log-meta'));
+  const log = logFollower(route.id, part('.log-card'));
+  const results = jobResults(route.id, view);
   ui.id.textContent = route.id;
-  root.replaceChildren(view);
+  // The page's frame goes up with the job's first answer: an id that names no job gets the 404 page
+  // instead, not a frame of empty panels and buttons.
+  let shown = false;
+  root.replaceChildren(h('p', { class: 'empty' }, `Loading job ${route.id}…`));
+  document.title = 'Job · Pipeline';
 
   let chosen = route.attempt; // undefined: the current attempt, and the next one after a retry
   let job;
@@ -493,14 +485,19 @@ function jobView(root, route) {
         job = await getJson(jobUrl(route.id), { signal });
       } catch (err) {
         if (!(err instanceof ApiError) || err.status !== 404) throw err;
-        ui.title.textContent = 'No such job';
-        notify(err.message, 'error');
+        notFoundView(root, route.id);
         return false;
       }
       // Its place is the queue's, not the job's: a failure to read it leaves the recorded reason.
       waiting = job.state === 'QUEUED' ? await waitingOf(route.id, signal).catch(() => undefined) : undefined;
       render();
+      if (!shown) {
+        root.replaceChildren(view);
+        shown = true;
+      }
+      await results.update(job, signal);
       await log.update(job, chosen, signal);
+      results.drawProgress(job, log);
     },
     () => (job !== undefined && FINAL.has(job.state) && log.done ? FINAL_JOB_EVERY_MS : JOB_EVERY_MS),
   );
@@ -534,6 +531,17 @@ function jobView(root, route) {
       void loop.refresh();
     },
   };
+}
+
+/** What an id that names no job shows: that, and the way back; nothing of a job's page. */
+function notFoundView(root, id) {
+  const view = clone('not-found-view');
+  view.querySelector('.missing-id').textContent = id;
+  view.querySelector('.not-found-why').textContent = /^[0-9a-f]{32}$/.test(id)
+    ? 'The dispatcher has no job with this id. The link may be to another pipeline.'
+    : 'This is not a job id (32 hexadecimal characters): the link may be mistyped or cut short.';
+  root.replaceChildren(view);
+  document.title = 'No such job · Pipeline';
 }
 
 // ---- start -----------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ const FILES = {
   '/dashboard/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/ui.js': { file: 'ui.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/queue.js': { file: 'queue.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/log-view.js': { file: 'log-view.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/job-results.js': { file: 'job-results.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/text.js': { file: 'text.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/styles.css': { file: 'styles.css', type: 'text/css; charset=utf-8' },
   '/dashboard/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
 } as const;
