@@ -21,7 +21,7 @@ const COMMANDS: Record<string, string[]> = {
   jobs: [
     'jobs [--state STATE] [--limit N] [--page-token T]',
     'list jobs, newest first; --state queued: what waits to launch, in launch order, each with',
-    'its position, how long it has waited and why it waits',
+    'its position, how long it has waited and why it waits. "more:" says the next page\'s command',
   ],
   job: [
     'job ID',
@@ -38,8 +38,15 @@ const COMMANDS: Record<string, string[]> = {
     "an attempt's log (the last 64 KiB); --follow keeps reading until the job ends,",
     'then exits 0 if it SUCCEEDED, 1 otherwise',
   ],
-  cancel: ['cancel ID', 'stop a job on its platform, or before it starts'],
-  retry: ['retry ID', 'run a FAILED or CANCELLED job again, as a new attempt'],
+  cancel: [
+    'cancel ID...',
+    'stop jobs on their platform, or before they start; a line for each, exit 1 if any was refused',
+  ],
+  retry: [
+    'retry ID...',
+    'run FAILED or CANCELLED jobs again, as a new attempt; a line for each, exit 1 if any was',
+    'refused or failed at once',
+  ],
   run: [
     'run (--task T | --image I) [--arg A]... [--env K=V]... [--cpu N] [--memory M] [--gpu G]',
     '    [--expected-duration D] [--at TIME | --cron EXPR]',
@@ -59,9 +66,15 @@ const COMMANDS: Record<string, string[]> = {
   replay: ['replay ID', 'publish a dead letter again to the topic it came from'],
 };
 
+const JOB_ID_NOTE =
+  "A job's ID is its 32 characters, or the first 6 or more of them if no other job's id starts so";
+/** The commands that take job IDs. */
+const TAKE_JOB_IDS = new Set(['job', 'logs', 'cancel', 'retry']);
+
 const API_NOTE = `Every command but start, submit and simulate talks to --url URL (default $PIPELINE_URL or http://127.0.0.1:8080)
 and takes --json for the API's own JSON. An https URL off this machine gets an identity token from
-gcloud auth print-identity-token ($PIPELINE_TOKEN gives one; $PIPELINE_AUTH=on|off|auto).`;
+gcloud auth print-identity-token ($PIPELINE_TOKEN gives one; $PIPELINE_AUTH=on|off|auto).
+${JOB_ID_NOTE}.`;
 
 /** The synopsis, then its continuation lines (which start with spaces) and what it does, indented. */
 function usageOf(command: string): string {
@@ -78,7 +91,8 @@ export function usageFor(command: string | undefined): string {
     command === 'start' || command === 'submit' || command === 'simulate'
       ? ''
       : '\n      also --url URL and --json (pipeline help says more)';
-  return `usage: pipeline ${usageOf(command).trimStart()}${api}`;
+  const ids = TAKE_JOB_IDS.has(command) ? `\n      ${JOB_ID_NOTE}` : '';
+  return `usage: pipeline ${usageOf(command).trimStart()}${ids}${api}`;
 }
 
 type Command = (args: string[], env: NodeJS.ProcessEnv, io: Io) => Promise<number>;

@@ -167,7 +167,7 @@ describe('the identity token', () => {
 
   it('explains a 401 of the dispatcher: what it checks, and how to get a token it takes', async () => {
     api = await standIn((_req, res) => json(res, 401, { error: 'unauthenticated: Wrong recipient' }));
-    const withToken = await pipelineCommand(['job', 'abc'], {
+    const withToken = await pipelineCommand(['job', '3f2a1b'], {
       PIPELINE_URL: api.url,
       PIPELINE_AUTH: 'on',
       PIPELINE_TOKEN: TOKEN,
@@ -176,7 +176,7 @@ describe('the identity token', () => {
       /^pipeline: 401: unauthenticated: Wrong recipient \(the dispatcher checks that the token is for its URL; .*PIPELINE_IMPERSONATE_SERVICE_ACCOUNT/,
     );
     expect(withToken.code).toBe(1);
-    const without = await pipelineCommand(['job', 'abc'], { PIPELINE_URL: api.url });
+    const without = await pipelineCommand(['job', '3f2a1b'], { PIPELINE_URL: api.url });
     expect(without.stderr).toMatch(/^pipeline: 401: .* \(no identity token was sent: use the https URL/);
     expect(without.code).toBe(1);
   });
@@ -239,7 +239,8 @@ describe('answers only a deployed pipeline gives', () => {
     // A job as the reconciler moves it: attempt 1 runs and fails, a retry waits (SCHEDULED, no log of
     // its own: the API then answers attempt 1's log, as dispatcher.readLog does), attempt 2 runs, fails.
     const logs: Record<number, string> = { 1: 'one\n', 2: '' };
-    let job = { id: 'j', state: 'RUNNING', attempt: 1, attempts: [{ attempt: 1 }] };
+    const id = '0f'.repeat(16);
+    let job = { id, state: 'RUNNING', attempt: 1, attempts: [{ attempt: 1 }] };
     const script = [
       () => (logs[1] += 'two\n'),
       () => (job = { ...job, state: 'SCHEDULED', attempt: 2 }),
@@ -250,7 +251,7 @@ describe('answers only a deployed pipeline gives', () => {
     ];
     api = await standIn((req, res) => {
       const url = new URL(req.url!, 'http://x');
-      if (url.pathname === '/jobs/j') {
+      if (url.pathname === `/jobs/${id}`) {
         script.shift()?.(); // every look at the job moves the story on
         return json(res, 200, job);
       }
@@ -271,11 +272,11 @@ describe('answers only a deployed pipeline gives', () => {
         })
         .end(part);
     });
-    const followed = await pipelineCommand(['logs', 'j', '--follow', '--interval', '0.05'], {
+    const followed = await pipelineCommand(['logs', id, '--follow', '--interval', '0.05'], {
       PIPELINE_URL: api.url,
     });
     expect(followed.stdout).toBe('one\ntwo\nthree\nfour\n');
-    expect(followed.stderr).toBe('(attempt 2)\n(job j FAILED)\n');
+    expect(followed.stderr).toBe(`(attempt 2)\n(job ${id} FAILED)\n`);
     expect(followed.code).toBe(1);
   });
 });

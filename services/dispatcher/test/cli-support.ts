@@ -1,10 +1,12 @@
 // Running the `pipeline` command as a user does, in a child process with the loopback guard loaded,
-// against a real local pipeline (or a loopback stand-in).
+// against a real local pipeline (or a loopback stand-in); or its cli() in this process, with its
+// streams captured.
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseRoutingConfig, type Job } from '@pipeline/core';
+import { cli, Failure, HelpRequested, usageFor, UsageError } from '../src/cli.ts';
 import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts';
 import { createLogger } from '../src/logger.ts';
 import { LOOPBACK_GUARD, runGuarded, type WorkerRun } from '../../../test/support/run-worker.ts';
@@ -20,6 +22,37 @@ export type CommandRun = WorkerRun;
 /** `pipeline ARGS` with only PATH and `env` in its environment. */
 export function pipelineCommand(args: string[], env: Record<string, string> = {}): Promise<CommandRun> {
   return runGuarded(PIPELINE_BIN, args, env);
+}
+
+/**
+ * `pipeline ARGS` through cli() in this process, with only `env`: what it writes, and the exit code
+ * with what bin/pipeline.js prints of what it throws.
+ */
+export async function cliRun(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CommandRun> {
+  let stdout = '';
+  let stderr = '';
+  const io = {
+    stdout: { write: (chunk: string | Uint8Array) => (stdout += Buffer.from(chunk).toString('utf8')) },
+    stderr: { write: (chunk: string) => (stderr += chunk) },
+  };
+  let code: number;
+  try {
+    code = await cli(args, env, io);
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      stdout += `${usageFor(err.command)}\n`;
+      code = 0;
+    } else if (err instanceof UsageError) {
+      stderr += `pipeline: ${err.message}\n${usageFor(err.command)}\n`;
+      code = 2;
+    } else if (err instanceof Failure) {
+      stderr += `pipeline: ${err.message}\n`;
+      code = 1;
+    } else {
+      throw err;
+    }
+  }
+  return { code, stdout, stderr };
 }
 
 export async function until<T>(probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {

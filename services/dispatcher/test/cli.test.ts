@@ -115,7 +115,9 @@ describe('pipeline', () => {
     const page = JSON.parse((await pipelineCommand(['jobs', '--limit', '1', '--json'])).stdout);
     expect(page.jobs.map((j: Job) => j.id)).toEqual([id]);
     const first = await pipelineCommand(['jobs', '--limit', '1']);
-    expect(first.stdout.split('\n').at(-2)).toBe(`more: pipeline jobs --page-token ${page.nextPageToken}`);
+    expect(first.stdout.split('\n').at(-2)).toBe(
+      `more: pipeline jobs --limit 1 --page-token ${page.nextPageToken}`,
+    );
     const next = await pipelineCommand(['jobs', '--limit', '1', '--page-token', page.nextPageToken]);
     expect(next.code).toBe(0);
     expect(next.stdout).toMatch(
@@ -144,8 +146,14 @@ describe('pipeline', () => {
       args: ['logs', 'x', '--follow', '--interval', '0'],
       message: /^pipeline: --interval must be 0.05 to 60/,
     },
-    { args: ['cancel'], message: /^pipeline: cancel takes one job ID, got 0\nusage: pipeline cancel ID/ },
-    { args: ['retry'], message: /^pipeline: retry takes one job ID, got 0\nusage: pipeline retry ID/ },
+    {
+      args: ['cancel'],
+      message: /^pipeline: cancel takes at least one job ID, got 0\nusage: pipeline cancel ID\.\.\./,
+    },
+    {
+      args: ['retry'],
+      message: /^pipeline: retry takes at least one job ID, got 0\nusage: pipeline retry ID\.\.\./,
+    },
     { args: ['replay'], message: /^pipeline: replay takes one message ID, got 0/ },
     {
       args: ['deadletters', '--limit', '5000'],
@@ -223,14 +231,23 @@ describe('pipeline', () => {
   });
 
   it('says the API refused with its own message, and exits 1', async () => {
-    const run = await pipelineCommand(['job', 'nope']);
+    const unknown = '0'.repeat(32);
+    const run = await pipelineCommand(['job', unknown]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toBe('pipeline: 404: no job nope\n');
+    expect(run.stderr).toBe(`pipeline: 404: no job ${unknown}\n`);
   });
 
   it('says when the pipeline is not running, and exits 1', async () => {
     const port = await closedPort();
-    for (const args of [['jobs'], ['job', 'x'], ['logs', 'x'], ['cancel', 'x'], ['deadletters']]) {
+    const id = '0'.repeat(32);
+    for (const args of [
+      ['jobs'],
+      ['job', id],
+      ['job', '3f2a1b'],
+      ['logs', id],
+      ['cancel', id],
+      ['deadletters'],
+    ]) {
       const run = await pipelineCommand(args, { PIPELINE_URL: `http://127.0.0.1:${port}` });
       expect(run.stderr).toBe(
         `pipeline: cannot reach the pipeline at http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}; is it running? (npm start)\n`,

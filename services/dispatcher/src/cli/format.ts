@@ -21,6 +21,11 @@ export function printable(text: string): string {
   });
 }
 
+/** A word as a POSIX shell reads it back: as it is when it can be, else in single quotes. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
 /** Rows as columns two spaces apart; the last column is not padded. */
 export function table(rows: string[][], indent = ''): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));

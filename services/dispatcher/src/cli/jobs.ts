@@ -1,10 +1,11 @@
-// Looking at jobs and acting on one: jobs, job, cancel, retry.
+// Looking at jobs and acting on them: jobs, job, cancel, retry. A job id may be a prefix (job-ids.ts).
 import { JOB_STATES, type Job, type JobPage } from '@pipeline/core';
 import { Api, MAX_PAGE } from './api.ts';
 import { API_OPTIONS, integerOption, parse } from './args.ts';
-import { say, UsageError, type Io } from './errors.ts';
+import { Failure, say, UsageError, type Io } from './errors.ts';
 import type { CapacityView } from '../queue-view.ts';
-import { jobDetail, jobsTable, printable, type Waiting } from './format.ts';
+import { jobDetail, jobsTable, printable, shellWord, type Waiting } from './format.ts';
+import { jobIdArgument, resolveJobId } from './job-ids.ts';
 import { queuedJobsTable, type QueuePage } from './queue-format.ts';
 
 export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
@@ -34,14 +35,23 @@ export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io
     return 0;
   }
   say(io, jobsTable(page.jobs));
-  if (page.nextPageToken !== undefined) say(io, `more: pipeline jobs --page-token ${page.nextPageToken}`);
+  if (page.nextPageToken !== undefined) say(io, `more: ${nextPageCommand(values, page.nextPageToken)}`);
   return 0;
+}
+
+/** The command line of the next page: the options given, as given, and the page token after them. */
+function nextPageCommand(values: { state?: string; limit?: string; url?: string }, token: string): string {
+  const options = (['state', 'limit', 'url'] as const).flatMap((name) =>
+    values[name] === undefined ? [] : [`--${name}`, values[name]],
+  );
+  return ['pipeline', 'jobs', ...options, '--page-token', token].map(shellWord).join(' ');
 }
 
 export async function jobCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   const { values, positionals } = parse('job', args, API_OPTIONS, { min: 1, max: 1, what: 'job ID' });
+  const given = jobIdArgument('job', positionals[0]);
   const api = new Api(values.url, env, 'job');
-  const job = await api.json<Job>('GET', `/jobs/${encodeURIComponent(positionals[0])}`);
+  const job = await api.json<Job>('GET', `/jobs/${await resolveJobId(api, given)}`);
   if (values.json) {
     say(io, JSON.stringify(job, null, 2));
     return 0;
@@ -64,29 +74,70 @@ async function waitingOf(api: Api, id: string): Promise<Waiting | undefined> {
   }
 }
 
-/** POST /jobs/:id/cancel: stops it on its platform, or before it starts. */
-export async function cancelCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values, positionals } = parse('cancel', args, API_OPTIONS, { min: 1, max: 1, what: 'job ID' });
-  const api = new Api(values.url, env, 'cancel');
-  const job = await api.json<Job>('POST', `/jobs/${encodeURIComponent(positionals[0])}/cancel`);
-  say(io, values.json ? JSON.stringify(job, null, 2) : `job ${job.id} ${job.state}: ${lastDetail(job)}`);
-  return 0;
+/** POST /jobs/:id/cancel for each: stops it on its platform, or before it starts. */
+export function cancelCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  return forEachJob('cancel', args, env, io, (job) => ({
+    line: `job ${job.id} ${job.state}: ${lastDetail(job)}`,
+    failed: false,
+  }));
 }
 
-/** POST /jobs/:id/retry: a FAILED or CANCELLED job runs again as a new attempt on the same route. */
-export async function retryCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values, positionals } = parse('retry', args, API_OPTIONS, { min: 1, max: 1, what: 'job ID' });
-  const api = new Api(values.url, env, 'retry');
-  const job = await api.json<Job>('POST', `/jobs/${encodeURIComponent(positionals[0])}/retry`);
-  if (values.json) {
-    say(io, JSON.stringify(job, null, 2));
-    return 0;
+/** POST /jobs/:id/retry for each: a FAILED or CANCELLED job runs again as a new attempt on the same route. */
+export function retryCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  return forEachJob('retry', args, env, io, (job) => {
+    const where = job.target === undefined ? '' : ` on ${job.target}`;
+    const why = job.state === 'FAILED' ? `: ${printable(job.error ?? lastDetail(job))}` : '';
+    // A retry whose launch failed for good ends FAILED at once: the job is not running again.
+    return {
+      line: `job ${job.id} attempt ${job.attempt} ${job.state}${where}${why}`,
+      failed: job.state === 'FAILED',
+    };
+  });
+}
+
+/**
+ * POST /jobs/:id/<command> for every id given, in turn, each answered on a line of its own: the job
+ * on stdout (a JSON line with --json), or why not on stderr. A refusal of one job (400, 404, 409, an
+ * unknown or ambiguous prefix) does not stop the others; a failure of the pipeline itself (not
+ * reachable, 401, 403, 5xx) ends the command there, since every job after would meet it too. Every
+ * id's form is checked before the first request. Exit 1 if any job was refused or `outcome` says so.
+ */
+async function forEachJob(
+  command: 'cancel' | 'retry',
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  io: Io,
+  outcome: (job: Job) => { line: string; failed: boolean },
+): Promise<number> {
+  const { values, positionals } = parse(command, args, API_OPTIONS, {
+    min: 1,
+    max: Infinity,
+    what: 'job ID',
+  });
+  const ids = positionals.map((text) => jobIdArgument(command, text));
+  const api = new Api(values.url, env, command);
+  let failed = false;
+  for (const given of ids) {
+    let job: Job;
+    try {
+      job = await api.json<Job>('POST', `/jobs/${await resolveJobId(api, given)}/${command}`);
+    } catch (err) {
+      if (!(err instanceof Failure && refusesThisJob(err))) throw err;
+      io.stderr.write(`pipeline: ${err.message}\n`);
+      failed = true;
+      continue;
+    }
+    const { line, failed: jobFailed } = outcome(job);
+    say(io, values.json ? JSON.stringify(job) : line);
+    failed ||= jobFailed;
   }
-  const where = job.target === undefined ? '' : ` on ${job.target}`;
-  const why = job.state === 'FAILED' ? `: ${printable(job.error ?? lastDetail(job))}` : '';
-  say(io, `job ${job.id} attempt ${job.attempt} ${job.state}${where}${why}`);
-  // A retry whose launch failed for good ends FAILED at once: the job is not running again.
-  return job.state === 'FAILED' ? 1 : 0;
+  return failed ? 1 : 0;
+}
+
+/** A refusal about the job asked for, not about the caller or the pipeline. */
+function refusesThisJob(err: Failure): boolean {
+  const { status } = err;
+  return status !== undefined && status >= 400 && status < 500 && status !== 401 && status !== 403;
 }
 
 function lastDetail(job: Job): string {

@@ -7,6 +7,7 @@ import { FINAL_STATES, type Job } from '@pipeline/core';
 import { Api, type LogRead } from './api.ts';
 import { API_OPTIONS, integerOption, parse } from './args.ts';
 import { UsageError, type Io } from './errors.ts';
+import { jobIdArgument, resolveJobId } from './job-ids.ts';
 
 /** The API reads at most 1 MiB at once. */
 const MAX_READ = 1024 * 1024;
@@ -32,7 +33,10 @@ export async function logsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io
       `--interval must be 0.05 to 60 seconds, got ${JSON.stringify(values.interval)}`,
       'logs',
     );
-  const reader = new LogPrinter(new Api(values.url, env, 'logs'), positionals[0], io, values.json === true);
+  const given = jobIdArgument('logs', positionals[0]);
+  const api = new Api(values.url, env, 'logs');
+  const id = await resolveJobId(api, given);
+  const reader = new LogPrinter(api, id, io, values.json === true);
 
   // A follower starts at the last attempt that launched: a retry waiting for its time has no log yet.
   const start = values.follow && attempt === undefined ? await reader.lastLaunched() : attempt;
@@ -46,7 +50,7 @@ export async function logsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io
     return 0;
   }
   const state = await reader.follow(first, interval * 1000);
-  io.stderr.write(`(job ${positionals[0]} ${state})\n`);
+  io.stderr.write(`(job ${id} ${state})\n`);
   return state === 'SUCCEEDED' ? 0 : 1;
 }
 
