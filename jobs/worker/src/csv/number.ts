@@ -117,12 +117,12 @@ export function parseDecimalString(text: string): number {
 export const scanned = { end: 0 };
 
 /**
- * parseDecimal fused with finding the end of an unquoted field: reads from `start` until a comma,
- * CR or LF (or `limit`), stores that position in `scanned.end`, and returns the field's number (NaN
- * if it is not one). The plain case (sign, up to 15 digits, optional fraction, no spaces or exponent)
+ * parseDecimal fused with finding the end of an unquoted field: reads from `start` until the
+ * delimiter (a comma unless given), CR or LF (or `limit`), stores that position in `scanned.end`, and
+ * returns the field's number (NaN if it is not one). The plain case (sign, up to 15 digits, optional fraction, no spaces or exponent)
  * is parsed as it is scanned; anything else is handed to parseDecimal, so the two always agree.
  */
-export function scanDecimal(bytes: Uint8Array, start: number, limit: number): number {
+export function scanDecimal(bytes: Uint8Array, start: number, limit: number, delimiter = COMMA): number {
   let i = start;
   let negative = false;
   if (i < limit && bytes[i] === MINUS) {
@@ -148,14 +148,14 @@ export function scanDecimal(bytes: Uint8Array, start: number, limit: number): nu
       fraction++;
     }
   }
-  if (digits > 0 && digits <= 15 && (i === limit || c === COMMA || c === LF || c === CR)) {
+  if (digits > 0 && digits <= 15 && (i === limit || c === delimiter || c === LF || c === CR)) {
     scanned.end = i;
     const value = fraction === 0 ? mantissa : mantissa / POW10[fraction];
     return negative ? -value : value;
   }
   while (i < limit) {
     c = bytes[i];
-    if (c === COMMA || c === LF || c === CR) break;
+    if (c === delimiter || c === LF || c === CR) break;
     i++;
   }
   scanned.end = i;

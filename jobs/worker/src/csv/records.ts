@@ -1,14 +1,16 @@
 // A streaming RFC 4180 record reader that works on bytes.
 //
 // Push chunks of any size; each complete record is handed to the callback as field spans into a byte
-// buffer (no string is made unless the caller asks for a field's text). Accepted: quoted fields with
-// commas, line breaks and doubled quotes; LF, CRLF and lone CR line endings; a UTF-8 byte order mark;
+// buffer (no string is made unless the caller asks for a field's text). The delimiter is one byte,
+// a comma unless the constructor is given another (`;`, tab, `|`). Accepted: quoted fields with
+// delimiters, line breaks and doubled quotes; LF, CRLF and lone CR line endings; a UTF-8 byte order mark;
 // a last record without a line ending. Blank lines are not records. Malformed quoting (text after a
 // closing quote, a quote never closed) does not throw: the record carries an `error` and the caller
 // decides. Each record knows its byte offset and length in the input (without the line ending) and the
 // line it starts on, so a second pass can copy it verbatim and a report can point at it.
 
 import { scanDecimal, scanned } from './number.ts';
+import { DataError } from '../errors.ts';
 
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
@@ -22,7 +24,8 @@ export const FIELD_QUOTED = 1;
 /** Quoted, with doubled quotes inside that the text must undo. */
 export const FIELD_ESCAPED = 2;
 
-export class CsvError extends Error {
+/** Input that cannot be read as records at all: it cannot make a model either (exit 4). */
+export class CsvError extends DataError {
   readonly line: number;
   constructor(message: string, line: number) {
     super(message);
@@ -65,9 +68,15 @@ export class CsvRecordReader {
   private bomChecked = false;
   private ended = false;
   private numeric: Uint8Array = new Uint8Array(0);
+  private readonly delimiter: number;
 
-  constructor(onRecord: RecordHandler) {
+  /** `delimiter`: the byte between fields (default a comma). */
+  constructor(onRecord: RecordHandler, delimiter = COMMA) {
+    if (delimiter === QUOTE || delimiter === LF || delimiter === CR) {
+      throw new Error('CsvRecordReader: a delimiter cannot be a quote or a line break');
+    }
     this.onRecord = onRecord;
+    this.delimiter = delimiter;
     this.record = {
       bytes: new Uint8Array(0),
       fieldCount: 0,
@@ -123,7 +132,9 @@ export class CsvRecordReader {
       if (next < 0) {
         if (len - pos > MAX_RECORD_BYTES) {
           throw new CsvError(
-            `record starting on line ${this.line} is longer than ${MAX_RECORD_BYTES} bytes (a quote never closed?)`,
+            `the record starting on line ${this.line} is longer than ${MAX_RECORD_BYTES} bytes, so a quote ` +
+              'was probably never closed: check the quoting near that line (a field that starts with " ' +
+              'must end with ", and a " inside it must be doubled)',
             this.line,
           );
         }
@@ -139,6 +150,7 @@ export class CsvRecordReader {
   /** Scans one record starting at `pos`; returns the position after it, or -1 if it needs more input. */
   private scanRecord(buf: Uint8Array, pos: number, len: number, eof: boolean): number {
     const rec = this.record;
+    const delimiter = this.delimiter;
     const recordStart = pos;
     let newlines = 0;
     let fieldCount = 0;
@@ -178,22 +190,22 @@ export class CsvRecordReader {
         }
         if (pos < len) {
           const c = buf[pos];
-          if (c !== COMMA && c !== LF && c !== CR) {
+          if (c !== delimiter && c !== LF && c !== CR) {
             error ??= `unexpected text after the closing quote of field ${fieldCount + 1}`;
-            while (pos < len && buf[pos] !== COMMA && buf[pos] !== LF && buf[pos] !== CR) pos++;
+            while (pos < len && buf[pos] !== delimiter && buf[pos] !== LF && buf[pos] !== CR) pos++;
             fieldEnd = pos;
           }
         }
       } else if (fieldCount < this.numeric.length && this.numeric[fieldCount] === 1) {
         fieldStart = pos;
-        rec.numbers[fieldCount] = scanDecimal(buf, pos, len);
+        rec.numbers[fieldCount] = scanDecimal(buf, pos, len, delimiter);
         pos = scanned.end;
         fieldEnd = pos;
       } else {
         fieldStart = pos;
         while (pos < len) {
           const c = buf[pos];
-          if (c === COMMA || c === LF || c === CR) break;
+          if (c === delimiter || c === LF || c === CR) break;
           pos++;
         }
         fieldEnd = pos;
@@ -209,7 +221,7 @@ export class CsvRecordReader {
         break;
       }
       const c = buf[pos];
-      if (c === COMMA) {
+      if (c === delimiter) {
         pos++;
         continue;
       }

@@ -6,6 +6,7 @@ import {
   MAX_RECORD_BYTES,
   type CsvRecord,
 } from '../../src/csv/records.ts';
+import { DataError } from '../../src/errors.ts';
 
 interface Read {
   fields: string[];
@@ -144,12 +145,21 @@ describe('CsvRecordReader', () => {
     expect(read('a,b\n1,"never closed\n2,3\n')[1].error).toBe('quoted field 2 is never closed');
   });
 
-  it('refuses a record longer than the limit (a quote that never closes on a big file)', () => {
+  it('refuses a record longer than the limit (a quote that never closes on a big file) as bad data: exit 4', () => {
     const reader = new CsvRecordReader(() => {});
     reader.push(Buffer.from('a\n"'));
     const block = Buffer.alloc(1 << 20, 120);
-    expect(() => {
+    let failure: unknown;
+    try {
       for (let i = 0; i <= MAX_RECORD_BYTES >> 20; i++) reader.push(block);
-    }).toThrow(CsvError);
+    } catch (err) {
+      failure = err;
+    }
+    expect(failure).toBeInstanceOf(CsvError);
+    expect(failure).toBeInstanceOf(DataError);
+    expect((failure as DataError).exitCode).toBe(4);
+    expect((failure as Error).message).toMatch(
+      /^the record starting on line 2 is longer than 16777216 bytes, so a quote was probably never closed: check the quoting near that line/,
+    );
   });
 });
