@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rocAuc } from '../../src/logreg/metrics.ts';
+import { macroAucOneVsRest, rocAuc } from '../../src/logreg/metrics.ts';
 import { random } from '../../scripts/generate-sample.ts';
 
 /** The definition, over every pair. */
@@ -30,5 +30,42 @@ describe('rocAuc', () => {
 
   it('is undefined without both classes', () => {
     expect(rocAuc(Float64Array.from([0.1]), new Float64Array(0))).toBeUndefined();
+  });
+});
+
+describe('macroAucOneVsRest', () => {
+  it('is the mean over classes of the pairwise AUC of that class against the rest, unlabelled rows left out', () => {
+    const rand = random(11);
+    const k = 3;
+    const rows = 120;
+    const y = Int32Array.from({ length: rows }, (_, i) => (i % 10 === 9 ? -1 : Math.floor(rand() * k)));
+    const probabilities = new Float64Array(rows * k);
+    for (let i = 0; i < rows; i++) {
+      const raw = Array.from(
+        { length: k },
+        (_, c) => Math.round((rand() + (y[i] === c ? 0.4 : 0)) * 10) / 10,
+      );
+      const total = raw.reduce((a, b) => a + b, 0);
+      raw.forEach((r, c) => (probabilities[i * k + c] = r / total));
+    }
+    let expected = 0;
+    for (let c = 0; c < k; c++) {
+      const pos: number[] = [];
+      const neg: number[] = [];
+      for (let i = 0; i < rows; i++) {
+        if (y[i] < 0) continue;
+        (y[i] === c ? pos : neg).push(probabilities[i * k + c]);
+      }
+      expected += bruteForceAuc(pos, neg) / k;
+    }
+    expect(macroAucOneVsRest(y, rows, probabilities, k)).toBeCloseTo(expected, 12);
+  });
+
+  it('is 1 when each class always scores its own rows highest', () => {
+    const y = Int32Array.from([0, 1, 2, 0, 1, 2]);
+    const probabilities = Float64Array.from(
+      Array.from(y).flatMap((label) => [0, 1, 2].map((c) => (c === label ? 0.8 : 0.1))),
+    );
+    expect(macroAucOneVsRest(y, 6, probabilities, 3)).toBe(1);
   });
 });
