@@ -14,9 +14,10 @@ const COMMANDS: Record<string, string[]> = {
   ],
   submit: [
     'submit FILE... [--name NAME] [--runtime vm|cloud-run-job] [--meta KEY=VALUE]...',
-    '    [--dir DIR | --bucket BUCKET [--progress]] [--json]',
+    '    [--param NAME=VALUE]... [--dir DIR | --bucket BUCKET [--progress]] [--json]',
     'put files into the input bucket: the local folder, or with --bucket (or $PIPELINE_INPUT_BUCKET)',
-    'a Cloud Storage bucket; a progress bar from 8 MiB, or with --progress',
+    'a Cloud Storage bucket; a progress bar from 8 MiB, or with --progress. --param sets the',
+    "object's metadata pipeline-param-NAME: the job's parameter NAME, if its rule lets uploads set it",
   ],
   jobs: [
     'jobs [--state STATE] [--limit N] [--page-token T]',
@@ -25,8 +26,9 @@ const COMMANDS: Record<string, string[]> = {
   ],
   job: [
     'job ID',
-    'one job: route and reason, its place in the queue (queued at, why it waits, refusals),',
-    'attempts with exit codes, durations and the zones that refused them, outputs, logs, history',
+    'one job: route, reason and parameters, its place in the queue (queued at, why it waits,',
+    'refusals), attempts with exit codes, durations and the zones that refused them, outputs, logs,',
+    'history',
   ],
   capacity: [
     'capacity [--limit N]',
@@ -50,8 +52,9 @@ const COMMANDS: Record<string, string[]> = {
   run: [
     'run (--task T | --image I) [--arg A]... [--env K=V]... [--cpu N] [--memory M] [--gpu G]',
     '    [--expected-duration D] [--at TIME | --cron EXPR]',
-    'run a container with no input file; or run --input gs://B/O [--at TIME | --cron EXPR].',
-    'TIME: ISO 8601 (2026-12-01T06:00:00Z) or +DURATION (+10m); EXPR: five cron fields, in UTC',
+    'run a container with no input file; or run --input gs://B/O [--param NAME=VALUE]...',
+    '[--at TIME | --cron EXPR]: the object again, with parameters of this run (its rule must allow',
+    'them). TIME: ISO 8601 (2026-12-01T06:00:00Z) or +DURATION (+10m); EXPR: five cron fields, UTC',
   ],
   plan: [
     'plan FILE|gs://BUCKET/OBJECT... [--runtime vm|cloud-run-job] [--meta KEY=VALUE]...',

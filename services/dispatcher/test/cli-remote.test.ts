@@ -316,7 +316,7 @@ describe('pipeline submit to a Cloud Storage bucket', () => {
   // (none are needed: the client sends no credentials to an endpoint of its own).
   const storageEnv = () => ({ PIPELINE_STORAGE_ENDPOINT: proxy.url, HOME: tmp });
 
-  it('uploads a file with its metadata; prints the generation and the job id the notification makes', async () => {
+  it('uploads a file with its metadata and parameters; prints the generation and the job id the notification makes', async () => {
     const file = path.join(tmp, 'q3 data.csv');
     fs.writeFileSync(file, 'x,label\n1,0\n2,1\n');
     const run = await pipelineCommand(
@@ -331,6 +331,8 @@ describe('pipeline submit to a Cloud Storage bucket', () => {
         'vm',
         '--meta',
         'team=risk',
+        '--param',
+        'TARGET_COLUMN=label',
       ],
       storageEnv(),
     );
@@ -341,7 +343,9 @@ describe('pipeline submit to a Cloud Storage bucket', () => {
     expect(run.stdout).toBe(
       `submitted ${file} as gs://acme-input/uploads/q3 data.csv (generation ${stored.generation}): job ${jobIdFor('acme-input', 'uploads/q3 data.csv', stored.generation)}\n`,
     );
-    expect(bodies.some((b) => b.includes('"metadata":{"team":"risk","pipeline-runtime":"vm"}'))).toBe(true);
+    const metadata =
+      '"metadata":{"team":"risk","pipeline-param-TARGET_COLUMN":"label","pipeline-runtime":"vm"}';
+    expect(bodies.some((b) => b.includes(metadata))).toBe(true);
   });
 
   it('takes the bucket from $PIPELINE_INPUT_BUCKET, shows progress when asked, and prints JSON lines', async () => {

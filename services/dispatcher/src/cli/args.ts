@@ -1,6 +1,7 @@
 // Command-line parsing shared by the commands: node's parseArgs in strict mode (an unknown option is
 // a usage error, not ignored), plus the checks every command repeats.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { RESERVED_ENV_KEYS, RESERVED_ENV_PREFIX } from '@pipeline/core';
 import { HelpRequested, UsageError } from './errors.ts';
 
 /** The options of every command that talks to the pipeline's HTTP API. */
@@ -72,6 +73,37 @@ export function keyValues(
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new UsageError(`--${name} takes KEY=VALUE, got ${JSON.stringify(pair)}`, command);
     result[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return result;
+}
+
+/** `parse` of a value the API would refuse (a size, a duration, a cron), as a usage error of `command`. */
+export function checked<T>(command: string, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    throw new UsageError((err as Error).message, command);
+  }
+}
+
+/**
+ * NAME=VALUE pairs of a repeated option whose names become a task's environment variables (--env,
+ * --param): each name like TARGET_COLUMN, and none the pipeline sets itself.
+ */
+export function variables(
+  command: string,
+  name: string,
+  pairs: string[] | undefined,
+): Record<string, string> {
+  const result = keyValues(command, name, pairs);
+  for (const variable of Object.keys(result)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable))
+      throw new UsageError(
+        `--${name}: ${JSON.stringify(variable)} is not a variable name like TARGET_COLUMN`,
+        command,
+      );
+    if (RESERVED_ENV_KEYS.includes(variable) || variable.startsWith(RESERVED_ENV_PREFIX))
+      throw new UsageError(`--${name}: ${variable} is set by the pipeline itself`, command);
   }
   return result;
 }

@@ -84,6 +84,7 @@ export function jobDetail(job: Job, waiting?: Waiting, now = new Date().toISOStr
     ],
     ['route', job.target === undefined ? undefined : `${job.target} (rule ${job.rule})`],
     ['reason', job.reason],
+    ['params', paramsLines(job.params)],
     [
       'schedule',
       job.schedule && `cron ${JSON.stringify(job.schedule.cron)} (UTC), series ${job.schedule.seriesId}`,
@@ -118,6 +119,13 @@ export function jobDetail(job: Job, waiting?: Waiting, now = new Date().toISOStr
     'history',
     ...historyLines(job),
   ].join('\n');
+}
+
+/** The job's parameters, NAME=VALUE, one a line: a newline in a value is escaped, not a new line. */
+function paramsLines(params: Record<string, string> | undefined): string | undefined {
+  const entries = Object.entries(params ?? {});
+  if (entries.length === 0) return undefined;
+  return entries.map(([name, value]) => `${printable(name)}=${printable(value)}`).join('\n');
 }
 
 function ranFor(job: Job): string | undefined {

@@ -1,8 +1,9 @@
 // `run`: POST /jobs for work with no new file: a container run (a worker task or an image), or an
-// object already in a bucket; now, at a time, or on a cron schedule.
-import { parseDuration, type Job } from '@pipeline/core';
+// object already in a bucket (with parameters of its own: --param); now, at a time, or on a cron
+// schedule. Everything the API would refuse of the command line is refused here first, exit 2.
+import { parseBytes, parseCron, parseDuration, type Job } from '@pipeline/core';
 import { Api } from './api.ts';
-import { API_OPTIONS, keyValues, parse } from './args.ts';
+import { API_OPTIONS, checked, parse, variables } from './args.ts';
 import { say, UsageError, type Io } from './errors.ts';
 import { printable } from './format.ts';
 
@@ -13,54 +14,40 @@ interface Created {
   job: Job;
 }
 
+const RUN_OPTIONS = {
+  ...API_OPTIONS,
+  task: { type: 'string' },
+  image: { type: 'string' },
+  input: { type: 'string' },
+  arg: { type: 'string', multiple: true },
+  env: { type: 'string', multiple: true },
+  param: { type: 'string', multiple: true },
+  cpu: { type: 'string' },
+  memory: { type: 'string' },
+  gpu: { type: 'string' },
+  'expected-duration': { type: 'string' },
+  at: { type: 'string' },
+  cron: { type: 'string' },
+} as const;
+
+type RunValues = ReturnType<typeof parse<typeof RUN_OPTIONS>>['values'];
+
+/** How far ahead the API schedules a job once (job-request.ts). */
+const MAX_AT_AHEAD_MS = 366 * 24 * 3600 * 1000;
+
 export async function runCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values } = parse('run', args, {
-    ...API_OPTIONS,
-    task: { type: 'string' },
-    image: { type: 'string' },
-    input: { type: 'string' },
-    arg: { type: 'string', multiple: true },
-    env: { type: 'string', multiple: true },
-    cpu: { type: 'string' },
-    memory: { type: 'string' },
-    gpu: { type: 'string' },
-    'expected-duration': { type: 'string' },
-    at: { type: 'string' },
-    cron: { type: 'string' },
-  });
+  const { values } = parse('run', args, RUN_OPTIONS);
   const sources = (['task', 'image', 'input'] as const).filter((k) => values[k] !== undefined);
   if (sources.length !== 1) throw new UsageError('run takes one of --task, --image or --input', 'run');
   if (values.at !== undefined && values.cron !== undefined)
     throw new UsageError('give --at or --cron, not both', 'run');
-  const body: Record<string, unknown> = {};
-  if (values.input !== undefined) {
-    const containerOnly = ['arg', 'env', 'cpu', 'memory', 'gpu', 'expected-duration'] as const;
-    const given = containerOnly.find((k) => values[k] !== undefined);
-    if (given !== undefined) throw new UsageError(`--${given} is for --task or --image, not --input`, 'run');
-    if (!/^gs:\/\/[^/]+\/.+/s.test(values.input))
-      throw new UsageError(
-        `--input must look like gs://bucket/object, got ${JSON.stringify(values.input)}`,
-        'run',
-      );
-    body.inputUri = values.input;
-  } else {
-    if (values.task !== undefined) body.task = values.task;
-    if (values.image !== undefined) body.image = values.image;
-    if (values.arg !== undefined) body.args = values.arg;
-    if (values.env !== undefined) body.env = keyValues('run', 'env', values.env);
-    if (values.cpu !== undefined) {
-      const cpu = Number(values.cpu);
-      if (!(cpu > 0))
-        throw new UsageError(`--cpu must be a positive number, got ${JSON.stringify(values.cpu)}`, 'run');
-      body.cpu = cpu;
-    }
-    // Sizes, durations and GPUs go as given: the API checks them and says what is wrong.
-    if (values.memory !== undefined) body.memory = values.memory;
-    if (values.gpu !== undefined) body.gpu = values.gpu;
-    if (values['expected-duration'] !== undefined) body.expectedDuration = values['expected-duration'];
-  }
+  const body = values.input === undefined ? containerBody(values) : inputBody(values.input, values);
   if (values.at !== undefined) body.runAt = runAt(values.at);
-  if (values.cron !== undefined) body.cron = values.cron;
+  if (values.cron !== undefined) {
+    const cron = values.cron;
+    checked('run', () => parseCron(cron));
+    body.cron = cron;
+  }
 
   const created = await new Api(values.url, env, 'run').json<Created>('POST', '/jobs', body);
   if (values.json) say(io, JSON.stringify(created, null, 2));
@@ -69,26 +56,88 @@ export async function runCommand(args: string[], env: NodeJS.ProcessEnv, io: Io)
   return created.state === 'FAILED' || created.state === 'IGNORED' ? 1 : 0;
 }
 
+/** An object already in a bucket, with parameters of this run (--param) if given. */
+function inputBody(input: string, values: RunValues): Record<string, unknown> {
+  const containerOnly = ['arg', 'env', 'cpu', 'memory', 'gpu', 'expected-duration'] as const;
+  const given = containerOnly.find((k) => values[k] !== undefined);
+  if (given !== undefined) throw new UsageError(`--${given} is for --task or --image, not --input`, 'run');
+  if (!/^gs:\/\/[^/]+\/.+/s.test(input))
+    throw new UsageError(`--input must look like gs://bucket/object, got ${JSON.stringify(input)}`, 'run');
+  const body: Record<string, unknown> = { inputUri: input };
+  if (values.param !== undefined) body.params = variables('run', 'param', values.param);
+  return body;
+}
+
+/**
+ * A container run. Sizes, durations and GPUs are checked here as the API checks them, and sent as
+ * given, so the API reads what the person wrote.
+ */
+function containerBody(values: RunValues): Record<string, unknown> {
+  if (values.param !== undefined)
+    throw new UsageError(
+      "--param is for --input; a container run's variables go with --env NAME=VALUE",
+      'run',
+    );
+  const body: Record<string, unknown> = {};
+  if (values.task !== undefined) {
+    if (!/^[a-z][a-z0-9-]*$/.test(values.task))
+      throw new UsageError(
+        `--task must be a task name like logreg, got ${JSON.stringify(values.task)}`,
+        'run',
+      );
+    body.task = values.task;
+  }
+  if (values.image !== undefined) {
+    if (values.image.trim() === '') throw new UsageError('--image must name an image', 'run');
+    body.image = values.image;
+  }
+  if (values.arg !== undefined) body.args = values.arg;
+  if (values.env !== undefined) body.env = variables('run', 'env', values.env);
+  if (values.cpu !== undefined) {
+    const cpu = Number(values.cpu);
+    if (!(cpu > 0 && Number.isFinite(cpu)))
+      throw new UsageError(`--cpu must be a positive number, got ${JSON.stringify(values.cpu)}`, 'run');
+    body.cpu = cpu;
+  }
+  const { memory, gpu } = values;
+  const duration = values['expected-duration'];
+  if (memory !== undefined) {
+    checked('run', () => parseBytes(memory, '--memory'));
+    body.memory = memory;
+  }
+  if (gpu !== undefined) {
+    if (!/^[a-z0-9-]+(?::\d+)?$/.test(gpu))
+      throw new UsageError(
+        `--gpu must look like nvidia-l4 or nvidia-l4:2, got ${JSON.stringify(gpu)}`,
+        'run',
+      );
+    body.gpu = gpu;
+  }
+  if (duration !== undefined) {
+    checked('run', () => parseDuration(duration, '--expected-duration'));
+    body.expectedDuration = duration;
+  }
+  return body;
+}
+
 /**
  * --at: an ISO 8601 time ("2026-12-01T06:00:00Z"; without a zone, this machine's local time), or
  * "+DURATION" from now ("+10m", "+1h30m"). Sent as UTC, so the dispatcher's zone does not matter.
  */
 export function runAt(text: string, now = Date.now()): string {
+  let time: number;
   if (text.startsWith('+')) {
-    let seconds: number;
-    try {
-      seconds = parseDuration(text.slice(1), '--at');
-    } catch (err) {
-      throw new UsageError((err as Error).message, 'run');
-    }
-    return new Date(now + seconds * 1000).toISOString();
+    time = now + checked('run', () => parseDuration(text.slice(1), '--at')) * 1000;
+  } else {
+    time = /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(text) ? Date.parse(text) : NaN;
+    if (Number.isNaN(time))
+      throw new UsageError(
+        `--at takes an ISO time like 2026-12-01T06:00:00Z, or +DURATION like +10m; got ${JSON.stringify(text)}`,
+        'run',
+      );
   }
-  const time = /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(text) ? Date.parse(text) : NaN;
-  if (Number.isNaN(time))
-    throw new UsageError(
-      `--at takes an ISO time like 2026-12-01T06:00:00Z, or +DURATION like +10m; got ${JSON.stringify(text)}`,
-      'run',
-    );
+  if (time - now > MAX_AT_AHEAD_MS)
+    throw new UsageError(`--at must be within a year, got ${JSON.stringify(text)}`, 'run');
   return new Date(time).toISOString();
 }
 

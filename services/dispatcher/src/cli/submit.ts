@@ -1,6 +1,7 @@
 // `submit FILE...`: each file becomes an object of the input bucket, and so a job. Into the local
 // pipeline's input folder by default; into the Cloud Storage bucket of a deployed pipeline when one
-// is named (--bucket or $PIPELINE_INPUT_BUCKET).
+// is named (--bucket or $PIPELINE_INPUT_BUCKET). --meta and --param become the object's custom
+// metadata: the local folder's sidecar file, or the uploaded object's own.
 import fs from 'node:fs';
 import path from 'node:path';
 import { jobIdFor } from '@pipeline/core';
@@ -8,12 +9,15 @@ import { localSettings } from '../local/main.ts';
 import { FolderBlobStore } from '../local/folder-blob-store.ts';
 import { BUCKETS } from '../local/pipeline.ts';
 import { pipelineUrl } from './api.ts';
-import { keyValues, parse } from './args.ts';
+import { keyValues, parse, variables } from './args.ts';
 import { Failure, say, UsageError, type Io } from './errors.ts';
 import { printable } from './format.ts';
 import { putObject } from './put-object.ts';
 import { isLoopback } from './token.ts';
 import { PROGRESS_FROM_BYTES, ProgressBar, storageClient, uploadFile } from './upload.ts';
+
+/** Object metadata pipeline-param-NAME sets the job's parameter NAME (routing/params.ts). */
+const PARAM_METADATA_PREFIX = 'pipeline-param-';
 
 // Cloud Storage's rule for bucket names, roughly: lower case, digits, - _ and dots, 3 to 222 long.
 const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
@@ -34,6 +38,7 @@ export async function submitCommand(args: string[], env: NodeJS.ProcessEnv, io: 
       name: { type: 'string' },
       runtime: { type: 'string' },
       meta: { type: 'string', multiple: true },
+      param: { type: 'string', multiple: true },
       dir: { type: 'string' },
       bucket: { type: 'string' },
       progress: { type: 'boolean' },
@@ -44,12 +49,7 @@ export async function submitCommand(args: string[], env: NodeJS.ProcessEnv, io: 
   );
   if (values.name !== undefined && files.length > 1)
     throw new UsageError('--name works with one FILE only', 'submit');
-  const metadata = keyValues('submit', 'meta', values.meta);
-  if (values.runtime !== undefined) {
-    if (values.runtime !== 'vm' && values.runtime !== 'cloud-run-job')
-      throw new UsageError('--runtime must be vm or cloud-run-job', 'submit');
-    metadata['pipeline-runtime'] = values.runtime;
-  }
+  const metadata = metadataOf(values);
   for (const file of files)
     if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile())
       throw new UsageError(`${file} is not a file`, 'submit');
@@ -97,6 +97,23 @@ export async function submitCommand(args: string[], env: NodeJS.ProcessEnv, io: 
     report({ file, bucket, name, generation, job: jobIdFor(bucket, name, generation) });
   }
   return 0;
+}
+
+/** The objects' custom metadata: --meta as given, --param NAME=VALUE and --runtime in their keys. */
+function metadataOf(values: { meta?: string[]; param?: string[]; runtime?: string }): Record<string, string> {
+  const metadata = keyValues('submit', 'meta', values.meta);
+  for (const [name, value] of Object.entries(variables('submit', 'param', values.param))) {
+    const key = `${PARAM_METADATA_PREFIX}${name}`;
+    if (metadata[key] !== undefined && metadata[key] !== value)
+      throw new UsageError(`--param ${name} and --meta ${key} say different values`, 'submit');
+    metadata[key] = value;
+  }
+  if (values.runtime !== undefined) {
+    if (values.runtime !== 'vm' && values.runtime !== 'cloud-run-job')
+      throw new UsageError('--runtime must be vm or cloud-run-job', 'submit');
+    metadata['pipeline-runtime'] = values.runtime;
+  }
+  return metadata;
 }
 
 /**
