@@ -10,9 +10,10 @@ import { runAgentOnVm } from './agent/vm-agent.ts';
 import { gcpAgentPorts } from './agent/gcp-ports.ts';
 import { reportCompletion } from './completion.ts';
 import { captureLogs } from './io/log-capture.ts';
+import { logLine } from './log.ts';
 
 function log(message: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ severity: 'INFO', message, ...fields })}\n`);
+  process.stdout.write(logLine(message, fields));
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.ts';
 import { parseLocation, type Location } from './io/location.ts';
+import { DELIMITER_CHOICES, parseDelimiter, type Delimiter } from './csv/delimiter.ts';
 
 export const TASKS = ['logreg'] as const;
 export type Task = (typeof TASKS)[number];
@@ -14,15 +15,20 @@ export interface WorkerConfig {
   output: Location;
   target?: string;
   exclude: string[];
+  /** The field delimiter, when DELIMITER names one; else it is detected from the header. */
+  delimiter?: Delimiter;
   c: number;
   jobId?: string;
   attempt: number;
 }
 
 export const USAGE = `usage: pipeline-worker --input PATH|gs://BUCKET/OBJECT --output DIR|gs://BUCKET/PREFIX/
-                       [--target COLUMN] [--c NUMBER] [--exclude COL1,COL2] [--task logreg]
+                       [--target COLUMN] [--c NUMBER] [--exclude COL1,COL2] [--delimiter DELIM]
+                       [--task logreg]
 Every flag can also come from the environment: INPUT_URI, OUTPUT_URI, TARGET_COLUMN, REGULARIZATION_C,
-EXCLUDE_COLUMNS, TASK; and INPUT_GENERATION, JOB_ID, ATTEMPT.`;
+EXCLUDE_COLUMNS, DELIMITER, TASK; and INPUT_GENERATION, JOB_ID, ATTEMPT. Without a target, the worker
+takes the column "label", else the last column; DELIM is one of ${DELIMITER_CHOICES}, and without it the
+worker detects the delimiter from the header.`;
 
 export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): WorkerConfig {
   let values;
@@ -35,6 +41,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
         target: { type: 'string' },
         c: { type: 'string' },
         exclude: { type: 'string' },
+        delimiter: { type: 'string' },
         task: { type: 'string' },
       },
       strict: true,
@@ -80,6 +87,15 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
           .map((name) => name.trim())
           .filter(Boolean);
 
+  const delimiterText = setting(values.delimiter, 'DELIMITER');
+  const delimiter = delimiterText === undefined ? undefined : parseDelimiter(delimiterText);
+  if (delimiterText !== undefined && delimiter === undefined) {
+    throw new UsageError(
+      `--delimiter / DELIMITER must be one of ${DELIMITER_CHOICES} (or \\t for tab), got ${JSON.stringify(delimiterText)}; ` +
+        'leave it unset to detect the delimiter from the header',
+    );
+  }
+
   const input = parseLocation(inputUri, 'input');
   return {
     task: task as Task,
@@ -88,6 +104,7 @@ export function parseWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     output: parseLocation(outputUri, 'output'),
     target: setting(values.target, 'TARGET_COLUMN'),
     exclude,
+    delimiter,
     c,
     jobId: setting(undefined, 'JOB_ID'),
     attempt,

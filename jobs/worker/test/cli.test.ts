@@ -86,38 +86,106 @@ describe('pipeline-worker on the sample data', () => {
 });
 
 describe('pipeline-worker on bad input', () => {
+  // Each reason says what was found and what to change.
   it.each([
-    { name: 'an empty file', content: '', code: 4, reason: 'the input is empty: no header row' },
+    {
+      name: 'an empty file',
+      content: '',
+      reason:
+        'the input is empty: no header row (the first line must name the columns, and data rows follow it)',
+    },
     {
       name: 'a header only',
       content: 'a,b,label\n',
-      code: 4,
-      reason: 'the input has a header but no data rows',
+      reason: 'the input has a header but no data rows (columns: a, b, label): add rows below the header',
     },
     {
       name: 'one class only',
       content: 'a,label\n1,x\n2,x\n3,x\n',
-      code: 4,
-      reason: 'the target "label" has one class only ("x")',
+      reason:
+        'the target "label" has one class only ("x"): a model needs training rows of at least two classes; ' +
+        'if "label" is not the column to predict, name the target with TARGET_COLUMN',
     },
     {
       name: 'no numeric feature',
       content: 'name,label\nann,0\nbob,1\n',
-      code: 4,
-      reason: 'no numeric feature columns besides the target',
+      reason:
+        'no numeric feature columns besides the target "label" (name: not numeric, e.g. "ann"): the features ' +
+        'must be columns of numbers, written with a dot for decimals (1.5); if "label" is not the target, ' +
+        'name it with TARGET_COLUMN',
+    },
+    {
+      name: 'decimal commas in a semicolon file',
+      content: 'a;b;label\n1,5;2,5;0\n1,5;3,5;1\n',
+      reason:
+        'no numeric feature columns besides the target "label" (a: not numeric, e.g. "1,5"; b: not numeric, ' +
+        'e.g. "2,5"): the features must be columns of numbers, written with a dot for decimals (1.5); values ' +
+        'like "1,5" have a decimal comma, which is not read as a number; if "label" is not the target, name ' +
+        'it with TARGET_COLUMN',
     },
     {
       name: 'every target empty',
       content: 'a,label\n1,\n2,\n',
-      code: 4,
-      reason: 'no trainable rows: every row was skipped or has an empty "label"',
+      reason:
+        'no trainable rows: of 2 rows, 2 with an empty "label": rows are trained on only when "label" has a ' +
+        'value; if it is not the target, name the target with TARGET_COLUMN',
     },
-  ])('$name: exit $code, one line on stderr, no _SUCCESS', async ({ content, code, reason }) => {
+    {
+      name: 'every feature value missing or text',
+      content: 'a,b,label\n1,,0\n2,x,1\n3,4,\n5,6,\n',
+      reason:
+        'no trainable rows: of 4 rows, 2 skipped (first: line 2, column "b" is empty) and 2 with an empty ' +
+        '"label": every feature must be a number in a training row: fill the values in, or leave the column ' +
+        'out with EXCLUDE_COLUMNS; rows are trained on only when "label" has a value; if it is not the ' +
+        'target, name the target with TARGET_COLUMN',
+    },
+    {
+      name: 'a header with one column and none of the delimiters',
+      content: 'a b label\n1 2 0\n',
+      reason:
+        'the header has one column, so there are no features (it starts "a b label", and no , ; | or tab ' +
+        'separates names outside quotes): check the file is a CSV with a header row of column names ' +
+        'separated by one of , ; | tab, or set DELIMITER to the one it uses',
+    },
+    {
+      name: 'rows that do not split like the header',
+      content: 'a,b,label\n1;2;0\n3;4;1\n',
+      reason:
+        "none of the 2 rows splits into the header's 3 fields (first: line 2, expected 3 fields, found 1): " +
+        'if the rows use another delimiter than the header\'s ",", make them agree; otherwise fix the rows\' ' +
+        'quoting (a field that holds the delimiter, a quote or a line break is enclosed in double quotes, ' +
+        'with any quote inside doubled)',
+    },
+    {
+      name: 'a header with an unclosed quote',
+      content: '"a,b,label\n1,2,0\n',
+      reason:
+        'the header row is malformed: quoted field 1 is never closed (it starts "\\"a,b,label\\n1,2,0\\n"): ' +
+        'fix its quoting (a field that holds the delimiter, a quote or a line break is enclosed in double ' +
+        'quotes, with any quote inside doubled)',
+    },
+    {
+      name: 'a column named twice',
+      content: 'a,a,label\n1,2,0\n',
+      reason: 'the header names column "a" twice: give each column its own name (columns: a, a, label)',
+    },
+  ])('$name: exit 4, one line on stderr, no _SUCCESS', async ({ content, reason }) => {
     const file = input('in.csv', content);
     const run = await runWorker(['--input', file, '--output', out()]);
-    expect(run.code).toBe(code);
+    expect(run.code).toBe(4);
     expect(run.stderr).toBe(`pipeline-worker: ${reason}\n`);
     expect(fs.existsSync(out('_SUCCESS'))).toBe(false);
+  });
+
+  it('a DELIMITER that leaves the header one column: says so, and which delimiter the header has', async () => {
+    const file = input('in.csv', ['a,b,label', ...goodRows()].join('\n'));
+    const run = await runWorker(['--input', file, '--output', out()], { DELIMITER: ';' });
+    expect(run.code).toBe(4);
+    expect(run.stderr).toBe(
+      'pipeline-worker: the header has one column when split at ";" as DELIMITER says, so there are no ' +
+        'features (it starts "a,b,label"; its names look separated by ","): set DELIMITER to the character ' +
+        'between its names (one of , ; | tab), or leave it unset to detect it\n',
+    );
   });
 
   it('a missing file: exit 3 and the path in the reason', async () => {
@@ -132,12 +200,30 @@ describe('pipeline-worker on bad input', () => {
     {
       name: 'an unknown target',
       args: ['--target', 'missing'],
-      reason: /target column "missing" is not in the header/,
+      reason:
+        'target column "missing" is not in the header: set TARGET_COLUMN (or --target) to one of its ' +
+        'columns: a, b, label',
+    },
+    {
+      name: 'a target in the wrong case',
+      args: ['--target', 'Label'],
+      reason:
+        'target column "Label" is not in the header (did you mean "label"?): set TARGET_COLUMN (or ' +
+        '--target) to one of its columns: a, b, label',
     },
     {
       name: 'an unknown excluded column',
       args: ['--exclude', 'zzz'],
-      reason: /excluded column "zzz" is not in the header/,
+      reason:
+        'excluded column "zzz" is not in the header: EXCLUDE_COLUMNS (or --exclude) takes comma-separated ' +
+        'names of its columns: a, b, label',
+    },
+    {
+      name: 'an unknown delimiter',
+      args: ['--delimiter', 'x'],
+      reason:
+        '--delimiter / DELIMITER must be one of , ; | tab (or \\t for tab), got "x"; leave it unset to ' +
+        'detect the delimiter from the header',
     },
     {
       name: 'a non-positive C',
@@ -149,7 +235,9 @@ describe('pipeline-worker on bad input', () => {
     const file = input('in.csv', ['a,b,label', ...goodRows()].join('\n'));
     const run = await runWorker(['--input', file, '--output', out(), ...args]);
     expect(run.code).toBe(2);
-    expect(run.stderr.split('\n')[0]).toMatch(reason);
+    const first = run.stderr.split('\n')[0];
+    if (typeof reason === 'string') expect(first).toBe(`pipeline-worker: ${reason}`);
+    else expect(first).toMatch(reason);
     expect(run.stderr).toContain('usage: pipeline-worker');
   });
 

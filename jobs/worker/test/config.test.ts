@@ -43,7 +43,25 @@ describe('parseWorkerConfig', () => {
   });
 
   it.each([
+    { argv: ['--delimiter', ';'], env: {}, delimiter: ';' },
+    { argv: ['--delimiter', 'tab'], env: {}, delimiter: '\t' },
+    { argv: [], env: { DELIMITER: '|' }, delimiter: '|' },
+    { argv: [], env: { DELIMITER: '\\t' }, delimiter: '\t' },
+    { argv: [], env: { DELIMITER: '' }, delimiter: undefined },
+    { argv: [], env: {}, delimiter: undefined },
+  ])('reads the delimiter from $argv / $env', ({ argv, env, delimiter }) => {
+    const config = parseWorkerConfig(['--input', 'a', '--output', 'b', ...argv], env);
+    expect(config.delimiter).toBe(delimiter);
+  });
+
+  it.each([
     { argv: [], env: {}, message: 'no input: pass --input or set INPUT_URI' },
+    {
+      argv: ['--input', 'a', '--output', 'b'],
+      env: { DELIMITER: 'space' },
+      message:
+        '--delimiter / DELIMITER must be one of , ; | tab (or \\t for tab), got "space"; leave it unset to detect the delimiter from the header',
+    },
     { argv: ['--input', 'a'], env: {}, message: 'no output: pass --output or set OUTPUT_URI' },
     {
       argv: ['--input', 'a', '--output', 'b', '--c=-1'],

@@ -1,17 +1,24 @@
 // Turns CSV records into the numeric training set, in one streaming pass.
 //
-// The header names the columns. The target is `--target`, else `label` if present, else the last
-// column. The first SAMPLE_ROWS data rows decide which other columns are numeric (more than half of
-// their non-empty values are numbers); those, minus `--exclude`, are the features, and the rest are
-// carried through to the output untouched. After that, each record is one of:
+// The delimiter is DELIMITER, else detected from the header line (csv/delimiter.ts). The header names
+// the columns. The target is `--target`, else `label` if present, else the last column; a target
+// chosen that way must look like a class over the sample (logreg/target.ts). The first SAMPLE_ROWS
+// data rows decide which other columns are numeric (more than half of their non-empty values are
+// numbers); those, minus `--exclude`, are the features, and the rest are carried through to the
+// output untouched. After that, each record is one of:
 // - a row: every feature is a number; its target is a class, or empty (predicted, not trained on);
 // - kept but not predicted: right field count, but a feature is empty or not a number;
 // - omitted: malformed quoting or the wrong number of fields (not a row of this table).
 // The last two are counted as skipped, with the first few listed with their line numbers and reasons.
-import { CsvRecordReader, FIELD_PLAIN, fieldText, type CsvRecord } from '../csv/records.ts';
+import { FIELD_PLAIN, fieldText, type CsvRecord } from '../csv/records.ts';
 import { parseDecimal, parseDecimalString } from '../csv/number.ts';
+import type { Delimiter, DelimiterChoice } from '../csv/delimiter.ts';
+import { DelimitedReader } from '../csv/delimited-reader.ts';
 import { Growable } from '../util/growable.ts';
-import { DataError, UsageError } from '../errors.ts';
+import { DataError } from '../errors.ts';
+import { checkGuessedTarget, type TargetChoice } from './target.ts';
+import { readHeader } from './header.ts';
+import * as refusals from './refusals.ts';
 
 export const SAMPLE_ROWS = 1000;
 export const BLOCK_ROWS = 16384;
@@ -20,8 +27,21 @@ const SKIPPED_EXAMPLES = 20;
 export interface DatasetOptions {
   target?: string;
   exclude: readonly string[];
+  /** The delimiter DELIMITER names; detected from the header when absent. */
+  delimiter?: Delimiter;
+  /** Called once the header is read and the target chosen, before any row is. */
+  onHeader?: (header: HeaderChoices) => void;
   /** Rows per block of the matrix (tests use small blocks to exercise the block logic). */
   blockRows?: number;
+}
+
+/** What the header decided, and how. */
+export interface HeaderChoices {
+  columns: string[];
+  delimiter: Delimiter;
+  delimiterChosenBy: DelimiterChoice;
+  targetName: string;
+  targetChosenBy: TargetChoice;
 }
 
 /** A block of rows with their labels: the unit the fit iterates over and splits between threads. */
@@ -41,10 +61,8 @@ export interface UnusedColumn {
   reason: string;
 }
 
-export interface Dataset {
-  columns: string[];
+export interface Dataset extends HeaderChoices {
   header: { offset: number; length: number };
-  targetName: string;
   featureNames: string[];
   unused: UnusedColumn[];
   /** Number of features (columns of the matrix). */
@@ -65,11 +83,12 @@ export interface Dataset {
 }
 
 export class DatasetBuilder {
-  readonly reader: CsvRecordReader;
+  private readonly reader: DelimitedReader;
   private readonly options: DatasetOptions;
   private columns: string[] | undefined;
   private header = { offset: 0, length: 0 };
   private targetColumn = -1;
+  private targetChosenBy: TargetChoice = 'last column';
   private featureColumns = new Int32Array(0);
   private featureNames: string[] = [];
   private unused: UnusedColumn[] = [];
@@ -93,7 +112,12 @@ export class DatasetBuilder {
   constructor(options: DatasetOptions) {
     this.options = options;
     this.blockRows = options.blockRows ?? BLOCK_ROWS;
-    this.reader = new CsvRecordReader((rec) => this.onRecord(rec));
+    this.reader = new DelimitedReader((rec) => this.onRecord(rec), options.delimiter);
+  }
+
+  /** Data records read so far (the header not counted). */
+  get rowsRead(): number {
+    return this.counts.read;
   }
 
   push(chunk: Uint8Array): void {
@@ -102,17 +126,16 @@ export class DatasetBuilder {
 
   finish(): Dataset {
     this.reader.end();
-    if (this.columns === undefined) throw new DataError('the input is empty: no header row');
-    if (this.counts.read === 0) throw new DataError('the input has a header but no data rows');
-    if (this.sample !== undefined) this.planColumns();
+    if (this.columns === undefined) throw new DataError(refusals.emptyInput());
+    if (this.counts.read === 0) throw new DataError(refusals.headerOnly(this.columns));
+    if (this.sample !== undefined) this.planColumns(true);
     const { classes, remap } = sortClasses(this.labels);
     const y = new Int32Array(new SharedArrayBuffer(this.y.length * 4));
     y.set(this.y.view());
     for (let i = 0; i < y.length; i++) if (y[i] >= 0) y[i] = remap[y[i]];
     return {
-      columns: this.columns,
+      ...this.choices(),
       header: this.header,
-      targetName: this.columns[this.targetColumn],
       featureNames: this.featureNames,
       unused: this.unused,
       d: this.d,
@@ -127,56 +150,58 @@ export class DatasetBuilder {
     };
   }
 
+  private choices(): HeaderChoices {
+    const columns = this.columns!;
+    return {
+      columns,
+      delimiter: this.reader.delimiter,
+      delimiterChosenBy: this.reader.chosenBy,
+      targetName: columns[this.targetColumn],
+      targetChosenBy: this.targetChosenBy,
+    };
+  }
+
   private onRecord(rec: CsvRecord): void {
     if (this.columns === undefined) {
-      this.readHeader(rec);
+      const header = readHeader(rec, this.reader.delimiter, this.reader.chosenBy, this.options);
+      this.columns = header.columns;
+      this.targetColumn = header.target;
+      this.targetChosenBy = header.targetChosenBy;
+      this.header = { offset: rec.offset, length: rec.length };
+      this.options.onHeader?.(this.choices());
       return;
     }
     this.counts.read++;
     if (this.sample !== undefined) {
       this.sample.push(copyRecord(rec));
-      if (this.sample.length >= SAMPLE_ROWS) this.planColumns();
+      if (this.sample.length >= SAMPLE_ROWS) this.planColumns(false);
       return;
     }
     this.ingest(rec, true);
   }
 
-  private readHeader(rec: CsvRecord): void {
-    if (rec.error !== undefined) throw new DataError(`the header row is malformed: ${rec.error}`);
-    const columns: string[] = [];
-    for (let i = 0; i < rec.fieldCount; i++) columns.push(fieldText(rec, i).trim());
-    const seen = new Set<string>();
-    for (const name of columns) {
-      if (seen.has(name)) throw new DataError(`the header names column "${name}" twice`);
-      seen.add(name);
-    }
-    const { target, exclude } = this.options;
-    let targetColumn: number;
-    if (target !== undefined) {
-      targetColumn = columns.indexOf(target);
-      if (targetColumn < 0) {
-        throw new UsageError(`target column "${target}" is not in the header (${columns.join(', ')})`);
-      }
-    } else {
-      targetColumn = columns.indexOf('label');
-      if (targetColumn < 0) targetColumn = columns.length - 1;
-    }
-    for (const name of exclude) {
-      if (!seen.has(name)) throw new UsageError(`excluded column "${name}" is not in the header`);
-    }
-    if (columns.length < 2) throw new DataError('the header has one column: there are no features');
-    this.columns = columns;
-    this.targetColumn = targetColumn;
-    this.header = { offset: rec.offset, length: rec.length };
-  }
-
-  /** Decides the features from the sampled rows, then loads the sample. */
-  private planColumns(): void {
+  /** Decides the features from the sampled rows, then loads the sample. `sampledAll`: the input has ended. */
+  private planColumns(sampledAll: boolean): void {
     const columns = this.columns!;
     const sample = this.sample!;
     this.sample = undefined;
+    if (!sample.some((rec) => rec.error === undefined && rec.fieldCount === columns.length)) {
+      const first = sample[0];
+      const reason = first.error ?? `expected ${columns.length} fields, found ${first.fieldCount}`;
+      throw new DataError(
+        refusals.noWellFormedRows(
+          sample.length,
+          sampledAll,
+          columns.length,
+          { line: first.line, reason },
+          this.reader.delimiter,
+        ),
+      );
+    }
+    checkGuessedTarget(sample, columns, this.targetColumn, this.targetChosenBy, sampledAll);
     const excluded = new Set(this.options.exclude);
     const features: number[] = [];
+    const examples = new Map<string, string>();
     for (let col = 0; col < columns.length; col++) {
       if (col === this.targetColumn) continue;
       const name = columns[col];
@@ -191,11 +216,17 @@ export class DatasetBuilder {
         if (rec.ends[col] === rec.starts[col]) continue;
         nonEmpty++;
         if (!Number.isNaN(fieldNumber(rec, col))) numeric++;
+        else if (!examples.has(name)) examples.set(name, clip(fieldText(rec, col)));
       }
       if (numeric > 0 && numeric * 2 > nonEmpty) features.push(col);
       else this.unused.push({ name, reason: nonEmpty === 0 ? 'no values' : 'not numeric' });
     }
-    if (features.length === 0) throw new DataError('no numeric feature columns besides the target');
+    if (features.length === 0) {
+      const unused = this.unused.map((c) => ({ ...c, example: examples.get(c.name) }));
+      throw new DataError(
+        refusals.noNumericFeatures(columns[this.targetColumn], this.targetChosenBy, unused),
+      );
+    }
     this.featureColumns = Int32Array.from(features);
     this.featureNames = features.map((c) => columns[c]);
     this.d = features.length;

@@ -6,6 +6,7 @@ import { parallelDataTerm } from './parallel.ts';
 import { availableParallelism } from 'node:os';
 import { computeScaling, standardizeInPlace, type Scaling } from './standardize.ts';
 import { DataError } from '../errors.ts';
+import { noTrainableRows, oneClass } from './refusals.ts';
 
 export interface FittedModel {
   classes: string[];
@@ -44,14 +45,8 @@ const WARM_START_ROWS = 65536;
 /** Standardizes the dataset in place and fits the model. */
 export function fitModel(ds: Dataset, c: number, options: FitOptions = {}): FittedModel {
   if (!(c > 0) || !Number.isFinite(c)) throw new DataError(`C must be a positive number, got ${c}`);
-  if (ds.counts.trainable === 0) {
-    throw new DataError(`no trainable rows: every row was skipped or has an empty "${ds.targetName}"`);
-  }
-  if (ds.classes.length < 2) {
-    throw new DataError(
-      `the target "${ds.targetName}" has one class only (${JSON.stringify(ds.classes[0])})`,
-    );
-  }
+  if (ds.counts.trainable === 0) throw new DataError(noTrainableRows(ds));
+  if (ds.classes.length < 2) throw new DataError(oneClass(ds.targetName, ds.classes[0]));
   const scaling = computeScaling(ds);
   standardizeInPlace(ds, scaling);
   const k = ds.classes.length;

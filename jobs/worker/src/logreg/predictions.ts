@@ -3,8 +3,9 @@
 // by the first, so quoting, number formats and text columns come out exactly as they went in. Rows
 // skipped for a missing or non-numeric feature keep their place with empty prediction columns; records
 // with the wrong number of fields or broken quoting are not rows of the table and are left out (they
-// are listed in model.json). Lines end with LF. Probabilities are written as the shortest decimal that
-// reads back as the same double.
+// are listed in model.json). The added columns are separated by the input's own delimiter, so each
+// line stays one row of one table. Lines end with LF. Probabilities are written as the shortest
+// decimal that reads back as the same double.
 import type { Dataset } from './dataset.ts';
 import { predictedClass } from './model.ts';
 import type { InputSource } from '../io/input.ts';
@@ -27,8 +28,10 @@ export function predictionColumnNames(columns: readonly string[], classes: reado
   return names;
 }
 
-export function csvField(text: string): string {
-  return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
+/** `text` as one field: quoted when it holds the delimiter, a quote, a line break or edge spaces. */
+export function csvField(text: string, delimiter = ','): string {
+  const needsQuotes = /["\r\n]/.test(text) || text.includes(delimiter) || text !== text.trim();
+  return needsQuotes ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 export async function writePredictions(
@@ -38,9 +41,11 @@ export async function writePredictions(
   probabilities: { columns: number; values: Float64Array },
 ): Promise<number> {
   const sink = new ByteSink(out);
-  const header = Buffer.from(`,${predictionColumnNames(ds.columns, ds.classes).map(csvField).join(',')}\n`);
-  const labels: Buffer[] = ds.classes.map((label) => Buffer.from(`,${csvField(label)}`));
-  const emptySuffix = Buffer.from(`${','.repeat(1 + probabilities.columns)}\n`);
+  const sep = ds.delimiter;
+  const names = predictionColumnNames(ds.columns, ds.classes).map((name) => csvField(name, sep));
+  const header = Buffer.from(`${sep}${names.join(sep)}\n`);
+  const labels: Buffer[] = ds.classes.map((label) => Buffer.from(`${sep}${csvField(label, sep)}`));
+  const emptySuffix = Buffer.from(`${sep.repeat(1 + probabilities.columns)}\n`);
   const { offsets, lengths, rows } = ds.output;
   const { columns, values } = probabilities;
   const total = offsets.length;
@@ -51,7 +56,7 @@ export async function writePredictions(
     if (row < 0) return sink.bytes(emptySuffix, 0, emptySuffix.length);
     const label = labels[predictedClass(values, columns, row)];
     sink.bytes(label, 0, label.length);
-    for (let m = 0; m < columns; m++) sink.ascii(`,${values[row * columns + m]}`);
+    for (let m = 0; m < columns; m++) sink.ascii(`${sep}${values[row * columns + m]}`);
     sink.ascii('\n');
   };
 

@@ -1,26 +1,37 @@
 // The `logreg` task: read the CSV, fit, predict, and write predictions.csv, model.json and, last,
 // _SUCCESS. A stale _SUCCESS from an earlier run is removed first, so a reader never pairs it with
-// new, unfinished outputs.
+// new, unfinished outputs. The log says what the run chose (delimiter, target, and why) as it goes.
 import type { WorkerConfig } from '../config.ts';
+import type { Log } from '../log.ts';
 import { openInput } from '../io/input.ts';
 import { openOutput, writeWhole, type OutputFolder } from '../io/output.ts';
 import { describe } from '../io/location.ts';
-import { DatasetBuilder, type Dataset } from './dataset.ts';
+import { ReadProgress, type ProgressOptions } from '../io/progress.ts';
+import { delimiterName } from '../csv/delimiter.ts';
+import { DatasetBuilder, type Dataset, type HeaderChoices } from './dataset.ts';
 import { fitModel, predictProbabilities, type FittedModel } from './model.ts';
 import { trainingMetrics, type Metrics } from './metrics.ts';
 import { writePredictions } from './predictions.ts';
-import { DEFAULT_LBFGS } from './lbfgs.ts';
+import { describeModel, type RunRows, type RunSeconds } from './model-json.ts';
+import { describeChoice, MAX_GUESSED_CLASSES } from './target.ts';
 
 export interface RunSummary {
-  rows: { read: number; trained: number; predicted: number; skipped: number };
+  rows: RunRows;
   converged: boolean;
   accuracy: number;
-  seconds: { read: number; fit: number; predict: number; write: number; total: number };
+  seconds: RunSeconds;
 }
 
-export type Log = (message: string, fields?: Record<string, unknown>) => void;
+export interface RunOptions {
+  /** When and how often reading reports progress (tests set a clock and a threshold). */
+  progress?: Partial<ProgressOptions>;
+}
 
-export async function runLogreg(config: WorkerConfig, log: Log = () => {}): Promise<RunSummary> {
+export async function runLogreg(
+  config: WorkerConfig,
+  log: Log = () => {},
+  options: RunOptions = {},
+): Promise<RunSummary> {
   const started = performance.now();
   const lap = (() => {
     let last = started;
@@ -37,10 +48,28 @@ export async function runLogreg(config: WorkerConfig, log: Log = () => {}): Prom
   const input = await openInput(config.input, config.inputGeneration);
   log('reading input', { input: input.uri, bytes: input.size, generation: input.generation });
 
-  const builder = new DatasetBuilder({ target: config.target, exclude: config.exclude });
-  for await (const chunk of input.read()) builder.push(chunk);
+  const builder = new DatasetBuilder({
+    target: config.target,
+    exclude: config.exclude,
+    delimiter: config.delimiter,
+    onHeader: (header) => logChoices(header, log),
+  });
+  const progress = new ReadProgress(input.size, log, options.progress);
+  let bytesRead = 0;
+  for await (const chunk of input.read()) {
+    builder.push(chunk);
+    bytesRead += chunk.length;
+    progress.update(bytesRead, builder.rowsRead);
+  }
+  progress.finish(bytesRead, builder.rowsRead);
   const ds = builder.finish();
   const readSeconds = lap();
+  const warnings: string[] = [];
+  const warn = (message: string) => {
+    warnings.push(message);
+    log(message, { severity: 'WARNING' });
+  };
+  if (ds.classes.length > MAX_GUESSED_CLASSES) warn(manyClasses(ds));
   log('input loaded', {
     rows: ds.rows,
     features: ds.d,
@@ -51,6 +80,12 @@ export async function runLogreg(config: WorkerConfig, log: Log = () => {}): Prom
   const model = fitModel(ds, config.c);
   const fitSeconds = lap();
   log('model fitted', { ...model.optimizer });
+  if (!model.optimizer.converged) {
+    warn(
+      `the optimizer stopped before converging (${model.optimizer.message}): the coefficients may be ` +
+        'short of the optimum; a smaller REGULARIZATION_C (stronger regularization) usually converges sooner',
+    );
+  }
 
   const probabilities = predictProbabilities(ds, model);
   const metrics = trainingMetrics(ds, probabilities.values, probabilities.columns);
@@ -77,62 +112,31 @@ export async function runLogreg(config: WorkerConfig, log: Log = () => {}): Prom
     predicted: ds.rows,
     skipped: ds.counts.skipped,
   };
-  const modelJson = describeModel(config, input, ds, model, metrics, rows, seconds);
+  const modelJson = describeModel(config, input, ds, model, metrics, rows, seconds, warnings);
   await writeWhole(output, 'model.json', 'application/json', `${JSON.stringify(modelJson, null, 2)}\n`);
   await writeSuccess(output, config, input.uri, input.generation, rows, model, metrics, seconds);
   log('outputs written', { output: output.uri, seconds });
   return { rows, converged: model.optimizer.converged, accuracy: metrics.accuracy, seconds };
 }
 
-function describeModel(
-  config: WorkerConfig,
-  input: { uri: string; generation?: string; size: number },
-  ds: Dataset,
-  model: FittedModel,
-  metrics: Metrics,
-  rows: RunSummary['rows'],
-  seconds: RunSummary['seconds'],
-) {
-  const vectorClasses = model.classes.length === 2 ? [model.classes[1]] : model.classes;
-  const byFeature = (weights: number[]) =>
-    Object.fromEntries(model.featureNames.map((name, j) => [name, weights[j]]));
-  const coefficients = (set: FittedModel['standardized']) =>
-    vectorClasses.map((label, v) => ({
-      class: label,
-      intercept: set.intercepts[v],
-      weights: byFeature(set.coefficients[v]),
-    }));
-  return {
-    task: 'logreg',
-    jobId: config.jobId ?? null,
-    attempt: config.attempt,
-    input: { uri: input.uri, generation: input.generation ?? null, bytes: input.size },
-    target: ds.targetName,
-    classes: model.classes,
-    probability:
-      model.classes.length === 2 ? `P(${ds.targetName} = ${model.classes[1]})` : 'one column per class',
-    features: model.featureNames,
-    unusedColumns: ds.unused,
-    standardization: {
-      mean: byFeature(Array.from(model.scaling.mean)),
-      std: byFeature(Array.from(model.scaling.std)),
-      constant: model.featureNames.filter((_, j) => model.scaling.constant[j]),
-    },
-    c: model.c,
-    objective: 'minimize 0.5*||W||^2 + C * sum(logloss), intercepts not penalized, standardized features',
-    coefficients: { standardized: coefficients(model.standardized), original: coefficients(model.original) },
-    rows: { ...rows, predictOnly: ds.counts.predictOnly },
-    skippedRows: ds.skippedExamples,
-    metrics: { ...metrics, on: 'training rows' },
-    optimizer: {
-      method: 'L-BFGS',
-      tolerance: DEFAULT_LBFGS.tolerance,
-      ...model.optimizer,
-      objectiveValue: model.objective,
-    },
-    seconds,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
-  };
+function logChoices(header: HeaderChoices, log: Log): void {
+  const how = header.delimiterChosenBy === 'DELIMITER' ? 'as DELIMITER says' : 'detected from the header';
+  log(`delimiter ${delimiterName(header.delimiter)}, ${how} (${header.columns.length} columns)`, {
+    delimiter: header.delimiter,
+    delimiterChosenBy: header.delimiterChosenBy,
+  });
+  log(`target column "${header.targetName}": ${describeChoice(header.targetChosenBy)}`, {
+    target: header.targetName,
+    targetChosenBy: header.targetChosenBy,
+  });
+}
+
+function manyClasses(ds: Dataset): string {
+  return (
+    `the target "${ds.targetName}" has ${ds.classes.length} classes: each gets its own coefficients, and a ` +
+    `class with few rows is barely learned; if "${ds.targetName}" is a measurement rather than a class, ` +
+    'logistic regression is not the model for it'
+  );
 }
 
 async function writeSuccess(
@@ -140,10 +144,10 @@ async function writeSuccess(
   config: WorkerConfig,
   inputUri: string,
   generation: string | undefined,
-  rows: RunSummary['rows'],
+  rows: RunRows,
   model: FittedModel,
   metrics: Metrics,
-  seconds: RunSummary['seconds'],
+  seconds: RunSeconds,
 ): Promise<void> {
   const marker = {
     jobId: config.jobId ?? null,
