@@ -1,6 +1,8 @@
 // `npm start` / `pipeline start`: the local pipeline on 127.0.0.1. On the first start (no local/
 // folder yet) it drops the bundled sample into the input folder, so a new user sees a job run and
-// its results land; it prints where each job's results are as it ends.
+// its results land; it prints where each job's results are as it ends. What it prints is escaped as
+// the CLI's output is (printable): object names, paths and errors are data, and a newline or an
+// escape sequence in one must not reach the terminal raw.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +10,7 @@ import type { Job } from '@pipeline/core';
 import { createLogger } from '../logger.ts';
 import { installProcessGuards } from '../process-guard.ts';
 import { loadRoutingConfig } from '../routing-config.ts';
+import { printable } from '../cli/format.ts';
 import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './pipeline.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../../../..');
@@ -38,22 +41,21 @@ export function localSettings(env: NodeJS.ProcessEnv, flags: Partial<LocalSettin
   };
 }
 
-/** Starts the pipeline and tells the user, on stderr, what happens; JSON logs go to stdout. */
+/** A line for the terminal, on stderr. */
+const toStderr = (line: string) => process.stderr.write(`${line}\n`);
+
+/**
+ * Starts the pipeline and tells the user, through `say` (stderr), what happens, each line escaped
+ * (printable); JSON logs go to stdout.
+ */
 export async function runLocal(
   settings: LocalSettings,
-  say: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  say: (line: string) => void = toStderr,
   overrides: Partial<LocalPipelineOptions> = {},
 ): Promise<LocalPipeline> {
+  const tell = (line: string) => say(printable(line));
   const routing = loadRoutingConfig(settings.config);
   const firstStart = !fs.existsSync(settings.dir);
-  const describe = (job: Job) => {
-    const where = job.outputUri === undefined ? '' : readable(job.outputUri);
-    if (job.state === 'SUCCEEDED') say(`pipeline: job ${job.id} SUCCEEDED; results in ${where}`);
-    else
-      say(
-        `pipeline: job ${job.id} ${job.state} (exit code ${job.exitCode}): ${job.error?.split('\n').pop() ?? ''}; logs in ${job.logsUri ?? where}`,
-      );
-  };
   const pipeline = await startLocalPipeline({
     root: settings.dir,
     routing,
@@ -61,10 +63,14 @@ export async function runLocal(
     host: settings.host,
     capacity: settings.capacity,
     logger: createLogger(),
-    onJobEnded: describe,
+    onJobEnded: (job) => tell(endedLine(job)),
+    onJobInterrupted: (job) =>
+      tell(
+        `pipeline: job ${job.id} interrupted; it runs again at the next start, still attempt ${job.attempt}`,
+      ),
     ...overrides,
   });
-  say(
+  tell(
     `pipeline: listening on ${pipeline.url} (GET /jobs lists jobs); drop files into ${path.join(settings.dir, 'input')}`,
   );
   if (firstStart) {
@@ -72,11 +78,20 @@ export async function runLocal(
     const temporary = path.join(path.dirname(target), `.${path.basename(SAMPLE)}.partial`);
     fs.copyFileSync(SAMPLE, temporary);
     fs.renameSync(temporary, target);
-    say(
+    tell(
       `pipeline: first start: copied the sample into ${target}; its results will land in ${path.join(settings.dir, 'output', path.basename(SAMPLE))}/`,
     );
   }
   return pipeline;
+}
+
+/** What `npm start` says when a job ends (before escaping): where its results or its logs are. */
+export function endedLine(job: Job): string {
+  const where = job.outputUri === undefined ? '' : readable(job.outputUri);
+  if (job.state === 'SUCCEEDED') return `pipeline: job ${job.id} SUCCEEDED; results in ${where}`;
+  const logs = job.logsUri === undefined ? where : readable(job.logsUri);
+  const why = job.error?.trim().split('\n').pop() ?? '';
+  return `pipeline: job ${job.id} ${job.state} (exit code ${job.exitCode ?? 'none'}): ${why}; logs in ${logs}`;
 }
 
 /** A path relative to the working folder when it lies inside it, else as it is. */
@@ -86,17 +101,36 @@ function readable(file: string): string {
 }
 
 /**
- * Runs until SIGINT or SIGTERM, then stops taking work and ends running tasks. An error that escapes
+ * Runs until SIGINT or SIGTERM, then stops taking work and ends the running tasks, which are
+ * recorded as interrupted and run again, as the same attempt, at the next start. A second signal
+ * while it stops changes nothing: the stop is bounded (a task gets SIGKILL after its grace), and
+ * dying halfway would leave tasks running and their jobs recorded as running. An error that escapes
  * every await is logged at CRITICAL severity (process-guard.ts): a stray rejection leaves it running,
  * an uncaught exception ends it with exit code 1.
  */
 export async function runLocalUntilSignal(settings: LocalSettings): Promise<void> {
   const logger = createLogger();
   installProcessGuards(logger);
-  const pipeline = await runLocal(settings, undefined, { logger });
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  const tell = (line: string) => toStderr(printable(line));
+  const pipeline = await runLocal(settings, toStderr, { logger });
+  let stopping = false;
+  let onSignal!: (signal: NodeJS.Signals) => void;
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = (received) => {
+      if (stopping)
+        return tell(`pipeline: ${received}: already stopping; its tasks get SIGKILL after their grace`);
+      stopping = true;
+      resolve(received);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
-  await pipeline.stop();
+  tell(`pipeline: ${signal}: stopping; running tasks are ended, and run again at the next start`);
+  try {
+    await pipeline.stop(`the local pipeline stopped (${signal})`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  tell('pipeline: stopped');
 }

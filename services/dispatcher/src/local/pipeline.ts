@@ -1,12 +1,30 @@
 // The whole pipeline on one machine: the same dispatcher, router and ledger logic as on Google Cloud,
 // with local adapters (folders as buckets, node:sqlite as the ledger, child processes as both launch
 // targets, a folder watcher as the notification) and the HTTP API on loopback.
+//
+// Stopping it ends the tasks it runs, and records each as interrupted (interruption.ts): its job
+// waits QUEUED as the same attempt, at its place, its slot given back. Starting it again restarts
+// their wait for capacity, makes the capacity record true again (nothing of an earlier process can
+// hold a slot, only the launched or running jobs the ledger still has) and drains the queue, so they
+// run again first.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { FINAL_STATES, type Job, type RoutingConfig, type Target } from '@pipeline/core';
+import {
+  demandOf,
+  FINAL_STATES,
+  interruptAttempt,
+  repairSlots,
+  resumeInterrupted,
+  wasInterrupted,
+  type Job,
+  type JobState,
+  type RoutingConfig,
+  type SlotHolder,
+  type Target,
+} from '@pipeline/core';
 import type { Logger } from 'pino';
 import type { CapacitySource } from '../launch-queue.ts';
 import { buildApp } from '../app.ts';
@@ -14,11 +32,14 @@ import { Dispatcher } from '../dispatcher.ts';
 import { createLogger } from '../logger.ts';
 import { FolderBlobStore } from './folder-blob-store.ts';
 import { InputWatcher } from './input-watcher.ts';
-import { ProcessLauncher } from './process-launcher.ts';
+import { DEFAULT_STOP_GRACE_MS, ProcessLauncher, type Interruption } from './process-launcher.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
 
 export const WORKER_BIN = path.resolve(import.meta.dirname, '../../../../jobs/worker/bin/pipeline-worker.js');
 export const BUCKETS = { input: 'input', output: 'output', shared: 'shared' } as const;
+/** How long the first drain after a start may run: the jobs a stop interrupted launch in it. */
+const START_DRAIN_MS = 10_000;
+const PAGE = 200;
 
 export interface LocalPipelineOptions {
   /** The folder that holds the buckets and the ledger (local/ by default). */
@@ -29,6 +50,10 @@ export interface LocalPipelineOptions {
   logger?: Logger;
   /** Called when a job reaches SUCCEEDED or FAILED. */
   onJobEnded?: (job: Job) => void;
+  /** Called when stopping the pipeline interrupted a job's run: it runs again at the next start. */
+  onJobInterrupted?: (job: Job) => void;
+  /** How long a task may take to end on SIGTERM when the pipeline stops, before SIGKILL. */
+  stopGraceMs?: number;
   /** Node options for task processes (tests load the loopback guard this way). */
   nodeOptions?: string[];
   scanIntervalMs?: number;
@@ -48,7 +73,8 @@ export interface LocalPipeline {
   watcher: InputWatcher;
   /** Resolves when no task process is running. */
   idle(): Promise<void>;
-  stop(): Promise<void>;
+  /** Takes no more work and ends the running tasks, recorded as interrupted for `reason`. */
+  stop(reason?: string): Promise<void>;
 }
 
 export async function startLocalPipeline(options: LocalPipelineOptions): Promise<LocalPipeline> {
@@ -68,18 +94,26 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
       .finally(() => reporting.delete(done));
     reporting.add(done);
   };
+  /** A run the stop ended: its job back in the queue as the same attempt, its slot given back at once. */
+  const interrupted = async ({ jobId, attempt, at, reason }: Interruption) => {
+    const job = await dispatcher.mutate(jobId, (current) => interruptAttempt(current, attempt, at, reason));
+    await dispatcher.queue.release(jobId);
+    if (job !== undefined && job.attempt === attempt && wasInterrupted(job)) options.onJobInterrupted?.(job);
+  };
   const launcher = (target: Target) =>
     new ProcessLauncher({
       target,
       workerBin: WORKER_BIN,
       nodeOptions: options.nodeOptions,
       baseEnv: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', LOCAL_MODE: '1' },
+      buckets: folders,
       onStarted: (jobId, attempt, at) => report('a start', () => dispatcher.onStarted(jobId, attempt, at)),
       onCompletion: (completion) =>
         report('a completion', async () => {
           const job = await dispatcher.onCompletion(completion);
           if (job !== undefined && FINAL_STATES.includes(job.state)) options.onJobEnded?.(job);
         }),
+      onInterrupted: (interruption) => report('an interruption', () => interrupted(interruption)),
     });
   const launchers = { 'cloud-run-job': launcher('cloud-run-job'), vm: launcher('vm') };
   // The launchers' callbacks run only after this line, when a task starts or ends.
@@ -92,6 +126,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     logger,
     capacity: localCapacity(options.capacity ?? os.availableParallelism()),
   });
+
+  const recovered = await recoverFromLastStop(dispatcher);
+  if (recovered.resumed > 0 || recovered.slotsRepaired)
+    logger.info(recovered, 'jobs interrupted by the last stop queued again; the capacity record repaired');
 
   const watcher = new InputWatcher({
     blobs,
@@ -115,7 +153,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
   // The reconciler on a timer, as Cloud Scheduler calls POST /reconcile on Google Cloud. One pass at
   // a time: a pass that outlasts the interval is not overlapped by the next.
   const reconcileEvery = options.reconcileIntervalMs ?? 15_000;
-  let reconciling: Promise<unknown> = Promise.resolve();
+  // What waited when the pipeline last stopped launches now, not at the first reconcile pass.
+  let reconciling: Promise<unknown> = dispatcher.queue
+    .kick(START_DRAIN_MS)
+    .catch((err: unknown) => logger.error({ err }, 'draining the queue at start failed'));
   const reconcileTimer =
     reconcileEvery > 0
       ? setInterval(() => {
@@ -137,15 +178,19 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     dispatcher,
     watcher,
     idle,
-    async stop() {
+    async stop(reason = 'the local pipeline stopped') {
       clearInterval(reconcileTimer);
-      await reconciling;
+      // First, so that nothing launches from here on (a launch is refused and waits QUEUED).
+      const ending = Promise.all(
+        Object.values(launchers).map((l) => l.stop(reason, options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS)),
+      );
       await watcher.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      await Promise.all(Object.values(launchers).map((l) => l.stop()));
+      await reconciling;
+      await ending;
       while (reporting.size > 0) await Promise.all(reporting);
       ledger.close();
     },
@@ -161,4 +206,46 @@ export function localCapacity(slots: number): CapacitySource {
     total: slots,
   };
   return { limits: async () => limits };
+}
+
+/**
+ * What the last stop left: its interrupted jobs wait for capacity anew (resumeInterrupted), and the
+ * capacity record holds slots only for the jobs the ledger has launched or running. No other process
+ * works on this ledger, so a slot of any other job is left over (a stop that could not give it back).
+ */
+async function recoverFromLastStop(
+  dispatcher: Dispatcher,
+): Promise<{ resumed: number; slotsRepaired: boolean }> {
+  const at = dispatcher.iso();
+  let resumed = 0;
+  for await (const job of jobsIn(dispatcher, ['QUEUED'])) {
+    if (!wasInterrupted(job)) continue;
+    const next = await dispatcher.mutate(job.id, (current) => resumeInterrupted(current, at));
+    if (next !== undefined && next.version > job.version) resumed++;
+  }
+  const active = new Map<string, Omit<SlotHolder, 'at'>>();
+  for await (const job of jobsIn(dispatcher, ['LAUNCHED', 'RUNNING'])) {
+    if (job.target === undefined) continue;
+    const demand = demandOf(job.target, job.template, dispatcher.queue.defaultMachineType);
+    active.set(job.id, { ...demand, jobId: job.id, ...(job.rule === undefined ? {} : { rule: job.rule }) });
+  }
+  let slotsRepaired = false;
+  await dispatcher.queue.changeRecord((record) => {
+    const repaired = repairSlots(record, active, at, 0);
+    slotsRepaired = repaired !== undefined;
+    return repaired;
+  });
+  return { resumed, slotsRepaired };
+}
+
+/** Every job in `states`, page by page. */
+async function* jobsIn(dispatcher: Dispatcher, states: JobState[]): AsyncGenerator<Job> {
+  for (const state of states) {
+    let pageToken: string | undefined;
+    do {
+      const page = await dispatcher.ports.ledger.list({ state, limit: PAGE, pageToken });
+      pageToken = page.nextPageToken;
+      yield* page.jobs;
+    } while (pageToken !== undefined);
+  }
 }
