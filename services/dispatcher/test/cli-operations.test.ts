@@ -232,7 +232,7 @@ describe('pipeline deadletters and replay', () => {
     expect(replayed.stderr).toBe('pipeline: 404: no dead letter abc123\n');
     expect(replayed.code).toBe(1);
     const bad = await pipelineCommand(['replay', 'not/an id']);
-    expect(bad.stderr).toBe('pipeline: 400: not a message id\n');
-    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^pipeline: "not\/an id" is not a message id\nusage: pipeline replay /);
+    expect(bad.code).toBe(2);
   });
 });

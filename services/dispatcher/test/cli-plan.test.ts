@@ -89,8 +89,8 @@ describe('pipeline plan', () => {
       'pipeline: 404: no object nope.csv in bucket input\n',
     ]);
     const nofile = await pipelineCommand(['plan', path.join(root, 'absent.csv'), '--url', url]);
-    expect(nofile.code).toBe(1);
-    expect(nofile.stderr).toMatch(/^pipeline: cannot plan .*absent\.csv: ENOENT/);
+    expect(nofile.code).toBe(2);
+    expect(nofile.stderr).toMatch(/^pipeline: cannot plan .*absent\.csv: ENOENT.*\nusage: pipeline plan /);
     const none = await pipelineCommand(['plan', '--url', url]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/^pipeline: plan takes at least one FILE or gs:\/\/BUCKET\/OBJECT, got 0\n/);

@@ -2,7 +2,7 @@
 import type { DeadLetter } from '@pipeline/core';
 import { Api } from './api.ts';
 import { API_OPTIONS, integerOption, parse } from './args.ts';
-import { say, type Io } from './errors.ts';
+import { say, UsageError, type Io } from './errors.ts';
 import { deadLettersTable, printable } from './format.ts';
 
 export async function deadLettersCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
@@ -19,6 +19,9 @@ export async function deadLettersCommand(args: string[], env: NodeJS.ProcessEnv,
 
 export async function replayCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   const { values, positionals } = parse('replay', args, API_OPTIONS, { min: 1, max: 1, what: 'message ID' });
+  // Pub/Sub message ids, as the API takes them.
+  if (!/^[0-9A-Za-z_-]{1,100}$/.test(positionals[0]))
+    throw new UsageError(`${JSON.stringify(positionals[0])} is not a message id`, 'replay');
   const api = new Api(values.url, env, 'replay');
   const answer = await api.json<{ id: string; topic: string; messageId: string }>(
     'POST',

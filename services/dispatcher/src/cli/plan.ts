@@ -31,12 +31,14 @@ export async function planCommand(args: string[], env: NodeJS.ProcessEnv, io: Io
       throw new UsageError('--runtime must be vm or cloud-run-job', 'plan');
     metadata['pipeline-runtime'] = values.runtime;
   }
+  // Every file is read before the first request: one that is not there is a wrong command line.
+  const bodies = positionals.map((input) =>
+    input.startsWith('gs://') ? { inputUri: input } : { file: describeFile(input, metadata) },
+  );
   const api = new Api(values.url, env, 'plan');
   const plans: { input: string; placement: Placement }[] = [];
-  for (const input of positionals) {
-    const body = input.startsWith('gs://') ? { inputUri: input } : { file: describeFile(input, metadata) };
-    plans.push({ input, placement: await api.json<Placement>('POST', '/plan', body) });
-  }
+  for (const [i, input] of positionals.entries())
+    plans.push({ input, placement: await api.json<Placement>('POST', '/plan', bodies[i]) });
   say(io, values.json ? JSON.stringify(plans, null, 2) : plans.map(planText).join('\n\n'));
   return 0;
 }
@@ -48,7 +50,7 @@ function describeFile(file: string, metadata: Record<string, string>) {
     if (!stats.isFile()) throw new Error('not a regular file');
     size = stats.size;
   } catch (err) {
-    throw new Failure(`cannot plan ${file}: ${(err as Error).message}`);
+    throw new UsageError(`cannot plan ${file}: ${(err as Error).message}`, 'plan');
   }
   const name = path.basename(file);
   return { name, size, contentType: contentTypeOf(name), metadata };
