@@ -14,8 +14,9 @@
 //   its process group's pid); BENCH_LEDGERS=sqlite measures one;
 // - drain: a burst of distinct pushes to a dispatcher whose capacity is 10 Cloud Run executions; the
 //   Run double ends each execution EXECUTION_SECONDS after it started and its completion is pushed to
-//   /pubsub/completions at once, as Pub/Sub would; from the first push to the last job SUCCEEDED,
-//   against the ideal ceil(burst / slots) * EXECUTION_SECONDS.
+//   /pubsub/completions at once, as Pub/Sub would; each success moves its object's _LATEST pointer in
+//   the loopback Cloud Storage double; from the first push to the last job SUCCEEDED, against the
+//   ideal ceil(burst / slots) * EXECUTION_SECONDS.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -46,6 +47,7 @@ import {
 } from '../services/dispatcher/src/gcp/clients.ts';
 import { CloudRunJobLauncher } from '../services/dispatcher/src/gcp/run-launcher.ts';
 import { GcsBlobStore } from '../services/dispatcher/src/gcp/gcs-blob-store.ts';
+import { startFakeGcs } from '../test/support/fake-gcs.ts';
 import { SqliteLedger } from '../services/dispatcher/src/local/sqlite-ledger.ts';
 import { emulatorInstalled, freePort, startEmulator, type Emulator } from '../test/support/emulators.ts';
 import { isRunJob, startFakeRun, type EndedExecution, type FakeRun } from '../test/support/fake-run.ts';
@@ -524,6 +526,9 @@ export async function benchDispatcher(parts: readonly DispatcherPart[] = DISPATC
     void made.close().finally(() => process.exit(130));
   };
   process.once('SIGINT', stop);
+  // Cloud Storage as the dispatcher sees it: the output bucket, where each success moves _LATEST.
+  const gcs = await startFakeGcs();
+  process.env.STORAGE_EMULATOR_HOST = gcs.url;
   try {
     if (parts.includes('intake')) {
       for (const kind of kinds) {
@@ -549,6 +554,8 @@ export async function benchDispatcher(parts: readonly DispatcherPart[] = DISPATC
     }
   } finally {
     process.off('SIGINT', stop);
+    delete process.env.STORAGE_EMULATOR_HOST;
+    await gcs.close();
     await made.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -299,3 +299,13 @@ export function finishedRunOf(job: Job): FinishedRun | undefined {
     target: last.target,
   };
 }
+
+/** The job with a note in its history and no change of state (a success whose pointer did not move). */
+export function noted(job: Job, at: string, detail: string): Job {
+  return {
+    ...job,
+    version: job.version + 1,
+    updatedAt: at,
+    history: [...job.history, { at, to: job.state, detail }],
+  };
+}

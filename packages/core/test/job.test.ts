@@ -116,3 +116,17 @@ describe('finishedRunOf', () => {
     expect(finishedRunOf({ ...job, attempts: job.attempts.slice(0, 1) })).toBeUndefined();
   });
 });
+
+describe('noted', () => {
+  it('adds a note to the history without a change of state, and bumps the version', async () => {
+    const { noted } = await import('../src/job.ts');
+    const base = newJob('b'.repeat(32), { kind: 'request', task: 'logreg', args: [], env: {} }, 't0');
+    const next = noted(base, 't1', 'x/_LATEST was not moved: denied');
+    expect(next).toMatchObject({ state: 'RECEIVED', version: 2, updatedAt: 't1' });
+    expect(next.history.at(-1)).toEqual({
+      at: 't1',
+      to: 'RECEIVED',
+      detail: 'x/_LATEST was not moved: denied',
+    });
+  });
+});

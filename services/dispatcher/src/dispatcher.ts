@@ -15,6 +15,7 @@ import {
   FINAL_STATES,
   isJobId,
   jobIdFor,
+  noted,
   paramsRunId,
   newJob,
   newScheduledJob,
@@ -147,10 +148,7 @@ export class Dispatcher {
    * parameters it is the upload's own job (a duplicate if the notification made it); with them, a
    * job of its own for that version and those parameters.
    */
-  async submitObject(
-    { bucket, name, generation, params }: ObjectRequest,
-    when?: When,
-  ): Promise<Intake> {
+  async submitObject({ bucket, name, generation, params }: ObjectRequest, when?: When): Promise<Intake> {
     const object = await this.ports.blobs.stat(bucket, name);
     if (object === undefined) throw new RequestError('NOT_FOUND', `no object ${name} in bucket ${bucket}`);
     if (generation !== undefined && generation !== object.generation) {
@@ -223,8 +221,6 @@ export class Dispatcher {
     result: AttemptResult,
   ): Promise<{ job: Job | undefined; changed: boolean }> {
     const at = this.iso();
-    const pointerProblem =
-      result.outcome === 'succeeded' ? await this.moveLatest(jobId, attempt, at) : undefined;
     let retryDue = false;
     let changed = false;
     const job = await this.mutate(jobId, (current) => {
@@ -250,16 +246,8 @@ export class Dispatcher {
         cost: this.costOf({ ...current, attempts }),
       };
       const why = result.detail === undefined ? '' : ` (${result.detail})`;
-      if (!failed) {
-        const pointer = pointerProblem === undefined ? '' : `; ${pointerProblem}`;
-        return transition(
-          current,
-          'SUCCEEDED',
-          at,
-          { ...ended, error: undefined },
-          `exit code 0${why}${pointer}`,
-        );
-      }
+      if (!failed)
+        return transition(current, 'SUCCEEDED', at, { ...ended, error: undefined }, `exit code 0${why}`);
       const decision = afterFailedAttempt(
         { ...current, attempts },
         {
@@ -290,26 +278,34 @@ export class Dispatcher {
         `${decision.detail}${why}`,
       );
     });
-    if (job === undefined || !changed) return { job, changed: false };
+    // A success moves the object's _LATEST pointer; a repeated report moves it again (a no-op once
+    // moved), so a dispatcher that died between the ledger's write and the pointer's still moves it.
+    const pointer =
+      job?.state === 'SUCCEEDED' && job.attempt === attempt && result.outcome === 'succeeded'
+        ? this.moveLatest(job)
+        : undefined;
+    if (job === undefined || !changed) return { job: (await pointer) ?? job, changed: false };
     this.logEnd(job);
-    // Its slot is free: the next round gives it back and launches what waited for it.
+    // Its slot is free: the next round gives it back and launches what waited for it, while the
+    // pointer moves: neither waits for the other.
     this.queue.releaseSoon(jobId);
     if (retryDue && job.state === 'SCHEDULED') return { job: (await this.launchDue(job)) ?? job, changed };
-    await this.queue.kick(REQUEST_DRAIN_MS);
-    return { job, changed };
+    const [moved] = await Promise.all([pointer, this.queue.kick(REQUEST_DRAIN_MS)]);
+    return { job: moved ?? job, changed };
   }
 
   /**
-   * Before a success is recorded: moves the object's _LATEST pointer to this job's outputs, if this
-   * is the attempt that runs. What went wrong, if anything, goes into the job's history.
+   * After a success is recorded: moves the object's _LATEST pointer to the job's outputs (only an
+   * upload's own job has one). When it cannot, the job stays SUCCEEDED, its outputs complete, and its
+   * history says why the pointer did not move: the job as it is then.
    */
-  private async moveLatest(jobId: string, attempt: number, at: string): Promise<string | undefined> {
-    const job = await this.ports.ledger.get(jobId);
-    if (job === undefined || job.attempt !== attempt || !ACTIVE_STATES.includes(job.state)) return undefined;
+  private async moveLatest(job: Job): Promise<Job | undefined> {
     const { moveLatestPointer } = await import('./latest-pointer.ts');
+    const at = this.iso();
     const problem = await moveLatestPointer(this.ports.blobs, this.ports.outputBucket, job, at);
-    if (problem !== undefined) this.jobLogger(job).warn({ problem }, 'results pointer not moved');
-    return problem;
+    if (problem === undefined) return undefined;
+    this.jobLogger(job).warn({ problem }, 'results pointer not moved');
+    return this.mutate(job.id, (current) => noted(current, at, problem));
   }
 
   /** Stops a job on its platform, or before it starts; it ends CANCELLED. */
