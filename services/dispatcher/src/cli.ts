@@ -1,7 +1,7 @@
 // `pipeline`: run the local pipeline, put files into an input bucket, and operate jobs through the
 // HTTP API of the local pipeline or of a deployed dispatcher. Each command lives in cli/; they are
 // loaded when used, so `pipeline jobs` does not load the local pipeline or the Google clients.
-import { HelpRequested, UsageError, type Io } from './cli/errors.ts';
+import { HelpRequested, SettingsError, UsageError, type Io } from './cli/errors.ts';
 
 export { putObject } from './cli/put-object.ts';
 export { Failure, HelpRequested, UsageError, type Io } from './cli/errors.ts';
@@ -77,7 +77,8 @@ const TAKE_JOB_IDS = new Set(['job', 'logs', 'cancel', 'retry']);
 const API_NOTE = `Every command but start, submit and simulate talks to --url URL (default $PIPELINE_URL or http://127.0.0.1:8080)
 and takes --json for the API's own JSON. An https URL off this machine gets an identity token from
 gcloud auth print-identity-token ($PIPELINE_TOKEN gives one; $PIPELINE_AUTH=on|off|auto).
-${JOB_ID_NOTE}.`;
+${JOB_ID_NOTE}.
+Exit codes: 0 done; 1 the work failed; 2 a wrong command line or setting, found before any request.`;
 
 /** The synopsis, then its continuation lines (which start with spaces) and what it does, indented. */
 function usageOf(command: string): string {
@@ -117,8 +118,9 @@ const LOADERS: Record<string, () => Promise<Command>> = {
 };
 
 /**
- * Runs one command; its exit code. Throws UsageError (exit 2), Failure (exit 1) or HelpRequested
- * (exit 0), which bin/pipeline.js prints.
+ * Runs one command; its exit code. A wrong setting (SettingsError) it prints itself, on one line,
+ * exit 2. Throws UsageError (exit 2), Failure (exit 1) or HelpRequested (exit 0), which
+ * bin/pipeline.js prints.
  */
 export async function cli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   const [command, ...rest] = argv;
@@ -126,18 +128,34 @@ export async function cli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
   if (command === 'help' || command === '--help' || command === '-h') throw new HelpRequested(rest[0]);
   const load = Object.hasOwn(LOADERS, command) ? LOADERS[command] : undefined;
   if (load === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-  return (await load())(rest, env, io);
+  const run = await load();
+  try {
+    return await run(rest, env, io);
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    io.stderr.write(`pipeline: ${err.message}\n`);
+    return 2;
+  }
 }
 
 async function startCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { parse, integerOption } = await import('./cli/args.ts');
-  const { localSettings, runLocalUntilSignal } = await import('./local/main.ts');
+  const { localSettingsOf } = await import('./cli/settings.ts');
+  const { runLocalUntilSignal } = await import('./local/main.ts');
+  const { RoutingFileError } = await import('./routing-config.ts');
   const { values } = parse('start', args, {
     port: { type: 'string' },
     dir: { type: 'string' },
     config: { type: 'string' },
   });
   const port = integerOption('start', 'port', values.port, 0, 65535);
-  await runLocalUntilSignal(localSettings(env, { port, dir: values.dir, config: values.config }));
+  const settings = localSettingsOf(env, { port, dir: values.dir, config: values.config });
+  try {
+    await runLocalUntilSignal(settings);
+  } catch (err) {
+    // The routing config is read before anything starts: its message names the file, rule and field.
+    if (err instanceof RoutingFileError) throw new SettingsError(err.message, { cause: err });
+    throw err;
+  }
   return 0;
 }

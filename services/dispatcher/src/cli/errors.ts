@@ -1,6 +1,7 @@
 // What a command ends with when it cannot do its work. The command file prints the message and exits:
-// 2 for a mistake in the command line (with the usage of the command), 1 for everything else (the
-// pipeline cannot be reached, it refused, a file could not be read or uploaded).
+// 2 for a mistake in the command line (with the usage of the command) or in a setting (one line),
+// 1 for everything else (the pipeline cannot be reached, it refused, a file could not be read or
+// uploaded).
 
 /** A wrong command line: exit 2 with the usage. `command` narrows the usage shown to one command. */
 export class UsageError extends Error {
@@ -9,6 +10,17 @@ export class UsageError extends Error {
     super(message);
     this.name = 'UsageError';
     this.command = command;
+  }
+}
+
+/**
+ * A setting the command reads is wrong (the routing config, an environment variable like PORT):
+ * `pipeline: <message>` on one line and exit 2, without the usage, which would not say what to fix.
+ */
+export class SettingsError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'SettingsError';
   }
 }
 

@@ -5,7 +5,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { jobIdFor } from '@pipeline/core';
-import { localSettings } from '../local/main.ts';
 import { FolderBlobStore } from '../local/folder-blob-store.ts';
 import { BUCKETS } from '../local/pipeline.ts';
 import { pipelineUrl } from './api.ts';
@@ -13,6 +12,7 @@ import { keyValues, parse, variables } from './args.ts';
 import { Failure, say, UsageError, type Io } from './errors.ts';
 import { printable } from './format.ts';
 import { putObject } from './put-object.ts';
+import { localSettingsOf } from './settings.ts';
 import { isLoopback } from './token.ts';
 import { PROGRESS_FROM_BYTES, ProgressBar, storageClient, uploadFile } from './upload.ts';
 
@@ -63,7 +63,7 @@ export async function submitCommand(args: string[], env: NodeJS.ProcessEnv, io: 
     );
 
   if (bucket === undefined) {
-    const settings = localSettings(env, { dir: values.dir });
+    const settings = localSettingsOf(env, { dir: values.dir });
     const blobs = new FolderBlobStore(settings.dir, {
       [BUCKETS.input]: path.join(settings.dir, BUCKETS.input),
     });
