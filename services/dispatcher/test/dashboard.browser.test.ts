@@ -441,6 +441,37 @@ describe.skipIf(!installed)(
       expect(await page.locator('tbody tr').count()).toBe(0);
     }, 60_000);
 
+    it("says whether an upload's results are its object's newest, following the _LATEST pointer", async () => {
+      const name = 'latest.csv';
+      const succeeded = async (generationOf: (job: Job) => boolean) => {
+        for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
+          const { jobs } = await pipeline.ledger.list({ limit: 100 });
+          const job = jobs.find(
+            (j) => j.source.kind === 'object' && j.source.object.name === name && generationOf(j),
+          );
+          if (job?.state === 'SUCCEEDED') return job;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        throw new Error(`no SUCCEEDED job of ${name}`);
+      };
+      fs.writeFileSync(path.join(dir, 'input', name), smallCsv());
+      const older = await succeeded(() => true);
+      await page.goto(`${pipeline.url}/#/jobs/${older.id}`);
+      await waitForText(page.locator('.latest-note'), `These are the newest results of ${name}`);
+
+      fs.writeFileSync(path.join(dir, 'input', name), `${smallCsv()}1,2,1\n`);
+      const newer = await succeeded((j) => j.id !== older.id);
+      await page.reload();
+      await waitForText(page.locator('.latest-note'), `Newer results of ${name}: generation`);
+      await page.locator('.latest-note a').click();
+      await page.waitForFunction((id) => globalThis.location.hash === `#/jobs/${id}`, newer.id);
+      await waitForText(page.locator('.latest-note'), `These are the newest results of ${name}`);
+      // The tests after this one check that the page was never reloaded: from here it is not.
+      await page.evaluate(() => {
+        (globalThis as Record<string, unknown>).dashboardMarker = 'the same page';
+      });
+    }, 60_000);
+
     describe('a job that runs', () => {
       let running: ReturnType<typeof testApp>;
       let server: Server;

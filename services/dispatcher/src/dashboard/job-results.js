@@ -2,7 +2,7 @@
 // outputs (GET /jobs/:id/outputs; predictions.csv downloads), and, while it runs, how far the worker
 // has read its input (the latest progress line of its log). Every field of model.json is the worker's
 // and may be absent in an older or newer one: what is missing is left out, never guessed.
-import { FINAL, ApiError, ago, bytes, getJson, h, jobUrl, mono, when } from './ui.js';
+import { FINAL, ApiError, ago, bytes, getJson, h, jobHash, jobUrl, mono, when } from './ui.js';
 import { count, delimiterText, progressText, targetChoiceText } from './text.js';
 
 /** A model.json this large is not summarized here (wide data: a weight per feature per class). */
@@ -140,6 +140,7 @@ export function jobResults(jobId, view) {
     outputsCard: part('.outputs-card'),
     outputs: part('.outputs-card .outputs'),
     outputsNote: part('.outputs-card .outputs-note'),
+    latestNote: part('.outputs-card .latest-note'),
     progressCard: part('.progress-card'),
     progressBar: part('.progress-card progress'),
     progressText: part('.progress-card .progress-text'),
@@ -178,6 +179,36 @@ export function jobResults(jobId, view) {
     }
   }
 
+  /**
+   * For a succeeded upload's job: whether these are its object's newest results, as the object's
+   * _LATEST pointer says (GET /latest), or which job holds newer ones.
+   */
+  async function updateLatest(job, signal) {
+    ui.latestNote.hidden = true;
+    if (job.state !== 'SUCCEEDED' || job.source?.kind !== 'object') return;
+    const { name, generation } = job.source.object;
+    // Only an upload's own job writes under <object>/<generation>/ and moves the pointer; a rerun
+    // with parameters or a scheduled run writes under runs/<id>/ and has no say in it.
+    if (!String(job.outputUri ?? '').endsWith(`${name}/${generation}/`)) return;
+    let latest;
+    try {
+      latest = await getJson(`latest?object=${encodeURIComponent(name)}`, { signal });
+    } catch (err) {
+      if (signal.aborted || !(err instanceof ApiError)) throw err;
+      return; // no pointer (a rerun's results, or none moved yet): nothing to say
+    }
+    if (latest.jobId === job.id) {
+      ui.latestNote.replaceChildren(`These are the newest results of ${name} (its _LATEST points here).`);
+    } else {
+      ui.latestNote.replaceChildren(
+        `Newer results of ${name}: generation ${latest.generation}, job `,
+        h('a', { href: jobHash(latest.jobId) }, mono(latest.jobId.slice(0, 12))),
+        '.',
+      );
+    }
+    ui.latestNote.hidden = false;
+  }
+
   return {
     async update(job, signal) {
       if (job.attempts.length === 0) {
@@ -206,6 +237,7 @@ export function jobResults(jobId, view) {
         listing.outputs.find((o) => o.name === 'model.json'),
         signal,
       );
+      await updateLatest(job, signal);
     },
     /** While the job runs, the newest progress report in its current attempt's log, if any. */
     drawProgress(job, log) {
