@@ -112,21 +112,25 @@ export async function runLocalUntilSignal(settings: LocalSettings): Promise<void
   const logger = createLogger();
   installProcessGuards(logger);
   const tell = (line: string) => toStderr(printable(line));
-  const pipeline = await runLocal(settings, toStderr, { logger });
-  let stopping = false;
-  let onSignal!: (signal: NodeJS.Signals) => void;
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    onSignal = (received) => {
-      if (stopping)
-        return tell(`pipeline: ${received}: already stopping; its tasks get SIGKILL after their grace`);
-      stopping = true;
-      resolve(received);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-  tell(`pipeline: ${signal}: stopping; running tasks are ended, and run again at the next start`);
+  // Listened for before the start: a signal while it starts stops it once it has started, instead
+  // of killing it halfway.
+  let received: NodeJS.Signals | undefined;
+  let signalled!: (signal: NodeJS.Signals) => void;
+  const first = new Promise<NodeJS.Signals>((resolve) => (signalled = resolve));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received !== undefined) {
+      tell(`pipeline: ${signal}: already stopping; its tasks get SIGKILL after their grace`);
+      return;
+    }
+    received = signal;
+    signalled(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
+    const pipeline = await runLocal(settings, toStderr, { logger });
+    const signal = await first;
+    tell(`pipeline: ${signal}: stopping; running tasks are ended, and run again at the next start`);
     await pipeline.stop(`the local pipeline stopped (${signal})`);
   } finally {
     process.off('SIGINT', onSignal);
