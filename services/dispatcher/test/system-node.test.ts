@@ -86,8 +86,14 @@ describe.skipIf(!available)("the project's commands on the machine's Node", () =
   it('passes a SIGTERM to pipeline start once: it stops cleanly and exits 0', async () => {
     const dir = path.join(scratch, 'local');
     fs.mkdirSync(path.join(dir, 'input'), { recursive: true }); // not a first start: no sample
+    const config = path.join(scratch, 'config.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({ rules: [{ name: 'all', match: { path: '**' }, target: 'ignore' }] }),
+    );
+    const args = [PIPELINE_BIN, 'start', '--dir', dir, '--port', '0', '--config', config];
     let signalled = false;
-    const ran = await system('node', [PIPELINE_BIN, 'start', '--dir', dir, '--port', '0'], (stderr, pid) => {
+    const ran = await system('node', args, (stderr, pid) => {
       if (!signalled && stderr.includes('pipeline: listening on ')) {
         signalled = true;
         process.kill(pid, 'SIGTERM'); // the system Node's process, which runs the project's
