@@ -74,6 +74,14 @@ describe('a wrong command line', () => {
       message: /^--param: "target-column" is not a variable name like TARGET_COLUMN/,
     },
     { args: ['run', '--input', 'gs://b/o', '--param', 'NOEQUALS'], message: /^--param takes KEY=VALUE/ },
+    {
+      args: ['run', '--input', 'gs://b/o', '--param', 'LD_PRELOAD=/tmp/x.so'],
+      message: /^--param LD_PRELOAD: changes how programs load, run or authenticate/,
+    },
+    {
+      args: ['submit', CONFIG, '--param', `TARGET_COLUMN=${'x'.repeat(4097)}`],
+      message: /^--param TARGET_COLUMN: longer than 4096 bytes/,
+    },
     { args: ['run', '--input', 'gs://b/o', '--env', 'X=y'], message: /^--env is for --task or --image/ },
     { args: ['run', '--input', 'b/o'], message: /^--input must look like gs:\/\/bucket\/object/ },
     {

@@ -9,7 +9,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FINAL_STATES, parseLatestPointer, type Job } from '@pipeline/core';
 import { putObject } from '../src/cli.ts';
-import { jobWhen, startTestPipeline, until } from './cli-support.ts';
+import { cliRun, jobWhen, startTestPipeline, until } from './cli-support.ts';
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 let pipeline: Awaited<ReturnType<typeof startTestPipeline>>;
 beforeAll(async () => {
@@ -90,6 +92,16 @@ describe('outputs per job on the local pipeline', () => {
       fs.readFileSync(path.join(pipeline.blobs.folder('output'), name, '_LATEST'), 'utf8'),
     );
     expect(pointer).toMatchObject({ generation: second, jobId: upload2.id, prefix: `${name}/${second}/` });
+
+    // `pipeline job` follows it: the older generation's job names the newer one.
+    const env = { PIPELINE_URL: pipeline.url };
+    expect((await cliRun(['job', upload1.id], env)).stdout).toMatch(
+      new RegExp(`newest +generation ${second}, job ${upload2.id}: ${escape(prefixes[1])}`),
+    );
+    expect((await cliRun(['job', upload2.id], env)).stdout).toMatch(
+      /newest +these: the object's _LATEST names this job/,
+    );
+    expect((await cliRun(['job', rerunJob.id], env)).stdout).not.toContain('newest');
   });
 });
 

@@ -1,7 +1,12 @@
 // Command-line parsing shared by the commands: node's parseArgs in strict mode (an unknown option is
 // a usage error, not ignored), plus the checks every command repeats.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { RESERVED_ENV_KEYS, RESERVED_ENV_PREFIX } from '@pipeline/core';
+import {
+  MAX_PARAM_VALUE_BYTES,
+  RESERVED_ENV_KEYS,
+  RESERVED_ENV_PREFIX,
+  unsafeParamReason,
+} from '@pipeline/core';
 import { HelpRequested, UsageError } from './errors.ts';
 
 /** The options of every command that talks to the pipeline's HTTP API. */
@@ -90,6 +95,22 @@ export function checked<T>(command: string, check: () => T): T {
  * NAME=VALUE pairs of a repeated option whose names become a task's environment variables (--env,
  * --param): each name like TARGET_COLUMN, and none the pipeline sets itself.
  */
+/**
+ * --param NAME=VALUE pairs: variable names no rule may refuse to consider (routing/params.ts says
+ * which ones no rule may open), values within the size the pipeline takes. Whether the job's rule
+ * allows them only the pipeline knows.
+ */
+export function paramsOption(command: string, pairs: string[] | undefined): Record<string, string> {
+  const params = variables(command, 'param', pairs);
+  for (const [name, value] of Object.entries(params)) {
+    const unsafe = unsafeParamReason(name);
+    if (unsafe !== undefined) throw new UsageError(`--param ${name}: ${unsafe}`, command);
+    if (Buffer.byteLength(value, 'utf8') > MAX_PARAM_VALUE_BYTES)
+      throw new UsageError(`--param ${name}: longer than ${MAX_PARAM_VALUE_BYTES} bytes`, command);
+  }
+  return params;
+}
+
 export function variables(
   command: string,
   name: string,

@@ -71,7 +71,19 @@ export interface Waiting {
 }
 
 /** The job as a block; `waiting`: its place in the queue now, when it is QUEUED and that is known. */
-export function jobDetail(job: Job, waiting?: Waiting, now = new Date().toISOString()): string {
+/** Where an object's newest results are: its _LATEST pointer, as GET /latest answers. */
+export interface Newest {
+  jobId: string;
+  generation: string;
+  outputUri: string;
+}
+
+export function jobDetail(
+  job: Job,
+  waiting?: Waiting,
+  now = new Date().toISOString(),
+  newest?: Newest,
+): string {
   const { source } = job;
   const lines: [string, string | number | undefined][] = [
     ['job', job.id],
@@ -96,6 +108,13 @@ export function jobDetail(job: Job, waiting?: Waiting, now = new Date().toISOStr
     ['exit code', job.exitCode],
     ['ran', ranFor(job)],
     ['outputs', job.outputUri],
+    [
+      'newest',
+      newest &&
+        (newest.jobId === job.id
+          ? "these: the object's _LATEST names this job"
+          : `generation ${newest.generation}, job ${newest.jobId}: ${newest.outputUri}`),
+    ],
     ['logs', job.logsUri],
     ['estimate', estimateLine(job.estimate)],
     ['cost', costLine(job.cost)],

@@ -1,10 +1,10 @@
 // Looking at jobs and acting on them: jobs, job, cancel, retry. A job id may be a prefix (job-ids.ts).
-import { JOB_STATES, type Job, type JobPage } from '@pipeline/core';
+import { JOB_STATES, uploadObjectOf, type Job, type JobPage, type LatestPointer } from '@pipeline/core';
 import { Api, MAX_PAGE } from './api.ts';
 import { API_OPTIONS, integerOption, parse } from './args.ts';
 import { Failure, say, UsageError, type Io } from './errors.ts';
 import type { CapacityView } from '../queue-view.ts';
-import { jobDetail, jobsTable, printable, shellWord, type Waiting } from './format.ts';
+import { jobDetail, jobsTable, printable, shellWord, type Newest, type Waiting } from './format.ts';
 import { jobIdArgument, resolveJobId } from './job-ids.ts';
 import { queuedJobsTable, type QueuePage } from './queue-format.ts';
 
@@ -57,8 +57,23 @@ export async function jobCommand(args: string[], env: NodeJS.ProcessEnv, io: Io)
     return 0;
   }
   const waiting = job.state === 'QUEUED' ? await waitingOf(api, job.id) : undefined;
-  say(io, jobDetail(job, waiting));
+  say(io, jobDetail(job, waiting, undefined, await newestOf(api, job)));
   return 0;
+}
+
+/**
+ * For a succeeded upload's job: where its object's newest results are, as the object's _LATEST
+ * pointer says (GET /latest). Undefined for any other job, or when it cannot be told.
+ */
+async function newestOf(api: Api, job: Job): Promise<Newest | undefined> {
+  const object = uploadObjectOf(job);
+  if (object === undefined || job.state !== 'SUCCEEDED') return undefined;
+  try {
+    return await api.json<Newest & LatestPointer>('GET', `/latest?object=${encodeURIComponent(object.name)}`);
+  } catch (err) {
+    if (err instanceof Failure && err.status === 404) return undefined; // not moved yet
+    throw err;
+  }
 }
 
 /**

@@ -3,7 +3,7 @@
 // schedule. Everything the API would refuse of the command line is refused here first, exit 2.
 import { parseBytes, parseCron, parseDuration, type Job } from '@pipeline/core';
 import { Api } from './api.ts';
-import { API_OPTIONS, checked, parse, variables } from './args.ts';
+import { API_OPTIONS, checked, paramsOption, parse, variables } from './args.ts';
 import { say, UsageError, type Io } from './errors.ts';
 import { printable } from './format.ts';
 
@@ -64,7 +64,7 @@ function inputBody(input: string, values: RunValues): Record<string, unknown> {
   if (!/^gs:\/\/[^/]+\/.+/s.test(input))
     throw new UsageError(`--input must look like gs://bucket/object, got ${JSON.stringify(input)}`, 'run');
   const body: Record<string, unknown> = { inputUri: input };
-  if (values.param !== undefined) body.params = variables('run', 'param', values.param);
+  if (values.param !== undefined) body.params = paramsOption('run', values.param);
   return body;
 }
 

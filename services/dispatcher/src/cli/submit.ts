@@ -4,20 +4,17 @@
 // metadata: the local folder's sidecar file, or the uploaded object's own.
 import fs from 'node:fs';
 import path from 'node:path';
-import { jobIdFor } from '@pipeline/core';
+import { jobIdFor, PARAM_METADATA_PREFIX } from '@pipeline/core';
 import { FolderBlobStore } from '../local/folder-blob-store.ts';
 import { BUCKETS } from '../local/pipeline.ts';
 import { pipelineUrl } from './api.ts';
-import { keyValues, parse, variables } from './args.ts';
+import { keyValues, paramsOption, parse } from './args.ts';
 import { Failure, say, UsageError, type Io } from './errors.ts';
 import { printable } from './format.ts';
 import { putObject } from './put-object.ts';
 import { localSettingsOf } from './settings.ts';
 import { isLoopback } from './token.ts';
 import { PROGRESS_FROM_BYTES, ProgressBar, storageClient, uploadFile } from './upload.ts';
-
-/** Object metadata pipeline-param-NAME sets the job's parameter NAME (routing/params.ts). */
-const PARAM_METADATA_PREFIX = 'pipeline-param-';
 
 // Cloud Storage's rule for bucket names, roughly: lower case, digits, - _ and dots, 3 to 222 long.
 const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
@@ -102,7 +99,7 @@ export async function submitCommand(args: string[], env: NodeJS.ProcessEnv, io: 
 /** The objects' custom metadata: --meta as given, --param NAME=VALUE and --runtime in their keys. */
 function metadataOf(values: { meta?: string[]; param?: string[]; runtime?: string }): Record<string, string> {
   const metadata = keyValues('submit', 'meta', values.meta);
-  for (const [name, value] of Object.entries(variables('submit', 'param', values.param))) {
+  for (const [name, value] of Object.entries(paramsOption('submit', values.param))) {
     const key = `${PARAM_METADATA_PREFIX}${name}`;
     if (metadata[key] !== undefined && metadata[key] !== value)
       throw new UsageError(`--param ${name} and --meta ${key} say different values`, 'submit');
