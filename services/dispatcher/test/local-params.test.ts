@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FINAL_STATES, type Job } from '@pipeline/core';
+import { FINAL_STATES, jobIdFor, type Job } from '@pipeline/core';
+import { putObject } from '../src/cli.ts';
 import { cliRun, jobWhen, startTestPipeline } from './cli-support.ts';
 
 const WINE = path.resolve(import.meta.dirname, '../../../jobs/worker/data/wine.csv');
@@ -54,7 +55,19 @@ describe('per-job parameters on the local pipeline', () => {
   });
 
   it('refuses a parameter the rule does not allow before anything runs, saying which and why', async () => {
-    const job = await submitted('wine-preload.csv', 'TARGET_COLUMN=cultivar', 'LD_PRELOAD=/tmp/evil.so');
+    // The CLI refuses it itself (exit 2); an uploader with gcloud sets the metadata all the same.
+    const cli = await cliRun(
+      ['submit', WINE, '--param', 'LD_PRELOAD=/tmp/evil.so', '--dir', pipeline.blobs.root],
+      env,
+    );
+    expect(cli.code).toBe(2);
+    const generation = putObject(pipeline.blobs, 'wine-preload.csv', WINE, {
+      'pipeline-param-TARGET_COLUMN': 'cultivar',
+      'pipeline-param-LD_PRELOAD': '/tmp/evil.so',
+    });
+    const job = await jobWhen(pipeline, jobIdFor('input', 'wine-preload.csv', generation), (j) =>
+      FINAL_STATES.includes(j.state),
+    );
     expect(job.state).toBe('FAILED');
     expect(job.attempts).toEqual([]);
     expect(job.error).toContain(

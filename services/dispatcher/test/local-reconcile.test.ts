@@ -89,7 +89,7 @@ describe('local mode, completions lost', () => {
     );
     expect(await ledger.get(bad)).toMatchObject({ state: 'FAILED', exitCode: 4 });
     expect((await ledger.get(bad))!.error).toContain('label');
-    expect(fs.existsSync(path.join(dir, 'output', 'good.csv', '_SUCCESS'))).toBe(true);
+    expect(fs.existsSync(path.join((await ledger.get(good))!.outputUri!, '_SUCCESS'))).toBe(true);
   });
 
   it('after a restart, judges a process it never knew by its _SUCCESS marker', async () => {
