@@ -78,8 +78,11 @@ export async function runLocal(
     const temporary = path.join(path.dirname(target), `.${path.basename(SAMPLE)}.partial`);
     fs.copyFileSync(SAMPLE, temporary);
     fs.renameSync(temporary, target);
+    // Its job writes under <object>/<generation>/, the generation being the copy's modification time.
+    const generation = fs.statSync(target, { bigint: true }).mtimeNs.toString();
+    const results = path.join(settings.dir, 'output', path.basename(SAMPLE), generation);
     tell(
-      `pipeline: first start: copied the sample into ${target}; its results will land in ${path.join(settings.dir, 'output', path.basename(SAMPLE))}/`,
+      `pipeline: first start: copied the sample into ${target}; its results will land in ${results}/`,
     );
   }
   return pipeline;
