@@ -830,7 +830,7 @@ describe('scripts/results.sh', () => {
     expect(fs.existsSync(path.join(work.dir, 'results', 'data.csv', '_SUCCESS'))).toBe(true);
   });
 
-  it('with --generation, waits for that generation\'s _SUCCESS and reads no pointer', async () => {
+  it("with --generation, waits for that generation's _SUCCESS and reads no pointer", async () => {
     const work = makeWork();
     const r = await run(work, 'scripts/results.sh', ['data.csv', '--generation', '42'], {
       env: { RESULTS_POLL_SECONDS: '1' },

@@ -51,7 +51,10 @@ export function placeJob(job: Job, routing: RoutingConfig, context?: RouteContex
     context,
   );
   if (decision.action === 'ignore') return { kind: 'ignore', rule: decision.rule, reason: decision.reason };
-  const params = paramsOf(source, routing.rules.find((r) => r.name === decision.rule));
+  const params = paramsOf(
+    source,
+    routing.rules.find((r) => r.name === decision.rule),
+  );
   if ('error' in params) return { kind: 'fail', error: params.error };
   return {
     kind: 'launch',

@@ -23,7 +23,13 @@ export interface BlobStore {
    * Writes `data` as `name` only if the object is still at generation `ifGeneration` ('0': only if
    * there is none): compare-and-set. False when another writer changed it first.
    */
-  putIf(bucket: string, name: string, data: Buffer, contentType: string, ifGeneration: string): Promise<boolean>;
+  putIf(
+    bucket: string,
+    name: string,
+    data: Buffer,
+    contentType: string,
+    ifGeneration: string,
+  ): Promise<boolean>;
 }
 
 export interface ListedObject {

@@ -99,9 +99,7 @@ describe('the local pipeline', () => {
     putObject(pipeline.blobs, 'meta/vm.csv', writeTemp(smallCsv()), { 'pipeline-runtime': 'vm' });
     const job = await finalJob('meta/vm.csv');
     expect(job).toMatchObject({ state: 'SUCCEEDED', target: 'vm', rule: 'vm-by-metadata' });
-    expect(fs.readFileSync(output(job, 'logs/attempt-1.log'), 'utf8')).toContain(
-      'agent running its task',
-    );
+    expect(fs.readFileSync(output(job, 'logs/attempt-1.log'), 'utf8')).toContain('agent running its task');
   });
 
   it('ends a file the rules ignore as IGNORED, with the rule named', async () => {

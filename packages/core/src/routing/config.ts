@@ -144,7 +144,8 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
 
 /** `"params": ["TARGET_COLUMN", "DELIMITER"]`: names a caller may set, none the pipeline or a loader uses. */
 function parseParamNames(raw: unknown, field: string, fail: Fail): string[] {
-  if (!Array.isArray(raw)) fail(field, `must be a list of variable names like ["TARGET_COLUMN"], got ${describe(raw)}`);
+  if (!Array.isArray(raw))
+    fail(field, `must be a list of variable names like ["TARGET_COLUMN"], got ${describe(raw)}`);
   const names = stringList(raw, field, fail);
   const seen = new Set<string>();
   for (const name of names) {

@@ -8,12 +8,7 @@
 // Without credentials the library sends the request unauthenticated and, on the 401, reports its
 // "Could not load the default credentials" error, which carries no HTTP status.
 import type { Storage, StorageOptions } from '@google-cloud/storage';
-import {
-  parseObjectResource,
-  type BlobStore,
-  type ListedObject,
-  type StorageObject,
-} from '@pipeline/core';
+import { parseObjectResource, type BlobStore, type ListedObject, type StorageObject } from '@pipeline/core';
 import { RetryLaterError } from '../errors.ts';
 
 export class GcsBlobStore implements BlobStore {

@@ -81,9 +81,7 @@ export async function runLocal(
     // Its job writes under <object>/<generation>/, the generation being the copy's modification time.
     const generation = fs.statSync(target, { bigint: true }).mtimeNs.toString();
     const results = path.join(settings.dir, 'output', path.basename(SAMPLE), generation);
-    tell(
-      `pipeline: first start: copied the sample into ${target}; its results will land in ${results}/`,
-    );
+    tell(`pipeline: first start: copied the sample into ${target}; its results will land in ${results}/`);
   }
   return pipeline;
 }
