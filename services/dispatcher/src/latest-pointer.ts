@@ -9,10 +9,18 @@ import {
   supersedes,
   type BlobStore,
   type Job,
+  type LatestPointer,
 } from '@pipeline/core';
 
 /** Enough for every writer of one object's pointer to get its turn; each loss means another moved it. */
 const MAX_POINTER_TRIES = 8;
+/**
+ * How long a completion waits for the pointer. The Storage client retries what it may (5xx, resets)
+ * for up to 10 minutes by default, longer than a push delivery waits for its answer; a pointer that
+ * Cloud Storage will not take in this time is reported, and the job stays SUCCEEDED. A write still
+ * under way may land later: it is a compare-and-set, so it can only move the pointer forward.
+ */
+export const POINTER_DEADLINE_MS = 10_000;
 
 /**
  * Moves the pointer if `job` is an upload's own job and its generation is newer than the one the
@@ -23,9 +31,30 @@ export async function moveLatestPointer(
   outputBucket: string,
   job: Job,
   at: string,
+  deadlineMs = POINTER_DEADLINE_MS,
 ): Promise<string | undefined> {
   const target = latestPointerOf(job, at);
   if (target === undefined) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<string>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve(`${target.name} was not moved: Cloud Storage did not take it within ${deadlineMs / 1000} s`),
+      deadlineMs,
+    );
+  });
+  try {
+    return await Promise.race([move(blobs, outputBucket, target), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function move(
+  blobs: BlobStore,
+  outputBucket: string,
+  target: { name: string; pointer: LatestPointer },
+): Promise<string | undefined> {
   try {
     for (let tries = 0; tries < MAX_POINTER_TRIES; tries++) {
       const stored = await blobs.get(outputBucket, target.name);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { PubSub, type Topic } from '@google-cloud/pubsub';
 import { Firestore } from '@google-cloud/firestore';
 import { OAuth2Client } from 'google-auth-library';
@@ -21,6 +21,7 @@ import { parseConfig } from '../../src/config.ts';
 import { buildCloudDispatcher } from '../../src/gcp/wiring.ts';
 import { createLogger } from '../../src/logger.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
+import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
 import { startFakeRun, type FakeRunOptions } from '../../../../test/support/fake-run.ts';
 import {
   machineTypeCpus,
@@ -50,12 +51,16 @@ describeWithEmulators(['pubsub', 'firestore'], 'a burst beyond capacity waits in
   let firestoreEmulator: Emulator;
   let pubsub: PubSub;
   let firestore: Firestore;
+  let gcs: FakeGcs;
 
   beforeAll(async () => {
-    [pubsubEmulator, firestoreEmulator] = await Promise.all([
+    [pubsubEmulator, firestoreEmulator, gcs] = await Promise.all([
       startEmulator('pubsub'),
       startEmulator('firestore'),
+      startFakeGcs(),
     ]);
+    // The output bucket, where each success moves its object's _LATEST pointer.
+    vi.stubEnv('STORAGE_EMULATOR_HOST', gcs.url);
     pubsub = new PubSub({ projectId: PROJECT, apiEndpoint: pubsubEmulator.host });
     firestore = new Firestore({
       projectId: PROJECT,
@@ -68,7 +73,8 @@ describeWithEmulators(['pubsub', 'firestore'], 'a burst beyond capacity waits in
   afterAll(async () => {
     await pubsub?.close();
     await firestore?.terminate();
-    await Promise.all([pubsubEmulator?.stop(), firestoreEmulator?.stop()]);
+    await Promise.all([pubsubEmulator?.stop(), firestoreEmulator?.stop(), gcs?.close()]);
+    vi.unstubAllEnvs();
   }, 60_000);
 
   /** Runs the burst; returns what it measured. */

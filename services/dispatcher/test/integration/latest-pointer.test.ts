@@ -107,6 +107,22 @@ describe.each(stores)('the _LATEST pointer in $store', ({ make }) => {
   });
 });
 
+describe('a pointer Cloud Storage does not take', () => {
+  it('is given up after the deadline, with the reason, so a completion is never held for minutes', async () => {
+    const silent: BlobStore = {
+      get: () => new Promise(() => {}), // an answer that never comes (the client retrying a 503)
+      stat: async () => undefined,
+      uri: (bucket, name) => `${bucket}/${name}`,
+      read: async () => undefined,
+      list: async () => [],
+      putIf: async () => true,
+    };
+    expect(await moveLatestPointer(silent, 'out', uploadJob('7'), 't', 50)).toBe(
+      `${NAME}/_LATEST was not moved: Cloud Storage did not take it within 0.05 s`,
+    );
+  });
+});
+
 describe('the dispatcher and the _LATEST pointer', () => {
   it("keeps the newest generation when an older generation's job succeeds last", async () => {
     const t = testApp('out');

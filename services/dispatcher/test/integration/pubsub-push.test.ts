@@ -183,8 +183,8 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
       INPUT_GENERATION: '101',
       INPUT_URI: `gs://${INPUT}/statements/q3.csv`,
       JOB_ID: id,
-      LOGS_URI: 'gs://acme-pipeline-output/statements/q3.csv/logs/attempt-1.log',
-      OUTPUT_URI: 'gs://acme-pipeline-output/statements/q3.csv/',
+      LOGS_URI: 'gs://acme-pipeline-output/statements/q3.csv/101/logs/attempt-1.log',
+      OUTPUT_URI: 'gs://acme-pipeline-output/statements/q3.csv/101/',
       TASK: 'logreg',
     });
     const job = await until(async () => {
@@ -308,7 +308,7 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
     const big = jobIdFor(INPUT, HOSTILE, '607');
     const [sent] = await until(() => (runsFor(small).length > 0 ? runsFor(small) : undefined));
     expect(envOf(sent.body).INPUT_URI).toBe(`gs://${INPUT}/${HOSTILE}`);
-    expect(envOf(sent.body).OUTPUT_URI).toBe(`gs://acme-pipeline-output/${HOSTILE}/`);
+    expect(envOf(sent.body).OUTPUT_URI).toBe(`gs://acme-pipeline-output/${HOSTILE}/606/`);
     const insert = await until(() =>
       compute.requests.find((r) => r.method === 'POST' && JSON.stringify(r.body).includes(big)),
     );

@@ -165,7 +165,7 @@ describe('Compute Engine: completions lost on purpose', () => {
     const second = (await dispatcher.launchDue(lost))!;
     expect(second).toMatchObject({ state: 'LAUNCHED', attempt: 2 });
     expect(second.execution).toMatch(/-a2$/);
-    blobs.put('acme-output', `jobs/${job.id}/_SUCCESS`, JSON.stringify({ jobId: job.id, attempt: 2 }));
+    blobs.put('acme-output', `runs/${job.id}/_SUCCESS`, JSON.stringify({ jobId: job.id, attempt: 2 }));
     compute.instances.delete(second.execution!.split('/').pop()!);
     await dispatcher.reconcile();
     await dispatcher.reconcile();
