@@ -33,6 +33,7 @@ import {
   parseRoutingConfig,
   type CapacityLimits,
   type CompletionEvent,
+  type BlobStore,
   type Ledger,
 } from '@pipeline/core';
 import { buildApp } from '../services/dispatcher/src/app.ts';
@@ -206,7 +207,13 @@ function capacity(limits: Omit<CapacityLimits, 'region'>): CapacitySource {
 }
 
 /** The cloud dispatcher's intake, with `ledger`, the real Run client to the double, and `capacity`. */
-function dispatcherFor(options: { ledger: Ledger; run: FakeRun; capacity: CapacitySource; logFile: string }) {
+function dispatcherFor(options: {
+  ledger: Ledger;
+  run: FakeRun;
+  capacity: CapacitySource;
+  logFile: string;
+  blobs?: BlobStore;
+}) {
   const auth = new OAuth2Client();
   auth.setCredentials({ access_token: 'bench', expiry_date: Date.now() + 3_600_000 });
   // Logs as in production (logger.ts's destination), to a file instead of stdout.
@@ -227,7 +234,7 @@ function dispatcherFor(options: { ledger: Ledger; run: FakeRun; capacity: Capaci
   });
   const dispatcher = new Dispatcher({
     ledger: options.ledger,
-    blobs: new GcsBlobStore(),
+    blobs: options.blobs ?? new GcsBlobStore(),
     launchers: { 'cloud-run-job': launcher, vm: launcher },
     routing,
     outputBucket: 'acme-pipeline-output',
@@ -380,7 +387,28 @@ interface DrainFigures {
  * after EXECUTION_SECONDS and its completion is pushed at once. Seconds from the first push to the
  * last completion answered, every job SUCCEEDED.
  */
-async function measureDrain(kind: LedgerKind, made: Ledgers, dir: string): Promise<DrainFigures> {
+/**
+ * Cloud Storage whose writes are answered at once, without a request: the drain's baseline, to tell
+ * what moving each success's _LATEST pointer (a request to the Storage double) costs.
+ */
+function storageWithoutWrites(): BlobStore {
+  const gcs = new GcsBlobStore();
+  return {
+    stat: (bucket, name) => gcs.stat(bucket, name),
+    uri: (bucket, name) => gcs.uri(bucket, name),
+    read: (uri, offset, maxBytes) => gcs.read(uri, offset, maxBytes),
+    list: (bucket, prefix, limit) => gcs.list(bucket, prefix, limit),
+    get: (bucket, name) => gcs.get(bucket, name),
+    putIf: async () => true,
+  };
+}
+
+async function measureDrain(
+  kind: LedgerKind,
+  made: Ledgers,
+  dir: string,
+  pointers: 'written' | 'answered at once',
+): Promise<DrainFigures> {
   let completionsUrl = '';
   let completed = 0;
   let maxRunning = 0;
@@ -430,6 +458,7 @@ async function measureDrain(kind: LedgerKind, made: Ledgers, dir: string): Promi
     run,
     logFile: path.join(dir, `drain-${kind}.log`),
     capacity: capacity({ runExecutions: BURST_SLOTS, runJobsPerMinute: Number.POSITIVE_INFINITY }),
+    ...(pointers === 'written' ? {} : { blobs: storageWithoutWrites() }),
   });
   const full = await listen(drain.app);
   completionsUrl = full.url;
@@ -546,9 +575,13 @@ export async function benchDispatcher(parts: readonly DispatcherPart[] = DISPATC
     }
     if (parts.includes('drain')) {
       for (const kind of kinds) {
-        const f = await measureDrain(kind, made, dir);
+        const f = await measureDrain(kind, made, dir, 'written');
         out(
           `  drain           ${BURST} pushes, ${BURST_SLOTS} Cloud Run executions, each ${EXECUTION_SECONDS} s: ${f.seconds.toFixed(2)} s to the last SUCCEEDED vs ideal ${f.ideal.toFixed(2)} s = ${(f.seconds / f.ideal).toFixed(2)}x (${f.describe}; pushes answered in ${f.pushSeconds.toFixed(2)} s; at most ${f.maxRunning} running, ${f.refusals} runJob refused)`,
+        );
+        const without = await measureDrain(kind, made, dir, 'answered at once');
+        out(
+          `    baseline      the same with each _LATEST write answered at once, no request: ${without.seconds.toFixed(2)} s = ${(without.seconds / without.ideal).toFixed(2)}x the ideal; moving the pointers costs ${(f.seconds / without.seconds).toFixed(2)}x`,
         );
       }
     }

@@ -280,18 +280,16 @@ export class Dispatcher {
     });
     // A success moves the object's _LATEST pointer; a repeated report moves it again (a no-op once
     // moved), so a dispatcher that died between the ledger's write and the pointer's still moves it.
-    const pointer =
-      job?.state === 'SUCCEEDED' && job.attempt === attempt && result.outcome === 'succeeded'
-        ? this.moveLatest(job)
-        : undefined;
-    if (job === undefined || !changed) return { job: (await pointer) ?? job, changed: false };
+    const succeeded = job?.state === 'SUCCEEDED' && job.attempt === attempt && result.outcome === 'succeeded';
+    if (job === undefined || !changed)
+      return { job: (succeeded && (await this.moveLatest(job!))) || job, changed: false };
     this.logEnd(job);
-    // Its slot is free: the next round gives it back and launches what waited for it, while the
-    // pointer moves: neither waits for the other.
+    // Its slot is free: the next round gives it back and launches what waited for it; then the
+    // pointer moves, so that the launch does not wait for Cloud Storage.
     this.queue.releaseSoon(jobId);
     if (retryDue && job.state === 'SCHEDULED') return { job: (await this.launchDue(job)) ?? job, changed };
-    const [moved] = await Promise.all([pointer, this.queue.kick(REQUEST_DRAIN_MS)]);
-    return { job: moved ?? job, changed };
+    await this.queue.kick(REQUEST_DRAIN_MS);
+    return { job: (succeeded && (await this.moveLatest(job))) || job, changed };
   }
 
   /**

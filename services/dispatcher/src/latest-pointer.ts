@@ -55,12 +55,15 @@ async function move(
   outputBucket: string,
   target: { name: string; pointer: LatestPointer },
 ): Promise<string | undefined> {
+  const data = Buffer.from(formatLatestPointer(target.pointer), 'utf8');
   try {
+    // Most objects are uploaded once: their pointer does not exist yet, and "create only if absent"
+    // (ifGenerationMatch=0) is one request instead of a read and a write.
+    if (await blobs.putIf(outputBucket, target.name, data, 'application/json', '0')) return undefined;
     for (let tries = 0; tries < MAX_POINTER_TRIES; tries++) {
       const stored = await blobs.get(outputBucket, target.name);
       const current = stored === undefined ? undefined : parseLatestPointer(stored.data.toString('utf8'));
       if (!supersedes(target.pointer, current)) return undefined;
-      const data = Buffer.from(formatLatestPointer(target.pointer), 'utf8');
       if (await blobs.putIf(outputBucket, target.name, data, 'application/json', stored?.generation ?? '0'))
         return undefined;
     }

@@ -115,7 +115,7 @@ describe('a pointer Cloud Storage does not take', () => {
       uri: (bucket, name) => `${bucket}/${name}`,
       read: async () => undefined,
       list: async () => [],
-      putIf: async () => true,
+      putIf: () => new Promise(() => {}),
     };
     expect(await moveLatestPointer(silent, 'out', uploadJob('7'), 't', 50)).toBe(
       `${NAME}/_LATEST was not moved: Cloud Storage did not take it within 0.05 s`,
