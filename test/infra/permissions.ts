@@ -434,7 +434,7 @@ export const CALLS: Call[] = [
       ],
       [
         'ledger-query',
-        'Query.get (runQuery: listing by state, by rule)',
+        'Query.get (runQuery: listing by state, by rule, by id prefix)',
         ".where('state', '==',",
         'datastore.entities.list',
       ],
