@@ -146,14 +146,29 @@ resource "google_storage_bucket_iam_member" "dispatcher_reads_input" {
   member = local.dispatcher_sa_member
 }
 
-# GET /jobs/:id/logs and /outputs list and read a job's prefix, the reconciler reads an attempt's
-# _SUCCESS, and a success moves the object's _LATEST pointer (a compare-and-set upload that replaces
-# it, which needs storage.objects.delete besides create): roles/storage.objectUser on the output
-# bucket only. https://cloud.google.com/storage/docs/access-control/iam-permissions
-resource "google_storage_bucket_iam_member" "dispatcher_uses_output" {
+# GET /jobs/:id/logs and /outputs list and read a job's prefix, and the reconciler reads an attempt's
+# _SUCCESS: read-only on the output bucket.
+resource "google_storage_bucket_iam_member" "dispatcher_reads_output" {
+  bucket = google_storage_bucket.output.name
+  role   = "roles/storage.objectViewer"
+  member = local.dispatcher_sa_member
+}
+
+# A success moves the object's _LATEST pointer: a compare-and-set upload that replaces it, which needs
+# storage.objects.delete besides create. roles/storage.objectUser, but only on objects whose name
+# ends in /_LATEST, so the dispatcher can never rewrite a task's outputs.
+# https://cloud.google.com/storage/docs/access-control/iam-permissions,
+# https://cloud.google.com/iam/docs/conditions-resource-attributes (resource.name.endsWith)
+resource "google_storage_bucket_iam_member" "dispatcher_moves_latest" {
   bucket = google_storage_bucket.output.name
   role   = "roles/storage.objectUser"
   member = local.dispatcher_sa_member
+
+  condition {
+    title       = "results pointers only"
+    description = "Objects named <object>/_LATEST."
+    expression  = "resource.name.endsWith(\"/_LATEST\")"
+  }
 }
 
 # runJob with containerOverrides (env, args, taskCount, timeout) needs run.jobs.runWithOverrides, and

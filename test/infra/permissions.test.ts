@@ -343,11 +343,32 @@ describe('the check fails on grants broader than they should be', () => {
   });
 });
 
+describe('the dispatcher on the output bucket', () => {
+  it("may write _LATEST pointers only, never a task's outputs", () => {
+    const block = TF.resources.google_storage_bucket_iam_member!.dispatcher_moves_latest![0]!;
+    const expression = String((block.condition as Block[])[0]!.expression);
+    const object = (name: string) => ({
+      type: 'storage.googleapis.com/Object',
+      name: `projects/_/buckets/acme-output/objects/${name}`,
+    });
+    expect(evaluateCondition(expression, object('sales/q3.csv/_LATEST'))).toBe(true);
+    for (const name of [
+      'sales/q3.csv/17/predictions.csv',
+      'sales/q3.csv/17/_SUCCESS',
+      'runs/x/_LATESTS',
+      '_LATEST.csv',
+    ])
+      expect(evaluateCondition(expression, object(name)), name).toBe(false);
+  });
+});
+
 describe('IAM conditions as evaluated here', () => {
   it.each([
     ['resource.type == "a/B"', { type: 'a/B', name: 'n' }, true],
     ['resource.type != "a/B"', { type: 'a/B', name: 'n' }, false],
     ['resource.name.startsWith("projects/p/")', { type: 't', name: 'projects/p/x' }, true],
+    ['resource.name.endsWith("/_LATEST")', { type: 't', name: 'b/o/_LATEST' }, true],
+    ['resource.name.endsWith("/_LATEST")', { type: 't', name: 'b/o/_LATEST/x' }, false],
     ['resource.name.startsWith("projects/p/")', { type: 't', name: 'projects/q/x' }, false],
     ['resource.type != "a/B" || resource.name.startsWith("x")', { type: 'c/D', name: 'y' }, true],
     [

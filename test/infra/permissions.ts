@@ -75,10 +75,12 @@ const VM_DISK: CallResource = {
   type: 'compute.googleapis.com/Disk',
   name: 'projects/${var.project_id}/zones/${var.zone}/disks/${local.vm_name_prefix}0123456789abcdef0123-a1',
 };
-const bucket = (name: string): CallResource => ({
+// The bucket's own name is a coalesce of variables, which these tests do not evaluate; the one
+// condition on objects (dispatcher_moves_latest) reads only the end of the name.
+const bucket = (name: string, object = 'some/object'): CallResource => ({
   terraform: `google_storage_bucket.${name}`,
   type: 'storage.googleapis.com/Object',
-  name: `projects/_/buckets/\${google_storage_bucket.${name}.name}/objects/some/object`,
+  name: `projects/_/buckets/the-${name}-bucket/objects/${object}`,
 });
 const topic = (name: string): CallResource => ({
   terraform: `google_pubsub_topic.${name}`,
@@ -377,7 +379,7 @@ export const CALLS: Call[] = [
     permission: 'storage.objects.get',
     resource: bucket('output'),
     doc: DOC.storage,
-    grant: 'google_storage_bucket_iam_member.dispatcher_uses_output',
+    grant: 'google_storage_bucket_iam_member.dispatcher_reads_output',
   },
   {
     id: 'list-output',
@@ -387,7 +389,7 @@ export const CALLS: Call[] = [
     permission: 'storage.objects.list',
     resource: bucket('output'),
     doc: DOC.storage,
-    grant: 'google_storage_bucket_iam_member.dispatcher_uses_output',
+    grant: 'google_storage_bucket_iam_member.dispatcher_reads_output',
   },
   ...(
     [
@@ -404,9 +406,9 @@ export const CALLS: Call[] = [
     },
     caller: 'dispatcher' as const,
     permission,
-    resource: bucket('output'),
+    resource: bucket('output', 'sales/q3.csv/_LATEST'),
     doc: DOC.storage,
-    grant: 'google_storage_bucket_iam_member.dispatcher_uses_output',
+    grant: 'google_storage_bucket_iam_member.dispatcher_moves_latest',
   })),
   // --- dispatcher: the Firestore ledger (firestore-ledger.ts) -----------------------------------
   ...(

@@ -258,6 +258,13 @@ export function evaluateCondition(expr: string, resource: ConditionResource): bo
       take(')');
       return attribute(t.value.slice(0, -'.startsWith'.length)).startsWith(prefix);
     }
+    if (t?.kind === 'id' && t.value.endsWith('.endsWith')) {
+      take();
+      take('(');
+      const suffix = operand();
+      take(')');
+      return attribute(t.value.slice(0, -'.endsWith'.length)).endsWith(suffix);
+    }
     const left = operand();
     const op = take().value;
     const right = operand();
