@@ -42,6 +42,7 @@ import {
 } from '@pipeline/core';
 import type { Logger } from 'pino';
 import { RequestError, RetryLaterError } from './errors.ts';
+import { moveLatestPointer } from './latest-pointer.ts';
 import type { LogQuery, LogRead } from './job-logs.ts';
 import { DurationEstimates } from './estimates.ts';
 import { inJobContext, type JobContext } from './job-context.ts';
@@ -295,15 +296,20 @@ export class Dispatcher {
   /**
    * After a success is recorded: moves the object's _LATEST pointer to the job's outputs (only an
    * upload's own job has one). When it cannot, the job stays SUCCEEDED, its outputs complete, and its
-   * history says why the pointer did not move: the job as it is then.
+   * history says why (once); when Cloud Storage refused only for now, this throws RetryLaterError, so
+   * a pushed completion is answered 503 and delivered again, which moves it then. The job as it is.
    */
   private async moveLatest(job: Job): Promise<Job | undefined> {
-    const { moveLatestPointer } = await import('./latest-pointer.ts');
     const at = this.iso();
-    const problem = await moveLatestPointer(this.ports.blobs, this.ports.outputBucket, job, at);
-    if (problem === undefined) return undefined;
-    this.jobLogger(job).warn({ problem }, 'results pointer not moved');
-    return this.mutate(job.id, (current) => noted(current, at, problem));
+    const failed = await moveLatestPointer(this.ports.blobs, this.ports.outputBucket, job, at);
+    if (failed === undefined) return undefined;
+    const { problem, passing } = failed;
+    this.jobLogger(job).warn({ problem, passing }, 'results pointer not moved');
+    const recorded = await this.mutate(job.id, (current) =>
+      current.history.at(-1)?.detail === problem ? undefined : noted(current, at, problem),
+    );
+    if (passing) throw new RetryLaterError(problem);
+    return recorded;
   }
 
   /** Stops a job on its platform, or before it starts; it ends CANCELLED. */

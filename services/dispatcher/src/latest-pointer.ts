@@ -1,7 +1,9 @@
 // Moves an object's _LATEST pointer (packages/core/src/latest.ts) to a succeeded job's prefix, with
 // compare-and-set on the pointer object's generation, so two jobs finishing at once cannot move it
-// back. Called before the ledger records SUCCEEDED: a dispatcher that dies between the two gets the
-// completion again, and moving the pointer again is a no-op.
+// back. Called after the ledger records SUCCEEDED: a completion delivered again (a dispatcher that
+// died in between, or a push answered 503 because Cloud Storage refused for now) moves it again, a
+// no-op once moved.
+import { RetryLaterError } from './errors.ts';
 import {
   formatLatestPointer,
   latestPointerOf,
@@ -22,9 +24,15 @@ const MAX_POINTER_TRIES = 8;
  */
 export const POINTER_DEADLINE_MS = 10_000;
 
+/** Why the pointer did not move; `passing`: Cloud Storage refused for now or did not answer in time. */
+export interface PointerProblem {
+  problem: string;
+  passing: boolean;
+}
+
 /**
  * Moves the pointer if `job` is an upload's own job and its generation is newer than the one the
- * pointer names. Returns what went wrong, for the job's history, or undefined.
+ * pointer names. Returns what went wrong, or undefined.
  */
 export async function moveLatestPointer(
   blobs: BlobStore,
@@ -32,14 +40,17 @@ export async function moveLatestPointer(
   job: Job,
   at: string,
   deadlineMs = POINTER_DEADLINE_MS,
-): Promise<string | undefined> {
+): Promise<PointerProblem | undefined> {
   const target = latestPointerOf(job, at);
   if (target === undefined) return undefined;
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<string>((resolve) => {
+  const deadline = new Promise<PointerProblem>((resolve) => {
     timer = setTimeout(
       () =>
-        resolve(`${target.name} was not moved: Cloud Storage did not take it within ${deadlineMs / 1000} s`),
+        resolve({
+          problem: `${target.name} was not moved: Cloud Storage did not take it within ${deadlineMs / 1000} s`,
+          passing: true,
+        }),
       deadlineMs,
     );
   });
@@ -54,7 +65,7 @@ async function move(
   blobs: BlobStore,
   outputBucket: string,
   target: { name: string; pointer: LatestPointer },
-): Promise<string | undefined> {
+): Promise<PointerProblem | undefined> {
   const data = Buffer.from(formatLatestPointer(target.pointer), 'utf8');
   try {
     // Most objects are uploaded once: their pointer does not exist yet, and "create only if absent"
@@ -67,8 +78,14 @@ async function move(
       if (await blobs.putIf(outputBucket, target.name, data, 'application/json', stored?.generation ?? '0'))
         return undefined;
     }
-    return `${target.name} was not moved: it kept changing under ${MAX_POINTER_TRIES} tries`;
+    return {
+      problem: `${target.name} was not moved: it kept changing under ${MAX_POINTER_TRIES} tries`,
+      passing: true,
+    };
   } catch (err) {
-    return `${target.name} was not moved: ${(err as Error).message}`;
+    return {
+      problem: `${target.name} was not moved: ${(err as Error).message}`,
+      passing: err instanceof RetryLaterError,
+    };
   }
 }

@@ -20,6 +20,7 @@ import { FolderBlobStore } from '../../src/local/folder-blob-store.ts';
 import { moveLatestPointer } from '../../src/latest-pointer.ts';
 import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
 import { testApp } from '../support.ts';
+import { Dispatcher, RetryLaterError } from '../../src/dispatcher.ts';
 
 const NAME = 'data/q1 "x".csv';
 const object = (generation: string): StorageObject => ({
@@ -117,9 +118,10 @@ describe('a pointer Cloud Storage does not take', () => {
       list: async () => [],
       putIf: () => new Promise(() => {}),
     };
-    expect(await moveLatestPointer(silent, 'out', uploadJob('7'), 't', 50)).toBe(
-      `${NAME}/_LATEST was not moved: Cloud Storage did not take it within 0.05 s`,
-    );
+    expect(await moveLatestPointer(silent, 'out', uploadJob('7'), 't', 50)).toEqual({
+      problem: `${NAME}/_LATEST was not moved: Cloud Storage did not take it within 0.05 s`,
+      passing: true,
+    });
   });
 });
 
@@ -162,6 +164,50 @@ describe('the dispatcher and the _LATEST pointer', () => {
       const none = await request(t.app).get('/latest').query({ object: 'never.csv' }).expect(404);
       expect(none.body.error).toContain('no job of "never.csv" has succeeded yet');
       await request(t.app).get('/latest').expect(400);
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('answers a completion 503 while Cloud Storage refuses for now, and moves the pointer when it is delivered again', async () => {
+    const t = testApp('out');
+    try {
+      let refusals = 1;
+      const folders = t.blobs;
+      const flaky: BlobStore = {
+        stat: (b, n) => folders.stat(b, n),
+        uri: (b, n) => folders.uri(b, n),
+        read: (u, o, m) => folders.read(u, o, m),
+        list: (b, p, l) => folders.list(b, p, l),
+        get: (b, n) => folders.get(b, n),
+        putIf: async (...args) => {
+          if (refusals-- > 0)
+            throw new RetryLaterError('Cloud Storage, writing the pointer, failed for now: 503');
+          return folders.putIf(...args);
+        },
+      };
+      const dispatcher = new Dispatcher({ ...t.dispatcher.ports, blobs: flaky });
+      const intake = await dispatcher.onStorageEvent({
+        eventType: 'OBJECT_FINALIZE',
+        object: { ...object('9'), bucket: 'acme-pipeline-input', name: 'flaky.csv' },
+      });
+      if (!('job' in intake)) throw new Error('no job');
+      const completion = {
+        jobId: intake.job.id,
+        attempt: 1,
+        exitCode: 0,
+        finishedAt: new Date().toISOString(),
+      };
+      await expect(dispatcher.onCompletion(completion)).rejects.toBeInstanceOf(RetryLaterError);
+      const recorded = (await t.ledger.get(intake.job.id))!;
+      expect(recorded.state).toBe('SUCCEEDED');
+      expect(recorded.history.at(-1)?.detail).toContain('flaky.csv/_LATEST was not moved');
+      expect(await t.blobs.get('out', 'flaky.csv/_LATEST')).toBeUndefined();
+
+      // Pub/Sub delivers it again: a repeated report, which moves the pointer.
+      expect((await dispatcher.onCompletion(completion))?.state).toBe('SUCCEEDED');
+      const stored = await t.blobs.get('out', 'flaky.csv/_LATEST');
+      expect(parseLatestPointer(stored!.data.toString('utf8'))).toMatchObject({ jobId: intake.job.id });
     } finally {
       t.cleanup();
     }
