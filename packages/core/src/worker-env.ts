@@ -33,6 +33,24 @@ export function outputPrefix(job: Job): string {
   return object === undefined ? `runs/${job.id}/` : `${object.name}/${object.generation}/`;
 }
 
+/** Where a job routed before per-job prefixes wrote: under the object's path, or jobs/<id>/. */
+export function legacyOutputPrefix(job: Job): string {
+  return job.source.kind === 'object' ? `${job.source.object.name}/` : `jobs/${job.id}/`;
+}
+
+/**
+ * The prefix `job`'s outputs are under, as its recorded outputUri says (`uriOf`: the output bucket's
+ * URI of a prefix): outputPrefix, or for a job routed before per-job prefixes existed, the layout it
+ * wrote then. Readers of a job's outputs (its _SUCCESS, its files) use this, never a prefix worked
+ * out afresh, so an old job's outputs are found where they are.
+ */
+export function writtenOutputPrefix(job: Job, uriOf: (prefix: string) => string): string {
+  const current = outputPrefix(job);
+  if (job.outputUri === undefined || job.outputUri === uriOf(current)) return current;
+  const legacy = legacyOutputPrefix(job);
+  return job.outputUri === uriOf(legacy) ? legacy : current;
+}
+
 /** The object version whose own job `job` is (its id is jobIdFor of it); undefined for any other job. */
 export function uploadObjectOf(job: Job): StorageObject | undefined {
   if (job.source.kind !== 'object') return undefined;

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   formatLatestPointer,
   latestPointerName,
+  legacyOutputPrefix,
+  writtenOutputPrefix,
   latestPointerOf,
   outputPrefix,
   parseLatestPointer,
@@ -44,6 +46,21 @@ describe('output prefixes', () => {
   it('never lets two jobs of one object share a prefix or nest one in another', () => {
     const prefixes = [uploadJob('9'), uploadJob('10'), uploadJob('100')].map(outputPrefix);
     for (const a of prefixes) for (const b of prefixes) if (a !== b) expect(b.startsWith(a)).toBe(false);
+  });
+});
+
+describe('the prefix a job wrote under', () => {
+  const uriOf = (prefix: string) => `gs://out/${prefix}`;
+  it('is the per-job prefix, or for a job routed before them, the layout it wrote then', () => {
+    const routed = { ...uploadJob('42'), outputUri: 'gs://out/a/iris.csv/42/' };
+    expect(writtenOutputPrefix(routed, uriOf)).toBe('a/iris.csv/42/');
+    expect(writtenOutputPrefix({ ...routed, outputUri: 'gs://out/a/iris.csv/' }, uriOf)).toBe('a/iris.csv/');
+    expect(writtenOutputPrefix(uploadJob('42'), uriOf)).toBe('a/iris.csv/42/'); // not routed yet
+    const container = newJob('c'.repeat(32), { kind: 'request', task: 'logreg', args: [], env: {} }, 't0');
+    expect(writtenOutputPrefix({ ...container, outputUri: `gs://out/jobs/${'c'.repeat(32)}/` }, uriOf)).toBe(
+      `jobs/${'c'.repeat(32)}/`,
+    );
+    expect(legacyOutputPrefix(container)).toBe(`jobs/${'c'.repeat(32)}/`);
   });
 });
 

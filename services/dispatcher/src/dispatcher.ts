@@ -16,6 +16,8 @@ import {
   isJobId,
   jobIdFor,
   noted,
+  outputPrefix,
+  writtenOutputPrefix,
   paramsRunId,
   newJob,
   newScheduledJob,
@@ -300,6 +302,9 @@ export class Dispatcher {
    * a pushed completion is answered 503 and delivered again, which moves it then. The job as it is.
    */
   private async moveLatest(job: Job): Promise<Job | undefined> {
+    const { blobs, outputBucket } = this.ports;
+    // A job routed before per-job prefixes wrote under its object's path: no pointer names that.
+    if (writtenOutputPrefix(job, (p) => blobs.uri(outputBucket, p)) !== outputPrefix(job)) return undefined;
     const at = this.iso();
     const failed = await moveLatestPointer(this.ports.blobs, this.ports.outputBucket, job, at);
     if (failed === undefined) return undefined;

@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
-import { isJobId, outputPrefix, type BlobStore, type Job, type Ledger } from '@pipeline/core';
+import { isJobId, writtenOutputPrefix, type BlobStore, type Job, type Ledger } from '@pipeline/core';
 import { RequestError } from './errors.ts';
 
 export interface JobOutputsPorts {
@@ -65,7 +65,7 @@ export async function listJobOutputs(
   limit = MAX_OUTPUTS,
 ): Promise<JobOutputList> {
   const job = await knownJob(ledger, id);
-  const prefix = outputPrefix(job);
+  const prefix = writtenOutputPrefix(job, (p) => blobs.uri(outputBucket, p));
   const listed = await blobs.list(outputBucket, prefix, limit);
   const outputs = listed
     .filter((object) => object.name.startsWith(prefix) && object.name.length > prefix.length)
@@ -163,7 +163,7 @@ export async function sendJobOutput(
 ): Promise<void> {
   const name = relativeOutputName(segments);
   const job = await knownJob(ports.ledger, id);
-  const whole = outputPrefix(job) + name;
+  const whole = writtenOutputPrefix(job, (p) => ports.blobs.uri(ports.outputBucket, p)) + name;
   // stat first: it says "no such object" for a folder of the local mode too, which read cannot.
   const object = await ports.blobs.stat(ports.outputBucket, whole);
   const uri = ports.blobs.uri(ports.outputBucket, whole);

@@ -16,7 +16,7 @@ import {
   amend,
   demandOf,
   judgeStatus,
-  outputPrefix,
+  writtenOutputPrefix,
   reconcileStep,
   repairSlots,
   withCurrentAttempt,
@@ -259,10 +259,14 @@ async function reconcileJob(dispatcher: Dispatcher, job: Job, pass: PassState): 
   }
 }
 
-/** The job's _SUCCESS marker, if it is this job's and this attempt's (the name is shared by generations). */
+/**
+ * The job's _SUCCESS marker, if it is this job's and this attempt's (an earlier attempt of the job
+ * wrote one under the same prefix; a job from before per-job prefixes shared its object's).
+ */
 async function successMarker(dispatcher: Dispatcher, job: Job): Promise<{ finishedAt?: string } | undefined> {
   const { blobs, outputBucket } = dispatcher.ports;
-  const read = await blobs.read(blobs.uri(outputBucket, `${outputPrefix(job)}_SUCCESS`), 0, 64 * 1024);
+  const prefix = writtenOutputPrefix(job, (p) => blobs.uri(outputBucket, p));
+  const read = await blobs.read(blobs.uri(outputBucket, `${prefix}_SUCCESS`), 0, 64 * 1024);
   if (read === undefined) return undefined;
   let marker: unknown;
   try {

@@ -86,6 +86,29 @@ describe('the reconciler', () => {
     expect((await job(id)).version).toBe(closed.version);
   });
 
+  it('finds the _SUCCESS of a job routed before per-job prefixes where that job wrote it', async () => {
+    const id = await submitTask();
+    // As the ledger holds a job launched by an earlier version: its outputs under jobs/<id>/.
+    const current = await job(id);
+    const legacy = {
+      ...current,
+      version: current.version + 1,
+      outputUri: `${path.join(t.dir, 'out', 'jobs', id)}/`,
+    };
+    expect(await t.ledger.update(legacy)).toBe(true);
+    const marker = path.join(t.dir, 'out', 'jobs', id, '_SUCCESS');
+    fs.mkdirSync(path.dirname(marker), { recursive: true });
+    fs.writeFileSync(
+      marker,
+      JSON.stringify({ jobId: id, attempt: 1, finishedAt: new Date(clock).toISOString() }),
+    );
+    t.launchers['cloud-run-job'].statuses.set('recorded-1', { kind: 'gone' });
+    await reconcile();
+    advance(180);
+    await reconcile();
+    expect(await job(id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
+  });
+
   it("retries a run its platform forgot without a completion or this attempt's _SUCCESS; succeeds with it", async () => {
     const id = await submitTask();
     t.launchers['cloud-run-job'].statuses.set('recorded-1', { kind: 'gone' });
