@@ -21,6 +21,8 @@ export function occurrenceId(seriesId: string, runAt: string): string {
  * for the same object version and parameters, so a repeated request is a duplicate, not a second run.
  */
 export function paramsRunId(objectJobId: string, params: Record<string, string>): string {
-  const canonical = JSON.stringify(Object.entries(params).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  // Names match their rule in any case (routing/params.ts), so they are named here in one case.
+  const entries = Object.entries(params).map(([name, value]) => [name.toUpperCase(), value]);
+  const canonical = JSON.stringify(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return createHash('sha256').update(`${objectJobId}?${canonical}`, 'utf8').digest('hex').slice(0, 32);
 }

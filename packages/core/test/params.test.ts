@@ -179,6 +179,7 @@ describe('placement with parameters', () => {
   it('names a run with parameters by the object version and the parameters, in any order', () => {
     const id = jobIdFor('in', 'wine.csv', '17');
     expect(paramsRunId(id, { A: '1', B: '2' })).toBe(paramsRunId(id, { B: '2', A: '1' }));
+    expect(paramsRunId(id, { target_column: 'x' })).toBe(paramsRunId(id, { TARGET_COLUMN: 'x' }));
     expect(paramsRunId(id, { A: '1' })).not.toBe(paramsRunId(id, { A: '2' }));
     expect(paramsRunId(id, { A: '1' })).not.toBe(id);
     expect(paramsRunId(id, { A: '1' })).toMatch(/^[0-9a-f]{32}$/);

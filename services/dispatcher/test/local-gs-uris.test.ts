@@ -41,6 +41,8 @@ describe('localizeValue', () => {
     ],
     ['copy from gs://input/x.csv', 'holds a gs:// URI inside a longer value ("copy from gs://input/x.csv")'],
     ['a,gs://input/x.csv', 'inside a longer value'],
+    ['--in=gs://input/a.csv,gs://input/b.csv', 'holds more than one gs:// URI'],
+    ['gs://input/a.csv gs://elsewhere/b.csv', 'holds more than one gs:// URI'],
   ])('refuses %j', (value, reason) => {
     expect(() => localizeValue(value, BUCKETS, 'argument 1')).toThrow(NotLocalError);
     expect(() => localizeValue(value, BUCKETS, 'argument 1')).toThrow(reason);

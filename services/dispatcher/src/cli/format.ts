@@ -71,6 +71,12 @@ export interface Waiting {
 }
 
 /** The job as a block; `waiting`: its place in the queue now, when it is QUEUED and that is known. */
+/** "" when `generation` is newer than `job`'s object's; else a warning that the pointer lags. */
+function newerOrNot(job: Job, generation: string): string {
+  const own = job.source.kind === 'object' ? job.source.object.generation : undefined;
+  return own === undefined || BigInt(generation) > BigInt(own) ? '' : '(not moved to this newer job) ';
+}
+
 /** Where an object's newest results are: its _LATEST pointer, as GET /latest answers. */
 export interface Newest {
   jobId: string;
@@ -113,7 +119,7 @@ export function jobDetail(
       newest &&
         (newest.jobId === job.id
           ? "these: the object's _LATEST names this job"
-          : `generation ${newest.generation}, job ${newest.jobId}: ${newest.outputUri}`),
+          : `${newerOrNot(job, newest.generation)}generation ${newest.generation}, job ${newest.jobId}: ${newest.outputUri}`),
     ],
     ['logs', job.logsUri],
     ['estimate', estimateLine(job.estimate)],

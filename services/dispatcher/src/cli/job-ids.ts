@@ -27,7 +27,9 @@ export function jobIdArgument(command: string, text: string): string {
 export async function resolveJobId(api: Api, id: string): Promise<string> {
   if (id.length === WHOLE_ID) return id;
   const query = new URLSearchParams({ idPrefix: id, limit: String(CANDIDATES + 1) });
-  const { jobs } = await api.json<JobPage>('GET', `/jobs?${query}`);
+  const page = await api.json<JobPage>('GET', `/jobs?${query}`);
+  // A dispatcher from before ?idPrefix ignores it and answers its newest jobs: keep only matches.
+  const jobs = page.jobs.filter((job) => job.id.startsWith(id));
   if (jobs.length === 1) return jobs[0].id;
   if (jobs.length === 0) throw new Failure(`no job has an id starting ${id}`, { status: 404 });
   const shown = jobs.slice(0, CANDIDATES);

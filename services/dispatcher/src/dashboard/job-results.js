@@ -200,8 +200,10 @@ export function jobResults(jobId, view) {
     if (latest.jobId === job.id) {
       ui.latestNote.replaceChildren(`These are the newest results of ${name} (its _LATEST points here).`);
     } else {
+      // The pointer names an older generation only when moving it to this job failed (see history).
+      const newer = BigInt(latest.generation) > BigInt(generation);
       ui.latestNote.replaceChildren(
-        `Newer results of ${name}: generation ${latest.generation}, job `,
+        `${newer ? `Newer results of ${name}` : `${name}'s _LATEST was not moved to these newer results; it names`}: generation ${latest.generation}, job `,
         h('a', { href: jobHash(latest.jobId) }, mono(latest.jobId.slice(0, 12))),
         '.',
       );

@@ -97,16 +97,19 @@ export class GcsBlobStore implements BlobStore {
 
   async get(bucket: string, name: string): Promise<{ data: Buffer; generation: string } | undefined> {
     const storage = await this.storage();
-    const metadata = await this.metadata(storage, bucket, name);
-    if (metadata === undefined) return undefined;
-    const generation = String(metadata.generation);
-    try {
-      const [data] = await storage.bucket(bucket).file(name, { generation }).download();
-      return { data, generation };
-    } catch (err) {
-      // Replaced between the two calls: the caller's compare-and-set will see the newer one.
-      if (isNotFound(err)) return this.get(bucket, name);
-      throw forNow(err, `reading gs://${bucket}/${name}`);
+    // The bytes and the generation of one version: if it was replaced between the two calls, the
+    // newer one is read instead, once.
+    for (let tries = 1; ; tries++) {
+      const metadata = await this.metadata(storage, bucket, name);
+      if (metadata === undefined) return undefined;
+      const generation = String(metadata.generation);
+      try {
+        const [data] = await storage.bucket(bucket).file(name, { generation }).download();
+        return { data, generation };
+      } catch (err) {
+        if (isNotFound(err) && tries < 2) continue;
+        throw forNow(err, `reading gs://${bucket}/${name}`);
+      }
     }
   }
 

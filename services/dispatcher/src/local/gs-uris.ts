@@ -51,6 +51,11 @@ export function localizeValue(
       `${where} holds a gs:// URI inside a longer value (${JSON.stringify(value)}); local mode maps a URI that is a whole value, or follows --flag= or NAME=, to its local bucket folder`,
     );
   }
+  if (value.indexOf(SCHEME, at + SCHEME.length) >= 0) {
+    throw new NotLocalError(
+      `${where} holds more than one gs:// URI (${JSON.stringify(value)}); local mode maps one URI a value, as a whole value or after --flag= or NAME=`,
+    );
+  }
   return prefix + localPath(value.slice(at), buckets, where);
 }
 
