@@ -74,6 +74,7 @@ export class LaunchQueue {
   private readonly dispatcher: Dispatcher;
   readonly capacity: CapacitySource;
   private draining: Promise<void> | undefined;
+  private closed = false;
   private again = false;
   private full = false;
   /** Slots to give back in the next round (releaseSoon). */
@@ -125,7 +126,17 @@ export class LaunchQueue {
    * Drains for at most `budgetMs`, unless a drain already runs in this process: then the running one
    * takes the new work (it drains again before it stops) and this returns false at once.
    */
+  /**
+   * No more drains in this process, and waits for the one under way: the local pipeline stopping,
+   * whose launchers refuse from now on (a refused launch would overwrite what its stop records).
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.draining;
+  }
+
   async kick(budgetMs: number, full = false): Promise<boolean> {
+    if (this.closed) return false;
     this.again = true;
     if (full) this.full = true;
     if (this.draining !== undefined) return false;

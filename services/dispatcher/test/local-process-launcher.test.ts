@@ -113,6 +113,14 @@ describe('stopping the process launcher', () => {
     await launcher.stop('the local pipeline stopped (SIGTERM)', 10_000);
     expect(completions).toEqual([]);
     expect(interruptions).toMatchObject([{ jobId: job.id, exitCode: 128 + os.constants.signals.SIGTERM }]);
+    // A reconcile pass asking now must not take its exit code for a failure of its own.
+    const found = await launcher.find({ ...job, attempt: 1 });
+    expect(found.kind).toBe('found');
+    if (found.kind === 'found')
+      expect(await launcher.inspect(found.execution)).toEqual({
+        kind: 'unknown',
+        reason: 'interrupted by the local pipeline stopping',
+      });
   });
 
   it('reports a task that ended well as it was stopped as its completion: it did its work', async () => {

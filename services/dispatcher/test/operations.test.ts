@@ -86,6 +86,14 @@ describe('the reconciler', () => {
     expect((await job(id)).version).toBe(closed.version);
   });
 
+  it('launches nothing once its queue is closed (the local pipeline stopping): jobs wait QUEUED', async () => {
+    await t.dispatcher.queue.close();
+    const id = await submitTask();
+    expect(await job(id)).toMatchObject({ state: 'QUEUED' });
+    expect(t.launchers['cloud-run-job'].launched).toHaveLength(0);
+    expect(await t.dispatcher.queue.kick(1000)).toBe(false);
+  });
+
   it('finds the _SUCCESS of a job routed before per-job prefixes where that job wrote it', async () => {
     const id = await submitTask();
     // As the ledger holds a job launched by an earlier version: its outputs under jobs/<id>/.

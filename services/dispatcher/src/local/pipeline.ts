@@ -180,7 +180,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     idle,
     async stop(reason = 'the local pipeline stopped') {
       clearInterval(reconcileTimer);
-      // First, so that nothing launches from here on (a launch is refused and waits QUEUED).
+      // First, so that nothing launches from here on: a drain would take an interrupted job at the
+      // head of the queue, and the launchers' refusal would overwrite its interruption. A pass under
+      // way ends before the tasks are ended, so it never judges a run the stop ended.
+      await dispatcher.queue.close();
+      await reconciling;
       const ending = Promise.all(
         Object.values(launchers).map((l) => l.stop(reason, options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS)),
       );

@@ -82,6 +82,8 @@ export class ProcessLauncher implements Launcher {
   private readonly exits = new Map<string, { exitCode: number; finishedAt: string; error?: string }>();
   /** Set by stop(): no task starts any more. */
   private stopping = false;
+  /** Runs stop() ended, reported as interrupted rather than as completions. */
+  private readonly interrupting = new Set<string>();
   /** Launches under way (spawning): stop() waits for them, then ends what they started. */
   private readonly launching = new Set<Promise<unknown>>();
 
@@ -193,6 +195,7 @@ export class ProcessLauncher implements Launcher {
         // A task that ended well as it was being stopped did its work: that is its completion.
         const asInterruption = interrupted !== undefined && exitCode !== 0 && onInterrupted !== undefined;
         if (asInterruption) {
+          this.interrupting.add(execution);
           log.write(`\npipeline: attempt ${job.attempt} interrupted: ${interrupted.reason}; it runs again\n`);
         }
         log.end(() => {
@@ -231,6 +234,9 @@ export class ProcessLauncher implements Launcher {
   /** Running, or how it ended; a process of an earlier dispatcher (or another launcher) is gone. */
   async inspect(execution: string): Promise<RunStatus> {
     if (this.running.has(execution)) return { kind: 'running' };
+    // Its stop is being recorded as an interruption: its exit code (143) is no failure of its own.
+    if (this.interrupting.has(execution))
+      return { kind: 'unknown', reason: 'interrupted by the local pipeline stopping' };
     const exit = this.exits.get(execution);
     return exit === undefined ? { kind: 'gone' } : { kind: 'ended', ...exit };
   }
