@@ -2,6 +2,7 @@
 // a temporary directory): the listing, the bytes and headers of each kind of output, a download
 // larger than one read, and the names that must not reach outside the job's own prefix.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -214,6 +215,16 @@ describe('GET /jobs/:id/outputs/NAME', () => {
     await request(t.app)
       .get(`/jobs/${'b'.repeat(32)}/outputs/predictions.csv`)
       .expect(404);
+  });
+
+  it("never serves what a link written into the job's folder points at outside the buckets", async () => {
+    const job = await jobWithOutputs();
+    const secret = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'secret-')), 'key.txt');
+    fs.writeFileSync(secret, 'not for the dashboard');
+    fs.symlinkSync(secret, path.join(t.dir, 'out', ...outputPrefix(job).split('/'), 'link.txt'));
+    const res = await request(t.app).get(`/jobs/${job.id}/outputs/link.txt`);
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.text).not.toContain('not for the dashboard');
   });
 
   it("refuses names that would leave the job's prefix, before asking the bucket anything", async () => {

@@ -87,8 +87,17 @@ export class FolderBlobStore implements BlobStore {
     offset: number,
     maxBytes: number,
   ): Promise<{ data: Buffer; size: number } | undefined> {
-    const file = path.resolve(uri);
-    if (!file.startsWith(path.resolve(this.root) + path.sep)) {
+    // Its real path: a link written into a bucket folder must not lead outside the buckets.
+    let file: string;
+    try {
+      file = await fs.promises.realpath(path.resolve(uri));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw err;
+    }
+    const root = await fs.promises.realpath(this.root);
+    if (!file.startsWith(root + path.sep)) {
       throw new Error(`${uri} is not inside the local buckets at ${this.root}`);
     }
     let handle: fs.promises.FileHandle;
@@ -142,16 +151,21 @@ export class FolderBlobStore implements BlobStore {
 
   async get(bucket: string, name: string): Promise<{ data: Buffer; generation: string } | undefined> {
     const file = objectPath(this.folder(bucket), name);
+    let handle: fs.promises.FileHandle;
     try {
-      const [data, stats] = await Promise.all([
-        fs.promises.readFile(file),
-        fs.promises.stat(file, { bigint: true }),
-      ]);
-      return { data, generation: stats.mtimeNs.toString() };
+      handle = await fs.promises.open(file, 'r');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
       throw err;
+    }
+    try {
+      // One open file: the bytes and the generation are of the same version, even if a putIf
+      // renames a new one into place meanwhile.
+      const stats = await handle.stat({ bigint: true });
+      return { data: await handle.readFile(), generation: stats.mtimeNs.toString() };
+    } finally {
+      await handle.close();
     }
   }
 
@@ -170,6 +184,16 @@ export class FolderBlobStore implements BlobStore {
       await fs.promises.mkdir(path.dirname(file), { recursive: true });
       const temporary = path.join(path.dirname(file), `.pipeline-write-${process.pid}-${Date.now()}`);
       await fs.promises.writeFile(temporary, data);
+      // The generation is the modification time, which the file system keeps in coarse ticks: a
+      // version written in the same tick as the one it replaces is dated a millisecond later, so
+      // that a compare-and-set against the old one fails, as on Cloud Storage.
+      if (current !== undefined) {
+        const written = await fs.promises.stat(temporary, { bigint: true });
+        if (written.mtimeNs <= BigInt(current.generation)) {
+          const later = new Date(Number(BigInt(current.generation) / 1_000_000n) + 1);
+          await fs.promises.utimes(temporary, later, later);
+        }
+      }
       await fs.promises.rename(temporary, file);
       return true;
     });
