@@ -26,3 +26,9 @@ export function paramsRunId(objectJobId: string, params: Record<string, string>)
   const canonical = JSON.stringify(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return createHash('sha256').update(`${objectJobId}?${canonical}`, 'utf8').digest('hex').slice(0, 32);
 }
+
+/** The least string after every string that starts with `prefix`: the end of an id-range query. */
+export function followingPrefix(prefix: string): string {
+  if (prefix === '') throw new RangeError('an id prefix must not be empty');
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}

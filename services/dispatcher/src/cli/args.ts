@@ -92,10 +92,6 @@ export function checked<T>(command: string, check: () => T): T {
 }
 
 /**
- * NAME=VALUE pairs of a repeated option whose names become a task's environment variables (--env,
- * --param): each name like TARGET_COLUMN, and none the pipeline sets itself.
- */
-/**
  * --param NAME=VALUE pairs: variable names no rule may refuse to consider (routing/params.ts says
  * which ones no rule may open), values within the size the pipeline takes. Whether the job's rule
  * allows them only the pipeline knows.
@@ -111,6 +107,10 @@ export function paramsOption(command: string, pairs: string[] | undefined): Reco
   return params;
 }
 
+/**
+ * NAME=VALUE pairs of a repeated option whose names become a task's environment variables (--env,
+ * --param): each name like TARGET_COLUMN, and none the pipeline sets itself.
+ */
 export function variables(
   command: string,
   name: string,

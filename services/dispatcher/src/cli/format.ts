@@ -70,7 +70,6 @@ export interface Waiting {
   reason: string;
 }
 
-/** The job as a block; `waiting`: its place in the queue now, when it is QUEUED and that is known. */
 /** "" when `generation` is newer than `job`'s object's; else a warning that the pointer lags. */
 function newerOrNot(job: Job, generation: string): string {
   const own = job.source.kind === 'object' ? job.source.object.generation : undefined;
@@ -84,6 +83,7 @@ export interface Newest {
   outputUri: string;
 }
 
+/** The job as a block; `waiting`: its place in the queue now, when it is QUEUED and that is known; `newest`: where its object's _LATEST points. */
 export function jobDetail(
   job: Job,
   waiting?: Waiting,

@@ -23,6 +23,7 @@ import {
 import {
   EMPTY_CAPACITY,
   claimLeaseRanOut,
+  followingPrefix,
   type CapacityRecord,
   takeOver,
   type ClaimResult,
@@ -241,11 +242,6 @@ async function wonRace<T>(write: Promise<T>): Promise<T | true | false> {
  * The first id of `prefix`'s length after every id that starts with it: its last character counted
  * one up ("3f2a" -> "3f2b"). Job ids are ASCII, so Firestore's order of ids is JavaScript's.
  */
-function followingPrefix(prefix: string): string {
-  if (prefix === '') throw new RangeError('an id prefix must not be empty');
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-}
-
 function codeOf(error: unknown): unknown {
   return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
 }

@@ -27,6 +27,7 @@ import { setImmediate } from 'node:timers';
 import { Worker } from 'node:worker_threads';
 import {
   EMPTY_CAPACITY,
+  followingPrefix,
   claimLeaseRanOut,
   type CapacityRecord,
   takeOver,
@@ -318,11 +319,6 @@ export class SqliteLedger implements Ledger {
  * The first text of `prefix`'s length after every text that starts with it: its last character
  * counted one up ("3f2a" -> "3f2b"). Ids are ASCII, which SQLite and JavaScript order alike.
  */
-function followingPrefix(prefix: string): string {
-  if (prefix === '') throw new RangeError('an id prefix must not be empty');
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-}
-
 function encodeToken(seq: number): string {
   return Buffer.from(`seq:${seq}`).toString('base64url');
 }
