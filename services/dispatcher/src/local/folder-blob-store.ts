@@ -88,26 +88,14 @@ export class FolderBlobStore implements BlobStore {
     maxBytes: number,
   ): Promise<{ data: Buffer; size: number } | undefined> {
     // Its real path: a link written into a bucket folder must not lead outside the buckets.
-    let file: string;
-    try {
-      file = await fs.promises.realpath(path.resolve(uri));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      throw err;
-    }
+    const file = await ifThere(fs.promises.realpath(path.resolve(uri)));
+    if (file === undefined) return undefined;
     const root = await fs.promises.realpath(this.root);
     if (!file.startsWith(root + path.sep)) {
       throw new Error(`${uri} is not inside the local buckets at ${this.root}`);
     }
-    let handle: fs.promises.FileHandle;
-    try {
-      handle = await fs.promises.open(file, 'r');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      throw err;
-    }
+    const handle = await openIfThere(file);
+    if (handle === undefined) return undefined;
     try {
       const size = (await handle.stat()).size;
       const length = Math.max(0, Math.min(maxBytes, size - offset));
@@ -151,14 +139,8 @@ export class FolderBlobStore implements BlobStore {
 
   async get(bucket: string, name: string): Promise<{ data: Buffer; generation: string } | undefined> {
     const file = objectPath(this.folder(bucket), name);
-    let handle: fs.promises.FileHandle;
-    try {
-      handle = await fs.promises.open(file, 'r');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      throw err;
-    }
+    const handle = await openIfThere(file);
+    if (handle === undefined) return undefined;
     try {
       // One open file: the bytes and the generation are of the same version, even if a putIf
       // renames a new one into place meanwhile.
@@ -223,4 +205,19 @@ export function objectPath(folder: string, name: string): string {
     throw new Error(`object name ${JSON.stringify(name)} cannot be stored in a local folder`);
   }
   return path.join(folder, ...segments.filter((s) => s !== ''));
+}
+
+/** What `work` finds, or undefined if the path (or a folder on it) does not exist. */
+async function ifThere<T>(work: Promise<T>): Promise<T | undefined> {
+  try {
+    return await work;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+function openIfThere(file: string): Promise<fs.promises.FileHandle | undefined> {
+  return ifThere(fs.promises.open(file, 'r'));
 }
