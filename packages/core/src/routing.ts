@@ -22,6 +22,7 @@ export { parseRoutingConfig, RoutingConfigError, type RuleRef } from './routing/
 export { declaredFromMetadata, RESOURCE_METADATA_KEYS, RUNTIME_METADATA_KEY } from './routing/metadata.ts';
 export {
   allowedParams,
+  isVariableName,
   MAX_PARAM_VALUE_BYTES,
   PARAM_METADATA_PREFIX,
   paramsFromMetadata,

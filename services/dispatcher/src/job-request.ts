@@ -8,6 +8,7 @@
 // Either one may be for later: "runAt": "2026-12-01T06:00:00Z" (once), or "cron": "0 6 * * 1-5"
 // (repeating, five fields in UTC).
 import {
+  isVariableName,
   parseBytes,
   parseCron,
   parseDuration,
@@ -80,7 +81,7 @@ export function parseJobRequest(body: unknown): JobRequest {
   if (typeof env !== 'object' || env === null || Array.isArray(env))
     invalid('env must be an object of strings');
   for (const [key, value] of Object.entries(env)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) invalid(`env: ${JSON.stringify(key)} is not a variable name`);
+    if (!isVariableName(key)) invalid(`env: ${JSON.stringify(key)} is not a variable name`);
     if (RESERVED_ENV_KEYS.includes(key) || key.startsWith(RESERVED_ENV_PREFIX))
       invalid(`env: ${key} is set by the pipeline`);
     if (typeof value !== 'string') invalid(`env.${key} must be a string`);
@@ -121,8 +122,7 @@ function paramsOf(value: unknown): Record<string, string> | undefined {
     invalid('params must be an object of strings, like {"TARGET_COLUMN": "label"}');
   const entries = Object.entries(value);
   for (const [key, item] of entries) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
-      invalid(`params: ${JSON.stringify(key)} is not a variable name`);
+    if (!isVariableName(key)) invalid(`params: ${JSON.stringify(key)} is not a variable name`);
     if (typeof item !== 'string') invalid(`params.${key} must be a string`);
   }
   return entries.length === 0 ? undefined : (value as Record<string, string>);

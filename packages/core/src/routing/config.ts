@@ -9,7 +9,7 @@ import { PriceTableError } from '../cost/prices.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../retry.ts';
 import { DEFAULT_QUEUE_POLICY, type QueuePolicy } from './types.ts';
 import { quote } from '../units.ts';
-import { unsafeParamReason } from './params.ts';
+import { isVariableName, unsafeParamReason } from './params.ts';
 import {
   boolean,
   describe,
@@ -63,7 +63,6 @@ export class RoutingConfigError extends Error {
 const RULE_NAME = /^[a-z0-9][a-z0-9-]*$/;
 const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const IMAGE = /^[^\s\p{Cc}]+$/u;
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MACHINE_TYPE = /^[a-z][a-z0-9-]*$/;
 const ACCELERATOR_TYPE = /^[a-z0-9][a-z0-9-]*$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
@@ -352,7 +351,7 @@ function parseJob(raw: unknown, fail: Fail): JobTemplate {
   if (raw.env !== undefined) {
     job.env = stringMap(raw.env, 'job.env', fail);
     for (const key of Object.keys(job.env)) {
-      if (!ENV_KEY.test(key)) fail(`job.env.${key}`, 'is not a variable name like "LEARNING_RATE"');
+      if (!isVariableName(key)) fail(`job.env.${key}`, 'is not a variable name like "LEARNING_RATE"');
       if (RESERVED_ENV_KEYS.includes(key) || key.startsWith(RESERVED_ENV_PREFIX)) {
         fail(`job.env.${key}`, 'is set by the pipeline itself and cannot be overridden');
       }

@@ -11,7 +11,10 @@ export const PARAM_METADATA_PREFIX = 'pipeline-param-';
 /** Long enough for a column list, short enough that a parameter is never a payload. */
 export const MAX_PARAM_VALUE_BYTES = 4096;
 
-const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** An environment variable's name, as a rule's env, a request's env and a parameter must be. */
+export function isVariableName(name: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name);
+}
 /**
  * Variables no rule may open to callers: they change what a program loads or runs (LD_PRELOAD,
  * NODE_OPTIONS, BASH_ENV), where it looks for programs, or which credentials and endpoints Google's
@@ -50,7 +53,7 @@ const NEVER_PREFIXES = ['LD_', 'DYLD_', 'GOOGLE_', 'CLOUDSDK_'];
 
 /** Why `name` cannot be a parameter a rule opens to callers; undefined if it can. */
 export function unsafeParamReason(name: string): string | undefined {
-  if (!PARAM_NAME.test(name)) return 'is not a variable name like "TARGET_COLUMN"';
+  if (!isVariableName(name)) return 'is not a variable name like "TARGET_COLUMN"';
   const upper = name.toUpperCase();
   if (RESERVED_ENV_KEYS.includes(upper) || upper.startsWith(RESERVED_ENV_PREFIX))
     return 'is set by the pipeline itself';

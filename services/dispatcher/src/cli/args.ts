@@ -2,6 +2,7 @@
 // a usage error, not ignored), plus the checks every command repeats.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import {
+  isVariableName,
   MAX_PARAM_VALUE_BYTES,
   RESERVED_ENV_KEYS,
   RESERVED_ENV_PREFIX,
@@ -118,7 +119,7 @@ export function variables(
 ): Record<string, string> {
   const result = keyValues(command, name, pairs);
   for (const variable of Object.keys(result)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable))
+    if (!isVariableName(variable))
       throw new UsageError(
         `--${name}: ${JSON.stringify(variable)} is not a variable name like TARGET_COLUMN`,
         command,
