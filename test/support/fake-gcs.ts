@@ -4,8 +4,11 @@
 // real CRC32C and MD5, so the client validates downloads), listings (paged by maxResults), deletes, and media, multipart and
 // resumable (also chunked) uploads with ifGenerationMatch and X-Goog-Hash checks; an upload's object
 // appears only when the upload completes. Media reads honour `Range: bytes=A-B` (also `A-` and `-N`)
-// with 206 or 416, and can be held back (`holdMedia`) to keep a reader waiting. No gzip, ACLs or
-// bucket resources.
+// with 206 or 416, and can be held back (`holdMedia`) to keep a reader waiting. Custom metadata given
+// at upload (`metadata` of the object resource) is kept and answered. `onFinalized` is told of each
+// object version as it is created, as Cloud Storage tells a notification configuration
+// (OBJECT_FINALIZE: https://cloud.google.com/storage/docs/pubsub-notifications), with the resource
+// and, for an overwrite, the generation it replaced. No gzip, ACLs or bucket resources.
 import http from 'node:http';
 import { once } from 'node:events';
 import { createHash, randomUUID } from 'node:crypto';
@@ -15,6 +18,8 @@ interface Target {
   bucket: string;
   name: string;
   contentType?: string;
+  /** Custom metadata, as the object resource's `metadata`. */
+  metadata?: Record<string, string>;
   ifGenerationMatch?: string | null;
 }
 
@@ -31,6 +36,14 @@ interface UploadSession extends Target {
 }
 
 export type FakeGcs = Awaited<ReturnType<typeof startFakeGcs>>;
+
+/** The object resource of a version (JSON API v1), as listings, reads and notifications carry it. */
+export type ObjectResource = ReturnType<typeof objectResource>;
+
+export interface FakeGcsOptions {
+  /** Called once for each object version created, after it is readable. */
+  onFinalized?: (object: ObjectResource, replaced?: { generation: string }) => void;
+}
 type Request = http.IncomingMessage;
 type Response = http.ServerResponse;
 
@@ -57,7 +70,7 @@ export function crc32c(data: Uint8Array): string {
 
 const md5 = (data: Uint8Array) => createHash('md5').update(data).digest('base64');
 
-export async function startFakeGcs() {
+export async function startFakeGcs(options: FakeGcsOptions = {}) {
   const live = new Map<string, StoredObject>(); // by `${bucket}/${name}`
   const versions: StoredObject[] = []; // every generation that can still be read
   const created: StoredObject[] = []; // every object version ever created, in order
@@ -66,13 +79,22 @@ export async function startFakeGcs() {
   let mediaHeld: Promise<void> | undefined;
   let lastGeneration = BigInt(Date.now()) * 1000n; // microseconds, like real generations
 
-  function store({ bucket, name, contentType, ifGenerationMatch }: Target, body: Buffer): StoredObject {
+  function store(target: Target, body: Buffer): StoredObject {
+    const { bucket, name, contentType, metadata, ifGenerationMatch } = target;
     checkPrecondition({ bucket, name, ifGenerationMatch });
     const generation = String(++lastGeneration);
-    const object = { bucket, name, contentType, body, generation, timeCreated: new Date().toISOString() };
+    const replaced = live.get(`${bucket}/${name}`);
+    const object: StoredObject = {
+      ...{ bucket, name, contentType, body, generation, timeCreated: new Date().toISOString() },
+      ...(metadata === undefined ? {} : { metadata: stringValues(metadata) }),
+    };
     live.set(`${bucket}/${name}`, object);
     versions.push(object);
     created.push(object);
+    options.onFinalized?.(
+      objectResource(object),
+      replaced === undefined ? undefined : { generation: replaced.generation },
+    );
     return object;
   }
 
@@ -93,11 +115,7 @@ export async function startFakeGcs() {
       .filter((o) => o.bucket === bucket && o.name.startsWith(prefix))
       .sort((a, b) => (a.name < b.name ? -1 : 1));
 
-  const resource = ({ bucket, name, body, generation, contentType, timeCreated }: StoredObject) => ({
-    ...{ kind: 'storage#object', id: `${bucket}/${name}/${generation}`, bucket, name, generation },
-    ...{ metageneration: '1', size: String(body.length), contentType: contentType ?? OCTETS },
-    ...{ md5Hash: md5(body), crc32c: crc32c(body), timeCreated, updated: timeCreated },
-  });
+  const resource = objectResource;
 
   function upload(req: Request, res: Response, bucket: string, body: Buffer, q: URLSearchParams): void {
     const [type, ifGenerationMatch] = [q.get('uploadType'), q.get('ifGenerationMatch')];
@@ -258,6 +276,28 @@ export async function startFakeGcs() {
       await once(server, 'close');
     },
   };
+}
+
+function objectResource({
+  bucket,
+  name,
+  body,
+  generation,
+  contentType,
+  metadata,
+  timeCreated,
+}: StoredObject) {
+  return {
+    ...{ kind: 'storage#object', id: `${bucket}/${name}/${generation}`, bucket, name, generation },
+    ...{ metageneration: '1', size: String(body.length), contentType: contentType ?? OCTETS },
+    ...{ md5Hash: md5(body), crc32c: crc32c(body), timeCreated, updated: timeCreated },
+    ...(metadata === undefined ? {} : { metadata }),
+  };
+}
+
+/** Custom metadata values are strings on Cloud Storage; a number or boolean given is kept as its text. */
+function stringValues(metadata: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(metadata).map(([key, value]) => [key, String(value)]));
 }
 
 function sendJson(res: Response, status: number, value: unknown): void {

@@ -1,8 +1,12 @@
 // A loopback stand-in for the Compute Engine metadata server, for gcp-metadata and google-auth-library
 // (GCE_METADATA_HOST=127.0.0.1:PORT). It answers only requests with `Metadata-Flavor: Google`, like
 // the real one, serves values set by the test, a service account token, and `instance/preempted`
-// with `wait_for_change=true` (answered when the value changes or after `timeout_sec`). `failNext`
-// makes it answer 503 for a while, as the real one does now and then.
+// with `wait_for_change=true` (answered when the value changes or after `timeout_sec`). A directory
+// (`instance`, `instance/attributes/`) answers the list of its entries, subdirectories with a
+// trailing slash, as the real one does
+// (https://cloud.google.com/compute/docs/metadata/querying-metadata); gcp-metadata asks for
+// `instance` to tell whether a metadata server is there at all. `failNext` makes it answer 503 for a
+// while, as the real one does now and then.
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -62,9 +66,24 @@ export async function startFakeMetadata(
     }
     const answer = () => {
       const value = store.get(key);
-      if (value === undefined) res.writeHead(404).end('not found');
+      const entries = value === undefined ? directory(key) : undefined;
+      if (entries !== undefined) res.setHeader('content-type', 'application/text').end(entries.join('\n'));
+      else if (value === undefined) res.writeHead(404).end('not found');
       else res.setHeader('content-type', 'application/text').end(value);
     };
+    /** The entries of a directory of the stored keys (and the token's), or undefined if it is none. */
+    function directory(path: string): string[] | undefined {
+      const prefix = path === '' ? '' : `${path}/`;
+      const keys = [...store.keys(), 'instance/service-accounts/default/token'];
+      const entries = new Set<string>();
+      for (const stored of keys) {
+        if (!stored.startsWith(prefix)) continue;
+        const rest = stored.slice(prefix.length);
+        const cut = rest.indexOf('/');
+        entries.add(cut < 0 ? rest : rest.slice(0, cut + 1));
+      }
+      return entries.size === 0 ? undefined : [...entries].sort();
+    }
     if (url.searchParams.get('wait_for_change') === 'true') {
       const before = store.get(key);
       const timeout = setTimeout(done, Number(url.searchParams.get('timeout_sec') ?? 60) * 1000);

@@ -47,6 +47,15 @@ export type ExecutionOutcome =
   | { phase: 'failed'; exitCode?: number; termSignal?: number; message?: string }
   | { phase: 'cancelled' };
 
+/** An execution that started, as onExecutionStarted sees it: its container as the overrides made it. */
+export interface StartedExecution {
+  name: string;
+  job: string;
+  env: Record<string, string>;
+  args?: string[];
+  timeoutSeconds?: number;
+}
+
 /** An execution that ended, as onExecutionEnded sees it. */
 export interface EndedExecution {
   name: string;
@@ -71,6 +80,10 @@ export interface FakeRunOptions {
   executionSeconds?: number;
   /** Called when an execution ends: by itself, by settle, or by a cancel. */
   onExecutionEnded?: (execution: EndedExecution) => void;
+  /** Called when RunJob starts an execution (a host that runs its container, say; it settles it). */
+  onExecutionStarted?: (execution: StartedExecution) => void;
+  /** The job's image, as its executions' template names it. */
+  jobImage?: string;
 }
 
 interface StoredExecution {
@@ -216,6 +229,13 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
     executions.push(name);
     stored.set(name, execution);
     peak = Math.max(peak, fake.running());
+    options.onExecutionStarted?.({
+      name,
+      job,
+      env: { ...env },
+      ...(override?.args ? { args: [...override.args] } : {}),
+      ...(execution.timeoutSeconds === undefined ? {} : { timeoutSeconds: execution.timeoutSeconds }),
+    });
     if (options.executionSeconds !== undefined) {
       execution.timer = setTimeout(
         () => fake.settle(name, { phase: 'succeeded' }),
@@ -258,7 +278,7 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
       containers: [
         {
           name: container.name,
-          image: WORKER_IMAGE,
+          image: options.jobImage ?? WORKER_IMAGE,
           env: Object.entries(container.env).map(([name, value]) => ({ name, value })),
           ...(container.args === undefined ? {} : { args: container.args }),
         },

@@ -16,6 +16,8 @@ export const TOKEN_USER = 'oauth2accesstoken';
 export interface Registry {
   /** host:port, the first component of image names pushed here. */
   host: string;
+  /** A docker CLI config folder logged in to the registry (`docker --config DIR pull`). */
+  dockerConfig: string;
   /** Tags `local` as host/name and pushes it with the registry's credentials; returns the new name. */
   push(local: string, name: string): Promise<string>;
   stop(): Promise<void>;
@@ -57,6 +59,7 @@ export async function startRegistry(token: string): Promise<Registry> {
   });
   return {
     host,
+    dockerConfig: config,
     async push(local, name) {
       const remote = `${host}/${name}`;
       await docker(['tag', local, remote]);

@@ -30,30 +30,11 @@ import { startRegistry, type Registry } from '../../../../test/support/registry.
 import { startFakeMetadata, type FakeMetadata } from '../../../../test/support/fake-metadata.ts';
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
+import { writeCosTools } from '../../../../test/support/cos.ts';
 
 const TOKEN = 'ya29.vm-token';
 const PROJECT = 'acme';
 const ZONE = 'europe-west1-b';
-
-// The docker CLI's credential helper protocol (`get`: the server on stdin, JSON credentials on
-// stdout), answered as COS's docker-credential-gcr does: with the VM's token from the metadata server.
-const CREDENTIAL_HELPER = `#!/bin/bash
-set -euo pipefail
-case "$1" in
-  configure-docker)
-    registries="\${2#--registries=}"
-    mkdir -p "$HOME/.docker"
-    printf '{"credHelpers": {"%s": "gcr"}}\\n' "$registries" > "$HOME/.docker/config.json"
-    echo "$registries" >> /opt/record/credential-helper-configured ;;
-  get)
-    token="$(curl --silent --fail -H 'Metadata-Flavor: Google' \\
-      "http://$GCE_METADATA_HOST/computeMetadata/v1/instance/service-accounts/default/token" |
-      sed -n 's/.*"access_token" *: *"\\([^"]*\\)".*/\\1/p')"
-    printf '{"Username": "oauth2accesstoken", "Secret": "%s"}\\n' "$token" ;;
-  *) exit 1 ;;
-esac
-`;
-const POWEROFF = `#!/bin/bash\necho powered off >> /opt/record/poweroff\n`;
 
 describeWithDocker('vm-startup.sh in a COS stand-in on the real Docker engine', () => {
   describeWithEmulators(['pubsub'], 'with the real worker image and registry', () => {
@@ -141,9 +122,7 @@ describeWithDocker('vm-startup.sh in a COS stand-in on the real Docker engine', 
       const record = path.join(dir, 'record');
       const stubs = path.join(dir, 'stubs');
       fs.mkdirSync(record);
-      fs.mkdirSync(stubs);
-      fs.writeFileSync(path.join(stubs, 'docker-credential-gcr'), CREDENTIAL_HELPER, { mode: 0o755 });
-      fs.writeFileSync(path.join(stubs, 'poweroff'), POWEROFF, { mode: 0o755 });
+      writeCosTools(stubs);
       fs.writeFileSync(
         path.join(dir, 'startup-script'),
         items.find((i) => i.key === 'startup-script')!.value,
