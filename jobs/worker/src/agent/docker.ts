@@ -111,6 +111,10 @@ export async function runContainer(
       AttachStdout: true,
       AttachStderr: true,
       HostConfig: {
+        // The VM's own network, as the agent has it: the task reaches the metadata server and Google's
+        // APIs as the VM does, with no dependence on Docker's bridge and NAT (the VM runs one task, so
+        // there is nothing on it to keep the task apart from).
+        NetworkMode: 'host',
         Binds: spec.binds,
         ...(spec.devices === undefined || spec.devices.length === 0
           ? {}

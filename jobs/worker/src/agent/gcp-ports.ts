@@ -27,9 +27,33 @@ const httpStatusOf = (err: unknown): number | undefined => {
   return typeof status === 'number' ? status : undefined;
 };
 
+/** A request that the client itself ended for taking too long (gaxios 7: code TimeoutError). */
+const isTimeout = (err: unknown): boolean => {
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return e?.code === 'TimeoutError' || e?.name === 'TimeoutError';
+};
+
 const statusOf = (err: unknown) =>
   (err as { status?: number; response?: { status?: number } }).response?.status ??
   (err as { status?: number }).status;
+
+/**
+ * Variables that point Google's libraries elsewhere (tests only; none is set on a VM): those the
+ * start-up script handed to the agent are handed on to the task, under the task's own env, so a task
+ * in a stand-in VM finds the same doubles the agent does.
+ */
+const PASSED_TO_TASK = [
+  'GCE_METADATA_HOST',
+  'METADATA_SERVER_DETECTION',
+  'STORAGE_EMULATOR_HOST',
+  'PUBSUB_EMULATOR_HOST',
+];
+
+function passedToTask(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(
+    PASSED_TO_TASK.flatMap((name) => (env[name] ? [[name, env[name]] as [string, string]] : [])),
+  );
+}
 
 export interface GcpAgentOptions {
   /** The first pause of a metadata retry; default 500 ms (tests: less). */
@@ -102,6 +126,13 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
           if (value === 'TRUE') return true;
           failures = 0;
         } catch (err) {
+          // gcp-metadata gives up on a request after 3 s where it does not find itself on Google Cloud
+          // (requestTimeout: none on a VM): a wait cut short that way saw no change, like one answered
+          // after timeout_sec. The plain read before the next wait misses nothing.
+          if (isTimeout(err)) {
+            failures = 0;
+            continue;
+          }
           failures++;
           const delayMs = backoffDelay(failures, firstDelayMs, 30_000);
           log('watching for preemption failed; trying again', { error: (err as Error).message, delayMs });
@@ -139,7 +170,7 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
         {
           image: spec.image,
           args: spec.args,
-          env: spec.env,
+          env: { ...passedToTask(process.env), ...spec.env },
           binds: spec.binds,
           devices: spec.devices,
           ...(spec.libraryPath === undefined ? {} : { libraryPath: spec.libraryPath }),

@@ -72,7 +72,8 @@ describe('runContainer', () => {
       Cmd: ['run'],
       Tty: false,
       Labels: { 'pipeline-job': 'job-1' },
-      HostConfig: { Binds: ['/mnt/disks/scratch:/scratch'] },
+      // The VM's network, as the agent's: no bridge or NAT between the task and the metadata server.
+      HostConfig: { NetworkMode: 'host', Binds: ['/mnt/disks/scratch:/scratch'] },
     });
     const [id, container] = [...fake.containers][0];
     expect(container).toMatchObject({ started: true, removed: true, exitCode: 0 });

@@ -217,6 +217,21 @@ describeWithDocker('the VM agent on the real Docker engine', () => {
       expectOneDelete(deletes);
     });
 
+    it('keeps watching through waits that its metadata client cuts short, and sees a late preemption', async () => {
+      // Off Google Cloud, gcp-metadata ends a request after 3 s, also a wait_for_change of 60 s: such a
+      // wait saw no change, and the watch goes straight on (no backoff that a 30 s notice could miss).
+      const script = 'trap "echo got SIGTERM; exit 0" TERM; echo working; while true; do sleep 0.1; done';
+      const { run, messages } = await runAgent(task(script), {
+        during: async (m) => {
+          await taskSaid('working');
+          await new Promise((resolve) => setTimeout(resolve, 7_000)); // two cut-short waits
+          m.preempt();
+        },
+      });
+      expect(messages[0]).toMatchObject({ exitCode: 0, preempted: true });
+      expect(run.stdout).not.toMatch(/watching for preemption failed/);
+    });
+
     it('sends SIGKILL after the grace to a preempted task that ignores SIGTERM', async () => {
       const script = 'trap "" TERM; echo working; while true; do sleep 0.1; done';
       const { messages, deletes } = await runAgent(task(script), {
