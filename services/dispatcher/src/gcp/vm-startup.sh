@@ -13,13 +13,15 @@
 # agent honour: GCE_METADATA_HOST, METADATA_SERVER_DETECTION, COMPUTE_API_ENDPOINT, STORAGE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST,
 # AGENT_SHARED_DIR (the shared folder: the same path on the host and in the containers),
 # PIPELINE_TOKEN_REGISTRIES (registries besides Google's that get the VM's token) and
-# AGENT_STOP_GRACE_SECONDS; the set ones are handed on to the agent.
+# AGENT_STOP_GRACE_SECONDS; the set ones are handed on to the agent. AGENT_CONTAINER_NAME names the
+# agent's container (several stand-in VMs share one Docker engine; a VM has its own).
 set -euo pipefail
 
 readonly METADATA_URL="http://${GCE_METADATA_HOST:-metadata.google.internal}/computeMetadata/v1"
 readonly COMPUTE_URL="${COMPUTE_API_ENDPOINT:-https://compute.googleapis.com}/compute/v1"
 # The shared files, on the boot disk: COS's /tmp is memory (and noexec). Tasks see them at /tmp/worker.
 readonly WORK_DIR="${AGENT_SHARED_DIR:-/var/lib/pipeline/shared}"
+readonly AGENT_NAME="${AGENT_CONTAINER_NAME:-pipeline-agent}"
 readonly PASSED_TO_AGENT=(GCE_METADATA_HOST METADATA_SERVER_DETECTION COMPUTE_API_ENDPOINT STORAGE_EMULATOR_HOST
   PUBSUB_EMULATOR_HOST PIPELINE_TOKEN_REGISTRIES AGENT_STOP_GRACE_SECONDS)
 # docker-credential-gcr writes its configuration under $HOME; the root file system is read-only.
@@ -120,7 +122,7 @@ pull() {
 }
 
 main() {
-  local agent_image docker_group agent_user passed name
+  local agent_image docker_group ids agent_user passed name
   agent_image="$(metadata instance/attributes/pipeline-agent-image)"
   mkdir -p "${HOME}" "${WORK_DIR}"
 
@@ -137,9 +139,13 @@ main() {
   pull "${agent_image}"
   docker_group="$(stat -c '%g' /var/run/docker.sock)"
   # The agent runs as its image's user (not root): the shared folder it copies files into is theirs.
-  agent_user="$(docker run --rm --network none --entrypoint id "${agent_image}" -u):$(
-    docker run --rm --network none --entrypoint id "${agent_image}" -g
-  )"
+  # One container tells both ids: `uid=1000(node) gid=1000(node) groups=...`.
+  ids="$(docker run --rm --network none --entrypoint id "${agent_image}")"
+  [[ "${ids}" =~ ^uid=([0-9]+).*\ gid=([0-9]+) ]] || {
+    log "the agent image's user is unknown: ${ids}"
+    return 1
+  }
+  agent_user="${BASH_REMATCH[1]}:${BASH_REMATCH[2]}"
   chown "${agent_user}" "${WORK_DIR}"
   passed=()
   for name in "${PASSED_TO_AGENT[@]}"; do
@@ -153,7 +159,7 @@ main() {
   # where the task's container gets it from.
   # When the VM shuts down (a preemption: 30 s to power-off), the daemon stops the agent with SIGTERM
   # and gives it 28 s: enough to stop the task (15 s), upload the log and publish the completion.
-  docker run --rm --name pipeline-agent --network host --stop-timeout 28 \
+  docker run --rm --name "${AGENT_NAME}" --network host --stop-timeout 28 \
     --group-add "${docker_group}" \
     -v /var/run/docker.sock:/var/run/docker.sock \
     -v "${WORK_DIR}:${WORK_DIR}" \
