@@ -127,3 +127,17 @@ export async function importRootFs(
     fs.rmSync(root, { recursive: true, force: true });
   }
 }
+
+/**
+ * After a build of `tag`: the other tags of its repository (older builds of the same image; an image
+ * a container still uses stays) and the engine's dangling images of over a day ago (older builds'
+ * stages) go. Newer ones stay: they are the next build's cache (its `npm ci` layer), and a build
+ * running now, in another test file, may be using them.
+ */
+export async function removeOtherTags(tag: string): Promise<void> {
+  const repository = tag.slice(0, tag.lastIndexOf(':'));
+  const { stdout } = await docker(['images', '--format', '{{.Repository}}:{{.Tag}}', repository]);
+  const older = stdout.split('\n').filter((ref) => ref.startsWith(`${repository}:`) && ref !== tag);
+  if (older.length > 0) await docker(['image', 'rm', ...older]).catch(() => undefined);
+  await docker(['image', 'prune', '--force', '--filter', 'until=24h']);
+}
