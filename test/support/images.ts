@@ -12,9 +12,10 @@ export { ensureNodeBaseImage, NODE_BASE_IMAGE } from './node-base.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
+/** A hash of the files' names (relative to the repository, so any clone gets the same) and contents. */
 function hashFiles(files: string[], extra = ''): string {
   const hash = createHash('sha256').update(extra);
-  for (const file of files) hash.update(file).update(fs.readFileSync(file));
+  for (const file of files) hash.update(path.relative(ROOT, file)).update('\0').update(fs.readFileSync(file));
   return hash.digest('hex').slice(0, 12);
 }
 
