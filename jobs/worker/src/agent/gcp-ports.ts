@@ -27,7 +27,7 @@ const httpStatusOf = (err: unknown): number | undefined => {
   return typeof status === 'number' ? status : undefined;
 };
 
-/** A request that the client itself ended for taking too long (gaxios 7: code TimeoutError). */
+/** A request that the client itself ended for taking too long (gaxios 8: code TimeoutError). */
 const isTimeout = (err: unknown): boolean => {
   const e = err as { name?: unknown; code?: unknown } | null;
   return e?.code === 'TimeoutError' || e?.name === 'TimeoutError';
@@ -36,6 +36,9 @@ const isTimeout = (err: unknown): boolean => {
 const statusOf = (err: unknown) =>
   (err as { status?: number; response?: { status?: number } }).response?.status ??
   (err as { status?: number }).status;
+
+/** How long one wait for `instance/preempted` lasts at most. */
+const PREEMPTION_WAIT_SECONDS = 10;
 
 /**
  * Variables that point Google's libraries elsewhere (tests only; none is set on a VM): those the
@@ -117,18 +120,21 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
           // A plain read first: a wait only notices a change after it starts.
           if (String(await m.instance('preempted')) === 'TRUE') return true;
           // The metadata server answers when the value changes, or after timeout_sec with the same value.
+          // A change between the plain read and the wait's start is only seen by the next plain read
+          // (https://cloud.google.com/compute/docs/metadata/querying-metadata, "Use ETags"), so the
+          // wait is kept well below the 30 s between a preemption's notice and the power-off.
           const change = m.instance({
             property: 'preempted',
-            params: { wait_for_change: 'true', timeout_sec: '60' },
+            params: { wait_for_change: 'true', timeout_sec: String(PREEMPTION_WAIT_SECONDS) },
           });
           change.catch(() => undefined); // a read abandoned when the run ends may still fail
           const value = await Promise.race([change.then(String), stopped]);
           if (value === 'TRUE') return true;
           failures = 0;
         } catch (err) {
-          // gcp-metadata gives up on a request after 3 s where it does not find itself on Google Cloud
-          // (requestTimeout: none on a VM): a wait cut short that way saw no change, like one answered
-          // after timeout_sec. The plain read before the next wait misses nothing.
+          // gcp-metadata gives up on a request after 3 s (and three retries of its own, about 14 s in
+          // all) where it does not find itself on Google Cloud (requestTimeout: none on a VM): a wait
+          // cut short that way saw no change, like one answered after timeout_sec.
           if (isTimeout(err)) {
             failures = 0;
             continue;

@@ -218,13 +218,14 @@ describeWithDocker('the VM agent on the real Docker engine', () => {
     });
 
     it('keeps watching through waits that its metadata client cuts short, and sees a late preemption', async () => {
-      // Off Google Cloud, gcp-metadata ends a request after 3 s, also a wait_for_change of 60 s: such a
-      // wait saw no change, and the watch goes straight on (no backoff that a 30 s notice could miss).
+      // Off Google Cloud, gcp-metadata ends a request after 3 s (with its own three retries, after about
+      // 14 s), also a wait_for_change of 10 s: such a wait saw no change, and the watch goes straight on,
+      // with no failure logged and no backoff that a 30 s notice could miss.
       const script = 'trap "echo got SIGTERM; exit 0" TERM; echo working; while true; do sleep 0.1; done';
       const { run, messages } = await runAgent(task(script), {
         during: async (m) => {
           await taskSaid('working');
-          await new Promise((resolve) => setTimeout(resolve, 7_000)); // two cut-short waits
+          await new Promise((resolve) => setTimeout(resolve, 16_000)); // past one cut-short wait
           m.preempt();
         },
       });
