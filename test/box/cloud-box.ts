@@ -150,7 +150,7 @@ export class CloudBox {
     this.runHost = new RunHost({
       image: this.workerImage,
       dockerConfig: this.registry.dockerConfig,
-      // The job's env as terraform defines it (run.tf), then Cloud Run's metadata server and the box.
+      // The job's env as run.tf defines it (COMPLETIONS_TOPIC), then Cloud Run's metadata server and the box.
       env: { COMPLETIONS_TOPIC: 'completions', GCE_METADATA_HOST: this.metadata.host, ...toBox },
       label: this.label,
       logDir: path.join(this.dir, 'run'),
@@ -443,6 +443,12 @@ export class CloudBox {
   async stop(): Promise<void> {
     for (const timer of this.scheduler) clearInterval(timer);
     await this.stopDispatcher().catch(() => undefined);
+    // The VMs' agents and tasks are the agent's containers, not the box's: powered off with their VM.
+    await this.vmHost?.powerOffAll().catch(() => undefined);
+    await Promise.race([
+      Promise.all([this.vmHost?.settled(), this.runHost?.settled()]),
+      new Promise((resolve) => setTimeout(resolve, 30_000).unref()),
+    ]);
     const { stdout } = await docker([
       'ps',
       '--all',

@@ -124,7 +124,7 @@ describeWithDocker('the cloud in a box', () => {
         fs.writeFileSync(file, `${[header, ...Array.from({ length: 40 }, () => rows).flat()].join('\n')}\n`);
         const started = Date.now();
         const { job, generation } = await submit(file, 'preempted/statements.csv', ['--runtime', 'vm']);
-        const done = await expectLanded(job, `preempted/statements.csv/${generation}/`, 900_000);
+        const done = await expectLanded(job, `preempted/statements.csv/${generation}/`, 840_000);
         timings['VM preempted 3 times, then standard (5.5 MB CSV)'] = successAt(done) - started;
         expect(done.attempts.map((a) => a.outcome)).toEqual([
           'preempted',
@@ -189,7 +189,7 @@ describeWithDocker('the cloud in a box', () => {
       );
       expect(failure?.message).toMatch(/not by its completion/);
       expect(failure?.message).toContain('malformed completion refused: the completion has no valid jobId');
-    }, 300_000);
+    }, 420_000);
 
     /** Uploads FILE as NAME through `pipeline submit --bucket`; the job and the object's generation. */
     async function submit(file: string, name: string, flags: string[] = []) {

@@ -101,6 +101,13 @@ export class VmHost {
     return [...this.failures];
   }
 
+  /** Powers every VM off now: its stand-in, its agent and its task containers. */
+  async powerOffAll(): Promise<void> {
+    const names = this.vms.flatMap((vm) => [`box-vm-${vm.name}`, `box-agent-${vm.name}`]);
+    const tasks = await Promise.all(this.vms.map((vm) => taskContainers(vm)));
+    await removeContainers([...names, ...tasks.flat()]);
+  }
+
   private async run(
     instance: Record<string, unknown>,
     vm: BootedVm,
@@ -164,16 +171,21 @@ export class VmHost {
         stdout: '',
         stderr: err.message,
       }));
-      fs.writeFileSync(path.join(disk, 'console.log'), `${console.stdout}${console.stderr}`);
       // A VM powered off takes its containers with it.
       await removeContainers([container, agent, ...(await taskContainers(vm))]);
       await metadata.close();
+      vm.poweredOff = fs.existsSync(path.join(record, 'poweroff'));
+      // The box's folder is gone if the box was stopped meanwhile.
+      fs.writeFile(path.join(disk, 'console.log'), `${console.stdout}${console.stderr}`, () => undefined);
     }
-    vm.poweredOff = fs.existsSync(path.join(record, 'poweroff'));
     const left = compute.instances.get(vm.name);
-    if (left !== undefined && vm.preempted)
-      compute.instances.delete(vm.name); // terminated: DELETE
-    else if (left !== undefined && vm.poweredOff) left.status = 'TERMINATED';
+    if (left === undefined || !(vm.preempted || vm.poweredOff)) return;
+    // A preempted or powered-off instance is TERMINATED; Compute then deletes one whose
+    // scheduling.instanceTerminationAction is DELETE, and keeps one with STOP (the default).
+    const action = (left.scheduling as { instanceTerminationAction?: string } | undefined)
+      ?.instanceTerminationAction;
+    if (vm.preempted && action === 'DELETE') compute.instances.delete(vm.name);
+    else left.status = 'TERMINATED';
   }
 }
 

@@ -2,9 +2,9 @@
 // (GCE_METADATA_HOST=127.0.0.1:PORT). It answers only requests with `Metadata-Flavor: Google`, like
 // the real one, serves values set by the test, a service account token, and `instance/preempted`
 // with `wait_for_change=true` (answered when the value changes or after `timeout_sec`). A directory
-// (`instance`, `instance/attributes/`) answers the list of its entries, subdirectories with a
-// trailing slash, as the real one does
-// (https://cloud.google.com/compute/docs/metadata/querying-metadata); gcp-metadata asks for
+// (`instance/`, `instance/attributes/`) answers the list of its entries, subdirectories with a
+// trailing slash (https://cloud.google.com/compute/docs/metadata/querying-metadata); asked for
+// without its slash, it redirects there (301), as the real one does. gcp-metadata asks for
 // `instance` to tell whether a metadata server is there at all. `failNext` makes it answer 503 for a
 // while, as the real one does now and then.
 import http from 'node:http';
@@ -67,8 +67,12 @@ export async function startFakeMetadata(
     const answer = () => {
       const value = store.get(key);
       const entries = value === undefined ? directory(key) : undefined;
-      if (entries !== undefined) res.setHeader('content-type', 'application/text').end(entries.join('\n'));
-      else if (value === undefined) res.writeHead(404).end('not found');
+      if (entries !== undefined && !url.pathname.endsWith('/')) {
+        // A directory asked for without its slash is redirected to it, as the real server does.
+        res.writeHead(301, { Location: `${url.pathname}/${url.search}` }).end();
+      } else if (entries !== undefined) {
+        res.setHeader('content-type', 'application/text').end(entries.join('\n'));
+      } else if (value === undefined) res.writeHead(404).end('not found');
       else res.setHeader('content-type', 'application/text').end(value);
     };
     /** The entries of a directory of the stored keys (and the token's), or undefined if it is none. */
