@@ -3,6 +3,9 @@
 // `npm run e2e:cloud` runs it. It prints how to upload and where to look, and stops everything it
 // started on Ctrl-C (SIGINT) or SIGTERM; one that comes while the box is starting stops it once
 // started (the emulators and containers it is making would be left running otherwise).
+// As in the tests: loopback only, and no client looks for a metadata server of its own (the box's
+// Pub/Sub client would otherwise ask metadata.google.internal whether it runs on Google Cloud).
+import '../test/support/loopback-only.ts';
 import { boxImages, CloudBox, INPUT_BUCKET, OUTPUT_BUCKET } from '../test/box/cloud-box.ts';
 
 let box: CloudBox | undefined;
