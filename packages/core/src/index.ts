@@ -6,6 +6,7 @@ export * from './job.ts';
 export * from './ports.ts';
 export * from './routing.ts';
 export * from './units.ts';
+export * from './format.ts';
 export * from './glob.ts';
 export * from './worker-env.ts';
 export * from './latest.ts';

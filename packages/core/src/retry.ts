@@ -6,7 +6,7 @@
 // larger budget, and after `spotFallbackAfter` of them the job moves from spot to a standard VM, which
 // is not preempted. A timed-out attempt is not retried (it would time out again), nor is a cancelled one.
 import type { AttemptOutcome, AttemptRecord, Job } from './job.ts';
-import { formatDuration } from './units.ts';
+import { formatDuration } from './format.ts';
 
 export interface RetryPolicy {
   /** Attempts that may fail (not counting preemptions) before the job is FAILED; 1 never retries. */

@@ -14,7 +14,8 @@ import {
 } from './routing/platforms.ts';
 import type { Accelerator, JobTemplate, Resources, Rule, RuleMatch, Target } from './routing/types.ts';
 import type { RetryPolicy } from './retry.ts';
-import { formatBytes, formatDuration, quote } from './units.ts';
+import { formatBytes, formatDuration } from './format.ts';
+import { quote } from './units.ts';
 
 // The routing API in one import: types, parser, limits, machine types, metadata reading.
 export * from './routing/types.ts';

@@ -1,7 +1,9 @@
 // Sizes and durations as people write them in routing config and object metadata ("4GiB",
-// "1h30m"), and back again for the human-readable reasons the router records.
+// "1h30m"). Writing them back for people (formatBytes, formatDuration) is format.ts.
 // Parsers throw a plain Error whose message starts with the field, so a caller can prefix it
 // with its own context (the routing parser adds the rule).
+
+import { DURATION_UNITS } from './format.ts';
 
 const KIB = 1024;
 
@@ -46,7 +48,6 @@ function bytesFromText(text: string): number {
   return unit === undefined ? Number.NaN : Math.round(Number(match[1]) * unit);
 }
 
-const SECONDS_PER: Record<string, number> = { d: 86_400, h: 3_600, m: 60, s: 1 };
 const NUMBER = String.raw`(\d+(?:\.\d+)?)`;
 // Units in falling order, each at most once: "2d", "1h30m", "1h 30m", "90s".
 const DURATION_TEXT = new RegExp(
@@ -70,37 +71,10 @@ function secondsFromText(text: string): number {
   if (plain) return Number(plain[1]);
   const parts = DURATION_TEXT.exec(trimmed);
   if (!parts || parts.slice(1).every((part) => part === undefined)) return Number.NaN;
-  const unitSizes = Object.values(SECONDS_PER); // d, h, m, s: the order of the groups
+  const unitSizes = Object.values(DURATION_UNITS); // d, h, m, s: the order of the groups
   return parts
     .slice(1)
     .reduce((total, part, index) => total + (part === undefined ? 0 : Number(part) * unitSizes[index]), 0);
-}
-
-const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-
-/** "4 GiB", "3.2 GiB", "100 B": binary units, at most one decimal. */
-export function formatBytes(bytes: number): string {
-  let scaled = bytes;
-  let unit = 0;
-  // Past bytes, compare the rounded value so 1023.96 MiB reads "1 GiB", not "1024 MiB".
-  while (unit < BINARY_UNITS.length - 1 && (unit === 0 ? scaled : Math.round(scaled * 10) / 10) >= KIB) {
-    scaled /= KIB;
-    unit += 1;
-  }
-  const text = unit === 0 ? String(Math.round(scaled)) : String(Math.round(scaled * 10) / 10);
-  return `${text} ${BINARY_UNITS[unit]}`;
-}
-
-/** "1h 30m", "2d", "45s", "0s": whole seconds, zero parts left out. */
-export function formatDuration(seconds: number): string {
-  let rest = Math.round(seconds);
-  const parts: string[] = [];
-  for (const [unit, size] of Object.entries(SECONDS_PER)) {
-    const count = Math.floor(rest / size);
-    if (count > 0) parts.push(`${count}${unit}`);
-    rest -= count * size;
-  }
-  return parts.length > 0 ? parts.join(' ') : '0s';
 }
 
 /** A value as it appears in an error message: strings quoted, long ones cut. */

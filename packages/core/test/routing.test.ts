@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { formatSeconds } from '../src/cost/estimator.ts';
 import { parsePriceTable } from '../src/cost/price-config.ts';
-import { DEFAULT_PRICES, formatUsd, runCost, type RunShape } from '../src/cost/prices.ts';
+import { DEFAULT_PRICES, runCost, type RunShape } from '../src/cost/prices.ts';
 import type { StorageObject } from '../src/events.ts';
+import { formatSeconds, formatUsd } from '../src/format.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/retry.ts';
 import { DEFAULT_QUEUE_POLICY } from '../src/routing/types.ts';
 import {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatDuration, parseBytes, parseDuration } from '../src/units.ts';
+import { parseBytes, parseDuration } from '../src/units.ts';
 
 const KiB = 1024;
 const MiB = KiB ** 2;
@@ -84,47 +84,5 @@ describe('parseDuration', () => {
     expect(() => parseDuration(value, 'job.timeout')).toThrow(
       `job.timeout: ${JSON.stringify(value)} is not a duration like "90s", "30m" or "1h30m"`,
     );
-  });
-});
-
-describe('formatBytes', () => {
-  it.each([
-    [0, '0 B'],
-    [100, '100 B'],
-    [1023, '1023 B'],
-    [1024, '1 KiB'],
-    [1536, '1.5 KiB'],
-    [512 * MiB, '512 MiB'],
-    [4 * GiB, '4 GiB'],
-    [3.2 * GiB, '3.2 GiB'],
-    [1024 * MiB - 1, '1 GiB'],
-    [2 * TiB, '2 TiB'],
-  ])('%d bytes reads %j', (bytes, text) => {
-    expect(formatBytes(bytes)).toBe(text);
-  });
-
-  it('reads back through parseBytes', () => {
-    for (const bytes of [100, 4 * GiB, 1536, 512 * MiB])
-      expect(parseBytes(formatBytes(bytes), 'x')).toBe(bytes);
-  });
-});
-
-describe('formatDuration', () => {
-  it.each([
-    [0, '0s'],
-    [45, '45s'],
-    [90, '1m 30s'],
-    [5400, '1h 30m'],
-    [3600, '1h'],
-    [168 * 3600, '7d'],
-    [93_784, '1d 2h 3m 4s'],
-    [0.4, '0s'],
-  ])('%d seconds reads %j', (seconds, text) => {
-    expect(formatDuration(seconds)).toBe(text);
-  });
-
-  it('reads back through parseDuration', () => {
-    for (const seconds of [45, 5400, 93_784])
-      expect(parseDuration(formatDuration(seconds), 'x')).toBe(seconds);
   });
 });

@@ -3,7 +3,8 @@
 // price table's (boot and pull are not measured apart from the run). Failed attempts cost too.
 import type { AttemptRecord, Job } from '../job.ts';
 import { CLOUD_RUN_DEFAULTS, machineTypeFor } from '../routing/platforms.ts';
-import { formatUsd, runCost, type PriceTable } from './prices.ts';
+import { formatUsd } from '../format.ts';
+import { runCost, type PriceTable } from './prices.ts';
 
 export interface ActualCost {
   usd: number;

@@ -8,7 +8,7 @@
 // the medians by a rank or two. A prior that was far off so leaves no lasting bias, where averaging
 // it in as k pseudo-runs would keep k/(n+k) of its error for good.
 
-import { formatDuration } from '../units.ts';
+import { formatSeconds } from '../format.ts';
 
 const GIB = 1024 ** 3;
 
@@ -95,11 +95,4 @@ function median(values: number[]): number {
 
 function line(model: DurationPrior): string {
   return `${formatSeconds(model.baseSeconds)} + ${formatSeconds(model.secondsPerGiB)}/GiB`;
-}
-
-/** "4.2 s", "41 s", "1h 30m": seconds as a person reads them. */
-export function formatSeconds(seconds: number): string {
-  if (seconds < 10) return `${Math.round(seconds * 10) / 10} s`;
-  if (seconds < 120) return `${Math.round(seconds)} s`;
-  return formatDuration(seconds);
 }

@@ -10,9 +10,8 @@ import {
   type MachineType,
 } from '../routing/platforms.ts';
 import type { JobTemplate, Target } from '../routing/types.ts';
-import { formatBytes, formatDuration } from '../units.ts';
-import { formatSeconds } from './estimator.ts';
-import { formatUsd, runCost, type PriceTable } from './prices.ts';
+import { formatBytes, formatDuration, formatSeconds, formatUsd } from '../format.ts';
+import { runCost, type PriceTable } from './prices.ts';
 
 export interface PlacementOption {
   target: Target;

@@ -5,7 +5,8 @@
 
 import { MACHINE_TYPES } from '../routing/platforms.ts';
 import type { Accelerator, Target } from '../routing/types.ts';
-import { formatBytes, quote } from '../units.ts';
+import { formatBytes, formatUsd } from '../format.ts';
+import { quote } from '../units.ts';
 
 const GIB = 1024 ** 3;
 const HOURS_PER_MONTH = 730; // Google's pricing calculator turns monthly disk prices into hours with this
@@ -218,14 +219,6 @@ function vmCost(prices: PriceTable, shape: RunShape, seconds: number): RunCost {
  */
 function withRestarts(seconds: number, rate: number): number {
   return rate > 0 ? Math.expm1(rate * seconds) / rate : seconds;
-}
-
-/** "$1.23" from a dollar up; below, two significant digits ("$0.19", "$0.00045"). */
-export function formatUsd(usd: number): string {
-  if (usd >= 1) return `$${usd.toFixed(2)}`;
-  if (usd === 0) return '$0';
-  if (usd < 0.000001) return '<$0.000001';
-  return `$${Number(usd.toPrecision(2)).toFixed(Math.max(2, 1 - Math.floor(Math.log10(usd))))}`;
 }
 
 function round1(value: number): number {

@@ -11,7 +11,7 @@
 // fallback is counted.
 
 import type { Target } from '../routing/types.ts';
-import { formatDuration } from '../units.ts';
+import { formatDuration } from '../format.ts';
 import { estimateDuration, fitDurations, type DurationModel, type DurationSample } from './estimator.ts';
 import { choosePlacement, placementOptions, type PlacementOption } from './options.ts';
 import { runCost, type PriceTable } from './prices.ts';

@@ -2,17 +2,11 @@
 // (declared, learned from the ledger by the caller, or the rule's prior), what each place would cost,
 // and, for a cost rule, the cheapest place that meets the platform limits and the rule's deadline.
 
-import {
-  DEFAULT_PRIOR,
-  estimateDuration,
-  fitDurations,
-  formatSeconds,
-  type DurationEstimate,
-} from '../cost/estimator.ts';
+import { DEFAULT_PRIOR, estimateDuration, fitDurations, type DurationEstimate } from '../cost/estimator.ts';
 import { choosePlacement, placementOptions, summarizeOption, type PlacementOption } from '../cost/options.ts';
 import { DEFAULT_PRICES, runCost, type PriceTable } from '../cost/prices.ts';
 import type { StorageObject } from '../events.ts';
-import { formatDuration } from '../units.ts';
+import { formatDuration, formatSeconds } from '../format.ts';
 import type { JobTemplate, Resources, Rule, Target } from './types.ts';
 
 /** What route() needs to price a run: prices, and how long the rule's runs take (from history). */

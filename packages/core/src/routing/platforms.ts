@@ -1,7 +1,7 @@
 // What each target can run: Cloud Run Jobs' hard limits and the cpu/memory shapes it accepts,
 // and the Compute Engine machine types the router picks from for a VM.
 
-import { formatBytes, formatDuration } from '../units.ts';
+import { formatBytes, formatDuration } from '../format.ts';
 import type { Accelerator, JobTemplate } from './types.ts';
 
 const GIB = 1024 ** 3;

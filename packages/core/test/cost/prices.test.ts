@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_PRICES,
-  formatUsd,
   parsePriceTable,
   PriceTableError,
   runCost,
@@ -260,19 +259,5 @@ describe('parsePriceTable', () => {
     expect(error).toBeInstanceOf(PriceTableError);
     expect((error as PriceTableError).message).toContain(message);
     expect(error).toMatchObject({ name: 'PriceTableError', code: 'PRICE_TABLE', field });
-  });
-});
-
-describe('formatUsd', () => {
-  it.each([
-    [12.345, '$12.35'],
-    [1, '$1.00'],
-    [0.19, '$0.19'],
-    [0.0604, '$0.060'],
-    [0.00045, '$0.00045'],
-    [0, '$0'],
-    [1e-9, '<$0.000001'],
-  ])('%d reads %s', (usd, text) => {
-    expect(formatUsd(usd)).toBe(text);
   });
 });
