@@ -55,6 +55,11 @@ const ALLOWED: Record<JobState, readonly JobState[]> = {
   IGNORED: [],
 };
 
+/** The final states a job may leave: a retry takes a FAILED or CANCELLED job back to RECEIVED. */
+export const RETRYABLE_STATES: readonly JobState[] = FINAL_STATES.filter((state) =>
+  ALLOWED[state].includes('RECEIVED'),
+);
+
 export class IllegalTransitionError extends Error {
   readonly code = 'ILLEGAL_TRANSITION';
   readonly from: JobState;

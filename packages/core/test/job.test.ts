@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   amend,
   canTransition,
+  FINAL_STATES,
   IllegalTransitionError,
   JOB_STATES,
+  RETRYABLE_STATES,
   finishedRunOf,
   newJob,
   transition,
@@ -67,6 +69,13 @@ describe('the job state machine', () => {
       execution: 'x',
       history: launched.history,
     });
+  });
+
+  it('retries from FAILED and CANCELLED only: the final states that may go back to RECEIVED', () => {
+    expect(RETRYABLE_STATES).toEqual(['FAILED', 'CANCELLED']);
+    for (const state of RETRYABLE_STATES) expect(FINAL_STATES).toContain(state);
+    for (const state of FINAL_STATES)
+      expect(RETRYABLE_STATES.includes(state), state).toBe(canTransition(state, 'RECEIVED'));
   });
 
   it('names the refused transition', () => {

@@ -15,7 +15,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { outputPrefix, parseRoutingConfig, type Job } from '@pipeline/core';
+import {
+  formatBytes,
+  formatSeconds,
+  formatUsd,
+  JOB_STATES,
+  outputPrefix,
+  parseRoutingConfig,
+  RETRYABLE_STATES,
+  type Job,
+} from '@pipeline/core';
 import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts';
 import { createLogger } from '../src/logger.ts';
 import { testApp } from './support.ts';
@@ -207,9 +216,34 @@ describe.skipIf(!installed)(
       expect(await row.locator('.badge').innerText()).toBe('SUCCEEDED');
       expect(await row.locator('td.route').innerText()).toMatch(/Cloud Run job\s+csv/);
       expect(await row.locator('td').nth(5).innerText()).toBe('1'); // attempts
-      expect(await row.locator('td').nth(6).innerText()).toMatch(/\d( ms| s)$/); // how long it ran
+      expect(await row.locator('td').nth(6).innerText()).toMatch(/\d s$/); // how long it ran
       expect(await marker()).toBe('the same page');
     }, 60_000);
+
+    it('takes its states and formatters from core, through /dashboard/core.js, not from copies', async () => {
+      expect(requested).toContain(`${pipeline.url}/dashboard/core.js`);
+      // The filter chips are core's states, in core's order.
+      const chips = await page.locator('.chips .chip').allInnerTexts();
+      expect(chips).toEqual(['All', ...JOB_STATES]);
+      // What the browser imported is core's: its lists, and its formatters' results.
+      // A string, so that vitest does not rewrite the browser's import() as its own.
+      const fromPage = await page.evaluate(`import('/dashboard/core.js').then((m) => ({
+        states: m.JOB_STATES,
+        retryable: m.RETRYABLE_STATES,
+        texts: [m.formatBytes(1536), m.formatSeconds(185), m.formatUsd(0.0604), m.formatDuration(93784)],
+      }))`);
+      expect(fromPage).toEqual({
+        states: JOB_STATES,
+        retryable: RETRYABLE_STATES,
+        texts: ['1.5 KiB', '3m 5s', '$0.060', '1d 2h 3m 4s'],
+      });
+      // The list shows the object's size as `pipeline` does.
+      const job = (await pipeline.ledger.get(first.id))!;
+      if (job.source.kind !== 'object') throw new Error('an upload has an object');
+      expect(await page.locator(`tr[data-id="${first.id}"] td.source .secondary`).innerText()).toBe(
+        `shared · ${formatBytes(job.source.object.size)}`,
+      );
+    });
 
     it("opens the job's page with its details, attempts, history and the tail of its log", async () => {
       await page.locator(`tr[data-id="${first.id}"] a`).click();
@@ -226,6 +260,12 @@ describe.skipIf(!installed)(
       expect(details).toMatch(
         /Estimated cost\s+\$[\d.]+ on Cloud Run job, [\d.]+ s expected \(prior: no history yet/,
       );
+      // In core's words: formatUsd and formatSeconds, as `pipeline job` prints them.
+      const ran = (await pipeline.ledger.get(first.id))!;
+      expect(details).toContain(
+        `${formatUsd(ran.estimate!.usd)} on Cloud Run job, ${formatSeconds(ran.estimate!.seconds)} expected`,
+      );
+      expect(details).toMatch(new RegExp(`Cost\\s+${formatUsd(ran.cost!.usd).replace('$', '\\$')}\\s`));
       expect(details).toMatch(/Cost\s+\$[\d.]+\s+attempt 1 cloud-run-job: \d+ s run, \$/);
 
       const attempt = page.locator('table.attempts tbody tr');

@@ -28,11 +28,12 @@ import { attemptRefusalsRow, queueDetailRows, queueView, waitingOf } from './que
 import { logFollower } from './log-view.js';
 import { jobResults } from './job-results.js';
 import { errorGist, sharedParts, withoutShared } from './text.js';
+import { RETRYABLE_STATES, formatUsd } from './core.js';
 
 // The buttons follow the dispatcher's rules so that they are off when pressing them could only fail;
 // the dispatcher decides all the same (a 409 is shown as it comes).
-const CANCELLABLE = new Set(['SCHEDULED', 'RECEIVED', 'QUEUED', 'LAUNCHED', 'RUNNING']);
-const RETRYABLE = new Set(['FAILED', 'CANCELLED']);
+const CANCELLABLE = new Set(STATES.filter((state) => !FINAL.has(state)));
+const RETRYABLE = new Set(RETRYABLE_STATES);
 // How an attempt ended, drawn in the colours of the job state it is closest to.
 const OUTCOME_LOOK = {
   succeeded: 'SUCCEEDED',
@@ -73,11 +74,9 @@ function jobRunMs(job, now) {
 // computes nothing itself.
 const hasCost = (job) => job.estimate !== undefined || job.cost !== undefined;
 
-/** US dollars as people read small amounts: $1.23, $0.19, $0.00045. */
+/** US dollars as `pipeline` shows them: $1.23, $0.19, $0.00045; "—" when unknown. */
 function usd(amount) {
-  if (typeof amount !== 'number' || !Number.isFinite(amount)) return '—';
-  if (amount >= 1 || amount === 0) return `$${amount.toFixed(2)}`;
-  return `$${amount.toPrecision(2).replace(/0+$/, '')}`;
+  return typeof amount === 'number' && Number.isFinite(amount) ? formatUsd(amount) : '—';
 }
 
 function place(option) {

@@ -1,9 +1,13 @@
 // The dashboard: one HTML page, its ES modules and one stylesheet from this folder, served as they are
-// (no build step). The page reads the same /jobs API as everyone else, so it needs the same caller
+// (no build step), and /dashboard/core.js: what the page shares with @pipeline/core, so it has no
+// copies of its own. The page reads the same /jobs API as everyone else, so it needs the same caller
 // identity (`api`); it is a client of the API, never a second way into the ledger.
 import fs from 'node:fs';
+import { stripTypeScriptTypes } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Router, type RequestHandler } from 'express';
+import { ACTIVE_STATES, FINAL_STATES, JOB_STATES, RETRYABLE_STATES } from '@pipeline/core';
 
 const FILES = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
@@ -13,6 +17,7 @@ const FILES = {
   '/dashboard/log-view.js': { file: 'log-view.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/job-results.js': { file: 'job-results.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/text.js': { file: 'text.js', type: 'text/javascript; charset=utf-8' },
+  // '/dashboard/core.js' is built from @pipeline/core: dashboardCoreModule below.
   '/dashboard/styles.css': { file: 'styles.css', type: 'text/css; charset=utf-8' },
   '/dashboard/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
 } as const;
@@ -40,17 +45,57 @@ const HEADERS = {
   'Cache-Control': 'no-cache',
 };
 
+/** The state lists of core that the page reads (job.ts): its filter chips, its buttons, its refreshes. */
+export const CORE_STATE_LISTS = { JOB_STATES, FINAL_STATES, ACTIVE_STATES, RETRYABLE_STATES } as const;
+
+/**
+ * /dashboard/core.js: core's formatters (packages/core/src/format.ts, erasable TypeScript with no
+ * imports, its types stripped by Node) and its state lists, as one ES module, so the page shows sizes,
+ * durations and dollars as the `pipeline` command and the router's reasons do.
+ */
+export function dashboardCoreModule(): string {
+  const formatTs = fileURLToPath(new URL('./format.ts', import.meta.resolve('@pipeline/core')));
+  const lists = Object.entries(CORE_STATE_LISTS).map(
+    ([name, states]) => `export const ${name} = Object.freeze(${JSON.stringify(states)});`,
+  );
+  return [
+    '// Built by dashboard/router.ts from @pipeline/core: src/format.ts and the state lists of src/job.ts.',
+    quietly(() => stripTypeScriptTypes(fs.readFileSync(formatTs, 'utf8'))),
+    ...lists,
+    '',
+  ].join('\n');
+}
+
+/**
+ * `fn` without the one ExperimentalWarning Node prints on the first call of stripTypeScriptTypes:
+ * it would be a line on every start's stderr that no one can act on (the test of the served module
+ * is what says that the stripping still does its job). Every other warning passes through.
+ */
+function quietly<T>(fn: () => T): T {
+  const emitWarning = process.emitWarning;
+  process.emitWarning = function (warning: string | Error, ...rest: unknown[]) {
+    if (String(warning).includes('stripTypeScriptTypes')) return;
+    return (emitWarning as (...args: unknown[]) => void).call(process, warning, ...rest);
+  } as typeof process.emitWarning;
+  try {
+    return fn();
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+}
+
 export function dashboardRouter(api: RequestHandler, dir = import.meta.dirname): Router {
   const router = Router();
-  for (const [route, { file, type }] of Object.entries(FILES)) {
-    // Read at start, so a missing file fails the start-up rather than the first visitor.
-    const body = fs.readFileSync(path.join(dir, file));
+  const serve = (route: string, type: string, body: Buffer | string) =>
     router.get(route, api, (_req, res) => {
       res
         .status(200)
         .set({ ...HEADERS, 'Content-Type': type })
         .send(body);
     });
-  }
+  // Read and built when the router is made, so a missing file fails then rather than a visitor later.
+  for (const [route, { file, type }] of Object.entries(FILES))
+    serve(route, type, fs.readFileSync(path.join(dir, file)));
+  serve('/dashboard/core.js', 'text/javascript; charset=utf-8', dashboardCoreModule());
   return router;
 }

@@ -6,18 +6,12 @@
 // parsing markup; the server's Content-Security-Policy, which refuses inline script, is the second wall.
 /* global document, fetch, setTimeout, clearTimeout, AbortController */
 
-export const STATES = [
-  'SCHEDULED',
-  'RECEIVED',
-  'QUEUED',
-  'LAUNCHED',
-  'RUNNING',
-  'SUCCEEDED',
-  'FAILED',
-  'CANCELLED',
-  'IGNORED',
-];
-export const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'IGNORED']);
+import { FINAL_STATES, JOB_STATES, formatBytes, formatSeconds } from './core.js';
+
+// core.js is @pipeline/core's, served by the dispatcher (router.ts): the states and formatters are
+// the ones the dispatcher and the `pipeline` command use, not copies.
+export const STATES = JOB_STATES;
+export const FINAL = new Set(FINAL_STATES);
 
 export const TARGETS = { 'cloud-run-job': 'Cloud Run job', vm: 'VM' };
 
@@ -76,29 +70,15 @@ export function ago(iso, now) {
   return ms < 0 ? `in ${text}` : `${text} ago`;
 }
 
+/** Milliseconds as `pipeline` shows seconds: "0.8 s", "41 s", "3m 5s", "1h 30m"; "—" when unknown. */
 export function span(ms) {
-  if (ms === undefined || Number.isNaN(ms)) return '—';
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${(ms / 1000).toFixed(s < 10 ? 1 : 0)} s`;
-  const m = Math.floor(s / 60);
-  const pad = (n) => String(n).padStart(2, '0');
-  if (m < 60) return `${m}m ${pad(s % 60)}s`;
-  const hours = Math.floor(m / 60);
-  if (hours < 24) return `${hours}h ${pad(m % 60)}m`;
-  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
+  if (typeof ms !== 'number' || Number.isNaN(ms)) return '—';
+  return formatSeconds(Math.max(0, ms) / 1000);
 }
 
+/** Bytes in binary units as `pipeline` shows them: "100 B", "3.2 GiB"; "—" when unknown. */
 export function bytes(n) {
-  if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  return typeof n === 'number' && Number.isFinite(n) ? formatBytes(n) : '—';
 }
 
 export function sourceName(job) {
