@@ -16,7 +16,9 @@
 import { MACHINE_TYPES } from './routing/platforms.ts';
 import type { Accelerator, JobTemplate, Target } from './routing.ts';
 
-/** Below the hard 1,000 running executions per project and region: room for executions started by hand. */
+/** Cloud Run's hard limit of running job executions per project and region (the quotas page above). */
+export const CLOUD_RUN_MAX_RUNNING_EXECUTIONS = 1000;
+/** Below CLOUD_RUN_MAX_RUNNING_EXECUTIONS: room for executions started by hand. */
 export const DEFAULT_RUN_EXECUTIONS = 900;
 /** runJob calls per minute; the quota is per project and region, shown on the console's Quotas page. */
 export const DEFAULT_RUN_JOBS_PER_MINUTE = 60;

@@ -25,10 +25,16 @@ export interface ReconcileSettings {
   goneGraceSeconds: number;
 }
 
+/**
+ * A task's timeout when its template sets none: what a VM is given to run (the Compute launcher) and
+ * what the reconciler and the reaper judge a run by.
+ */
+export const DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600;
+
 export const DEFAULT_RECONCILE_SETTINGS: ReconcileSettings = {
   leaseMs: 10 * 60 * 1000,
   launchAnswerMs: 30 * 1000,
-  defaultTimeoutSeconds: 24 * 3600,
+  defaultTimeoutSeconds: DEFAULT_TASK_TIMEOUT_SECONDS,
   deadlineGraceSeconds: 15 * 60,
   goneGraceSeconds: 3 * 60,
 };

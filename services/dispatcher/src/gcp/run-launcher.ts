@@ -36,6 +36,7 @@
 // deleted (unexpired) executions with showDeleted
 // (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions/list).
 import {
+  CLOUD_RUN_JOB_LIMITS,
   LaunchError,
   type FoundLaunch,
   type Job,
@@ -98,9 +99,6 @@ export const FIND_PAGE_SIZE = 100;
  */
 export const FIND_MAX_PAGES = 25;
 
-/** The Cloud Run limit of a task's timeout (168 hours); longer work belongs on a VM. */
-export const CLOUD_RUN_MAX_TIMEOUT_SECONDS = 168 * 3600;
-
 /**
  * The exit code inspect reports for a cancelled execution. Cloud Run stops the container of a
  * cancelled task with SIGTERM, and 128 + 15 is how a shell reports a process SIGTERM ended.
@@ -134,8 +132,13 @@ export class CloudRunJobLauncher implements Launcher {
       );
     }
     const timeoutSeconds = job.template?.timeoutSeconds;
-    if (timeoutSeconds !== undefined && timeoutSeconds > CLOUD_RUN_MAX_TIMEOUT_SECONDS) {
-      throw new LaunchError(`${what}: a timeout of ${timeoutSeconds} s is over Cloud Run's 168 h`, false);
+    // Cloud Run's limit of a task's timeout (168 hours), as the router knows it: longer work belongs on a VM.
+    const maxSeconds = CLOUD_RUN_JOB_LIMITS.timeoutSeconds;
+    if (timeoutSeconds !== undefined && timeoutSeconds > maxSeconds) {
+      throw new LaunchError(
+        `${what}: a timeout of ${timeoutSeconds} s is over Cloud Run's ${maxSeconds / 3600} h`,
+        false,
+      );
     }
     // LOGS_URI is reserved (a template cannot set it): the worker uploads its output there.
     const allEnv: Record<string, string> = { ...env, LOGS_URI: request.logsUri };
