@@ -25,3 +25,4 @@ export * from './cost/estimator.ts';
 export * from './cost/options.ts';
 export * from './placement.ts';
 export * from './cost/actual.ts';
+export * from './transitions.ts';
