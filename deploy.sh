@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Ships a new version of a pipeline deployed by ./setup.sh: builds and pushes new dispatcher and
-# worker images with Cloud Build (as the build account terraform made), points the service and the
-# job at them, and sends all traffic to the new revision.
+# Ships a new version of a pipeline deployed by ./setup.sh: builds and pushes new dispatcher, worker
+# and VM agent images with Cloud Build (as the build account terraform made), points the service and
+# the job at them (the service's AGENT_IMAGE at the agent's, for the task VMs it launches from then
+# on), and sends all traffic to the new revision.
 #
 #   ./deploy.sh
 #
@@ -38,17 +39,19 @@ job="$(tf_output job_name)"
 tag="$(image_tag)"
 dispatcher_image="${image_uri}/dispatcher:${tag}"
 worker_image="${image_uri}/worker:${tag}"
+agent_image="${image_uri}/agent:${tag}"
 
 gcloud auth print-access-token >/dev/null 2>&1 ||
   die "gcloud is not logged in: run gcloud auth login and gcloud auth application-default login"
 
-echo "==> Cloud Build: $dispatcher_image and $worker_image"
+echo "==> Cloud Build: $dispatcher_image, $worker_image and $agent_image"
 submit_build "$project" "$region" "$image_uri" "$tag"
 
 echo "==> terraform apply: service $service and job $job on the new images"
 tf apply -input=false -auto-approve \
   -var "project_id=$project" -var "region=$region" -var "zone=$zone" \
-  -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image"
+  -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image" \
+  -var "agent_image=$agent_image"
 
 echo "==> all traffic of $service to its latest revision"
 gcloud run services update-traffic "$service" --to-latest --region "$region" --project "$project"

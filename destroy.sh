@@ -68,8 +68,9 @@ gcloud auth print-access-token >/dev/null 2>&1 ||
 
 dispatcher_image="$(current_image google_cloud_run_v2_service)"
 worker_image="$(current_image google_cloud_run_v2_job)"
+agent_image="$(current_agent_image "$dispatcher_image" "$worker_image")"
 vars=(-var "project_id=$project" -var "region=$region" -var "zone=$zone"
-  -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image"
+  -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image" -var "agent_image=$agent_image"
   -var "deletion_protection=false")
 
 echo "==> terraform apply: deletion_protection=false"

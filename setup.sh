@@ -12,9 +12,10 @@
 #   1. terraform init, then terraform apply of the base: APIs, buckets, topics, the task VMs'
 #      network, the Artifact Registry repository, the service accounts and their grants (no service
 #      or job until images exist);
-#   2. Cloud Build builds and pushes the dispatcher and worker images (cloudbuild.yaml; no local
-#      Docker needed) as the build account, tagged with a timestamp and the git commit;
-#   3. terraform apply again with both images: the dispatcher service and the worker job.
+#   2. Cloud Build builds and pushes the dispatcher, worker and VM agent images (cloudbuild.yaml; no
+#      local Docker needed) as the build account, tagged with a timestamp and the git commit;
+#   3. terraform apply again with the three images: the dispatcher service (whose AGENT_IMAGE every
+#      task VM runs) and the worker job.
 # Safe to run again: terraform is idempotent, and a second run keeps the images already deployed
 # during step 1, then ships freshly built ones in step 3. An apply that fails with an error known to
 # pass by itself (IAM propagation, Firestore index contention; TF_TRANSIENT_ERRORS in
@@ -85,19 +86,21 @@ tf init -input=false
 echo "==> terraform apply: the base (project $project, region $region, zone $zone)"
 dispatcher_image="$(current_image google_cloud_run_v2_service)"
 worker_image="$(current_image google_cloud_run_v2_job)"
+agent_image="$(current_agent_image "$dispatcher_image" "$worker_image")"
 tf_apply_retrying -input=false -auto-approve "${base_vars[@]}" \
-  -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image"
+  -var "dispatcher_image=$dispatcher_image" -var "worker_image=$worker_image" -var "agent_image=$agent_image"
 
 load_outputs
 image_uri="$(tf_output image_uri)"
 tag="$(image_tag)"
 
-echo "==> Cloud Build: ${image_uri}/dispatcher:${tag} and ${image_uri}/worker:${tag}"
+echo "==> Cloud Build: ${image_uri}/dispatcher:${tag}, ${image_uri}/worker:${tag} and ${image_uri}/agent:${tag}"
 submit_build "$project" "$region" "$image_uri" "$tag"
 
-echo "==> terraform apply: the dispatcher service and the worker job"
+echo "==> terraform apply: the dispatcher service (its task VMs' agent: ${image_uri}/agent:${tag}) and the worker job"
 tf_apply_retrying -input=false -auto-approve "${base_vars[@]}" \
-  -var "dispatcher_image=${image_uri}/dispatcher:${tag}" -var "worker_image=${image_uri}/worker:${tag}"
+  -var "dispatcher_image=${image_uri}/dispatcher:${tag}" -var "worker_image=${image_uri}/worker:${tag}" \
+  -var "agent_image=${image_uri}/agent:${tag}"
 
 load_outputs
 service_url="$(tf_output service_url)"

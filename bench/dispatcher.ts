@@ -74,6 +74,7 @@ const CLOUD_ENV = {
   OUTPUT_BUCKET: 'acme-pipeline-output',
   WORKER_JOB: 'pipeline-worker',
   WORKER_IMAGE: 'us-central1-docker.pkg.dev/acme-prod/pipeline/worker:1',
+  AGENT_IMAGE: 'us-central1-docker.pkg.dev/acme-prod/pipeline/agent:1',
   WORKER_SERVICE_ACCOUNT: 'worker@acme-prod.iam.gserviceaccount.com',
   COMPLETIONS_TOPIC: 'pipeline-completions',
   PUSH_AUDIENCE: 'https://dispatcher.example.run.app',

@@ -1,11 +1,12 @@
 // `npm run images`: builds the project's images on this machine's Docker engine, as the tests do
 // (test/support/images.ts): the base `node:24-bookworm-slim` (debootstrap's minimal bookworm and the
-// official Node distribution from the npm registry), the worker image (jobs/worker/Dockerfile) and the
-// dispatcher's (services/dispatcher/Dockerfile). Each is reused when its inputs have not changed. Then
-// it checks each one by running it with no network: the node user exists, the project's images run
-// as that user and not as root, the worker answers --help through its entrypoint, the dispatcher loads
-// its config module. Prints a table of sizes and users; exits 1 if an image is missing a check.
+// official Node distribution from the npm registry), the worker image (jobs/worker/Dockerfile), the VM
+// agent's (jobs/agent/Dockerfile) and the dispatcher's (services/dispatcher/Dockerfile). Each is reused
+// when its inputs have not changed. Then it checks each one by running it with no network: the node
+// user exists, the project's images run as that user and not as root, the worker and the agent answer
+// --help through their entrypoints, the dispatcher loads its config module. Prints a table of sizes and users; exits 1 if an image is missing a check.
 import {
+  buildAgentImage,
   buildDispatcherImage,
   buildWorkerImage,
   ensureNodeBaseImage,
@@ -95,16 +96,13 @@ async function checkBase(image: string): Promise<Row> {
   return row('base', image, uid ?? null, false);
 }
 
-async function checkWorker(image: string): Promise<Row> {
-  // Through its own entrypoint, as a VM starts it (`IMAGE agent`): --help prints the usage, exit 0.
-  const [uid, usage] = await Promise.all([
-    uidOf(image),
-    runIn(image, [image, '--help'], 'pipeline-worker --help'),
-  ]);
-  if (usage !== null && !usage.startsWith('usage: pipeline-worker'))
-    problems.push(`${image}: pipeline-worker --help printed no usage, but: ${usage.split('\n')[0]}`);
-  else if (usage !== null) process.stdout.write(`worker: ${usage.split('\n')[0]}\n`);
-  return row('worker', image, uid, true);
+/** `IMAGE --help` through its own entrypoint, `bin`: it must print `usage: BIN` and exit 0. */
+async function checkUsage(role: string, image: string, bin: string): Promise<Row> {
+  const [uid, usage] = await Promise.all([uidOf(image), runIn(image, [image, '--help'], `${bin} --help`)]);
+  if (usage !== null && !usage.startsWith(`usage: ${bin}`))
+    problems.push(`${image}: ${bin} --help printed no usage, but: ${usage.split('\n')[0]}`);
+  else if (usage !== null) process.stdout.write(`${role}: ${usage.split('\n')[0]}\n`);
+  return row(role, image, uid, true);
 }
 
 async function checkDispatcher(image: string): Promise<Row> {
@@ -129,9 +127,16 @@ async function checkDispatcher(image: string): Promise<Row> {
 
 const baseImage = await step('base image', ensureNodeBaseImage);
 const workerImage = await step('worker image', buildWorkerImage);
+const agentImage = await step('agent image', buildAgentImage);
 const dispatcherImage = await step('dispatcher image', buildDispatcherImage);
 const rows = await step('checks', () =>
-  Promise.all([checkBase(baseImage), checkWorker(workerImage), checkDispatcher(dispatcherImage)]),
+  Promise.all([
+    checkBase(baseImage),
+    checkUsage('worker', workerImage, 'pipeline-worker'),
+    // As a VM starts it (vm-startup.sh: `docker run ... IMAGE`), through its entrypoint.
+    checkUsage('agent', agentImage, 'pipeline-agent'),
+    checkDispatcher(dispatcherImage),
+  ]),
 );
 
 const header: Row = { image: 'image', tag: 'tag', sizeMb: 0, user: 'user' };
@@ -141,7 +146,7 @@ const line = (row: Row, size: string) =>
 process.stdout.write(`\n${line(header, 'size MB')}\n`);
 for (const row of rows) process.stdout.write(`${line(row, String(row.sizeMb))}\n`);
 process.stdout.write(
-  '\nThe worker image is also the VM agent: vm-startup.sh runs it on a task VM as `pipeline-worker agent`, as its user.\n',
+  '\nThe agent image is the VM agent: vm-startup.sh runs it on every task VM as `pipeline-agent`, as its user; the worker image is the task of `logreg`.\n',
 );
 
 if (problems.length > 0) {

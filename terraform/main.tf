@@ -88,5 +88,9 @@ resource "terraform_data" "checks" {
       condition     = var.dispatcher_image == "" || var.worker_image != ""
       error_message = "worker_image must be set with dispatcher_image: the dispatcher needs WORKER_IMAGE and the worker job."
     }
+    precondition {
+      condition     = var.dispatcher_image == "" || var.agent_image != ""
+      error_message = "agent_image must be set with dispatcher_image: the dispatcher needs AGENT_IMAGE for its task VMs."
+    }
   }
 }

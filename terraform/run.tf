@@ -1,6 +1,7 @@
 # The dispatcher (Cloud Run service) and the worker (Cloud Run job). Both exist only once their
 # image is given: setup.sh applies the rest first, builds the images with Cloud Build into the
-# Artifact Registry repository, then applies again with dispatcher_image and worker_image.
+# Artifact Registry repository, then applies again with dispatcher_image, worker_image and
+# agent_image (the VM agent's, which the dispatcher hands to every task VM).
 
 locals {
   # The dispatcher's environment: every variable services/dispatcher/src/config.ts requires, plus
@@ -13,6 +14,7 @@ locals {
     OUTPUT_BUCKET          = google_storage_bucket.output.name
     WORKER_JOB             = local.job_name
     WORKER_IMAGE           = var.worker_image
+    AGENT_IMAGE            = var.agent_image
     WORKER_SERVICE_ACCOUNT = google_service_account.worker.email
     COMPLETIONS_TOPIC      = google_pubsub_topic.completions.name
     PUSH_AUDIENCE          = local.service_url
@@ -102,6 +104,10 @@ resource "google_cloud_run_v2_service" "dispatcher" {
     precondition {
       condition     = var.worker_image != ""
       error_message = "worker_image must be set with dispatcher_image (WORKER_IMAGE)."
+    }
+    precondition {
+      condition     = var.agent_image != ""
+      error_message = "agent_image must be set with dispatcher_image (AGENT_IMAGE: the task VMs' agent)."
     }
   }
 

@@ -1,5 +1,6 @@
 # Inputs. setup.sh applies twice: first without images (buckets, topics, ledger, registry, service
-# accounts), then, once Cloud Build has pushed them, with dispatcher_image and worker_image set.
+# accounts), then, once Cloud Build has pushed them, with dispatcher_image, worker_image and
+# agent_image set.
 
 variable "project_id" {
   type        = string
@@ -228,6 +229,12 @@ variable "dispatcher_image" {
 variable "worker_image" {
   type        = string
   description = "The worker image (<image_uri>/worker:TAG); empty: the Cloud Run job is not created yet. Required when dispatcher_image is set."
+  default     = ""
+}
+
+variable "agent_image" {
+  type        = string
+  description = "The VM agent's image (<image_uri>/agent:TAG, from jobs/agent/Dockerfile): every task VM's start-up script runs it, and it runs the task's image. The dispatcher's AGENT_IMAGE. Required when dispatcher_image is set."
   default     = ""
 }
 

@@ -46,6 +46,19 @@ current_image() {
     "[.. | objects | select(.type? == \$type and .mode? == \"managed\") | ($path)? // empty] | first // empty"
 }
 
+# current_agent_image DISPATCHER_IMAGE WORKER_IMAGE: the image the deployed dispatcher gives its task
+# VMs as their agent (AGENT_IMAGE in its environment, as terraform state records it), or nothing. A
+# dispatcher deployed before the agent had an image of its own (jobs/agent) ran it from the worker
+# image: then WORKER_IMAGE, so that an apply for another reason keeps what runs.
+current_agent_image() {
+  local dispatcher="$1" worker="$2" image
+  image="$(tf show -json | jq -r '[.. | objects | select(.type? == "google_cloud_run_v2_service" and .mode? == "managed") | (.values.template[0].containers[0].env[]? | select(.name? == "AGENT_IMAGE") | .value)] | first // empty')"
+  if [[ -z "$image" && -n "$dispatcher" ]]; then
+    image="$worker"
+  fi
+  printf '%s\n' "$image"
+}
+
 # Failures of terraform apply that pass by themselves on a fresh project: new grants and service
 # accounts take a while to propagate through IAM, APIs just enabled take a while to answer, and
 # Firestore refuses index work while other index work is under way. Each is an ERE matched against
@@ -90,7 +103,7 @@ tf_apply_retrying() {
   done
 }
 
-# submit_build PROJECT REGION IMAGE_URI TAG: Cloud Build builds and pushes both images
+# submit_build PROJECT REGION IMAGE_URI TAG: Cloud Build builds and pushes the three images
 # (cloudbuild.yaml) as the pipeline's build account, from source staged in terraform's bucket
 # (terraform/build.tf). Needs the terraform outputs loaded (load_outputs).
 submit_build() {

@@ -1,12 +1,12 @@
 // The cloud topology in a box: the whole Google Cloud side of the pipeline on loopback, with the real
 // images. What runs for real: the Pub/Sub and Firestore emulators, the dispatcher's image as a
 // container (with the environment terraform gives it on Cloud Run), the worker image as Cloud Run
-// tasks and as the VM agent, vm-startup.sh in a COS stand-in, the task images, a registry that
-// takes only the VM's token, and the Docker engine. What is a double: Cloud Storage (fake-gcs.ts,
-// which publishes OBJECT_FINALIZE notifications as a bucket's notification configuration does), the
-// Run and Compute APIs (fake-run.ts, fake-compute.ts, whose executions and instances run-host.ts and
-// vm-host.ts turn into containers), the metadata servers (fake-metadata.ts), and Cloud Scheduler
-// (a timer posting /reconcile and /reap).
+// tasks and as the VMs' `logreg` task, the agent image as the VM agent, vm-startup.sh in a COS
+// stand-in, the task images, a registry that takes only the VM's token, and the Docker engine. What
+// is a double: Cloud Storage (fake-gcs.ts, which publishes OBJECT_FINALIZE notifications as a
+// bucket's notification configuration does), the Run and Compute APIs (fake-run.ts, fake-compute.ts,
+// whose executions and instances run-host.ts and vm-host.ts turn into containers), the metadata
+// servers (fake-metadata.ts), and Cloud Scheduler (a timer posting /reconcile and /reap).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +21,12 @@ import { startFakeRun, type FakeRun } from '../support/fake-run.ts';
 import { startFakeCompute, type FakeCompute } from '../support/fake-compute.ts';
 import { startFakeMetadata, type FakeMetadata } from '../support/fake-metadata.ts';
 import { startRegistry, type Registry } from '../support/registry.ts';
-import { buildDispatcherImage, buildWorkerImage, ensureCosStandInImage } from '../support/images.ts';
+import {
+  buildAgentImage,
+  buildDispatcherImage,
+  buildWorkerImage,
+  ensureCosStandInImage,
+} from '../support/images.ts';
 import { parseTerraform } from '../infra/terraform-model.ts';
 import { RunHost } from './run-host.ts';
 import { VmHost } from './vm-host.ts';
@@ -47,19 +52,21 @@ export interface CloudBoxOptions {
 export interface BoxImages {
   dispatcher: string;
   worker: string;
+  agent: string;
   busybox: string;
   cos: string;
 }
 
 /** The images the box runs, built (or found) on the engine. */
 export async function boxImages(): Promise<BoxImages> {
-  const [dispatcher, worker, busybox, cos] = await Promise.all([
+  const [dispatcher, worker, agent, busybox, cos] = await Promise.all([
     buildDispatcherImage(),
     buildWorkerImage(),
+    buildAgentImage(),
     ensureBusyboxImage(),
     ensureCosStandInImage(),
   ]);
-  return { dispatcher, worker, busybox, cos };
+  return { dispatcher, worker, agent, busybox, cos };
 }
 
 export interface CliResult {
@@ -72,8 +79,9 @@ export class CloudBox {
   readonly dir: string;
   readonly label: string;
   url = '';
-  /** The registry's names of the worker image (the job's and the agent's) and of a busybox task image. */
+  /** The registry's names of the worker image (the job's, and `logreg` on a VM), the VM agent's and a busybox task's. */
   workerImage = '';
+  agentImage = '';
   taskImage = '';
   gcs!: FakeGcs;
   run!: FakeRun;
@@ -122,8 +130,9 @@ export class CloudBox {
       startEmulator('pubsub'),
       startEmulator('firestore'),
     ]);
-    [this.workerImage, this.taskImage] = await Promise.all([
+    [this.workerImage, this.agentImage, this.taskImage] = await Promise.all([
       this.registry.push(images.worker, 'pipeline/worker:box'),
+      this.registry.push(images.agent, 'pipeline/agent:box'),
       this.registry.push(images.busybox, 'box/task:1'),
     ]);
     // Cloud Run's metadata server, for the dispatcher and the worker's tasks: the project and a token.
@@ -220,6 +229,7 @@ export class CloudBox {
       OUTPUT_BUCKET,
       WORKER_JOB: 'pipeline-worker',
       WORKER_IMAGE: this.workerImage,
+      AGENT_IMAGE: this.agentImage,
       WORKER_SERVICE_ACCOUNT: sa('pipeline-worker'),
       COMPLETIONS_TOPIC: 'completions',
       PUSH_AUDIENCE: `http://127.0.0.1:${port}`,
@@ -468,9 +478,9 @@ export class CloudBox {
       this.run?.close(),
       this.compute?.close(),
     ]);
-    await docker(['image', 'rm', '--force', this.workerImage, this.taskImage].filter(Boolean)).catch(
-      () => undefined,
-    );
+    await docker(
+      ['image', 'rm', '--force', this.workerImage, this.agentImage, this.taskImage].filter(Boolean),
+    ).catch(() => undefined);
     if (process.env.KEEP_BOX === undefined) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -118,7 +118,8 @@ const COMPUTE_LAUNCHER = 'services/dispatcher/src/gcp/compute-launcher.ts';
 const LEDGER_CODE = 'services/dispatcher/src/gcp/firestore-ledger.ts';
 const DEAD_LETTERS = 'services/dispatcher/src/gcp/dead-letters.ts';
 const STARTUP = 'services/dispatcher/src/gcp/vm-startup.sh';
-const AGENT_PORTS = 'jobs/worker/src/agent/gcp-ports.ts';
+const AGENT_PORTS = 'jobs/agent/src/gcp-ports.ts';
+const AGENT_STORAGE = 'jobs/agent/src/gcs.ts';
 
 const DOC = {
   runJob: 'https://cloud.google.com/run/docs/reference/rest/v1/namespaces.jobs/run',
@@ -514,6 +515,26 @@ export const CALLS: Call[] = [
     grant: 'google_storage_bucket_iam_member.worker_writes_output',
   },
   {
+    id: 'agent-write-log',
+    what: "File.save of the task's log (the VM agent, as the VM's account)",
+    code: { file: AGENT_STORAGE, text: '.save(content' },
+    caller: 'worker',
+    permission: 'storage.objects.create',
+    resource: bucket('output'),
+    doc: DOC.storage,
+    grant: 'google_storage_bucket_iam_member.worker_writes_output',
+  },
+  {
+    id: 'agent-replace-log',
+    what: "File.save of the task's log every 30 s, which replaces it (the VM agent)",
+    code: { file: AGENT_STORAGE, text: '.save(content' },
+    caller: 'worker',
+    permission: 'storage.objects.delete',
+    resource: bucket('output'),
+    doc: DOC.storageOverwrite,
+    grant: 'google_storage_bucket_iam_member.worker_writes_output',
+  },
+  {
     id: 'worker-list-shared',
     what: 'Bucket.getFiles (SHARED_URI)',
     code: { file: AGENT_PORTS, text: '.getFiles({ prefix: location.name })' },
@@ -535,8 +556,18 @@ export const CALLS: Call[] = [
   },
   {
     id: 'worker-publish-completion',
-    what: 'Topic.publishMessage (the completion of an attempt; the job and the VM agent)',
+    what: 'Topic.publishMessage (the completion of an attempt on Cloud Run: the job)',
     code: { file: 'jobs/worker/src/completion.ts', text: 'publishMessage(' },
+    caller: 'worker',
+    permission: 'pubsub.topics.publish',
+    resource: topic('completions'),
+    doc: DOC.pubsub,
+    grant: 'google_pubsub_topic_iam_member.worker_publishes_completions',
+  },
+  {
+    id: 'agent-publish-completion',
+    what: 'Topic.publishMessage (the completion of an attempt on a VM: the VM agent)',
+    code: { file: AGENT_PORTS, text: 'publishMessage({ json: message, attributes })' },
     caller: 'worker',
     permission: 'pubsub.topics.publish',
     resource: topic('completions'),

@@ -85,8 +85,9 @@ function outputsWith(changes: Record<string, unknown>): Outputs {
   return copy;
 }
 
-// `terraform show -json` of a deployed pipeline: the images now running.
-const STATE_WITH_IMAGES = {
+// `terraform show -json` of a deployed pipeline: the images now running, the agent's in the
+// dispatcher's environment (AGENT_IMAGE); `agent: null`, a deployment from before it had one.
+const stateWithImages = (agent: string | null = `${IMAGE_URI}/agent:old`) => ({
   format_version: '1.0',
   values: {
     root_module: {
@@ -95,7 +96,21 @@ const STATE_WITH_IMAGES = {
           address: 'google_cloud_run_v2_service.dispatcher[0]',
           mode: 'managed',
           type: 'google_cloud_run_v2_service',
-          values: { template: [{ containers: [{ image: `${IMAGE_URI}/dispatcher:old` }] }] },
+          values: {
+            template: [
+              {
+                containers: [
+                  {
+                    image: `${IMAGE_URI}/dispatcher:old`,
+                    env: [
+                      { name: 'WORKER_IMAGE', value: `${IMAGE_URI}/worker:old`, value_source: [] },
+                      ...(agent === null ? [] : [{ name: 'AGENT_IMAGE', value: agent, value_source: [] }]),
+                    ],
+                  },
+                ],
+              },
+            ],
+          },
         },
         {
           address: 'google_cloud_run_v2_job.worker[0]',
@@ -106,7 +121,8 @@ const STATE_WITH_IMAGES = {
       ],
     },
   },
-};
+});
+const STATE_WITH_IMAGES = stateWithImages();
 
 // Both stubs log their call, fail on request (STUB_FAIL: a prefix of "command args..."), and answer.
 const STUB_PRELUDE = `#!/usr/bin/env bash
@@ -172,8 +188,8 @@ esac
 exit 0
 `;
 
-// Without a real jq on the machine: a stand-in for the two filters the scripts use (an output's
-// value by name; the image lookup in terraform state).
+// Without a real jq on the machine: a stand-in for the three filters the scripts use (an output's
+// value by name; the image lookup in terraform state; the dispatcher's AGENT_IMAGE there).
 const JQ_STANDIN = `#!${process.execPath}
 const argv = process.argv.slice(2);
 const named = {};
@@ -185,7 +201,18 @@ for (let i = 0; i < argv.length; i++) {
 const input = JSON.parse(require('node:fs').readFileSync(0, 'utf8') || 'null');
 let out;
 if (rest[0].startsWith('.[$name].value')) out = input?.[named.name]?.value;
-else {
+else if (rest[0].includes('"AGENT_IMAGE"')) {
+  const found = [];
+  const walk = (v) => {
+    if (v && typeof v === 'object') {
+      if (v.type === 'google_cloud_run_v2_service' && v.mode === 'managed')
+        found.push(v.values?.template?.[0]?.containers?.[0]?.env?.find((e) => e.name === 'AGENT_IMAGE')?.value);
+      Object.values(v).forEach(walk);
+    }
+  };
+  walk(input);
+  out = found.find((x) => x != null);
+} else {
   const found = [];
   const walk = (v) => {
     if (v && typeof v === 'object') {
@@ -344,12 +371,21 @@ function tagOf(calls: string[][]): string {
   expect(tag).toMatch(TAG);
   return tag as string;
 }
-const imageVars = (dispatcher: string, worker: string) => [
+const imageVars = (dispatcher: string, worker: string, agent: string) => [
   '-var',
   `dispatcher_image=${dispatcher}`,
   '-var',
   `worker_image=${worker}`,
+  '-var',
+  `agent_image=${agent}`,
 ];
+const OLD_IMAGES = [
+  `${IMAGE_URI}/dispatcher:old`,
+  `${IMAGE_URI}/worker:old`,
+  `${IMAGE_URI}/agent:old`,
+] as const;
+const newImages = (tag: string) =>
+  [`${IMAGE_URI}/dispatcher:${tag}`, `${IMAGE_URI}/worker:${tag}`, `${IMAGE_URI}/agent:${tag}`] as const;
 const applyCalls = (calls: string[][]) => calls.filter((c) => c[2] === 'apply');
 // What setup.sh does before terraform's first plan (terraform cannot enable the APIs it needs for
 // that, nor create the Pub/Sub service agent it grants roles to).
@@ -380,7 +416,7 @@ const BOOTSTRAP = (project: string) => [
 const NO_PAUSE = { TF_APPLY_PAUSE_SECONDS: '0' };
 
 describe('setup.sh', () => {
-  it('applies the base, builds both images with Cloud Build, then applies with them', async () => {
+  it('applies the base, builds the three images with Cloud Build, then applies with them', async () => {
     const work = makeWork();
     const r = await run(work, 'setup.sh', ['--project', 'demo-project', '--region', 'europe-west1']);
     expect(r.stderr).toBe('');
@@ -392,16 +428,11 @@ describe('setup.sh', () => {
       tf('init', '-input=false'),
       TF_SHOW,
       TF_SHOW,
-      tf('apply', '-input=false', '-auto-approve', ...BASE_VARS, ...imageVars('', '')),
+      TF_SHOW,
+      tf('apply', '-input=false', '-auto-approve', ...BASE_VARS, ...imageVars('', '', '')),
       TF_OUTPUT,
       buildCall(tag),
-      tf(
-        'apply',
-        '-input=false',
-        '-auto-approve',
-        ...BASE_VARS,
-        ...imageVars(`${IMAGE_URI}/dispatcher:${tag}`, `${IMAGE_URI}/worker:${tag}`),
-      ),
+      tf('apply', '-input=false', '-auto-approve', ...BASE_VARS, ...imageVars(...newImages(tag))),
       TF_OUTPUT,
     ]);
     expect(r.stdout).toContain('https://pipeline-dispatcher-xyz.a.run.app');
@@ -418,13 +449,26 @@ describe('setup.sh', () => {
     });
     expect(r.code).toBe(0);
     expect(applyCalls(r.calls)[0]).toEqual(
-      tf(
-        'apply',
-        '-input=false',
-        '-auto-approve',
-        ...BASE_VARS,
-        ...imageVars(`${IMAGE_URI}/dispatcher:old`, `${IMAGE_URI}/worker:old`),
-      ),
+      tf('apply', '-input=false', '-auto-approve', ...BASE_VARS, ...imageVars(...OLD_IMAGES)),
+    );
+  });
+
+  it('run again on a deployment from before the agent image, keeps its agent: the worker image', async () => {
+    const work = makeWork();
+    const show = path.join(work.dir, 'show.json');
+    fs.writeFileSync(show, JSON.stringify(stateWithImages(null)));
+    const r = await run(work, 'setup.sh', ['--project', 'demo-project', '--region', 'europe-west1'], {
+      env: { STUB_TF_SHOW: show },
+    });
+    expect(r.code).toBe(0);
+    const [base, withNew] = applyCalls(r.calls);
+    const [dispatcher, worker] = OLD_IMAGES;
+    expect(base).toEqual(
+      tf('apply', '-input=false', '-auto-approve', ...BASE_VARS, ...imageVars(dispatcher, worker, worker)),
+    );
+    // The second apply ships the agent's own image.
+    expect(withNew).toEqual(
+      tf('apply', '-input=false', '-auto-approve', ...BASE_VARS, ...imageVars(...newImages(tagOf(r.calls)))),
     );
   });
 
@@ -439,7 +483,7 @@ describe('setup.sh', () => {
         '-input=false',
         '-auto-approve',
         ...['-var', 'project_id=config-project', '-var', 'region=us-central1', '-var', 'zone=us-central1-b'],
-        ...imageVars('', ''),
+        ...imageVars('', '', ''),
       ),
     );
   });
@@ -561,13 +605,7 @@ describe('deploy.sh', () => {
       TF_OUTPUT,
       AUTH,
       buildCall(tag),
-      tf(
-        'apply',
-        '-input=false',
-        '-auto-approve',
-        ...BASE_VARS,
-        ...imageVars(`${IMAGE_URI}/dispatcher:${tag}`, `${IMAGE_URI}/worker:${tag}`),
-      ),
+      tf('apply', '-input=false', '-auto-approve', ...BASE_VARS, ...imageVars(...newImages(tag))),
       [
         'gcloud',
         'run',
@@ -603,12 +641,7 @@ describe('deploy.sh', () => {
 });
 
 describe('destroy.sh', () => {
-  const destroyVars = [
-    ...BASE_VARS,
-    ...imageVars(`${IMAGE_URI}/dispatcher:old`, `${IMAGE_URI}/worker:old`),
-    '-var',
-    'deletion_protection=false',
-  ];
+  const destroyVars = [...BASE_VARS, ...imageVars(...OLD_IMAGES), '-var', 'deletion_protection=false'];
   const rm = (bucket: string) => [
     'gcloud',
     'storage',
@@ -645,6 +678,7 @@ describe('destroy.sh', () => {
     expect(r.calls).toEqual([
       TF_OUTPUT,
       AUTH,
+      TF_SHOW,
       TF_SHOW,
       TF_SHOW,
       tf('apply', '-input=false', '-auto-approve', ...destroyVars),

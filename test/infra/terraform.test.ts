@@ -52,6 +52,7 @@ const MINIMAL_DISPATCHER_ENV = {
   OUTPUT_BUCKET: 'my-output',
   WORKER_JOB: 'pipeline-worker',
   WORKER_IMAGE: 'worker:1',
+  AGENT_IMAGE: 'agent:1',
   WORKER_SERVICE_ACCOUNT: 'w@my-project.iam.gserviceaccount.com',
   COMPLETIONS_TOPIC: 'pipeline-completions',
   PUSH_AUTH: 'off',
@@ -113,6 +114,7 @@ describe('terraform layout', () => {
       'log_retention_days',
       'dispatcher_image',
       'worker_image',
+      'agent_image',
       'jobs_callers',
       'vm_subnet_cidr',
       'vm_external_ip',
@@ -133,6 +135,7 @@ describe('terraform layout', () => {
     expect(tf.variables.log_retention_days!.default).toBe(30);
     expect(tf.variables.dispatcher_image!.default).toBe('');
     expect(tf.variables.worker_image!.default).toBe('');
+    expect(tf.variables.agent_image!.default).toBe('');
     expect(tf.variables.jobs_callers!.default).toEqual([]);
   });
 
@@ -592,6 +595,7 @@ describe('Cloud Run', () => {
       OUTPUT_BUCKET: 'my-project-pipeline-output',
       WORKER_JOB: 'pipeline-worker',
       WORKER_IMAGE: 'us-central1-docker.pkg.dev/my-project/pipeline/worker:1',
+      AGENT_IMAGE: 'us-central1-docker.pkg.dev/my-project/pipeline/agent:1',
       WORKER_SERVICE_ACCOUNT: 'pipeline-worker@my-project.iam.gserviceaccount.com',
       COMPLETIONS_TOPIC: 'pipeline-completions',
       PUSH_AUDIENCE: 'https://pipeline-dispatcher-123.us-central1.run.app',
@@ -620,6 +624,7 @@ describe('Cloud Run', () => {
     expect(env.COMPLETIONS_TOPIC).toBe('${google_pubsub_topic.completions.name}');
     expect(env.WORKER_JOB).toBe('${local.job_name}');
     expect(env.WORKER_IMAGE).toBe('${var.worker_image}');
+    expect(env.AGENT_IMAGE).toBe('${var.agent_image}');
     expect(env.JOBS_CALLERS).toContain('var.jobs_callers');
     expect(env.JOBS_CALLERS).toContain('google_service_account.push.email');
     expect(env.VM_SPOT).toBe('${tostring(var.vm_spot)}');
@@ -700,7 +705,7 @@ describe('Cloud Scheduler', () => {
 });
 
 describe('cloudbuild.yaml', () => {
-  it('builds both images from the repository root with their Dockerfiles and pushes them', () => {
+  it('builds the three images from the repository root with their Dockerfiles and pushes them', () => {
     const build = parseYaml(fs.readFileSync(path.join(ROOT, 'cloudbuild.yaml'), 'utf8')) as {
       steps: { id?: string; name: string; args: string[] }[];
       images: string[];
@@ -711,6 +716,7 @@ describe('cloudbuild.yaml', () => {
     const wanted = [
       { dockerfile: 'services/dispatcher/Dockerfile', image: '${_IMAGE_URI}/dispatcher:${_TAG}' },
       { dockerfile: 'jobs/worker/Dockerfile', image: '${_IMAGE_URI}/worker:${_TAG}' },
+      { dockerfile: 'jobs/agent/Dockerfile', image: '${_IMAGE_URI}/agent:${_TAG}' },
     ];
     for (const { dockerfile, image } of wanted) {
       expect(fs.existsSync(path.join(ROOT, dockerfile)), dockerfile).toBe(true);

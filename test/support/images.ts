@@ -81,17 +81,34 @@ export async function ensureCosStandInImage(): Promise<string> {
   return tag;
 }
 
-/** The worker image (the task image of `logreg`, and the VM agent's), built from jobs/worker/Dockerfile. */
+/** Every workspace's package.json: each Dockerfile copies them all, since npm ci checks the lock file against them. */
+const WORKSPACE_MANIFESTS = [
+  'package.json',
+  'packages/core/package.json',
+  'services/dispatcher/package.json',
+  'jobs/worker/package.json',
+  'jobs/agent/package.json',
+];
+
+/** The worker image (the task image of `logreg`), built from jobs/worker/Dockerfile. */
 export function buildWorkerImage(): Promise<string> {
   return buildProjectImage('worker', 'jobs/worker/Dockerfile', [
     '.dockerignore',
-    'package.json',
-    'packages/core/package.json',
+    ...WORKSPACE_MANIFESTS,
     'packages/core/src',
-    'services/dispatcher/package.json',
-    'jobs/worker/package.json',
     'jobs/worker/bin',
     'jobs/worker/src',
+  ]);
+}
+
+/** The VM agent's image (AGENT_IMAGE: vm-startup.sh runs it on every task VM), built from jobs/agent/Dockerfile. */
+export function buildAgentImage(): Promise<string> {
+  return buildProjectImage('agent', 'jobs/agent/Dockerfile', [
+    '.dockerignore',
+    ...WORKSPACE_MANIFESTS,
+    'packages/core/src',
+    'jobs/agent/bin',
+    'jobs/agent/src',
   ]);
 }
 
@@ -99,13 +116,9 @@ export function buildWorkerImage(): Promise<string> {
 export function buildDispatcherImage(): Promise<string> {
   return buildProjectImage('dispatcher', 'services/dispatcher/Dockerfile', [
     '.dockerignore',
-    'package.json',
+    ...WORKSPACE_MANIFESTS,
     'pipeline.config.json',
-    'packages/core/package.json',
     'packages/core/src',
-    'services/dispatcher/package.json',
-    'jobs/worker/package.json',
-    'services/dispatcher/bin',
     'services/dispatcher/src',
     'services/dispatcher/scripts',
   ]);

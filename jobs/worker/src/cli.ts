@@ -1,13 +1,11 @@
-// Entry point of `pipeline-worker` and of the worker container. Exit codes: 0 success, 1 unexpected
-// failure, 2 wrong arguments or environment, 3 input unreadable or outputs unwritable, 4 data that
-// cannot make a model. A failure prints one line on stderr and leaves no _SUCCESS.
+// Entry point of `pipeline-worker` and of the worker container, the default `logreg` task. Exit codes:
+// 0 success, 1 unexpected failure, 2 wrong arguments or environment, 3 input unreadable or outputs
+// unwritable, 4 data that cannot make a model. A failure prints one line on stderr and leaves no _SUCCESS.
 import { parseWorkerConfig, USAGE } from './config.ts';
 import { UsageError, WorkerError } from './errors.ts';
 import { runLogreg } from './logreg/run.ts';
 import { parseLocalAgentTask, TaskError } from '@pipeline/core/messages';
-import { taskEnvironment } from './agent/local-task.ts';
-import { runAgentOnVm } from './agent/vm-agent.ts';
-import { gcpAgentPorts } from './agent/gcp-ports.ts';
+import { taskEnvironment } from './local-task.ts';
 import { reportCompletion } from './completion.ts';
 import { captureLogs } from './io/log-capture.ts';
 import { logLine } from './log.ts';
@@ -17,38 +15,16 @@ function log(message: string, fields: Record<string, unknown> = {}): void {
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
-  if (argv[0] === 'agent' && env.PIPELINE_TASK === undefined) {
-    // On a VM: the task comes from metadata, and the agent reports and deletes the VM itself. SIGTERM
-    // (the VM shutting down, `docker stop`) stops the task the same way a preemption does, and the
-    // report and the delete still happen.
-    // Nothing may end the agent before it has reported and deleted its VM: a rejection a library left
-    // unawaited is logged, and the run goes on (its own step fails, or waits, with a reason).
-    process.on('unhandledRejection', (reason) =>
-      log('unhandled rejection in the agent', {
-        severity: 'CRITICAL',
-        error: reason instanceof Error ? reason.message : String(reason),
-      }),
-    );
-    const stop = new AbortController();
-    const onTerm = () => stop.abort(new Error('the agent was stopped (SIGTERM): the VM is shutting down'));
-    process.once('SIGTERM', onTerm);
-    const grace = env.AGENT_STOP_GRACE_SECONDS;
-    const outcome = await runAgentOnVm(
-      gcpAgentPorts(log, grace === undefined || grace === '' ? {} : { stopGraceSeconds: Number(grace) }),
-      stop.signal,
-    );
-    process.removeListener('SIGTERM', onTerm);
-    log('agent done', { ...outcome });
-    // A metadata long-poll may still be open; nothing else is left to do.
-    setTimeout(() => process.exit(outcome.exitCode === 0 ? 0 : 1), 100).unref();
-    return outcome.exitCode === 0 ? 0 : 1;
-  }
   if (argv[0] === 'agent') {
+    // Local mode's VM agent: the task comes in PIPELINE_TASK and runs in this process. On a VM the
+    // agent is its own image (jobs/agent, `pipeline-agent`), which reads the task from metadata.
     let task;
     try {
       task = parseLocalAgentTask(env.PIPELINE_TASK);
     } catch (err) {
-      process.stderr.write(`pipeline-worker agent: ${(err as Error).message}\n`);
+      // Without one this is not local mode: a VM's agent is `pipeline-agent`, the agent image's.
+      const hint = env.PIPELINE_TASK === undefined ? ' (on a VM the agent is pipeline-agent)' : '';
+      process.stderr.write(`pipeline-worker agent: ${(err as Error).message}${hint}\n`);
       return err instanceof TaskError ? 2 : 1; // 2, as for any usage error
     }
     log('agent running its task', { jobId: task.jobId, attempt: task.attempt });

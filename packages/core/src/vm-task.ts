@@ -1,8 +1,8 @@
 // The task of a VM: what the dispatcher's Compute launcher writes into the instance's metadata and
 // the VM agent reads back, and the smaller task the local mode hands its agent in PIPELINE_TASK.
 // Data only (JSON), checked here by the reader before anything runs. One definition for both sides:
-// services/dispatcher/src/gcp/compute-launcher.ts and local/process-launcher.ts write these,
-// jobs/worker/src/agent reads them.
+// services/dispatcher/src/gcp/compute-launcher.ts and local/process-launcher.ts write these; the VM
+// agent (jobs/agent) and local mode's `pipeline-worker agent` (jobs/worker/src/local-task.ts) read them.
 
 /** The metadata keys of a task VM. The start-up script reads `agentImage` and `gpu`, the agent the rest. */
 export const VM_METADATA_KEYS = {

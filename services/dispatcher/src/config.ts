@@ -19,7 +19,10 @@ export interface CloudConfig {
   zone: string;
   outputBucket: string;
   workerJob: string;
+  /** WORKER_IMAGE: the worker job's image, and a VM task's when its route names none (`logreg`). */
   workerImage: string;
+  /** AGENT_IMAGE: the VM agent's image (jobs/agent), which every task VM's start-up script runs. */
+  agentImage: string;
   workerServiceAccount: string;
   vm: {
     machineType: string;
@@ -86,6 +89,9 @@ const NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 // Pub/Sub topic and subscription ids share one rule: 3 to 255 characters, starting with a letter.
 const PUBSUB_ID = /^[A-Za-z][\w.~+%-]{2,254}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+// A Docker image reference: [host[:port]/]path[:tag][@sha256:digest], each path part lower case.
+const IMAGE_REFERENCE =
+  /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
   const text = (name: string, fallback?: string): string => {
@@ -181,6 +187,13 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
     outputBucket: matching('OUTPUT_BUCKET', /^[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9]$/, 'a bucket name'),
     workerJob: matching('WORKER_JOB', NAME, 'a Cloud Run job name'),
     workerImage: text('WORKER_IMAGE'),
+    // It reaches the start-up script as data (metadata), and `docker pull` and `docker run` as one
+    // argument each: a reference, not something that could be read as an option.
+    agentImage: matching(
+      'AGENT_IMAGE',
+      IMAGE_REFERENCE,
+      'an image like REGION-docker.pkg.dev/PROJECT/REPO/agent:TAG',
+    ),
     workerServiceAccount: matching('WORKER_SERVICE_ACCOUNT', EMAIL, 'a service account email'),
     vm: {
       machineType: matching(

@@ -8,6 +8,7 @@ const VALID = {
   OUTPUT_BUCKET: 'acme-pipeline-output',
   WORKER_JOB: 'pipeline-worker',
   WORKER_IMAGE: 'us-central1-docker.pkg.dev/acme-prod/pipeline/worker:1',
+  AGENT_IMAGE: 'us-central1-docker.pkg.dev/acme-prod/pipeline/agent:1',
   WORKER_SERVICE_ACCOUNT: 'worker@acme-prod.iam.gserviceaccount.com',
   COMPLETIONS_TOPIC: 'pipeline-completions',
   PUSH_AUDIENCE: 'https://dispatcher-abc-uc.a.run.app',
@@ -23,6 +24,8 @@ describe('parseConfig', () => {
     expect(config).toMatchObject({
       project: 'acme-prod',
       zone: 'us-central1-a',
+      workerImage: 'us-central1-docker.pkg.dev/acme-prod/pipeline/worker:1',
+      agentImage: 'us-central1-docker.pkg.dev/acme-prod/pipeline/agent:1',
       port: 8080,
       leaseMs: 600_000,
       ledgerCollection: 'jobs',
@@ -47,6 +50,16 @@ describe('parseConfig', () => {
     expect(config.pipelineConfig).toMatch(/pipeline\.config\.json$/);
     expect(config.runApiEndpoint).toBeUndefined();
     expect(config.deadLetters).toBeUndefined();
+  });
+
+  it.each([
+    'europe-west1-docker.pkg.dev/acme-prod/pipeline/agent:20260101-120000-abc1234',
+    '127.0.0.1:5000/pipeline/agent:box',
+    `gcr.io/acme-prod/agent@sha256:${'ab'.repeat(32)}`,
+    'agent',
+  ])('takes AGENT_IMAGE %s, the VM agent apart from the worker image', (image) => {
+    const config = parseConfig({ ...VALID, AGENT_IMAGE: image });
+    expect([config.agentImage, config.workerImage]).toEqual([image, VALID.WORKER_IMAGE]);
   });
 
   it("accepts people's own gcloud tokens on the jobs API only when JOBS_ACCEPT_GCLOUD_TOKENS says so", () => {
@@ -118,6 +131,14 @@ describe('parseConfig', () => {
     [{ OUTPUT_BUCKET: 'gs://out' }, 'OUTPUT_BUCKET', 'OUTPUT_BUCKET: "gs://out" is not a bucket name'],
     [{ WORKER_JOB: 'Worker Job' }, 'WORKER_JOB', 'WORKER_JOB: "Worker Job" is not a Cloud Run job name'],
     [{ WORKER_IMAGE: undefined }, 'WORKER_IMAGE', 'WORKER_IMAGE: is required'],
+    [{ AGENT_IMAGE: undefined }, 'AGENT_IMAGE', 'AGENT_IMAGE: is required'],
+    ...['--privileged', 'Agent:1', 'host/agent:1 --rm', 'agent:1;id'].map(
+      (image): [object, string, string] => [
+        { AGENT_IMAGE: image },
+        'AGENT_IMAGE',
+        `AGENT_IMAGE: ${JSON.stringify(image)} is not an image like REGION-docker.pkg.dev/PROJECT/REPO/agent:TAG`,
+      ],
+    ),
     [
       { WORKER_SERVICE_ACCOUNT: 'worker' },
       'WORKER_SERVICE_ACCOUNT',

@@ -4,7 +4,7 @@
 // the worker keeps a copy of what it writes to stdout and stderr, at most the last 8 MiB, and uploads
 // it every LOGS_UPLOAD_SECONDS (default 30) while it runs, before it ends (also after a failure), and
 // when Cloud Run stops it with SIGTERM (a cancel or the task timeout, 10 s before SIGKILL).
-import { LogStream } from './log-stream.ts';
+import { LogStream } from '@pipeline/core/log-stream';
 import { saveLog } from './gcs.ts';
 
 export const LOG_CAPTURE_MAX_BYTES = 8 * 1024 * 1024;

@@ -65,8 +65,13 @@ export interface ComputeEngineLauncherSettings {
   zone: string;
   /** The zones of the region to try, in order, while they are out of capacity; default [zone]. */
   zones?: string[];
-  /** The worker image (WORKER_IMAGE): the agent's image, and the task's when the template names none. */
+  /** The task's image when the template names none: the worker image (WORKER_IMAGE), `logreg`. */
   image: string;
+  /**
+   * The VM agent's image (AGENT_IMAGE, jobs/agent), written to `pipeline-agent-image`: the start-up
+   * script pulls and runs it, and it runs the task's image.
+   */
+  agentImage: string;
   /** The VMs' service account: it pulls images, reads input, writes output and deletes its VM. */
   serviceAccount: string;
   /** A machine type for templates that name none, like e2-standard-4. */
@@ -383,7 +388,7 @@ export class ComputeEngineLauncher implements Launcher {
       ...(this.settings.completionsTopic === undefined
         ? {}
         : { [keys.completionsTopic]: this.settings.completionsTopic }),
-      [keys.agentImage]: this.settings.image,
+      [keys.agentImage]: this.settings.agentImage,
       'startup-script': this.startupScript,
       'google-logging-enabled': 'true',
       ...(accelerator === undefined ? {} : { [keys.gpu]: 'true' }),

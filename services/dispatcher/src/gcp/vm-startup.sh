@@ -1,10 +1,11 @@
 #!/bin/bash
 # The start-up script of every pipeline VM (Container-Optimized OS), the same for every VM: it holds
-# no task data and reads none. It runs the agent container, which reads the task (metadata key
-# `pipeline-task`, JSON), runs the task's image through the Docker API, reports, and deletes the VM.
+# no task data and reads none. It runs the agent container (`pipeline-agent`, the agent image's
+# entrypoint, with no arguments), which reads the task (metadata key `pipeline-task`, JSON), runs the
+# task's image through the Docker API, reports, and deletes the VM.
 #
-# Metadata it reads: `pipeline-agent-image` (the worker image, set by the launcher) and, when the VM
-# has a GPU, `pipeline-gpu`. Whatever way this script ends (the image cannot be pulled, the agent
+# Metadata it reads: `pipeline-agent-image` (the VM agent's image, jobs/agent: the dispatcher's
+# AGENT_IMAGE, set by the launcher) and, when the VM has a GPU, `pipeline-gpu`. Whatever way this script ends (the image cannot be pulled, the agent
 # cannot start, the agent crashed), the EXIT trap deletes the VM with its own service account, and
 # powers it off if even that fails, so that nothing is left running until maxRunDuration.
 #
@@ -165,7 +166,7 @@ main() {
     -v "${WORK_DIR}:${WORK_DIR}" \
     --env AGENT_SHARED_DIR="${WORK_DIR}" \
     "${passed[@]}" \
-    "${agent_image}" agent
+    "${agent_image}"
 }
 
 main "$@"

@@ -56,6 +56,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     zone: config.zone,
     zones: config.vm.zones,
     image: config.workerImage,
+    agentImage: config.agentImage,
     serviceAccount: config.workerServiceAccount,
     defaultMachineType: config.vm.machineType,
     bootImageFamily: config.vm.imageFamily,

@@ -18,6 +18,7 @@ import { computeError, startFakeCompute, type FakeCompute } from '../../../../te
 
 const HOSTILE_NAME = `in/we"ird 'quotes' $(touch /tmp/pwned) \`id\` ; rm -rf / #\nnext line ünïcødé 名前 🚀/${'x'.repeat(1000)}.csv`;
 const WORKER_IMAGE = 'europe-west1-docker.pkg.dev/acme/pipeline/worker:1.2.3';
+const AGENT_IMAGE = 'europe-west1-docker.pkg.dev/acme/pipeline/agent:1.2.3';
 
 function testAuth(): OAuth2Client {
   const auth = new OAuth2Client();
@@ -144,7 +145,11 @@ describe('ComputeEngineLauncher with @google-cloud/compute', () => {
   beforeAll(async () => {
     compute = await startFakeCompute();
     // The real start-up script: the tests read it back from the metadata sent.
-    settings = testComputeSettings(compute.endpoint, auth, { image: WORKER_IMAGE, startupScript });
+    settings = testComputeSettings(compute.endpoint, auth, {
+      image: WORKER_IMAGE,
+      agentImage: AGENT_IMAGE,
+      startupScript,
+    });
     launcher = new ComputeEngineLauncher(settings);
   });
   afterAll(() => compute.close());
@@ -233,7 +238,8 @@ describe('ComputeEngineLauncher with @google-cloud/compute', () => {
       timeoutSeconds: 3600,
       gpus: 1,
     });
-    expect(item(body, 'pipeline-agent-image')).toBe(WORKER_IMAGE);
+    // The agent is an image of its own; the worker image is only the task's (a route naming none).
+    expect(item(body, 'pipeline-agent-image')).toBe(AGENT_IMAGE);
     expect(item(body, 'google-logging-enabled')).toBe('true');
     expect(item(body, 'startup-script')).toBe(startupScript);
 

@@ -38,6 +38,7 @@ describe('every VM the launcher makes', () => {
       project: 'acme',
       zone: 'us-central1-a',
       image: 'us-central1-docker.pkg.dev/acme/pipeline/worker:1',
+      agentImage: 'us-central1-docker.pkg.dev/acme/pipeline/agent:1',
       serviceAccount: 'vm@acme.iam.gserviceaccount.com',
       defaultMachineType: 'e2-standard-2',
       completionsTopic: 'completions',

@@ -2,9 +2,9 @@
 // container standing in for Container-Optimized OS, with stand-ins for COS's docker-credential-gcr
 // (which gives the docker CLI the VM's token, read from the metadata server, as the real helper does)
 // and poweroff. The VM is what the real Compute launcher inserted into the Compute double: its
-// metadata is served by the metadata double. The script pulls the worker image, built here from
-// jobs/worker/Dockerfile and pushed to a real registry that takes only the VM's token, and starts it
-// as the agent, as its image's non-root user. The agent copies the shared bucket's files, pulls the
+// metadata is served by the metadata double. The script pulls the agent image, built here from
+// jobs/agent/Dockerfile and pushed to a real registry that takes only the VM's token, and starts it
+// as its image's non-root user. The agent copies the shared bucket's files, pulls the
 // task's image from the same registry, runs it, uploads its log, publishes its completion to the
 // Pub/Sub emulator, and deletes the VM.
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -25,7 +25,7 @@ import {
   ensureBusyboxImage,
   removeImages,
 } from '../../../../test/support/docker-engine.ts';
-import { buildWorkerImage, ensureCosStandInImage } from '../../../../test/support/images.ts';
+import { buildAgentImage, ensureCosStandInImage } from '../../../../test/support/images.ts';
 import { startRegistry, type Registry } from '../../../../test/support/registry.ts';
 import { startFakeMetadata, type FakeMetadata } from '../../../../test/support/fake-metadata.ts';
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
@@ -37,7 +37,7 @@ const PROJECT = 'acme';
 const ZONE = 'europe-west1-b';
 
 describeWithDocker('vm-startup.sh in a COS stand-in on the real Docker engine', () => {
-  describeWithEmulators(['pubsub'], 'with the real worker image and registry', () => {
+  describeWithEmulators(['pubsub'], 'with the real agent image and registry', () => {
     let registry: Registry;
     let pubsubEmulator: Emulator;
     let pubsub: PubSub;
@@ -57,9 +57,9 @@ describeWithDocker('vm-startup.sh in a COS stand-in on the real Docker engine', 
         startFakeCompute(),
         startFakeGcs(),
       ]);
-      const [worker, busybox] = await Promise.all([buildWorkerImage(), ensureBusyboxImage()]);
+      const [agent, busybox] = await Promise.all([buildAgentImage(), ensureBusyboxImage()]);
       [agentImage, taskImage, cos] = await Promise.all([
-        registry.push(worker, 'pipeline/worker:1'),
+        registry.push(agent, 'pipeline/agent:1'),
         registry.push(busybox, 'pipeline/task:1'),
         ensureCosStandInImage(),
       ]);
@@ -91,7 +91,7 @@ describeWithDocker('vm-startup.sh in a COS stand-in on the real Docker engine', 
         testComputeSettings(compute.endpoint, tokenClient(), {
           project: PROJECT,
           zone: ZONE,
-          image: agentImage,
+          agentImage,
           completionsTopic: 'completions',
           sharedUri: 'gs://acme-shared/',
           startupScript: fs.readFileSync(VM_STARTUP_SCRIPT_PATH, 'utf8'),

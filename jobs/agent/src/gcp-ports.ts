@@ -5,8 +5,7 @@
 // read is retried with backoff: the server answers 503 now and then, and a blip must not fail a task.
 import fs from 'node:fs';
 import path from 'node:path';
-import { saveLog, storageClient } from '../io/gcs.ts';
-import { parseLocation } from '../io/location.ts';
+import { gsLocation, saveLog, storageClient } from './gcs.ts';
 import { pause, withBackoff, backoffDelay } from './backoff.ts';
 import { registryAuthFor, runContainer } from './docker.ts';
 import type { AgentPorts, Identity } from './vm-agent.ts';
@@ -148,8 +147,7 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
       return false;
     },
     async copyShared(uri, dir) {
-      const location = parseLocation(uri, 'sharedUri');
-      if (location.kind !== 'gcs') throw new Error(`sharedUri ${uri} is not a gs:// prefix`);
+      const location = gsLocation(uri, 'sharedUri');
       const storage = await storageClient();
       const [files] = await storage.bucket(location.bucket).getFiles({ prefix: location.name });
       let copied = 0;

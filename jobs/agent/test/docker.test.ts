@@ -2,14 +2,14 @@
 // socket (there is no Docker engine in the tests), scripted per image.
 import Dockerode from 'dockerode';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startFakeDocker, type FakeDocker } from '../../../../test/support/fake-docker.ts';
+import { startFakeDocker, type FakeDocker } from '../../../test/support/fake-docker.ts';
 import {
   ImagePullError,
   registryAuthFor,
   runContainer,
   type ContainerSpec,
   type OutputStream,
-} from '../../src/agent/docker.ts';
+} from '../src/docker.ts';
 
 const AR_IMAGE = 'us-docker.pkg.dev/my-project/jobs/worker:1.2.3';
 

@@ -5,7 +5,7 @@ import {
   runAgentOnVm,
   type AgentPorts,
   type ContainerSpec,
-} from '../../src/agent/vm-agent.ts';
+} from '../src/vm-agent.ts';
 
 const JOB = 'ab'.repeat(16);
 const TASK = {

@@ -1,4 +1,4 @@
-// The VM agent as it runs on a VM, `pipeline-worker agent` in a child process, with the real Docker
+// The VM agent as it runs on a VM, `pipeline-agent` in a child process, with the real Docker
 // engine of this machine and a real registry (docker-registry on loopback, whose password is the
 // VM's access token, as Artifact Registry takes it), the task images pulled from there. Around it,
 // loopback doubles that speak the real protocols: the metadata server (gcp-metadata via
@@ -11,19 +11,21 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseCompletionEvent } from '@pipeline/core';
-import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
-import { startFakeMetadata, type FakeMetadata } from '../../../../test/support/fake-metadata.ts';
+import { describeWithEmulators, startEmulator, type Emulator } from '../../../test/support/emulators.ts';
+import { startFakeMetadata, type FakeMetadata } from '../../../test/support/fake-metadata.ts';
 import {
   describeWithDocker,
   docker,
   ensureBusyboxImage,
   removeImages,
-} from '../../../../test/support/docker-engine.ts';
-import { startRegistry, type Registry } from '../../../../test/support/registry.ts';
-import { startFakeDocker } from '../../../../test/support/fake-docker.ts';
-import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
-import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
-import { runWorker } from '../../../../test/support/run-worker.ts';
+} from '../../../test/support/docker-engine.ts';
+import { startRegistry, type Registry } from '../../../test/support/registry.ts';
+import { startFakeDocker } from '../../../test/support/fake-docker.ts';
+import { startFakeGcs, type FakeGcs } from '../../../test/support/fake-gcs.ts';
+import { startFakeCompute, type FakeCompute } from '../../../test/support/fake-compute.ts';
+import { runGuarded } from '../../../test/support/run-worker.ts';
+
+const AGENT_BIN = path.resolve(import.meta.dirname, '../bin/pipeline-agent.js');
 
 const PROJECT = 'test-project';
 const ZONE = 'us-central1-a';
@@ -104,7 +106,7 @@ describeWithDocker('the VM agent on the real Docker engine', () => {
         { token: options.token ?? TOKEN },
       );
       options.before?.(metadata);
-      const running = runWorker(['agent'], {
+      const running = runGuarded(AGENT_BIN, [], {
         GCE_METADATA_HOST: metadata.host,
         METADATA_SERVER_DETECTION: 'assume-present',
         STORAGE_EMULATOR_HOST: gcs.url,
@@ -317,7 +319,7 @@ describeWithEmulators(['pubsub'], 'the VM agent with a GPU (Docker Engine API do
       'instance/attributes/pipeline-attempt': '1',
     });
     try {
-      const run = await runWorker(['agent'], {
+      const run = await runGuarded(AGENT_BIN, [], {
         GCE_METADATA_HOST: metadata.host,
         METADATA_SERVER_DETECTION: 'assume-present',
         DOCKER_HOST: `unix://${docker.socketPath}`,

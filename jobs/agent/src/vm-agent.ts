@@ -1,4 +1,4 @@
-// The agent of a task VM (`pipeline-worker agent` on Compute Engine). It reads its task from metadata,
+// The agent of a task VM (`pipeline-agent` on Compute Engine). It reads its task from metadata,
 // copies the shared files, runs the task's container through the Docker Engine API, streams the
 // container's output to logs/attempt-N.log in the output bucket (at least every 30 s, and at the
 // end), watches for spot preemption, and then, whatever happened, publishes one completion event and
@@ -15,7 +15,7 @@ import {
   type CompletionEvent,
   type VmTask,
 } from '@pipeline/core/messages';
-import { LogStream } from '../io/log-stream.ts';
+import { LogStream } from '@pipeline/core/log-stream';
 import { taskContainer, type TaskContainer } from './task-container.ts';
 
 /** The exit code reported when the agent could not run the task at all (as `docker run` uses 125). */

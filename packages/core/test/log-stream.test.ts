@@ -1,8 +1,9 @@
 // LogStream: what it uploads, when, and what it keeps under a cap.
-import { describe, expect, it } from 'vitest';
-import { LogStream } from '../src/io/log-stream.ts';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LogStream } from '../src/log-stream.ts';
 
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+// The intervals run on fake timers: `wait` moves the clock and lets the uploads it started finish.
+const wait = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
 function recording(options: { intervalMs?: number; maxBytes?: number; failUploads?: number } = {}) {
   const uploads: string[] = [];
@@ -21,6 +22,13 @@ function recording(options: { intervalMs?: number; maxBytes?: number; failUpload
 }
 
 describe('LogStream', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('uploads everything so far every interval while something new was written, and at close', async () => {
     const { stream, uploads } = recording({ intervalMs: 20 });
     stream.write(Buffer.from('one\n'));

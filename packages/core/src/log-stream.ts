@@ -1,7 +1,8 @@
 // A task's output on its way to its log object: kept in memory and uploaded whole, at least every
 // `intervalMs` while something new was written, and once more at the end. Cloud Storage objects
 // cannot be appended to, so each upload replaces the object with everything kept so far. Used by the
-// VM agent (the container's output) and by the worker on Cloud Run (its own stdout and stderr).
+// VM agent (jobs/agent: the container's output) and by the worker on Cloud Run (its own stdout and
+// stderr). Pure: the upload is the caller's.
 
 export interface LogStreamOptions {
   /** Replaces the log object with `content`. */
