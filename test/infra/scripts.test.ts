@@ -888,7 +888,8 @@ describe('scripts/results.sh', () => {
 });
 
 describe('scripts/bake-vm-image.sh', () => {
-  const IMAGE = `${IMAGE_URI}/worker:7`;
+  const IMAGE = `${IMAGE_URI}/agent:7`;
+  const WORKER = `${IMAGE_URI}/worker:7`;
   const SUBNET = 'projects/demo-project/regions/europe-west1/subnetworks/pipeline-tasks';
   const WORKER_SA = 'pipeline-worker@demo-project.iam.gserviceaccount.com';
   const base = ['--project', 'demo-project', '--zone', 'europe-west1-b', '--image', IMAGE];
@@ -907,7 +908,7 @@ describe('scripts/bake-vm-image.sh', () => {
     expect(r.code, r.stderr).toBe(0);
     const [create] = creates(r);
     expect(create.join(' ')).toContain(`--subnet ${SUBNET} --no-address --service-account ${WORKER_SA}`);
-    expect(create).toContain(`pipeline-agent-image=${IMAGE}`);
+    expect(create).toContain(`pipeline-bake-images=${IMAGE}`);
     const builder = create[4];
     expect(builder).toMatch(/^pipeline-bake-\d{14}$/);
     const imageCreate = r.calls.find((c) => c.slice(0, 4).join(' ') === 'gcloud compute images create')!;
@@ -917,6 +918,24 @@ describe('scripts/bake-vm-image.sh', () => {
       'TF_VAR_vm_image_family=pipeline-worker-cos TF_VAR_vm_image_project=demo-project ./deploy.sh',
     );
   });
+
+  it('pulls every --image: the agent image, and task images such as the worker image', async () => {
+    const r = await run(makeWork(), 'scripts/bake-vm-image.sh', [...base, '--image', WORKER]);
+    expect(r.code, r.stderr).toBe(0);
+    // One metadata value, the images apart by spaces, which the builder's start-up script reads as a list.
+    expect(creates(r)[0]).toContain(`pipeline-bake-images=${IMAGE} ${WORKER}`);
+    expect(r.stdout).toContain(`waiting for the pull of ${IMAGE} ${WORKER}`);
+  });
+
+  it.each(['--rm', `${IMAGE} --quiet`, `${IMAGE},x`])(
+    'refuses --image %j before it creates anything',
+    async (image) => {
+      const r = await run(makeWork(), 'scripts/bake-vm-image.sh', [...base, '--image', image]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`not an image reference: ${image}`);
+      expect(r.calls).toEqual([]);
+    },
+  );
 
   it('without them, uses the default network and account, as before', async () => {
     const r = await run(makeWork(), 'scripts/bake-vm-image.sh', base);
@@ -929,7 +948,7 @@ describe('scripts/bake-vm-image.sh', () => {
   it('stops, says why and deletes the builder when the builder cannot pull', async () => {
     const r = await run(makeWork(), 'scripts/bake-vm-image.sh', base, { env: { STUB_BAKE: 'failed' } });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`the builder could not pull ${IMAGE}`);
+    expect(r.stderr).toContain(`the builder could not pull all of ${IMAGE}`);
     expect(r.calls.some((c) => c.slice(0, 4).join(' ') === 'gcloud compute images create')).toBe(false);
     expect(r.calls.at(-1)!.slice(0, 4)).toEqual(['gcloud', 'compute', 'instances', 'delete']);
   });
