@@ -39,6 +39,7 @@ import {
 import { buildApp } from '../services/dispatcher/src/app.ts';
 import { Dispatcher } from '../services/dispatcher/src/dispatcher.ts';
 import type { CapacitySource } from '../services/dispatcher/src/launch-queue.ts';
+import { Reconciler } from '../services/dispatcher/src/reconciler.ts';
 import { createLogger, logDestination } from '../services/dispatcher/src/logger.ts';
 import {
   closeGoogleClients,
@@ -233,16 +234,16 @@ function dispatcherFor(options: {
   const routing = parseRoutingConfig({
     rules: [{ name: 'csv', match: { path: '**' }, target: 'cloud-run-job', job: { task: 'logreg' } }],
   });
-  const dispatcher = new Dispatcher({
+  const ports = {
     ledger: options.ledger,
     blobs: options.blobs ?? new GcsBlobStore(),
     launchers: { 'cloud-run-job': launcher, vm: launcher },
-    routing,
     outputBucket: 'acme-pipeline-output',
     logger,
-    capacity: options.capacity,
-  });
-  const app = buildApp({ dispatcher, ledger: options.ledger, logger });
+  };
+  const dispatcher = new Dispatcher({ ...ports, routing, capacity: options.capacity });
+  const reconciler = new Reconciler({ ...ports, settings: dispatcher.settings }, dispatcher);
+  const app = buildApp({ dispatcher, reconciler, ledger: options.ledger, logger });
   return {
     app,
     dispatcher,

@@ -1,4 +1,6 @@
-// The dispatcher's HTTP API, built from its ports; it never listens (index/local main do).
+// The dispatcher's HTTP API, built from its ports; it never listens (index/local main do). Only HTTP
+// lives here: bodies are parsed in job-request.ts, decisions are the dispatcher's and the reconciler's,
+// and without identity checks the browser guards of local/browser-guards.ts stand in for them.
 //
 //   POST /pubsub/push   a Pub/Sub push delivery of a Cloud Storage notification
 //   POST /pubsub/completions  a push delivery of a task's completion event
@@ -30,18 +32,20 @@ import {
   parseCompletionPush,
   parsePush,
   type DeadLetterQueue,
-  type JobSource,
-  type StorageObject,
   type JobState,
   type Ledger,
 } from '@pipeline/core';
 import type { Logger } from 'pino';
 import { RequestError, RetryLaterError, type Dispatcher, type Intake } from './dispatcher.ts';
-import { parseJobRequest } from './job-request.ts';
+import { parseJobRequest, parsePlanRequest } from './job-request.ts';
 import { jobOutputsHandlers } from './job-outputs.ts';
+import { onlyLocalHosts, sameOriginWrites } from './local/browser-guards.ts';
+import type { Reconciler } from './reconciler.ts';
 
 export interface AppPorts {
   dispatcher: Dispatcher;
+  /** Runs a reconcile pass for POST /reconcile. */
+  reconciler: Pick<Reconciler, 'pass'>;
   ledger: Ledger;
   logger: Logger;
   /** Who may call: `push` guards POST /pubsub/push, `api` the /jobs routes. None in local mode (loopback only). */
@@ -59,53 +63,6 @@ export interface AppPorts {
 
 const open: RequestHandler = (_req, _res, next) => next();
 
-/**
- * Without identity checks (local mode, loopback only), any web page the user visits could still make
- * the browser POST here (cancel, retry, submit). Browsers say where a request comes from: a request
- * that changes something is refused when it comes from another site. Tools (curl, the CLI) send
- * neither header and pass.
- */
-const sameOriginWrites: RequestHandler = (req, res, next) => {
-  if (req.method === 'GET' || req.method === 'HEAD') return next();
-  const site = req.headers['sec-fetch-site'];
-  const origin = req.headers.origin;
-  const crossSite =
-    (typeof site === 'string' && site !== 'same-origin' && site !== 'none') ||
-    (typeof origin === 'string' && !sameHost(origin, req.headers.host));
-  if (crossSite) {
-    res.status(403).json({ error: 'requests from another site may not change anything here' });
-    return;
-  }
-  next();
-};
-
-/**
- * With no identity checks, a page on another site could still reach this server through a name it
- * controls that resolves to 127.0.0.1 (DNS rebinding): then Origin and Host agree. So the Host must
- * name this machine.
- */
-function onlyLocalHosts(extra: string[]): RequestHandler {
-  const allowed = new Set([
-    'localhost',
-    '127.0.0.1',
-    '[::1]',
-    ...extra.map((h) => (h.includes(':') ? `[${h}]` : h)),
-  ]);
-  return (req, res, next) => {
-    const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
-    if (allowed.has(host)) return next();
-    res.status(403).json({ error: `this local pipeline answers only to ${[...allowed].join(', ')}` });
-  };
-}
-
-function sameHost(origin: string, host: string | undefined): boolean {
-  try {
-    return new URL(origin).host === host;
-  } catch {
-    return false;
-  }
-}
-
 const MAX_PAGE = 200;
 
 const MAX_LOG_BYTES = 1024 * 1024;
@@ -113,6 +70,7 @@ const DEFAULT_LOG_TAIL = 64 * 1024;
 
 export function buildApp({
   dispatcher,
+  reconciler,
   ledger,
   logger,
   auth,
@@ -190,26 +148,16 @@ export function buildApp({
   });
 
   // A dry run: where a file or a request would run and what it would cost on each place priced,
-  // without making a job. The body is POST /jobs's, or { "file": { "name", "size", "contentType"?,
-  // "metadata"? } } for a file not uploaded yet.
+  // without making a job (job-request.ts says what the body may be).
   app.post('/plan', api, json, async (req, res) => {
-    const body = req.body as Record<string, unknown> | undefined;
-    let source: JobSource;
-    if (body !== undefined && typeof body === 'object' && body !== null && 'file' in body) {
-      source = { kind: 'object', object: hypotheticalObject(body.file) };
-    } else {
-      const request = parseJobRequest(body);
-      if (request.kind === 'object') {
-        const object = await dispatcher.ports.blobs.stat(request.bucket, request.name);
-        if (object === undefined)
-          throw new RequestError('NOT_FOUND', `no object ${request.name} in bucket ${request.bucket}`);
-        source = { kind: 'object', object, ...(request.params && { params: request.params }) };
-      } else {
-        const { image, task, args, env, declared } = request.container;
-        source = { kind: 'request', image, task, args, env, declared };
-      }
-    }
-    res.json(await dispatcher.plan(source));
+    const request = parsePlanRequest(req.body);
+    const placement =
+      request.kind === 'file'
+        ? await dispatcher.plan({ kind: 'object', object: request.object })
+        : request.kind === 'object'
+          ? await dispatcher.planObject(request)
+          : await dispatcher.planContainer(request.container);
+    res.json(placement);
   });
 
   app.get('/jobs', api, async (req, res) => {
@@ -321,7 +269,7 @@ export function buildApp({
   });
 
   app.post('/reconcile', api, async (_req, res) => {
-    res.json(await dispatcher.reconcile());
+    res.json(await reconciler.pass());
   });
 
   app.get('/deadletters', api, async (req, res) => {
@@ -386,34 +334,6 @@ export function buildApp({
     res.status(500).json({ error: 'internal error' });
   });
   return app;
-}
-
-/** A file described by the planner (name, size, type, metadata), as if it had been uploaded. */
-function hypotheticalObject(raw: unknown): StorageObject {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new RequestError('INVALID', 'file must be an object like { "name": "x.csv", "size": 1024 }');
-  const { name, size, contentType, metadata = {} } = raw as Record<string, unknown>;
-  if (typeof name !== 'string' || name === '' || name.length > 1024)
-    throw new RequestError('INVALID', 'file.name must be a non-empty string');
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
-    throw new RequestError('INVALID', 'file.size must be a whole number of bytes');
-  if (contentType !== undefined && typeof contentType !== 'string')
-    throw new RequestError('INVALID', 'file.contentType must be a string');
-  if (
-    typeof metadata !== 'object' ||
-    metadata === null ||
-    Array.isArray(metadata) ||
-    !Object.values(metadata).every((v) => typeof v === 'string')
-  )
-    throw new RequestError('INVALID', 'file.metadata must be an object of strings');
-  return {
-    bucket: 'plan',
-    name,
-    generation: '0',
-    size,
-    ...(contentType === undefined ? {} : { contentType }),
-    metadata: metadata as Record<string, string>,
-  };
 }
 
 function optionalInteger(value: unknown, name: string, min: number): number | undefined {

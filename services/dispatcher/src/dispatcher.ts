@@ -1,21 +1,21 @@
 // Intake and bookkeeping, the same on Google Cloud and in local mode: parse, claim in the ledger,
 // route, launch, record; then the end of each attempt (retry or not), cancel, retry and logs.
-// Decisions come from @pipeline/core; this file only sequences them against the ports, and every
-// write to a job is a compare-and-set retried on conflict. The reconcile pass is in reconciler.ts.
+// Decisions come from @pipeline/core, and so does every job it writes (transitions.ts): this file
+// only loads a job, asks core for the next one, and writes it with compare-and-set, retried on
+// conflict (job-writes.ts). The reconcile pass is a peer of this (reconciler.ts), built beside it.
 import { randomBytes } from 'node:crypto';
 import {
   ACTIVE_STATES,
-  actualCost,
+  cancelled as cancelledJob,
+  claimedWhenDue,
   DEFAULT_PRICES,
-  afterFailedAttempt,
   DEFAULT_RECONCILE_SETTINGS,
-  DEFAULT_RETRY_POLICY,
-  describeEnd,
+  endAttempt as endedAttempt,
   placeJob,
   FINAL_STATES,
   isJobId,
   jobIdFor,
-  noted,
+  notedOnce,
   outputPrefix,
   writtenOutputPrefix,
   paramsRunId,
@@ -24,12 +24,14 @@ import {
   nextCronTime,
   occurrenceId,
   parseCron,
+  retried,
+  routed,
+  started,
   takeOver,
-  transition,
-  withCurrentAttempt,
-  type ActualCost,
-  type AttemptOutcome,
+  type AttemptEnded,
+  type AttemptResult,
   type Placement,
+  type PriceTable,
   type BlobStore,
   type Completion,
   type Job,
@@ -40,6 +42,7 @@ import {
   type Resources,
   type RoutingConfig,
   type StorageEvent,
+  type StorageObject,
   type Target,
 } from '@pipeline/core';
 import type { Logger } from 'pino';
@@ -47,12 +50,11 @@ import { RequestError, RetryLaterError } from './errors.ts';
 import { moveLatestPointer } from './latest-pointer.ts';
 import type { LogQuery, LogRead } from './job-logs.ts';
 import { DurationEstimates } from './estimates.ts';
-import { inJobContext, type JobContext } from './job-context.ts';
-import type { ReconcileReport } from './reconciler.ts';
+import { inJob, jobLogger } from './job-context.ts';
+import { MAX_CONFLICT_RETRIES, mutate } from './job-writes.ts';
 import { LaunchQueue, type CapacitySource } from './launch-queue.ts';
 
 export const DEFAULT_LEASE_MS = DEFAULT_RECONCILE_SETTINGS.leaseMs;
-const MAX_CONFLICT_RETRIES = 20;
 /**
  * How long a push or a completion drains the queue, at most, before it answers: long enough to wait
  * out the spacing of runJob calls (1.1 s at the default 60 per minute), well inside an ack deadline.
@@ -67,7 +69,10 @@ export interface DispatcherPorts {
   outputBucket: string;
   logger: Logger;
   leaseMs?: number;
-  /** Deadlines and leases of the reconcile pass; `leaseMs` above wins for the lease. */
+  /**
+   * Deadlines and leases of the reconcile pass; `leaseMs` above wins for the lease. The dispatcher
+   * claims with that lease; its reconciler is built with the same settings (`settings`).
+   */
   reconcile?: Partial<ReconcileSettings>;
   /** What bounds launches (limits, quotas); absent: nothing does. */
   capacity?: CapacitySource;
@@ -100,16 +105,7 @@ export interface ObjectRequest {
 /** When a submitted job runs: now (nothing), once at a time, or on a cron schedule (UTC). */
 export type When = { runAt: string } | { cron: string };
 
-/** How one attempt ended, from a completion or from what the reconciler found. */
-export interface AttemptResult {
-  outcome: Exclude<AttemptOutcome, 'cancelled' | 'interrupted'>;
-  exitCode?: number;
-  startedAt?: string;
-  finishedAt: string;
-  error?: string;
-  /** For the history: how it became known. */
-  detail?: string;
-}
+export type { AttemptResult } from '@pipeline/core';
 
 export class Dispatcher {
   readonly ports: DispatcherPorts;
@@ -152,8 +148,7 @@ export class Dispatcher {
    * job of its own for that version and those parameters.
    */
   async submitObject({ bucket, name, generation, params }: ObjectRequest, when?: When): Promise<Intake> {
-    const object = await this.ports.blobs.stat(bucket, name);
-    if (object === undefined) throw new RequestError('NOT_FOUND', `no object ${name} in bucket ${bucket}`);
+    const object = await this.currentObject(bucket, name);
     if (generation !== undefined && generation !== object.generation) {
       throw new RequestError(
         'NOT_FOUND',
@@ -169,30 +164,23 @@ export class Dispatcher {
     return this.start(paramsRunId(jobIdFor(bucket, name, object.generation), params), source);
   }
 
+  /** The object's current version; a RequestError NOT_FOUND when there is none. */
+  private async currentObject(bucket: string, name: string): Promise<StorageObject> {
+    const object = await this.ports.blobs.stat(bucket, name);
+    if (object === undefined) throw new RequestError('NOT_FOUND', `no object ${name} in bucket ${bucket}`);
+    return object;
+  }
+
   /** POST /jobs for a container run with no input file. */
   async submitContainer(request: ContainerRequest, when?: When): Promise<Intake> {
-    const source: JobSource = {
-      kind: 'request',
-      image: request.image,
-      task: request.task,
-      args: request.args,
-      env: request.env,
-      declared: request.declared,
-    };
+    const source = containerSource(request);
     if (when !== undefined) return this.schedule(source, when);
     return this.start(randomBytes(16).toString('hex'), source);
   }
 
   /** A task began to run. */
   async onStarted(jobId: string, attempt: number, startedAt: string): Promise<void> {
-    await this.mutate(jobId, (job) =>
-      job.attempt === attempt && job.state === 'LAUNCHED'
-        ? transition(job, 'RUNNING', startedAt, {
-            startedAt,
-            attempts: withCurrentAttempt(job, { startedAt }),
-          })
-        : undefined,
-    );
+    await this.mutate(jobId, (job) => started(job, attempt, startedAt));
   }
 
   /** A task ended, as its platform reported it. Late or repeated reports change nothing. */
@@ -224,63 +212,14 @@ export class Dispatcher {
     result: AttemptResult,
   ): Promise<{ job: Job | undefined; changed: boolean }> {
     const at = this.iso();
-    let retryDue = false;
-    let changed = false;
+    let ended: AttemptEnded | undefined;
     const job = await this.mutate(jobId, (current) => {
       // Set on each try: a compare-and-set that lost runs this again on the newer job.
-      retryDue = false;
-      changed = current.attempt === attempt && ACTIVE_STATES.includes(current.state);
-      if (!changed) return undefined;
-      const startedAt = current.startedAt ?? result.startedAt;
-      const failed = result.outcome !== 'succeeded';
-      const error = failed ? (result.error ?? describeResult(result)) : undefined;
-      const attempts = withCurrentAttempt(current, {
-        ...(startedAt === undefined ? {} : { startedAt }),
-        finishedAt: result.finishedAt,
-        outcome: result.outcome,
-        ...(result.exitCode === undefined ? {} : { exitCode: result.exitCode }),
-        ...(error === undefined ? {} : { error }),
-      });
-      const ended = {
-        exitCode: result.exitCode,
-        finishedAt: result.finishedAt,
-        startedAt,
-        attempts,
-        cost: this.costOf({ ...current, attempts }),
-      };
-      const why = result.detail === undefined ? '' : ` (${result.detail})`;
-      if (!failed)
-        return transition(current, 'SUCCEEDED', at, { ...ended, error: undefined }, `exit code 0${why}`);
-      const decision = afterFailedAttempt(
-        { ...current, attempts },
-        {
-          outcome: result.outcome as Exclude<AttemptOutcome, 'succeeded' | 'interrupted'>,
-          exitCode: result.exitCode,
-        },
-        current.retry ?? DEFAULT_RETRY_POLICY,
-        at,
-      );
-      if (decision.action === 'fail') {
-        return transition(current, 'FAILED', at, { ...ended, error }, `${decision.detail}${why}`);
-      }
-      retryDue = Date.parse(decision.runAt) <= Date.parse(at);
-      return transition(
-        current,
-        'SCHEDULED',
-        at,
-        {
-          ...ended,
-          error,
-          runAt: decision.runAt,
-          attempt: decision.attempt,
-          execution: undefined,
-          ...(current.template === undefined
-            ? {}
-            : { template: { ...current.template, spot: decision.spot } }),
-        },
-        `${decision.detail}${why}`,
-      );
+      ended = endedAttempt(current, attempt, result, at, this.prices);
+      return ended?.job;
     });
+    const changed = ended !== undefined;
+    const retryDue = ended?.retryDue === true;
     // A success moves the object's _LATEST pointer; a repeated report moves it again (a no-op once
     // moved), so a dispatcher that died between the ledger's write and the pointer's still moves it.
     const succeeded = job?.state === 'SUCCEEDED' && job.attempt === attempt && result.outcome === 'succeeded';
@@ -310,9 +249,7 @@ export class Dispatcher {
     if (failed === undefined) return undefined;
     const { problem, passing } = failed;
     this.jobLogger(job).warn({ problem, passing }, 'results pointer not moved');
-    const recorded = await this.mutate(job.id, (current) =>
-      current.history.at(-1)?.detail === problem ? undefined : noted(current, at, problem),
-    );
+    const recorded = await this.mutate(job.id, (current) => notedOnce(current, at, problem));
     if (passing) throw new RetryLaterError(problem);
     return recorded;
   }
@@ -348,19 +285,7 @@ export class Dispatcher {
           });
         }
       }
-      const at = this.iso();
-      const attempts = running
-        ? withCurrentAttempt(current, { finishedAt: at, outcome: 'cancelled' })
-        : current.attempts;
-      const next = transition(
-        current,
-        'CANCELLED',
-        at,
-        { finishedAt: at, ...(running ? this.withCost(current, attempts) : {}) },
-        running
-          ? `cancelled by request; ${current.execution ?? 'its launch'} was stopped`
-          : 'cancelled by request',
-      );
+      const next = cancelledJob(current, this.iso(), this.prices);
       if (await this.ports.ledger.update(next)) cancelled = next;
     }
     if (cancelled === undefined) throw new Error(`job ${id}: too many concurrent changes`);
@@ -379,33 +304,11 @@ export class Dispatcher {
       );
     }
     const at = this.iso();
-    const claimed = await this.mutate(id, (current) =>
-      current.state === 'FAILED' || current.state === 'CANCELLED'
-        ? transition(
-            current,
-            'RECEIVED',
-            at,
-            {
-              attempt: current.attempt + 1,
-              execution: undefined,
-              exitCode: undefined,
-              error: undefined,
-              finishedAt: undefined,
-            },
-            'retried by request',
-          )
-        : undefined,
-    );
+    const claimed = await this.mutate(id, (current) => retried(current, at));
     if (claimed === undefined || claimed.state !== 'RECEIVED' || claimed.attempt !== job.attempt + 1) {
       throw new RequestError('CONFLICT', `job ${id} changed while it was being retried; look at it again`);
     }
     return this.launchClaimed(claimed);
-  }
-
-  /** One reconcile pass (POST /reconcile, or the local timer). */
-  async reconcile(): Promise<ReconcileReport> {
-    const { reconcilePass } = await import('./reconciler.ts'); // loaded when first used
-    return reconcilePass(this);
   }
 
   /**
@@ -415,9 +318,7 @@ export class Dispatcher {
   async launchDue(job: Job): Promise<Job | undefined> {
     const at = this.iso();
     const claimed = await this.mutate(job.id, (current) =>
-      current.state === 'SCHEDULED' && current.version === job.version
-        ? transition(current, 'RECEIVED', at, {}, `due at ${current.runAt ?? at}`)
-        : undefined,
+      current.version === job.version ? claimedWhenDue(current, at) : undefined,
     );
     if (claimed === undefined || claimed.state !== 'RECEIVED' || claimed.version !== job.version + 1)
       return undefined;
@@ -451,8 +352,10 @@ export class Dispatcher {
    */
   private async start(id: string, source: JobSource): Promise<Intake> {
     const at = this.iso();
-    const routed = this.routed(newJob(id, source, at), at);
-    const claim = await this.ports.ledger.claim(routed, this.settings.leaseMs);
+    const claim = await this.ports.ledger.claim(
+      this.route(newJob(id, source, at), at),
+      this.settings.leaseMs,
+    );
     if (!claim.claimed) {
       this.jobLogger(claim.job).info(
         { state: claim.job.state },
@@ -509,7 +412,7 @@ export class Dispatcher {
   /** Routes (unless an earlier attempt was routed) a RECEIVED job this caller owns, and queues it. */
   private launchClaimed(claimed: Job): Promise<Job> {
     return this.inContext(claimed, async () => {
-      const job = this.routed(claimed, this.iso());
+      const job = this.route(claimed, this.iso());
       if (!(await this.ports.ledger.update(job))) throw new Error(`job ${job.id} changed under its owner`);
       this.logRouted(job);
       return this.afterQueued(job);
@@ -517,16 +420,11 @@ export class Dispatcher {
   }
 
   /** The RECEIVED job after routing: QUEUED with its route, or FAILED or IGNORED with why. */
-  private routed(job: Job, at: string): Job {
+  private route(job: Job, at: string): Job {
     if (job.target === undefined) this.estimates.refreshSoon(); // a retry keeps its first placement
-    const placement = placeJob(job, this.ports.routing, this.estimates.context);
-    if (placement.kind === 'fail')
-      return transition(job, 'FAILED', at, { error: placement.error, finishedAt: at }, placement.error);
-    if (placement.kind === 'ignore') {
-      const { reason, rule } = placement;
-      return transition(job, 'IGNORED', at, { reason, rule }, reason);
-    }
-    return this.queue.queued(job, placement, at);
+    const { routing, blobs, outputBucket } = this.ports;
+    const placement = placeJob(job, routing, this.estimates.context);
+    return routed(job, placement, at, routing, (p) => blobs.uri(outputBucket, p));
   }
 
   private logRouted(job: Job): void {
@@ -547,13 +445,9 @@ export class Dispatcher {
     return drained ? ((await this.ports.ledger.get(job.id)) ?? job) : job;
   }
 
-  /** What a job's attempts cost so far, priced as the config says. */
-  private costOf(job: Job): ActualCost | undefined {
-    return actualCost(job, this.ports.routing.prices ?? DEFAULT_PRICES);
-  }
-
-  private withCost(job: Job, attempts: Job['attempts']): Pick<Job, 'attempts' | 'cost'> {
-    return { attempts, cost: this.costOf({ ...job, attempts }) };
+  /** What attempts are priced with, as the config says: what a job's attempts cost so far. */
+  private get prices(): PriceTable {
+    return this.ports.routing.prices ?? DEFAULT_PRICES;
   }
 
   /**
@@ -565,27 +459,26 @@ export class Dispatcher {
     return placeJob(newJob('0'.repeat(32), source, this.iso()), this.ports.routing, this.estimates.context);
   }
 
+  /** plan for an object's current version (a NOT_FOUND RequestError when there is none), with its params. */
+  async planObject({ bucket, name, params }: ObjectRequest): Promise<Placement> {
+    const object = await this.currentObject(bucket, name);
+    return this.plan({ kind: 'object', object, ...(params && { params }) });
+  }
+
+  /** plan for a container run, as submitContainer would make it. */
+  planContainer(request: ContainerRequest): Promise<Placement> {
+    return this.plan(containerSource(request));
+  }
+
   /** Reads the job, applies `change` (undefined: nothing to do), writes with compare-and-set, retries on conflict. */
-  async mutate(id: string, change: (job: Job) => Job | undefined): Promise<Job | undefined> {
-    for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
-      const current = await this.ports.ledger.get(id);
-      if (current === undefined) return undefined;
-      const next = change(current);
-      if (next === undefined) return current;
-      if (await this.ports.ledger.update(next)) return next;
-    }
-    throw new Error(`job ${id}: too many concurrent changes`);
+  mutate(id: string, change: (job: Job) => Job | undefined): Promise<Job | undefined> {
+    return mutate(this.ports.ledger, id, change);
   }
 
   private async existing(id: string): Promise<Job> {
     const job = isJobId(id) ? await this.ports.ledger.get(id) : undefined;
     if (job === undefined) throw new RequestError('NOT_FOUND', `no job ${id}`);
     return job;
-  }
-
-  private async write(next: Job): Promise<Job> {
-    if (!(await this.ports.ledger.update(next))) throw new Error(`job ${next.id} changed under its owner`);
-    return next;
   }
 
   private logEnd(job: Job): void {
@@ -596,7 +489,7 @@ export class Dispatcher {
   }
 
   jobLogger(job: Job): Logger {
-    return this.ports.logger.child(jobContext(job));
+    return jobLogger(this.ports.logger, job);
   }
 
   /**
@@ -604,7 +497,7 @@ export class Dispatcher {
    * handlers is logged with the job.
    */
   inContext<T>(job: Job, work: () => Promise<T>): Promise<T> {
-    return inJobContext(jobContext(job), work);
+    return inJob(job, work);
   }
 
   iso(): string {
@@ -612,18 +505,7 @@ export class Dispatcher {
   }
 }
 
-/** The job id and, for a job made from an object, the object: on every log line about the job. */
-function jobContext(job: Job): JobContext {
-  const object =
-    job.source.kind === 'object'
-      ? `${job.source.object.bucket}/${job.source.object.name}#${job.source.object.generation}`
-      : undefined;
-  return { jobId: job.id, ...(object === undefined ? {} : { object }) };
-}
-
-/** The error of an attempt that ended without saying why. */
-function describeResult({ outcome, exitCode }: AttemptResult): string {
-  if (outcome === 'failed' || outcome === 'succeeded')
-    return exitCode === undefined ? 'the attempt failed' : `exit code ${exitCode}`;
-  return describeEnd({ outcome, exitCode });
+/** What a container run's job is made from. */
+function containerSource({ image, task, args, env, declared }: ContainerRequest): JobSource {
+  return { kind: 'request', image, task, args, env, declared };
 }

@@ -7,6 +7,10 @@
 //     "expectedDuration": "2h" }                     ("task": "logreg" instead of "image" runs a worker task)
 // Either one may be for later: "runAt": "2026-12-01T06:00:00Z" (once), or "cron": "0 6 * * 1-5"
 // (repeating, five fields in UTC).
+//
+// The body of POST /plan, a dry run: POST /jobs's, or a file not uploaded yet,
+//   { "file": { "name": "q3.csv", "size": 1024, "contentType": "text/csv", "metadata": {...} } }
+// (contentType and metadata optional).
 import {
   isVariableName,
   parseBytes,
@@ -15,8 +19,10 @@ import {
   RESERVED_ENV_KEYS,
   RESERVED_ENV_PREFIX,
   type Resources,
+  type StorageObject,
 } from '@pipeline/core';
-import { RequestError, type ContainerRequest, type When } from './dispatcher.ts';
+import type { ContainerRequest, When } from './dispatcher.ts';
+import { RequestError } from './errors.ts';
 
 export type JobRequest = (
   | {
@@ -113,6 +119,43 @@ export function parseJobRequest(body: unknown): JobRequest {
       declared,
     },
     ...whenOf(fields),
+  };
+}
+
+/** What to plan: a job request as POST /jobs takes it, or a file described but not uploaded. */
+export type PlanRequest = JobRequest | { kind: 'file'; object: StorageObject };
+
+export function parsePlanRequest(body: unknown): PlanRequest {
+  if (typeof body === 'object' && body !== null && 'file' in body)
+    return { kind: 'file', object: hypotheticalObject(body.file) };
+  return parseJobRequest(body);
+}
+
+/** A file described by the planner (name, size, type, metadata), as if it had been uploaded. */
+function hypotheticalObject(raw: unknown): StorageObject {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new RequestError('INVALID', 'file must be an object like { "name": "x.csv", "size": 1024 }');
+  const { name, size, contentType, metadata = {} } = raw as Record<string, unknown>;
+  if (typeof name !== 'string' || name === '' || name.length > 1024)
+    throw new RequestError('INVALID', 'file.name must be a non-empty string');
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+    throw new RequestError('INVALID', 'file.size must be a whole number of bytes');
+  if (contentType !== undefined && typeof contentType !== 'string')
+    throw new RequestError('INVALID', 'file.contentType must be a string');
+  if (
+    typeof metadata !== 'object' ||
+    metadata === null ||
+    Array.isArray(metadata) ||
+    !Object.values(metadata).every((v) => typeof v === 'string')
+  )
+    throw new RequestError('INVALID', 'file.metadata must be an object of strings');
+  return {
+    bucket: 'plan',
+    name,
+    generation: '0',
+    size,
+    ...(contentType === undefined ? {} : { contentType }),
+    metadata: metadata as Record<string, string>,
   };
 }
 

@@ -12,26 +12,27 @@
 // platform was full at that many in use). A launch whose answer was lost is looked for (Launcher.find)
 // before anything else: found, it is adopted; certainly absent, it is queued again; unknown, it stays
 // LAUNCHED without an execution for the reconciler to look again.
+//
+// Every job it writes comes from @pipeline/core's transitions (launching, adopted, requeued, ...).
 import {
   admit,
-  amend,
-  DEFAULT_QUEUE_POLICY,
+  adopted,
   demandOf,
-  FINAL_STATES,
+  failedInQueue,
   hasRoom,
   isRateRefusal,
+  launchFailed,
   LaunchError,
+  launching,
   learnCeiling,
-  outputPrefix,
+  refusedPastMaxQueue,
   releaseSlot,
-  transition,
-  withCurrentAttempt,
+  requeued,
   workerEnvironment,
   type Admission,
   type CapacityLimits,
   type CapacityRecord,
   type Job,
-  type Placement,
   type QueuedJob,
   type SlotHolder,
 } from '@pipeline/core';
@@ -87,39 +88,6 @@ export class LaunchQueue {
 
   get defaultMachineType(): string | undefined {
     return this.capacity.defaultMachineType;
-  }
-
-  /** The job routed by `placement` as QUEUED: its route, outputs and place in the queue. */
-  queued(job: Job, placement: Extract<Placement, { kind: 'launch' }>, at: string): Job {
-    const { blobs, outputBucket, routing } = this.dispatcher.ports;
-    const rule = routing.rules.find((r) => r.name === placement.rule);
-    const policy = rule?.queue ?? DEFAULT_QUEUE_POLICY;
-    const queuedMs = Date.parse(at);
-    const expiresAt = new Date(queuedMs + policy.maxQueueSeconds * 1000).toISOString();
-    const dueBy =
-      rule?.deadlineSeconds === undefined
-        ? expiresAt
-        : new Date(queuedMs + Math.min(rule.deadlineSeconds, policy.maxQueueSeconds) * 1000).toISOString();
-    const prefix = outputPrefix(job);
-    return transition(
-      job,
-      'QUEUED',
-      at,
-      {
-        reason: placement.reason,
-        rule: placement.rule,
-        target: placement.target,
-        template: placement.template,
-        retry: placement.retry,
-        estimate: placement.estimate,
-        ...(placement.params && { params: placement.params }),
-        outputUri: blobs.uri(outputBucket, prefix),
-        logsUri: blobs.uri(outputBucket, `${prefix}logs/attempt-${job.attempt}.log`),
-        startedAt: undefined,
-        queue: { queuedAt: at, dueBy, expiresAt, refusals: 0 },
-      },
-      job.attempt === 1 ? placement.reason : `attempt ${job.attempt} queued for ${placement.target}`,
-    );
   }
 
   /**
@@ -223,16 +191,9 @@ export class LaunchQueue {
 
   /** A job that can never fit, or waited past its maxQueueTime. */
   private async failQueued(job: Job, reason: string): Promise<void> {
+    const at = this.dispatcher.iso();
     const failed = await this.dispatcher.mutate(job.id, (current) =>
-      current.state === 'QUEUED' && current.attempt === job.attempt
-        ? transition(
-            current,
-            'FAILED',
-            this.dispatcher.iso(),
-            { error: reason, finishedAt: this.dispatcher.iso() },
-            reason,
-          )
-        : undefined,
+      failedInQueue(current, job.attempt, at, reason),
     );
     if (failed?.state === 'FAILED')
       this.dispatcher.jobLogger(failed).warn({ error: reason }, 'job FAILED in the queue');
@@ -244,33 +205,15 @@ export class LaunchQueue {
     const log = d.jobLogger(queued);
     const launchedAt = d.iso();
     let mine = false;
-    const launching = (current: Job) => {
-      mine = current.state === 'QUEUED' && current.attempt === queued.attempt;
-      if (!mine) return undefined;
-      const { target, template } = current;
-      return transition(
-        current,
-        'LAUNCHED',
-        launchedAt,
-        {
-          attempts: [
-            ...current.attempts.filter((a) => a.attempt !== current.attempt),
-            {
-              attempt: current.attempt,
-              target: target!,
-              ...(target === 'vm' ? { spot: template!.spot } : {}),
-              ...(current.logsUri === undefined ? {} : { logsUri: current.logsUri }),
-              launchedAt,
-            },
-          ],
-        },
-        `launching on ${target}${target === 'vm' ? (template!.spot ? ' (spot)' : ' (standard)') : ''}`,
-      );
+    const launch = (current: Job) => {
+      const next = launching(current, queued.attempt, launchedAt);
+      mine = next !== undefined;
+      return next;
     };
     // The job as the queue read it is most likely still so: write over it at once, and read it
     // again only if that write lost.
-    const direct = launching(queued)!;
-    const job = (await d.ports.ledger.update(direct)) ? direct : await d.mutate(queued.id, launching);
+    const direct = launch(queued)!;
+    const job = (await d.ports.ledger.update(direct)) ? direct : await d.mutate(queued.id, launch);
     if (job === undefined || !mine) {
       // Cancelled, or launched by someone else, while it was being admitted: the slot goes back.
       await this.release(queued.id);
@@ -295,21 +238,8 @@ export class LaunchQueue {
       if (err instanceof LaunchError && err.ambiguous) return this.lookFor(job, err);
       if (err instanceof LaunchError && err.retryable) return this.refused(job, holder, err, limits);
       const error = `launch on ${target} failed: ${(err as Error).message}`;
-      await d.mutate(job.id, (current) =>
-        FINAL_STATES.includes(current.state) || current.attempt !== job.attempt
-          ? undefined
-          : transition(
-              current,
-              'FAILED',
-              d.iso(),
-              {
-                error,
-                finishedAt: d.iso(),
-                attempts: withCurrentAttempt(current, { outcome: 'failed', error, finishedAt: d.iso() }),
-              },
-              error,
-            ),
-      );
+      const at = d.iso();
+      await d.mutate(job.id, (current) => launchFailed(current, job.attempt, at, error));
       await this.release(job.id);
       log.error({ err }, error);
     }
@@ -318,31 +248,19 @@ export class LaunchQueue {
   /** Records what runs the job's current attempt; a job cancelled meanwhile has it stopped. */
   async adopt(job: Job, execution: string, refusals?: string[], spot?: boolean): Promise<Job | undefined> {
     const d = this.dispatcher;
-    const adoption = (current: Job) =>
-      current.attempt === job.attempt && current.execution === undefined
-        ? amend(current, d.iso(), {
-            execution,
-            attempts: withCurrentAttempt(current, {
-              execution,
-              ...(refusals === undefined || refusals.length === 0 ? {} : { refusals }),
-              ...(spot === undefined ? {} : { spot }),
-            }),
-            ...(spot === undefined || current.template === undefined
-              ? {}
-              : { template: { ...current.template, spot } }),
-          })
-        : undefined;
+    const adoption = (current: Job): Job | undefined =>
+      adopted(current, job.attempt, d.iso(), { execution, refusals, spot });
     const direct = adoption(job);
-    const adopted =
+    const recorded =
       direct !== undefined && (await d.ports.ledger.update(direct))
         ? direct
         : await d.mutate(job.id, adoption);
     d.jobLogger(job).info({ execution, refusals }, 'job launched');
-    if (adopted?.state === 'CANCELLED' && adopted.attempt === job.attempt) {
+    if (recorded?.state === 'CANCELLED' && recorded.attempt === job.attempt) {
       await d.ports.launchers[job.target!].cancel(execution);
       d.jobLogger(job).info({ execution }, 'cancelled during its launch: stopped');
     }
-    return adopted;
+    return recorded;
   }
 
   /** The launch's answer was lost: look for what it started before launching anything again. */
@@ -393,21 +311,8 @@ export class LaunchQueue {
     if (expiresAt !== undefined && Date.parse(d.iso()) >= Date.parse(expiresAt)) {
       // Its wait is over: the last refusal is what it waited for.
       const error = `no capacity came within its rule's maxQueueTime (queued at ${job.queue!.queuedAt}): ${message}`;
-      await d.mutate(job.id, (current) =>
-        current.state === 'LAUNCHED' && current.attempt === job.attempt && current.execution === undefined
-          ? transition(
-              current,
-              'FAILED',
-              d.iso(),
-              {
-                error,
-                finishedAt: d.iso(),
-                attempts: current.attempts.filter((a) => a.attempt !== current.attempt),
-              },
-              error,
-            )
-          : undefined,
-      );
+      const at = d.iso();
+      await d.mutate(job.id, (current) => refusedPastMaxQueue(current, job.attempt, at, error));
       d.jobLogger(job).warn({ err, refusals }, error);
       return;
     }
@@ -420,28 +325,11 @@ export class LaunchQueue {
   async requeue(job: Job, reason: string, backoffMs: number, refusals?: number): Promise<Job | undefined> {
     const d = this.dispatcher;
     const at = d.iso();
-    const notBefore = new Date(Date.parse(at) + backoffMs).toISOString();
-    const requeued = await d.mutate(job.id, (current) =>
-      current.state === 'LAUNCHED' && current.attempt === job.attempt && current.execution === undefined
-        ? transition(
-            current,
-            'QUEUED',
-            at,
-            {
-              attempts: current.attempts.filter((a) => a.attempt !== current.attempt),
-              queue: {
-                ...(current.queue ?? { queuedAt: at, dueBy: at, expiresAt: at, refusals: 0 }),
-                ...(backoffMs > 0 ? { notBefore } : {}),
-                refusals: refusals ?? current.queue?.refusals ?? 0,
-                reason,
-              },
-            },
-            reason,
-          )
-        : undefined,
+    const next = await d.mutate(job.id, (current) =>
+      requeued(current, job.attempt, at, { reason, backoffMs, refusals }),
     );
     await this.release(job.id);
-    return requeued;
+    return next;
   }
 
   /** The source's limits, with each rule's maxConcurrent from the routing config. */

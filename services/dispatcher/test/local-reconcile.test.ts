@@ -8,6 +8,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseRoutingConfig, type Target } from '@pipeline/core';
 import { Dispatcher } from '../src/dispatcher.ts';
+import type { Reconciler } from '../src/reconciler.ts';
+import { reconcilerBeside } from './support.ts';
 import { FolderBlobStore } from '../src/local/folder-blob-store.ts';
 import { ProcessLauncher } from '../src/local/process-launcher.ts';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
@@ -23,6 +25,7 @@ let dir: string;
 let ledger: SqliteLedger;
 let launchers: Record<Target, ProcessLauncher>;
 let dispatcher: Dispatcher;
+let reconciler: Reconciler;
 
 function build(): void {
   const blobs = new FolderBlobStore(dir, {
@@ -48,6 +51,7 @@ function build(): void {
     logger: createLogger(undefined, 'silent'),
     reconcile: { goneGraceSeconds: 0 }, // judged in the pass after the one that notices
   });
+  reconciler = reconcilerBeside(dispatcher);
 }
 
 beforeEach(() => {
@@ -80,7 +84,7 @@ describe('local mode, completions lost', () => {
     const bad = await submit('one-class.csv', 'a,label\n1,x\n2,x\n');
     expect((await ledger.get(good))!.state).toMatch(/LAUNCHED|RUNNING/);
 
-    const report = await dispatcher.reconcile();
+    const report = await reconciler.pass();
     expect(report.closed.map((c) => [c.id, c.state]).sort()).toEqual(
       [
         [good, 'SUCCEEDED'],
@@ -95,9 +99,9 @@ describe('local mode, completions lost', () => {
   it('after a restart, judges a process it never knew by its _SUCCESS marker', async () => {
     const good = await submit('good.csv', `a,b,label\n${rows}\n`);
     build(); // a new dispatcher and launchers: the old process is unknown to them
-    await dispatcher.reconcile(); // noticed gone
+    await reconciler.pass(); // noticed gone
     expect((await ledger.get(good))!.attempts[0].goneAt).toBeDefined();
-    await dispatcher.reconcile();
+    await reconciler.pass();
     const job = (await ledger.get(good))!;
     expect(job.state).toBe('SUCCEEDED');
     expect(job.history.at(-1)?.detail).toContain('its _SUCCESS marker is there');

@@ -23,6 +23,7 @@ import { Dispatcher } from '../src/dispatcher.ts';
 import { FolderBlobStore } from '../src/local/folder-blob-store.ts';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
 import { createLogger } from '../src/logger.ts';
+import { reconcilerBeside } from './support.ts';
 
 export const LIMITS: CapacityLimits = {
   region: 'us-central1',
@@ -126,7 +127,8 @@ export async function startQueuedJobs(): Promise<QueuedJobs> {
     jobs[name] = intake.job;
     now += 100;
   }
-  const app = buildApp({ dispatcher, ledger, logger: createLogger(undefined, 'silent') });
+  const reconciler = reconcilerBeside(dispatcher);
+  const app = buildApp({ dispatcher, reconciler, ledger, logger: createLogger(undefined, 'silent') });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

@@ -15,6 +15,7 @@ import {
 } from '@pipeline/core';
 import { buildApp } from '../src/app.ts';
 import { Dispatcher } from '../src/dispatcher.ts';
+import { Reconciler } from '../src/reconciler.ts';
 import { currentJob, type JobContext } from '../src/job-context.ts';
 import { createLogger } from '../src/logger.ts';
 import { FolderBlobStore } from '../src/local/folder-blob-store.ts';
@@ -83,6 +84,13 @@ export const TEST_ROUTING = parseRoutingConfig({
   ],
 });
 
+/** The reconciler beside `dispatcher`, as gcp/wiring.ts and local/pipeline.ts build it: its ports, settings and clock. */
+export function reconcilerBeside(dispatcher: Dispatcher): Reconciler {
+  const { ledger, blobs, launchers, outputBucket, logger } = dispatcher.ports;
+  const ports = { ledger, blobs, launchers, outputBucket, logger, settings: dispatcher.settings };
+  return new Reconciler({ ...ports, now: dispatcher.now }, dispatcher);
+}
+
 export interface TestAppOptions {
   routing?: RoutingConfig;
   /** The dispatcher's clock; real time when not given. */
@@ -114,7 +122,8 @@ export function testApp(outputBucket = 'acme-pipeline-output', options: TestAppO
     logger,
     now: options.now,
   });
-  const app = buildApp({ dispatcher, ledger, logger });
+  const reconciler = reconcilerBeside(dispatcher);
+  const app = buildApp({ dispatcher, reconciler, ledger, logger });
   return {
     app,
     dir,
@@ -122,6 +131,7 @@ export function testApp(outputBucket = 'acme-pipeline-output', options: TestAppO
     blobs,
     launchers,
     dispatcher,
+    reconciler,
     logs: lines,
     cleanup: () => {
       ledger.close();

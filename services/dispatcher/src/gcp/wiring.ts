@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { buildApp } from '../app.ts';
 import type { CloudConfig } from '../config.ts';
 import { Dispatcher } from '../dispatcher.ts';
+import type { Reconciler } from '../reconciler.ts';
 import { loadRoutingConfig } from '../routing-config.ts';
 import {
   closeGoogleClients,
@@ -93,9 +94,10 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     regions: () => regionsClient(compute),
     readTimeoutMs: 5_000,
   });
+  const blobs = new GcsBlobStore();
   const dispatcher = new Dispatcher({
     ledger,
-    blobs: new GcsBlobStore(),
+    blobs,
     launchers,
     routing,
     outputBucket: config.outputBucket,
@@ -103,6 +105,28 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     leaseMs: config.leaseMs,
     capacity: cloudCapacity(config, quotas),
   });
+  // Beside the dispatcher, on the same ledger, platforms and settings; its module loads on the first
+  // POST /reconcile (Cloud Scheduler's), not at start: a cold start serves Pub/Sub.
+  let reconciling: Promise<Reconciler> | undefined;
+  const reconciler = {
+    async pass() {
+      reconciling ??= import('../reconciler.ts').then(
+        ({ Reconciler }) =>
+          new Reconciler(
+            {
+              ledger,
+              blobs,
+              launchers,
+              outputBucket: config.outputBucket,
+              logger,
+              settings: dispatcher.settings,
+            },
+            dispatcher,
+          ),
+      );
+      return (await reconciling).pass();
+    },
+  };
   let auth;
   if (config.pushAuth.enabled) {
     const certificates = overrides.certificates ?? googleCertificates();
@@ -151,10 +175,11 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
           ],
           logger,
         });
-  const app = buildApp({ dispatcher, ledger, logger, auth, reaper, deadLetters });
+  const app = buildApp({ dispatcher, reconciler, ledger, logger, auth, reaper, deadLetters });
   return {
     app,
     dispatcher,
+    reconciler,
     ledger,
     async close() {
       await Promise.all([closeGoogleClients(), closeRegionsClients(), deadLetters?.close()]);

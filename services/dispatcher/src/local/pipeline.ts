@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import type { CapacitySource } from '../launch-queue.ts';
 import { buildApp } from '../app.ts';
 import { Dispatcher } from '../dispatcher.ts';
+import { Reconciler } from '../reconciler.ts';
 import { createLogger } from '../logger.ts';
 import { FolderBlobStore } from './folder-blob-store.ts';
 import { InputWatcher } from './input-watcher.ts';
@@ -70,6 +71,7 @@ export interface LocalPipeline {
   blobs: FolderBlobStore;
   ledger: SqliteLedger;
   dispatcher: Dispatcher;
+  reconciler: Reconciler;
   watcher: InputWatcher;
   /** Resolves when no task process is running. */
   idle(): Promise<void>;
@@ -126,6 +128,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     logger,
     capacity: localCapacity(options.capacity ?? os.availableParallelism()),
   });
+  const reconciler = new Reconciler(
+    { ledger, blobs, launchers, outputBucket: BUCKETS.output, logger, settings: dispatcher.settings },
+    dispatcher,
+  );
 
   const recovered = await recoverFromLastStop(dispatcher);
   if (recovered.resumed > 0 || recovered.slotsRepaired)
@@ -142,7 +148,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     onError: (err) => logger.error({ err }, 'scanning the input folder failed'),
   });
 
-  const app = buildApp({ dispatcher, ledger, logger, localHosts: [options.host ?? '127.0.0.1'] });
+  const app = buildApp({ dispatcher, reconciler, ledger, logger, localHosts: [options.host ?? '127.0.0.1'] });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => resolve(s));
     s.once('error', reject);
@@ -161,7 +167,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     reconcileEvery > 0
       ? setInterval(() => {
           reconciling = reconciling.then(() =>
-            dispatcher.reconcile().catch((err: unknown) => logger.error({ err }, 'reconcile pass failed')),
+            reconciler.pass().catch((err: unknown) => logger.error({ err }, 'reconcile pass failed')),
           );
         }, reconcileEvery)
       : undefined;
@@ -176,6 +182,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     blobs,
     ledger,
     dispatcher,
+    reconciler,
     watcher,
     idle,
     async stop(reason = 'the local pipeline stopped') {

@@ -186,7 +186,7 @@ describeWithEmulators(['pubsub', 'firestore'], 'a burst beyond capacity waits in
       ackDeadlineSeconds: 10,
     });
     // Cloud Scheduler's reconcile pass, every minute as shipped.
-    const reconciler = setInterval(() => void cloud.dispatcher.reconcile().catch(() => {}), 60_000);
+    const reconciler = setInterval(() => void cloud.reconciler.pass().catch(() => {}), 60_000);
 
     const started = Date.now();
     const notify = (n: number) => {

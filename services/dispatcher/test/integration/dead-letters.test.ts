@@ -287,7 +287,13 @@ describeWithEmulators(['pubsub'], 'dead letters on the Pub/Sub emulator', () => 
   it('serves GET /deadletters and POST /deadletters/:id/replay from the queue', async () => {
     const t = testApp();
     try {
-      const app = buildApp({ dispatcher: t.dispatcher, ledger: t.ledger, logger, deadLetters: queue });
+      const app = buildApp({
+        dispatcher: t.dispatcher,
+        reconciler: t.reconciler,
+        ledger: t.ledger,
+        logger,
+        deadLetters: queue,
+      });
       const listed = await request(app).get('/deadletters?limit=10').expect(200);
       expect(ids(listed.body.messages)).toEqual(allBut('valid'));
 

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OAuth2Client } from 'google-auth-library';
 import { parseRoutingConfig, type Launcher, type RoutingConfig, type StorageEvent } from '@pipeline/core';
 import { Dispatcher } from '../../src/dispatcher.ts';
+import { reconcilerBeside } from '../support.ts';
 import { createLogger } from '../../src/logger.ts';
 import { SqliteLedger } from '../../src/local/sqlite-ledger.ts';
 import { FolderBlobStore } from '../../src/local/folder-blob-store.ts';
@@ -109,7 +110,7 @@ describe('a launch whose answer is lost', () => {
     expect(job!.attempts).toHaveLength(1);
     // A redelivery of the same upload changes nothing, and a reconcile pass launches nothing more.
     expect((await d.onStorageEvent(event)).outcome).toBe('duplicate');
-    await d.reconcile();
+    await reconcilerBeside(d).pass();
     expect(executionsOf(intake.job.id)).toHaveLength(1);
     expect(errors).toEqual([]);
   });
@@ -127,7 +128,7 @@ describe('a launch whose answer is lost', () => {
     // Looked for, found absent: queued again as the same attempt, with no failure counted.
     expect(job).toMatchObject({ state: 'QUEUED', attempt: 1 });
     expect(executionsOf(intake.job.id)).toHaveLength(0);
-    await d.reconcile();
+    await reconcilerBeside(d).pass();
     job = await d.ports.ledger.get(intake.job.id);
     expect(job).toMatchObject({ state: 'LAUNCHED', attempt: 1 });
     expect(executionsOf(intake.job.id)).toHaveLength(1);
@@ -159,7 +160,7 @@ describe('a dispatcher killed between writing LAUNCHED and runJob', () => {
     // The next dispatcher's first reconcile pass comes at once (the worst time: the launch is too
     // young to look for), and waits within the pass until it may.
     const next = dispatcher(file);
-    const report = await next.reconcile();
+    const report = await reconcilerBeside(next).pass();
     const job = await next.ports.ledger.get(launched.id);
     expect(report.relaunched).toEqual([launched.id]);
     expect(job).toMatchObject({ state: 'LAUNCHED', attempt: 1 });

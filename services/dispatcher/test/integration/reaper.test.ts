@@ -211,7 +211,13 @@ describe('POST /reap', () => {
     await fleet();
     const t = testApp();
     try {
-      const app = buildApp({ dispatcher: t.dispatcher, ledger, logger, reaper: reaper() });
+      const app = buildApp({
+        dispatcher: t.dispatcher,
+        reconciler: t.reconciler,
+        ledger,
+        logger,
+        reaper: reaper(),
+      });
       const response = await request(app).post('/reap').expect(200);
       expect(response.body.deleted.map((d: { name: string }) => d.name).sort()).toEqual(REAPED);
       expect(response.body).toMatchObject({ kept: 1, errors: [], alreadyGone: [] });
@@ -229,6 +235,7 @@ describe('POST /reap', () => {
     try {
       const app = buildApp({
         dispatcher: t.dispatcher,
+        reconciler: t.reconciler,
         ledger,
         logger,
         auth: { push: refuse, api: refuse },

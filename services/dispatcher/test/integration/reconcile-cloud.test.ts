@@ -5,6 +5,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { OAuth2Client } from 'google-auth-library';
 import { parseRoutingConfig, type BlobStore, type Job, type StorageObject } from '@pipeline/core';
 import { Dispatcher } from '../../src/dispatcher.ts';
+import type { Reconciler } from '../../src/reconciler.ts';
+import { reconcilerBeside } from '../support.ts';
 import { closeGoogleClients } from '../../src/gcp/clients.ts';
 import { ComputeEngineLauncher } from '../../src/gcp/compute-launcher.ts';
 import { testComputeSettings, testRunLauncher } from './test-launchers.ts';
@@ -64,6 +66,7 @@ let compute: FakeCompute;
 let ledger: SqliteLedger;
 let blobs: MarkerStore;
 let dispatcher: Dispatcher;
+let reconciler: Reconciler;
 
 beforeAll(async () => {
   run = await startFakeRun();
@@ -90,6 +93,7 @@ beforeEach(() => {
       vm: new ComputeEngineLauncher(testComputeSettings(compute.endpoint, auth)),
     },
   });
+  reconciler = reconcilerBeside(dispatcher);
 });
 afterEach(() => {
   ledger.close();
@@ -114,9 +118,9 @@ const requests = (server: FakeRun | FakeCompute) => server.requests.map((r) => `
 describe('Cloud Run: completions lost on purpose', () => {
   it('closes a succeeded execution as SUCCEEDED', async () => {
     const job = await submit();
-    expect((await dispatcher.reconcile()).closed).toEqual([]); // still running
+    expect((await reconciler.pass()).closed).toEqual([]); // still running
     run.settle(job.execution!, { phase: 'succeeded' });
-    const report = await dispatcher.reconcile();
+    const report = await reconciler.pass();
     expect(report.closed).toEqual([
       {
         id: job.id,
@@ -130,7 +134,7 @@ describe('Cloud Run: completions lost on purpose', () => {
   it('closes a failed execution with its task exit code: 4 is not retried', async () => {
     const job = await submit();
     run.settle(job.execution!, { phase: 'failed', exitCode: 4, message: 'Task failed with exit code 4' });
-    await dispatcher.reconcile();
+    await reconciler.pass();
     const failed = (await ledger.get(job.id))!;
     expect(failed).toMatchObject({ state: 'FAILED', exitCode: 4 });
     expect(failed.attempts[0]).toMatchObject({ outcome: 'failed', exitCode: 4 });
@@ -151,12 +155,12 @@ describe('Compute Engine: completions lost on purpose', () => {
     expect(job.target).toBe('vm');
     const name = job.execution!.split('/').pop()!;
     expect(compute.instances.get(name)?.status).toBe('RUNNING');
-    expect((await dispatcher.reconcile()).closed).toEqual([]);
+    expect((await reconciler.pass()).closed).toEqual([]);
 
     compute.instances.delete(name); // it deleted itself; its completion never arrived
-    await dispatcher.reconcile(); // noticed gone
+    await reconciler.pass(); // noticed gone
     expect((await ledger.get(job.id))!.state).toBe('LAUNCHED');
-    await dispatcher.reconcile();
+    await reconciler.pass();
     const lost = (await ledger.get(job.id))!;
     expect(lost).toMatchObject({ state: 'SCHEDULED', attempt: 2 });
     expect(lost.attempts[0]).toMatchObject({ outcome: 'lost' });
@@ -167,8 +171,8 @@ describe('Compute Engine: completions lost on purpose', () => {
     expect(second.execution).toMatch(/-a2$/);
     blobs.put('acme-output', `runs/${job.id}/_SUCCESS`, JSON.stringify({ jobId: job.id, attempt: 2 }));
     compute.instances.delete(second.execution!.split('/').pop()!);
-    await dispatcher.reconcile();
-    await dispatcher.reconcile();
+    await reconciler.pass();
+    await reconciler.pass();
     expect((await ledger.get(job.id))!).toMatchObject({ state: 'SUCCEEDED', attempt: 2 });
   });
 
