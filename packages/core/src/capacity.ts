@@ -13,8 +13,8 @@
 // maxQueueTime away, a job of a rule without a deadline is never passed over for ever. A job that
 // does not fit blocks those after it in the same pool (no backfill), so a large VM is not starved by
 // small ones; a rule at its own cap blocks nobody else.
-import { MACHINE_TYPES } from './routing/platforms.ts';
-import type { Accelerator, JobTemplate, Target } from './routing.ts';
+import { MACHINE_TYPES } from './platforms.ts';
+import type { Accelerator, JobTemplate, Target } from './template.ts';
 
 /** Cloud Run's hard limit of running job executions per project and region (the quotas page above). */
 export const CLOUD_RUN_MAX_RUNNING_EXECUTIONS = 1000;

@@ -12,7 +12,7 @@
 //   waiting out its backoff. When due, whoever moves it SCHEDULED -> RECEIVED (compare-and-set) owns
 //   it and launches it. A FAILED or CANCELLED job goes back to RECEIVED when someone retries it.
 import type { StorageObject } from './events.ts';
-import type { JobTemplate, Resources, Target } from './routing.ts';
+import type { JobTemplate, Resources, Target } from './template.ts';
 import type { RetryPolicy } from './retry.ts';
 import type { CostEstimate } from './routing/cost.ts';
 import type { ActualCost } from './cost/actual.ts';

@@ -2,7 +2,7 @@
 // each provide adapters (see the ports table in DESIGN.md); the domain depends on nothing else.
 import type { StorageObject } from './events.ts';
 import type { Job, JobState } from './job.ts';
-import type { Target } from './routing.ts';
+import type { Target } from './template.ts';
 import type { CapacityRecord } from './capacity.ts';
 
 export interface BlobStore {

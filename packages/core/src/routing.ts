@@ -11,7 +11,7 @@ import {
   machineTypeFor,
   MACHINE_TYPES,
   shapeForCloudRun,
-} from './routing/platforms.ts';
+} from './platforms.ts';
 import type { Accelerator, JobTemplate, Resources, Rule, RuleMatch, Target } from './routing/types.ts';
 import type { RetryPolicy } from './retry.ts';
 import { formatBytes, formatDuration } from './format.ts';
@@ -40,7 +40,7 @@ export {
   machineTypeFor,
   shapeForCloudRun,
   type MachineType,
-} from './routing/platforms.ts';
+} from './platforms.ts';
 
 /** A storage event carries its object; a job submitted by API has none. */
 export interface RouteRequest {

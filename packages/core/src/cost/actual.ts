@@ -2,7 +2,7 @@
 // used. Preemptions show as attempts of their own, so no expected rework is added; start-up is the
 // price table's (boot and pull are not measured apart from the run). Failed attempts cost too.
 import type { AttemptRecord, Job } from '../job.ts';
-import { CLOUD_RUN_DEFAULTS, machineTypeFor } from '../routing/platforms.ts';
+import { CLOUD_RUN_DEFAULTS, machineTypeFor } from '../platforms.ts';
 import { formatUsd } from '../format.ts';
 import { runCost, type PriceTable } from './prices.ts';
 

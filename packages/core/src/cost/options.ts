@@ -8,8 +8,8 @@ import {
   MACHINE_TYPES,
   shapeForCloudRun,
   type MachineType,
-} from '../routing/platforms.ts';
-import type { JobTemplate, Target } from '../routing/types.ts';
+} from '../platforms.ts';
+import type { JobTemplate, Target } from '../template.ts';
 import { formatBytes, formatDuration, formatSeconds, formatUsd } from '../format.ts';
 import { runCost, type PriceTable } from './prices.ts';
 

@@ -2,15 +2,8 @@
 // prices, today's spot prices). Strict like the routing config: an unknown key or a negative price is
 // an error naming the field; a key left out keeps its default.
 
-import {
-  describe,
-  isRecord,
-  readDuration,
-  rejectUnknownKeys,
-  type Fail,
-  type Raw,
-} from '../routing/readers.ts';
-import type { Target } from '../routing/types.ts';
+import { describe, isRecord, readDuration, rejectUnknownKeys, type Fail, type Raw } from '../readers.ts';
+import type { Target } from '../template.ts';
 import { DEFAULT_PRICES, PriceTableError, type HourlyPrice, type PriceTable } from './prices.ts';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;

@@ -3,8 +3,8 @@
 // each platform's billing rules (Cloud Run: per 100 ms; Compute Engine: per second, one-minute minimum)
 // to a shape and a duration, start-up overhead and the expected rework of spot preemptions included.
 
-import { MACHINE_TYPES } from '../routing/platforms.ts';
-import type { Accelerator, Target } from '../routing/types.ts';
+import { MACHINE_TYPES } from '../platforms.ts';
+import type { Accelerator, Target } from '../template.ts';
 import { formatBytes, formatUsd } from '../format.ts';
 import { quote } from '../units.ts';
 

@@ -10,7 +10,7 @@
 // task where it can't run (beyond Cloud Run's limits) falls back to a VM, as the router does; the
 // fallback is counted.
 
-import type { Target } from '../routing/types.ts';
+import type { Target } from '../template.ts';
 import { formatDuration } from '../format.ts';
 import { estimateDuration, fitDurations, type DurationModel, type DurationSample } from './estimator.ts';
 import { choosePlacement, placementOptions, type PlacementOption } from './options.ts';

@@ -14,7 +14,7 @@ import {
   withoutUndefined,
   type Fail,
   type Raw,
-} from '../routing/readers.ts';
+} from '../readers.ts';
 import { quote } from '../units.ts';
 import { DEFAULT_PRIOR, type DurationPrior } from './estimator.ts';
 

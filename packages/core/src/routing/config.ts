@@ -27,7 +27,7 @@ import {
   stringMap,
   withoutUndefined,
   type Fail,
-} from './readers.ts';
+} from '../readers.ts';
 import {
   DEFAULT_TASK,
   RESERVED_ENV_KEYS,

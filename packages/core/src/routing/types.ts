@@ -4,39 +4,10 @@ import type { DurationPrior } from '../cost/estimator.ts';
 import type { GlobMatcher } from '../glob.ts';
 import type { RetryPolicy } from '../retry.ts';
 import type { PriceTable } from '../cost/prices.ts';
+import type { JobTemplate, Target } from '../template.ts';
 
-export type Target = 'cloud-run-job' | 'vm';
-
-export interface Accelerator {
-  type: string;
-  count: number;
-}
-
-/** What a job says it needs: from the submitter, or from object metadata. */
-export interface Resources {
-  cpu?: number;
-  memoryBytes?: number;
-  gpu?: Accelerator;
-  expectedSeconds?: number;
-}
-
-export interface JobTemplate {
-  task?: string;
-  image?: string;
-  args: string[];
-  env: Record<string, string>;
-  cpu?: number;
-  memoryBytes?: number;
-  timeoutSeconds?: number;
-  machineType?: string;
-  spot: boolean;
-  /**
-   * A spot VM that no zone has capacity for is made as a standard VM instead (costlier, never
-   * preempted), rather than waiting for spot capacity to come back.
-   */
-  standardIfNoSpot?: boolean;
-  accelerator?: Accelerator;
-}
+// What a job runs and on what (template.ts), as part of the routing API.
+export type { Accelerator, JobTemplate, Resources, Target } from '../template.ts';
 
 /** Every condition present must hold; an empty match matches every request. */
 export interface RuleMatch {

@@ -1,7 +1,7 @@
 // Small readers for config values: each returns the value, typed, or calls `fail` with the
 // field and what is wrong, so every message names where the mistake is.
 
-import { parseBytes, parseDuration, quote } from '../units.ts';
+import { parseBytes, parseDuration, quote } from './units.ts';
 
 /** Throws; the caller's version adds which rule. */
 export type Fail = (field: string, detail: string) => never;

@@ -1,8 +1,8 @@
 // What each target can run: Cloud Run Jobs' hard limits and the cpu/memory shapes it accepts,
 // and the Compute Engine machine types the router picks from for a VM.
 
-import { formatBytes, formatDuration } from '../format.ts';
-import type { Accelerator, JobTemplate } from './types.ts';
+import { formatBytes, formatDuration } from './format.ts';
+import type { Accelerator, JobTemplate } from './template.ts';
 
 const GIB = 1024 ** 3;
 const HOUR = 3600;
