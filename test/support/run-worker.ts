@@ -36,3 +36,39 @@ export function runGuarded(
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/**
+ * The worker's `main(args, env)` in this process, with what it writes to stdout and stderr caught:
+ * what runWorker reports, without starting a process (its start-up is most of a small run's time).
+ * The environment is runWorker's: PATH, detection off, and `env`.
+ */
+export async function runWorkerInProcess(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<WorkerRun> {
+  const { main } = await import('../../jobs/worker/src/cli.ts');
+  const caught = { stdout: '', stderr: '' };
+  const streams = [
+    [process.stdout, 'stdout'],
+    [process.stderr, 'stderr'],
+  ] as const;
+  const originals = streams.map(([stream]) => stream.write);
+  for (const [stream, name] of streams) {
+    stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      caught[name] += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      const done = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+      done?.();
+      return true;
+    }) as typeof stream.write;
+  }
+  try {
+    const code = await main(args, {
+      PATH: process.env.PATH ?? '',
+      METADATA_SERVER_DETECTION: 'none',
+      ...env,
+    });
+    return { code, ...caught };
+  } finally {
+    streams.forEach(([stream], i) => (stream.write = originals[i]));
+  }
+}

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runWorker } from '../../../test/support/run-worker.ts';
+// The worker's main() in this process (cli.test.ts starts the real command too).
+import { runWorkerInProcess as runWorker } from '../../../test/support/run-worker.ts';
 
 let dir: string;
 beforeEach(() => {

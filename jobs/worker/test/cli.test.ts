@@ -2,7 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runWorker } from '../../../test/support/run-worker.ts';
+import { runWorker, runWorkerInProcess } from '../../../test/support/run-worker.ts';
+
+// `pipeline-worker` as a user runs it: a few cases start the real command (bin/pipeline-worker.js) in
+// a process of its own; the others call its main() in this process with the same arguments and
+// environment, and read what it wrote to stdout and stderr.
 
 const SAMPLE = path.resolve(import.meta.dirname, '../data/financial_statements.csv');
 let dir: string;
@@ -171,7 +175,7 @@ describe('pipeline-worker on bad input', () => {
     },
   ])('$name: exit 4, one line on stderr, no _SUCCESS', async ({ content, reason }) => {
     const file = input('in.csv', content);
-    const run = await runWorker(['--input', file, '--output', out()]);
+    const run = await runWorkerInProcess(['--input', file, '--output', out()]);
     expect(run.code).toBe(4);
     expect(run.stderr).toBe(`pipeline-worker: ${reason}\n`);
     expect(fs.existsSync(out('_SUCCESS'))).toBe(false);
@@ -179,7 +183,7 @@ describe('pipeline-worker on bad input', () => {
 
   it('a DELIMITER that leaves the header one column: says so, and which delimiter the header has', async () => {
     const file = input('in.csv', ['a,b,label', ...goodRows()].join('\n'));
-    const run = await runWorker(['--input', file, '--output', out()], { DELIMITER: ';' });
+    const run = await runWorkerInProcess(['--input', file, '--output', out()], { DELIMITER: ';' });
     expect(run.code).toBe(4);
     expect(run.stderr).toBe(
       'pipeline-worker: the header has one column when split at ";" as DELIMITER says, so there are no ' +
@@ -233,7 +237,7 @@ describe('pipeline-worker on bad input', () => {
     { name: 'an unknown flag', args: ['--bogus', 'x'], reason: /Unknown option '--bogus'/ },
   ])('$name: exit 2 with the usage', async ({ args, reason }) => {
     const file = input('in.csv', ['a,b,label', ...goodRows()].join('\n'));
-    const run = await runWorker(['--input', file, '--output', out(), ...args]);
+    const run = await runWorkerInProcess(['--input', file, '--output', out(), ...args]);
     expect(run.code).toBe(2);
     const first = run.stderr.split('\n')[0];
     if (typeof reason === 'string') expect(first).toBe(`pipeline-worker: ${reason}`);
@@ -245,7 +249,7 @@ describe('pipeline-worker on bad input', () => {
     const rows = goodRows();
     rows.splice(3, 0, '1,2');
     rows.splice(10, 0, '1,2,0,9');
-    const run = await runWorker([
+    const run = await runWorkerInProcess([
       '--input',
       input('in.csv', ['a,b,label', ...rows].join('\n')),
       '--output',
@@ -264,7 +268,7 @@ describe('pipeline-worker on bad input', () => {
   it('skips a row with text in a numeric column, never reading it as 0, and keeps its place', async () => {
     const rows = goodRows();
     rows[5] = 'abc,1.5,1';
-    const run = await runWorker([
+    const run = await runWorkerInProcess([
       '--input',
       input('in.csv', ['a,b,label', ...rows].join('\n')),
       '--output',
@@ -284,7 +288,7 @@ describe('pipeline-worker on bad input', () => {
       (r, i) => `"note ${i}, with ""quotes""\nand a second line",${r.replace(/^(-?[\d.]+)/, '"$1"')}`,
     );
     const text = ['comment,a,b,label', ...rows].join('\r\n');
-    const run = await runWorker(['--input', input('in.csv', text), '--output', out()]);
+    const run = await runWorkerInProcess(['--input', input('in.csv', text), '--output', out()]);
     expect(run.code).toBe(0);
     const m = model();
     expect(m.features).toEqual(['a', 'b']);
@@ -297,7 +301,7 @@ describe('pipeline-worker on bad input', () => {
 
   it('reads a CRLF file with a UTF-8 byte order mark as the same data', async () => {
     const lf = ['a,b,label', ...goodRows()].join('\n');
-    await runWorker(['--input', input('lf.csv', lf), '--output', out()]);
+    await runWorkerInProcess(['--input', input('lf.csv', lf), '--output', out()]);
     const expected = model().coefficients;
     const lfPredictions = readOut('predictions.csv')
       .split('\n')
@@ -306,7 +310,7 @@ describe('pipeline-worker on bad input', () => {
       Buffer.from([0xef, 0xbb, 0xbf]),
       Buffer.from(lf.replaceAll('\n', '\r\n')),
     ]);
-    const run = await runWorker(['--input', input('crlf.csv', bomCrlf), '--output', out()]);
+    const run = await runWorkerInProcess(['--input', input('crlf.csv', bomCrlf), '--output', out()]);
     expect(run.code).toBe(0);
     expect(model().features).toEqual(['a', 'b']);
     expect(model().coefficients).toEqual(expected);
@@ -318,14 +322,14 @@ describe('pipeline-worker on bad input', () => {
   it('removes a stale _SUCCESS first, so a failed run leaves none, and leaves no partial files', async () => {
     fs.mkdirSync(out(), { recursive: true });
     fs.writeFileSync(out('_SUCCESS'), '{"from":"an earlier run"}');
-    const run = await runWorker(['--input', input('in.csv', 'a,label\n1,x\n'), '--output', out()]);
+    const run = await runWorkerInProcess(['--input', input('in.csv', 'a,label\n1,x\n'), '--output', out()]);
     expect(run.code).toBe(4);
     expect(fs.readdirSync(out())).toEqual([]);
   });
 
   it('names the prediction columns apart from input columns of the same name', async () => {
     const rows = goodRows().map((r) => `${r},keep`);
-    const run = await runWorker([
+    const run = await runWorkerInProcess([
       '--input',
       input('in.csv', ['a,b,label,prediction', ...rows].join('\n')),
       '--output',
@@ -342,10 +346,14 @@ describe('pipeline-worker and local generations', () => {
   it('reads a local file at the generation it was given (its modification time in ns), or refuses', async () => {
     const file = input('in.csv', ['a,b,label', ...goodRows()].join('\n'));
     const generation = fs.statSync(file, { bigint: true }).mtimeNs.toString();
-    const ok = await runWorker(['--input', file, '--output', out()], { INPUT_GENERATION: generation });
+    const ok = await runWorkerInProcess(['--input', file, '--output', out()], {
+      INPUT_GENERATION: generation,
+    });
     expect(ok.code).toBe(0);
     expect(JSON.parse(readOut('_SUCCESS')).inputGeneration).toBe(generation);
-    const stale = await runWorker(['--input', file, '--output', out()], { INPUT_GENERATION: '12345' });
+    const stale = await runWorkerInProcess(['--input', file, '--output', out()], {
+      INPUT_GENERATION: '12345',
+    });
     expect(stale.code).toBe(3);
     expect(stale.stderr).toBe(
       `pipeline-worker: input ${file} is no longer generation 12345: it was written again\n`,
