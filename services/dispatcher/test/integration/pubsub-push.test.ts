@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PubSub, type Topic } from '@google-cloud/pubsub';
@@ -45,6 +45,23 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
   let firestore: Firestore;
   let close: () => Promise<void>;
   const logs: Record<string, unknown>[] = [];
+  /** The dispatcher's answers to Pub/Sub's pushes of uploads: the HTTP status and the job's id. */
+  const pushAnswers: { status: number; id?: string }[] = [];
+
+  function recordPushAnswer(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'POST' || req.url !== '/pubsub/push') return;
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.end = ((...args: unknown[]) => {
+      let id: string | undefined;
+      try {
+        id = (JSON.parse(String(args[0])) as { id?: string }).id;
+      } catch {
+        // no JSON body (a 204)
+      }
+      pushAnswers.push({ status: res.statusCode, id });
+      return end(...args);
+    }) as ServerResponse['end'];
+  }
 
   beforeAll(async () => {
     [pubsubEmulator, firestoreEmulator, run, compute] = await Promise.all([
@@ -101,6 +118,8 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
     close = cloud.close;
     server = await new Promise((resolve) => {
       const s = cloud.app.listen(0, '127.0.0.1', () => resolve(s));
+      // Before the app, so that every answer to a push is seen: a 2xx answer is an acknowledgement.
+      s.prependListener('request', recordPushAnswer);
     });
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     pubsub = new PubSub({ projectId: PROJECT, apiEndpoint: pubsubEmulator.host });
@@ -274,8 +293,11 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
         : undefined;
     });
     expect(String(queued.get('queue.reason'))).toContain('429');
-    // The next drain after its 2 s backoff (here: another upload's push) launches it.
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    // The next drain after its backoff (2 s, recorded as queue.notBefore; here: another upload's
+    // push) launches it.
+    const notBefore = Date.parse(String(queued.get('queue.notBefore')));
+    expect(notBefore - Date.parse(String(queued.get('queue.queuedAt')))).toBeGreaterThanOrEqual(2000);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, notBefore - Date.now()) + 50));
     await notify({ name: 'statements/after-busy.csv', generation: '405', size: '10' });
     const after = jobIdFor(INPUT, 'statements/after-busy.csv', '405');
     // Both launched before the next test tells Run to refuse its next call.
@@ -297,7 +319,17 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
       return snapshot.get('state') === 'FAILED' ? snapshot : undefined;
     });
     expect(String(doc.get('error'))).toContain('Invalid value for timeout');
-    await new Promise((resolve) => setTimeout(resolve, 2500)); // longer than the redelivery backoff
+    // Acknowledged: the push was answered 2xx, and Pub/Sub delivers an acknowledged message no more.
+    const answers = () => pushAnswers.filter((a) => a.id === id).map((a) => a.status);
+    await until(() => (answers().length > 0 ? true : undefined));
+    expect(answers()).toEqual([201]);
+    // Delivered again all the same (at least once): a duplicate, answered 2xx, and nothing launched.
+    await notify(object);
+    await until(() =>
+      logsAbout(id, 'duplicate delivery: the job exists, nothing launched').length > 0 ? true : undefined,
+    );
+    await until(() => (answers().length > 1 ? true : undefined));
+    expect(answers()).toEqual([201, 200]);
     expect(runsFor(id)).toHaveLength(1);
   });
 
