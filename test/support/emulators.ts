@@ -59,10 +59,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The emulators' JVMs compile with C1 only and collect with one thread: a test file's emulator lives
+ * for seconds to minutes and serves little, so C2's compilations (and parallel GC threads) cost more
+ * CPU than they give back. Starting, the Firestore emulator then uses about a third less CPU and is
+ * ready in about half the time on a busy machine. (JAVA_TOOL_OPTIONS, since the Firestore emulator's
+ * launcher sets its own JVM flags; the JVM notes it on stderr, which is shown only on a failure.)
+ */
+const JVM_OPTIONS = [process.env.JAVA_TOOL_OPTIONS, '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC']
+  .filter(Boolean)
+  .join(' ');
+
 export async function startEmulator(kind: EmulatorKind): Promise<Emulator> {
   const port = await freePort();
   const [command, ...args] = COMMANDS[kind](port);
-  const child: ChildProcess = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(command, args, {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, JAVA_TOOL_OPTIONS: JVM_OPTIONS },
+  });
   let output = '';
   child.stdout?.on('data', (d) => (output += d));
   child.stderr?.on('data', (d) => (output += d));
