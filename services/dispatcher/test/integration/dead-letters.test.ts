@@ -177,6 +177,9 @@ describeWithEmulators(['pubsub'], 'dead letters on the Pub/Sub emulator', () => 
       ],
       logger,
       clientConfig: { apiEndpoint: emulator.host },
+      // The emulator answers a pull at once when it holds messages; an empty one is held open until
+      // this deadline, which every listing waits out once at its end (3 s as shipped).
+      pullWaitMs: 1000,
     });
   }, 90_000);
 
