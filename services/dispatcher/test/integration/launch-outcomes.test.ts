@@ -64,7 +64,11 @@ const logger = createLogger(
 );
 
 /** A dispatcher on the ledger file `ledgerFile`, with the given launchers (the real ones by default). */
-function dispatcher(ledgerFile: string, launchers: Partial<Record<'cloud-run-job' | 'vm', Launcher>> = {}) {
+function dispatcher(
+  ledgerFile: string,
+  launchers: Partial<Record<'cloud-run-job' | 'vm', Launcher>> = {},
+  now?: () => Date,
+) {
   const ledger = new SqliteLedger(ledgerFile);
   const blobs = new FolderBlobStore(dir, { input: path.join(dir, 'in'), output: path.join(dir, 'out') });
   const routing: RoutingConfig = ROUTING;
@@ -74,6 +78,7 @@ function dispatcher(ledgerFile: string, launchers: Partial<Record<'cloud-run-job
     routing,
     outputBucket: 'output',
     logger,
+    ...(now === undefined ? {} : { now }),
     launchers: {
       'cloud-run-job': launchers['cloud-run-job'] ?? testRunLauncher(run.endpoint, authClient),
       vm:
@@ -138,35 +143,47 @@ describe('a launch whose answer is lost', () => {
 describe('a dispatcher killed between writing LAUNCHED and runJob', () => {
   it('is recovered by the next reconcile pass within a minute: one execution, the same attempt', async () => {
     const file = path.join(dir, 'killed.db');
+    // The dispatchers' clock runs five times as fast as the wall's: the shipped settings (a launch is
+    // looked for 30 s after it began) are kept, and the minute is the dispatchers' minute.
+    const start = Date.now();
+    const now = () => new Date(start + (Date.now() - start) * 5);
     // The first dispatcher's launch never comes back: it died right after writing LAUNCHED.
-    const dead = dispatcher(file, {
-      'cloud-run-job': {
-        launch: () => new Promise(() => {}),
-        find: async () => ({ kind: 'absent' }),
-        inspect: async () => ({ kind: 'running' }),
-        cancel: async () => {},
+    const dead = dispatcher(
+      file,
+      {
+        'cloud-run-job': {
+          launch: () => new Promise(() => {}),
+          find: async () => ({ kind: 'absent' }),
+          inspect: async () => ({ kind: 'running' }),
+          cancel: async () => {},
+        },
       },
-    });
-    const killedAt = Date.now();
+      now,
+    );
+    const killedAt = now().getTime();
     void dead.onStorageEvent(upload());
     const ledger = new SqliteLedger(file);
     let launched;
+    const deadline = Date.now() + 10_000;
     for (;;) {
       launched = (await ledger.list({ state: 'LAUNCHED', limit: 1 })).jobs[0];
       if (launched !== undefined) break;
+      if (Date.now() > deadline) throw new Error('the first dispatcher wrote no LAUNCHED job within 10 s');
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(launched.execution).toBeUndefined();
     // The next dispatcher's first reconcile pass comes at once (the worst time: the launch is too
     // young to look for), and waits within the pass until it may.
-    const next = dispatcher(file);
+    const next = dispatcher(file, {}, now);
     const report = await reconcilerBeside(next).pass();
     const job = await next.ports.ledger.get(launched.id);
     expect(report.relaunched).toEqual([launched.id]);
     expect(job).toMatchObject({ state: 'LAUNCHED', attempt: 1 });
     expect(job!.attempts.map((a) => a.outcome)).toEqual([undefined]);
     expect(executionsOf(launched.id)).toHaveLength(1);
-    expect(Date.now() - killedAt).toBeLessThan(60_000);
+    // Not before the launch could be looked for, and within the minute.
+    expect(now().getTime() - killedAt).toBeGreaterThanOrEqual(30_000);
+    expect(now().getTime() - killedAt).toBeLessThan(60_000);
   }, 90_000);
 });
 
