@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGuarded } from '../../../test/support/run-worker.ts';
 import { testCloudEnv } from './integration/test-launchers.ts';
-import { pipelineCommand } from './cli-support.ts';
+import { pipelineCommand } from '../../../packages/cli/test/cli-support.ts';
 
 const INDEX = path.resolve(import.meta.dirname, '../src/index.ts');
 const TARGET_MESSAGE = 'rule 1 ("x"): target: must be "cloud-run-job", "vm" or "ignore", got "nope"';

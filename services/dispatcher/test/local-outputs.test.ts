@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FINAL_STATES, parseLatestPointer, type Job } from '@pipeline/core';
-import { putObject } from '../src/cli.ts';
-import { cliRun, jobWhen, startTestPipeline, until } from './cli-support.ts';
+import { putObject } from '../src/local/put-object.ts';
+import { cliRun, jobWhen, startTestPipeline, until } from '../../../packages/cli/test/cli-support.ts';
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

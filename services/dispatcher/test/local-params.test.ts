@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FINAL_STATES, jobIdFor, type Job } from '@pipeline/core';
-import { putObject } from '../src/cli.ts';
-import { cliRun, jobWhen, startTestPipeline } from './cli-support.ts';
+import { putObject } from '../src/local/put-object.ts';
+import { cliRun, jobWhen, startTestPipeline } from '../../../packages/cli/test/cli-support.ts';
 
 const WINE = path.resolve(import.meta.dirname, '../../../jobs/worker/data/wine.csv');
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRoutingConfig, type Job } from '@pipeline/core';
 import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts';
-import { putObject } from '../src/cli.ts';
+import { putObject } from '../src/local/put-object.ts';
 import { createLogger } from '../src/logger.ts';
 import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
 

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Job } from '@pipeline/core';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
 import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
-import { PIPELINE_BIN } from './cli-support.ts';
+import { PIPELINE_BIN } from '../../../packages/cli/test/cli-support.ts';
 
 const HOLD_TASK = path.resolve(import.meta.dirname, 'fixtures/hold-task.ts');
 

@@ -10,7 +10,7 @@ import type { Job } from '@pipeline/core';
 import { createLogger } from '../logger.ts';
 import { installProcessGuards } from '../process-guard.ts';
 import { loadRoutingConfig } from '../routing-config.ts';
-import { printable } from '../cli/format.ts';
+import { printable } from '../printable.ts';
 import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from './pipeline.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../../../..');

@@ -5,14 +5,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { jobIdFor, PARAM_METADATA_PREFIX } from '@pipeline/core';
-import { FolderBlobStore } from '../local/folder-blob-store.ts';
-import { BUCKETS } from '../local/pipeline.ts';
 import { pipelineUrl } from './api.ts';
 import { keyValues, paramsOption, parse } from './args.ts';
+import { COMMANDS } from './commands.ts';
 import { Failure, say, UsageError, type Io } from './errors.ts';
 import { printable } from './format.ts';
-import { putObject } from './put-object.ts';
-import { localSettingsOf } from './settings.ts';
 import { isLoopback } from './token.ts';
 import { PROGRESS_FROM_BYTES, ProgressBar, storageClient, uploadFile } from './upload.ts';
 
@@ -28,22 +25,7 @@ interface Submitted {
 }
 
 export async function submitCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values, positionals: files } = parse(
-    'submit',
-    args,
-    {
-      name: { type: 'string' },
-      runtime: { type: 'string' },
-      meta: { type: 'string', multiple: true },
-      param: { type: 'string', multiple: true },
-      dir: { type: 'string' },
-      bucket: { type: 'string' },
-      progress: { type: 'boolean' },
-      url: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    { min: 1, max: Infinity, what: 'FILE' },
-  );
+  const { values, positionals: files } = parse(COMMANDS.submit, args);
   if (values.name !== undefined && files.length > 1)
     throw new UsageError('--name works with one FILE only', 'submit');
   const metadata = metadataOf(values);
@@ -60,6 +42,11 @@ export async function submitCommand(args: string[], env: NodeJS.ProcessEnv, io: 
     );
 
   if (bucket === undefined) {
+    // The local pipeline's folder layout is the dispatcher's local adapters'.
+    const { localSettingsOf } = await import('./settings.ts');
+    const { FolderBlobStore } = await import('@pipeline/dispatcher/local/folder-blob-store.ts');
+    const { BUCKETS } = await import('@pipeline/dispatcher/local/pipeline.ts');
+    const { putObject } = await import('@pipeline/dispatcher/local/put-object.ts');
     const settings = localSettingsOf(env, { dir: values.dir });
     const blobs = new FolderBlobStore(settings.dir, {
       [BUCKETS.input]: path.join(settings.dir, BUCKETS.input),
@@ -105,11 +92,7 @@ function metadataOf(values: { meta?: string[]; param?: string[]; runtime?: strin
       throw new UsageError(`--param ${name} and --meta ${key} say different values`, 'submit');
     metadata[key] = value;
   }
-  if (values.runtime !== undefined) {
-    if (values.runtime !== 'vm' && values.runtime !== 'cloud-run-job')
-      throw new UsageError('--runtime must be vm or cloud-run-job', 'submit');
-    metadata['pipeline-runtime'] = values.runtime;
-  }
+  if (values.runtime !== undefined) metadata['pipeline-runtime'] = values.runtime;
   return metadata;
 }
 

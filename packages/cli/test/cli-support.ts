@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseRoutingConfig, type Job } from '@pipeline/core';
 import { cli, Failure, HelpRequested, usageFor, UsageError } from '../src/cli.ts';
-import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts';
-import { createLogger } from '../src/logger.ts';
+import { startLocalPipeline, type LocalPipeline } from '../../../services/dispatcher/src/local/pipeline.ts';
+import { createLogger } from '../../../services/dispatcher/src/logger.ts';
 import { LOOPBACK_GUARD, runGuarded, type WorkerRun } from '../../../test/support/run-worker.ts';
 
 export const PIPELINE_BIN = path.resolve(import.meta.dirname, '../bin/pipeline.js');
@@ -25,8 +25,9 @@ export function pipelineCommand(args: string[], env: Record<string, string> = {}
 }
 
 /**
- * `pipeline ARGS` through cli() in this process, with only `env`: what it writes, and the exit code
- * with what bin/pipeline.js prints of what it throws.
+ * `pipeline ARGS` through cli() in this process, with the environment pipelineCommand gives the
+ * process (PATH and `env`): what it writes, and the exit code with what bin/pipeline.js prints of
+ * what it throws.
  */
 export async function cliRun(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CommandRun> {
   let stdout = '';
@@ -37,7 +38,7 @@ export async function cliRun(args: string[], env: NodeJS.ProcessEnv = {}): Promi
   };
   let code: number;
   try {
-    code = await cli(args, env, io);
+    code = await cli(args, { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', ...env }, io);
   } catch (err) {
     if (err instanceof HelpRequested) {
       stdout += `${usageFor(err.command)}\n`;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newJob, type Job } from '@pipeline/core';
-import { FolderBlobStore } from '../src/local/folder-blob-store.ts';
+import { FolderBlobStore } from '../../../services/dispatcher/src/local/folder-blob-store.ts';
 import { startRecordingServer, type RecordingServer } from '../../../test/support/recording-server.ts';
 import { cliRun } from './cli-support.ts';
 

@@ -2,8 +2,14 @@
 // queued in launch order with positions and reasons, capacity with its limits, use, ceilings and
 // queue, and one job's queue entry and zone refusals; for people and with --json.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pipelineCommand as run } from './cli-support.ts';
-import { STOCKOUT, startQueuedJobs, WAITING, ZONE_REFUSAL, type QueuedJobs } from './queued-jobs.ts';
+import { cliRun as run } from './cli-support.ts';
+import {
+  STOCKOUT,
+  startQueuedJobs,
+  WAITING,
+  ZONE_REFUSAL,
+  type QueuedJobs,
+} from '../../../services/dispatcher/test/queued-jobs.ts';
 
 let queued: QueuedJobs;
 

@@ -2,10 +2,10 @@
 // data from the pipeline is kept from breaking tables or reaching the terminal as escape sequences.
 import { describe, expect, it } from 'vitest';
 import type { Job } from '@pipeline/core';
-import { duration, jobDetail, jobsTable, printable, table } from '../src/cli/format.ts';
-import { capacityReport, queuedJobsTable } from '../src/cli/queue-format.ts';
-import type { CapacityView } from '../src/queue-view.ts';
-import { runAt } from '../src/cli/run.ts';
+import { duration, jobDetail, jobsTable, printable, table } from '../src/format.ts';
+import { capacityReport, queuedJobsTable } from '../src/queue-format.ts';
+import type { CapacityView } from '../../../services/dispatcher/src/queue-view.ts';
+import { runAt } from '../src/run.ts';
 
 const JOB: Job = {
   id: '0123456789abcdef0123456789abcdef',

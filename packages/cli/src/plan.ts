@@ -12,28 +12,21 @@ import {
   type Placement,
 } from '@pipeline/core';
 import { formatSimulation, parseWorkload, simulateAll } from '@pipeline/core/simulation';
-import { contentTypeOf } from '../local/folder-blob-store.ts';
 import { Api } from './api.ts';
-import { API_OPTIONS, keyValues, parse } from './args.ts';
+import { keyValues, parse } from './args.ts';
+import { COMMANDS } from './commands.ts';
 import { Failure, say, UsageError, type Io } from './errors.ts';
 import { printable, table } from './format.ts';
 
 export async function planCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values, positionals } = parse(
-    'plan',
-    args,
-    { ...API_OPTIONS, runtime: { type: 'string' }, meta: { type: 'string', multiple: true } },
-    { min: 1, max: Infinity, what: 'FILE or gs://BUCKET/OBJECT' },
-  );
+  const { values, positionals } = parse(COMMANDS.plan, args);
   const metadata = keyValues('plan', 'meta', values.meta);
-  if (values.runtime !== undefined) {
-    if (values.runtime !== 'vm' && values.runtime !== 'cloud-run-job')
-      throw new UsageError('--runtime must be vm or cloud-run-job', 'plan');
-    metadata['pipeline-runtime'] = values.runtime;
-  }
+  if (values.runtime !== undefined) metadata['pipeline-runtime'] = values.runtime;
+  // A file's content type is named as the local store names it (by its extension).
+  const { contentTypeOf } = await import('@pipeline/dispatcher/local/folder-blob-store.ts');
   // Every file is read before the first request: one that is not there is a wrong command line.
   const bodies = positionals.map((input) =>
-    input.startsWith('gs://') ? { inputUri: input } : { file: describeFile(input, metadata) },
+    input.startsWith('gs://') ? { inputUri: input } : { file: describeFile(input, metadata, contentTypeOf) },
   );
   const api = new Api(values.url, env, 'plan');
   const plans: { input: string; placement: Placement }[] = [];
@@ -43,7 +36,11 @@ export async function planCommand(args: string[], env: NodeJS.ProcessEnv, io: Io
   return 0;
 }
 
-function describeFile(file: string, metadata: Record<string, string>) {
+function describeFile(
+  file: string,
+  metadata: Record<string, string>,
+  contentTypeOf: (name: string) => string,
+) {
   let size: number;
   try {
     const stats = fs.statSync(file);
@@ -88,12 +85,7 @@ export function planText({ input, placement }: { input: string; placement: Place
 }
 
 export async function simulateCommand(args: string[], _env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values, positionals } = parse(
-    'simulate',
-    args,
-    { json: { type: 'boolean' }, config: { type: 'string' }, threshold: { type: 'string' } },
-    { min: 1, max: 1, what: 'WORKLOAD file' },
-  );
+  const { values, positionals } = parse(COMMANDS.simulate, args);
   let sizeThresholdBytes: number | undefined;
   if (values.threshold !== undefined) {
     try {

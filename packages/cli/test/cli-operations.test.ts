@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FINAL_STATES, jobIdFor, type Job } from '@pipeline/core';
-import { putObject } from '../src/cli.ts';
-import { jobWhen, ONE_CLASS_CSV, pipelineCommand as run, SAMPLE, startTestPipeline } from './cli-support.ts';
+import { putObject } from '../../../services/dispatcher/src/local/put-object.ts';
+import { jobWhen, ONE_CLASS_CSV, cliRun as run, SAMPLE, startTestPipeline } from './cli-support.ts';
 
 let pipeline: Awaited<ReturnType<typeof startTestPipeline>>;
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FINAL_STATES, jobIdFor, newScheduledJob, type Job } from '@pipeline/core';
-import { putObject } from '../src/cli.ts';
+import { putObject } from '../../../services/dispatcher/src/local/put-object.ts';
 import { cliRun, jobWhen, SAMPLE, startTestPipeline } from './cli-support.ts';
 
 let pipeline: Awaited<ReturnType<typeof startTestPipeline>>;

@@ -1,24 +1,17 @@
 // Looking at jobs and acting on them: jobs, job, cancel, retry. A job id may be a prefix (job-ids.ts).
-import { JOB_STATES, uploadObjectOf, type Job, type JobPage, type LatestPointer } from '@pipeline/core';
+import { uploadObjectOf, type Job, type JobPage, type LatestPointer } from '@pipeline/core';
+import type { CapacityView } from '@pipeline/dispatcher/queue-view.ts';
 import { Api, MAX_PAGE } from './api.ts';
-import { API_OPTIONS, integerOption, parse } from './args.ts';
-import { Failure, say, UsageError, type Io } from './errors.ts';
-import type { CapacityView } from '../queue-view.ts';
+import { parse } from './args.ts';
+import { COMMANDS } from './commands.ts';
+import { Failure, say, type Io } from './errors.ts';
 import { jobDetail, jobsTable, printable, shellWord, type Newest, type Waiting } from './format.ts';
 import { jobIdArgument, resolveJobId } from './job-ids.ts';
 import { queuedJobsTable, type QueuePage } from './queue-format.ts';
 
 export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values } = parse('jobs', args, {
-    ...API_OPTIONS,
-    state: { type: 'string' },
-    limit: { type: 'string' },
-    'page-token': { type: 'string' },
-  });
-  const state = values.state?.toUpperCase();
-  if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state))
-    throw new UsageError(`--state must be one of ${JOB_STATES.join(', ')}`, 'jobs');
-  const limit = integerOption('jobs', 'limit', values.limit, 1, MAX_PAGE) ?? 50;
+  const { values, given } = parse(COMMANDS.jobs, args);
+  const { state, limit } = values;
   const api = new Api(values.url, env, 'jobs');
   const query = new URLSearchParams({ limit: String(limit) });
   if (state !== undefined) query.set('state', state);
@@ -35,20 +28,20 @@ export async function jobsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io
     return 0;
   }
   say(io, jobsTable(page.jobs));
-  if (page.nextPageToken !== undefined) say(io, `more: ${nextPageCommand(values, page.nextPageToken)}`);
+  if (page.nextPageToken !== undefined) say(io, `more: ${nextPageCommand(given, page.nextPageToken)}`);
   return 0;
 }
 
 /** The command line of the next page: the options given, as given, and the page token after them. */
-function nextPageCommand(values: { state?: string; limit?: string; url?: string }, token: string): string {
-  const options = (['state', 'limit', 'url'] as const).flatMap((name) =>
-    values[name] === undefined ? [] : [`--${name}`, values[name]],
+function nextPageCommand(given: Record<string, unknown>, token: string): string {
+  const options = ['state', 'limit', 'url'].flatMap((name) =>
+    typeof given[name] === 'string' ? [`--${name}`, given[name]] : [],
   );
   return ['pipeline', 'jobs', ...options, '--page-token', token].map(shellWord).join(' ');
 }
 
 export async function jobCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values, positionals } = parse('job', args, API_OPTIONS, { min: 1, max: 1, what: 'job ID' });
+  const { values, positionals } = parse(COMMANDS.job, args);
   const given = jobIdArgument('job', positionals[0]);
   const api = new Api(values.url, env, 'job');
   const job = await api.json<Job>('GET', `/jobs/${await resolveJobId(api, given)}`);
@@ -124,11 +117,7 @@ async function forEachJob(
   io: Io,
   outcome: (job: Job) => { line: string; failed: boolean },
 ): Promise<number> {
-  const { values, positionals } = parse(command, args, API_OPTIONS, {
-    min: 1,
-    max: Infinity,
-    what: 'job ID',
-  });
+  const { values, positionals } = parse(COMMANDS[command], args);
   const ids = positionals.map((text) => jobIdArgument(command, text));
   const api = new Api(values.url, env, command);
   let failed = false;

@@ -1,6 +1,6 @@
 // Tables and blocks for people. What comes from the pipeline (object names, errors, reasons) is data:
-// control characters in it are shown escaped, so a name cannot break a table or send escape
-// sequences to the terminal.
+// control characters in it are shown escaped (printable, which `npm start`'s lines use too), so a
+// name cannot break a table or send escape sequences to the terminal.
 import {
   formatBytes,
   formatDuration,
@@ -11,15 +11,9 @@ import {
   type DeadLetter,
   type Job,
 } from '@pipeline/core';
+import { printable } from '@pipeline/dispatcher/printable.ts';
 
-/** Text with control characters (also newlines, and C1 controls like CSI) escaped as in JSON. */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
-    const escaped = JSON.stringify(c).slice(1, -1); // \n, \t, \u001b; JSON leaves DEL and C1 as they are
-    return escaped.length > 1 ? escaped : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  });
-}
+export { printable };
 
 /** A word as a POSIX shell reads it back: as it is when it can be, else in single quotes. */
 export function shellWord(word: string): string {

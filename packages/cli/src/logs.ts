@@ -5,34 +5,14 @@
 // `pipeline logs ID --follow && next-step` waits for the job and stops on a failure.
 import { FINAL_STATES, type Job } from '@pipeline/core';
 import { Api, type LogRead } from './api.ts';
-import { API_OPTIONS, integerOption, parse } from './args.ts';
-import { UsageError, type Io } from './errors.ts';
+import { parse } from './args.ts';
+import { COMMANDS } from './commands.ts';
+import type { Io } from './errors.ts';
 import { jobIdArgument, resolveJobId } from './job-ids.ts';
 
-/** The API reads at most 1 MiB at once. */
-const MAX_READ = 1024 * 1024;
-
 export async function logsCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values, positionals } = parse(
-    'logs',
-    args,
-    {
-      ...API_OPTIONS,
-      follow: { type: 'boolean', short: 'f' },
-      attempt: { type: 'string' },
-      tail: { type: 'string' },
-      interval: { type: 'string' },
-    },
-    { min: 1, max: 1, what: 'job ID' },
-  );
-  const attempt = integerOption('logs', 'attempt', values.attempt, 1, 1_000_000);
-  const tail = integerOption('logs', 'tail', values.tail, 0, MAX_READ);
-  const interval = values.interval === undefined ? 1 : Number(values.interval);
-  if (!(interval >= 0.05 && interval <= 60))
-    throw new UsageError(
-      `--interval must be 0.05 to 60 seconds, got ${JSON.stringify(values.interval)}`,
-      'logs',
-    );
+  const { values, positionals } = parse(COMMANDS.logs, args);
+  const { attempt, tail, interval } = values;
   const given = jobIdArgument('logs', positionals[0]);
   const api = new Api(values.url, env, 'logs');
   const id = await resolveJobId(api, given);

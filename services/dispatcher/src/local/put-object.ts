@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { objectPath, type FolderBlobStore } from '../local/folder-blob-store.ts';
+import { objectPath, type FolderBlobStore } from './folder-blob-store.ts';
 
 /** Copies a file into the input folder under a hidden name, writes its metadata, then renames it into place. */
 export function putObject(

@@ -1,7 +1,7 @@
 // The launch queue and capacity for people: what waits, in order, and why; each pool's use against its
 // limit; the ceilings refusals taught. Reasons and names come from the pipeline and are data.
 import type { Job } from '@pipeline/core';
-import type { CapacityView, QueuedView } from '../queue-view.ts';
+import type { CapacityView, QueuedView } from '@pipeline/dispatcher/queue-view.ts';
 import { duration, printable, sourceOf, table, type Waiting } from './format.ts';
 
 /** GET /jobs?state=QUEUED without a page token: the head of the queue, in launch order. */

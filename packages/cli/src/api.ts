@@ -7,6 +7,8 @@ import { identityToken, isLoopback, wantsToken } from './token.ts';
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 /** The API's largest page (GET /jobs, GET /capacity). */
 export const MAX_PAGE = 200;
+/** The API reads at most 1 MiB of a log at once. */
+export const MAX_LOG_READ = 1024 * 1024;
 const REQUEST_TIMEOUT_MS = 60_000;
 
 /** The URL a command talks to: the flag, else $PIPELINE_URL, else the local default. */

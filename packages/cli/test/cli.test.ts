@@ -1,22 +1,35 @@
-// The `pipeline` command against a running local pipeline, and `npm start`'s first run.
+// The `pipeline` command against a running local pipeline, and `npm start`'s first run. The cases
+// run cli() in this process; a few run the command file as a user does (exit codes, what it prints on
+// stdout and stderr, a SIGTERM to `pipeline start`).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '@pipeline/core';
-import { runLocal } from '../src/local/main.ts';
-import type { LocalPipeline } from '../src/local/pipeline.ts';
+import { runLocal } from '../../../services/dispatcher/src/local/main.ts';
+import type { LocalPipeline } from '../../../services/dispatcher/src/local/pipeline.ts';
 import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
-import { closedPort, CONFIG, PIPELINE_BIN, pipelineCommand as run, SAMPLE, until } from './cli-support.ts';
+import {
+  closedPort,
+  CONFIG,
+  cliRun,
+  PIPELINE_BIN,
+  pipelineCommand as spawned,
+  SAMPLE,
+  until,
+} from './cli-support.ts';
 
 let dir: string;
 let pipeline: LocalPipeline;
 const said: string[] = [];
 
-/** `pipeline ARGS` against the pipeline of this file, its local folder given by LOCAL_DIR. */
-const pipelineCommand = (args: string[], env: Record<string, string> = {}) =>
-  run(args, { PIPELINE_URL: pipeline.url, LOCAL_DIR: dir, ...env });
+/** The environment of `pipeline ARGS` against the pipeline of this file, its local folder given by LOCAL_DIR. */
+const envOf = (env: Record<string, string>) => ({ PIPELINE_URL: pipeline.url, LOCAL_DIR: dir, ...env });
+/** `pipeline ARGS` through cli(), in this process. */
+const pipelineCommand = (args: string[], env: Record<string, string> = {}) => cliRun(args, envOf(env));
+/** `pipeline ARGS` as a process: the command file, as a user runs it. */
+const pipelineProcess = (args: string[], env: Record<string, string> = {}) => spawned(args, envOf(env));
 
 beforeAll(async () => {
   dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pipeline-cli-')), 'local');
@@ -208,8 +221,22 @@ describe('pipeline', () => {
     expect(run.stdout).toBe('');
   });
 
-  it('shows the usage for help and --help, with exit 0', async () => {
-    const all = await pipelineCommand(['help']);
+  it.each([
+    { args: [], message: /^pipeline: no command given\nusage: pipeline <command>/ },
+    { args: ['jobs', '--bogus'], message: /^pipeline: Unknown option '--bogus'.*\nusage: pipeline jobs / },
+    { args: ['logs'], message: /^pipeline: logs takes one job ID, got 0\nusage: pipeline logs ID/ },
+  ])(
+    'pipeline $args as a process: the message and the usage on stderr, exit 2',
+    async ({ args, message }) => {
+      const run = await pipelineProcess(args);
+      expect(run.stderr).toMatch(message);
+      expect(run.code).toBe(2);
+      expect(run.stdout).toBe('');
+    },
+  );
+
+  it('shows the usage for help and --help, with exit 0 (a process)', async () => {
+    const all = await pipelineProcess(['help']);
     expect(all.code).toBe(0);
     for (const command of [
       'start',
@@ -224,15 +251,15 @@ describe('pipeline', () => {
       'replay',
     ])
       expect(all.stdout).toMatch(new RegExp(`\n {2}${command} `));
-    const one = await pipelineCommand(['logs', '--help']);
+    const one = await pipelineProcess(['logs', '--help']);
     expect(one.code).toBe(0);
     expect(one.stdout).toMatch(/^usage: pipeline logs ID .*--follow/);
     expect(one.stdout).not.toContain('deadletters');
   });
 
-  it('says the API refused with its own message, and exits 1', async () => {
+  it('says the API refused with its own message, and exits 1 (a process)', async () => {
     const unknown = '0'.repeat(32);
-    const run = await pipelineCommand(['job', unknown]);
+    const run = await pipelineProcess(['job', unknown]);
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(`pipeline: 404: no job ${unknown}\n`);
   });

@@ -6,11 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newJob, parseRoutingConfig, transition, type Job, type Placement } from '@pipeline/core';
-import { startLocalPipeline, type LocalPipeline } from '../src/local/pipeline.ts';
-import { createLogger } from '../src/logger.ts';
-import { DurationEstimates } from '../src/estimates.ts';
+import { startLocalPipeline, type LocalPipeline } from '../../../services/dispatcher/src/local/pipeline.ts';
+import { createLogger } from '../../../services/dispatcher/src/logger.ts';
+import { DurationEstimates } from '../../../services/dispatcher/src/estimates.ts';
 import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
-import { jobWhen, pipelineCommand, SAMPLE } from './cli-support.ts';
+import { cliRun, jobWhen, SAMPLE } from './cli-support.ts';
 
 const WORKLOAD = path.resolve(import.meta.dirname, '../../../workloads/week.json');
 
@@ -57,7 +57,7 @@ describe('pipeline plan', () => {
     // A local file is planned under its own name; put it under train/ with a gs:// object instead.
     fs.mkdirSync(path.join(root, 'input', 'train'), { recursive: true });
     fs.copyFileSync(file, path.join(root, 'input', 'train', 'model.csv'));
-    const run = await pipelineCommand(['plan', 'gs://input/train/model.csv', '--url', url]);
+    const run = await cliRun(['plan', 'gs://input/train/model.csv', '--url', url]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const text = run.stdout;
@@ -72,7 +72,7 @@ describe('pipeline plan', () => {
   });
 
   it('plans local files and answers JSON with every option', async () => {
-    const run = await pipelineCommand(['plan', SAMPLE, '--url', url, '--json']);
+    const run = await cliRun(['plan', SAMPLE, '--url', url, '--json']);
     expect(run.code).toBe(0);
     const [plan] = JSON.parse(run.stdout) as { input: string; placement: Placement }[];
     expect(plan.input).toBe(SAMPLE);
@@ -83,15 +83,15 @@ describe('pipeline plan', () => {
   });
 
   it('fails clearly for what it cannot plan', async () => {
-    const missing = await pipelineCommand(['plan', 'gs://input/nope.csv', '--url', url]);
+    const missing = await cliRun(['plan', 'gs://input/nope.csv', '--url', url]);
     expect([missing.code, missing.stderr]).toEqual([
       1,
       'pipeline: 404: no object nope.csv in bucket input\n',
     ]);
-    const nofile = await pipelineCommand(['plan', path.join(root, 'absent.csv'), '--url', url]);
+    const nofile = await cliRun(['plan', path.join(root, 'absent.csv'), '--url', url]);
     expect(nofile.code).toBe(2);
     expect(nofile.stderr).toMatch(/^pipeline: cannot plan .*absent\.csv: ENOENT.*\nusage: pipeline plan /);
-    const none = await pipelineCommand(['plan', '--url', url]);
+    const none = await cliRun(['plan', '--url', url]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/^pipeline: plan takes at least one FILE or gs:\/\/BUCKET\/OBJECT, got 0\n/);
   });
@@ -99,7 +99,7 @@ describe('pipeline plan', () => {
 
 describe('pipeline simulate', () => {
   it('prints every policy on the shipped workload, or JSON', async () => {
-    const run = await pipelineCommand(['simulate', WORKLOAD]);
+    const run = await cliRun(['simulate', WORKLOAD]);
     expect(run.code).toBe(0);
     const lines = run.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^policy +cost \(USD\) +vs oracle +makespan +deadline misses/);
@@ -110,18 +110,18 @@ describe('pipeline simulate', () => {
       'cost',
       'oracle',
     ]);
-    const json = await pipelineCommand(['simulate', WORKLOAD, '--json', '--threshold', '1GiB']);
+    const json = await cliRun(['simulate', WORKLOAD, '--json', '--threshold', '1GiB']);
     const results = JSON.parse(json.stdout) as { policy: string; usd: number }[];
     expect(results.map((r) => r.policy)).toContain('cost');
     expect(results.every((r) => r.usd > 0)).toBe(true);
   });
 
   it('refuses a missing workload, a bad threshold and no argument', async () => {
-    const missing = await pipelineCommand(['simulate', '/nonexistent/week.json']);
+    const missing = await cliRun(['simulate', '/nonexistent/week.json']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^pipeline: cannot read workload \/nonexistent\/week\.json: ENOENT/);
-    expect((await pipelineCommand(['simulate', WORKLOAD, '--threshold', 'big'])).code).toBe(2);
-    expect((await pipelineCommand(['simulate'])).code).toBe(2);
+    expect((await cliRun(['simulate', WORKLOAD, '--threshold', 'big'])).code).toBe(2);
+    expect((await cliRun(['simulate'])).code).toBe(2);
   });
 });
 
@@ -140,7 +140,7 @@ describe('estimates and costs on jobs', () => {
     expect(done.estimate).toMatchObject({ target: 'cloud-run-job' });
     expect(done.cost?.usd).toBeGreaterThan(0);
     expect(done.cost?.detail[0]).toMatch(/^attempt 1 cloud-run-job: \d+ s run, \$/);
-    const shown = await pipelineCommand(['job', id, '--url', url]);
+    const shown = await cliRun(['job', id, '--url', url]);
     expect(shown.stdout).toMatch(/\nestimate {3}\$[\d.]+ on cloud-run-job, /);
     expect(shown.stdout).toMatch(/\ncost {7}\$[\d.]+ \(attempt 1 cloud-run-job: /);
   });

@@ -3,7 +3,8 @@
 // schedule. Everything the API would refuse of the command line is refused here first, exit 2.
 import { parseBytes, parseCron, parseDuration, type Job } from '@pipeline/core';
 import { Api } from './api.ts';
-import { API_OPTIONS, checked, paramsOption, parse, variables } from './args.ts';
+import { checked, paramsOption, parse, variables, type Values } from './args.ts';
+import { COMMANDS } from './commands.ts';
 import { say, UsageError, type Io } from './errors.ts';
 import { printable } from './format.ts';
 
@@ -14,33 +15,14 @@ interface Created {
   job: Job;
 }
 
-const RUN_OPTIONS = {
-  ...API_OPTIONS,
-  task: { type: 'string' },
-  image: { type: 'string' },
-  input: { type: 'string' },
-  arg: { type: 'string', multiple: true },
-  env: { type: 'string', multiple: true },
-  param: { type: 'string', multiple: true },
-  cpu: { type: 'string' },
-  memory: { type: 'string' },
-  gpu: { type: 'string' },
-  'expected-duration': { type: 'string' },
-  at: { type: 'string' },
-  cron: { type: 'string' },
-} as const;
-
-type RunValues = ReturnType<typeof parse<typeof RUN_OPTIONS>>['values'];
+type RunValues = Values<typeof COMMANDS.run.options>;
 
 /** How far ahead the API schedules a job once (job-request.ts). */
 const MAX_AT_AHEAD_MS = 366 * 24 * 3600 * 1000;
 
 export async function runCommand(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const { values } = parse('run', args, RUN_OPTIONS);
-  const sources = (['task', 'image', 'input'] as const).filter((k) => values[k] !== undefined);
-  if (sources.length !== 1) throw new UsageError('run takes one of --task, --image or --input', 'run');
-  if (values.at !== undefined && values.cron !== undefined)
-    throw new UsageError('give --at or --cron, not both', 'run');
+  // One of --task, --image and --input, and not both --at and --cron: parse checks, as declared.
+  const { values } = parse(COMMANDS.run, args);
   const body = values.input === undefined ? containerBody(values) : inputBody(values.input, values);
   if (values.at !== undefined) body.runAt = runAt(values.at);
   if (values.cron !== undefined) {

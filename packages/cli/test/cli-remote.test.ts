@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jobIdFor } from '@pipeline/core';
 import { startFakeGcs, type FakeGcs } from '../../../test/support/fake-gcs.ts';
-import { closedPort, pipelineCommand } from './cli-support.ts';
+import { closedPort, cliRun } from './cli-support.ts';
 
 let tmp: string;
 beforeAll(() => {
@@ -63,7 +63,7 @@ describe('the identity token', () => {
   it('comes from gcloud auth print-identity-token, run once per invocation, as a Bearer header', async () => {
     api = await standIn((_req, res) => json(res, 200, { jobs: [] }));
     const gcloud = stubGcloud(`echo '${TOKEN}'`);
-    const run = await pipelineCommand(['jobs'], {
+    const run = await cliRun(['jobs'], {
       PIPELINE_URL: api.url,
       PIPELINE_AUTH: 'on', // loopback gets no token unless asked: this stands for an https URL
       PIPELINE_GCLOUD: gcloud.bin,
@@ -80,7 +80,7 @@ describe('the identity token', () => {
   it("is a service account's, for the dispatcher's URL, with PIPELINE_IMPERSONATE_SERVICE_ACCOUNT", async () => {
     api = await standIn((_req, res) => json(res, 200, { jobs: [] }));
     const gcloud = stubGcloud(`echo '${TOKEN}'`);
-    const run = await pipelineCommand(['jobs', '--url', `${api.url}/`], {
+    const run = await cliRun(['jobs', '--url', `${api.url}/`], {
       PIPELINE_AUTH: 'on',
       PIPELINE_GCLOUD: gcloud.bin,
       PIPELINE_IMPERSONATE_SERVICE_ACCOUNT: 'ops@acme.iam.gserviceaccount.com',
@@ -95,7 +95,7 @@ describe('the identity token', () => {
   it('is $PIPELINE_TOKEN when given, and gcloud does not run', async () => {
     api = await standIn((_req, res) => json(res, 200, { messages: [] }));
     const gcloud = stubGcloud('exit 1');
-    const run = await pipelineCommand(['deadletters'], {
+    const run = await cliRun(['deadletters'], {
       PIPELINE_URL: api.url,
       PIPELINE_AUTH: 'on',
       PIPELINE_GCLOUD: gcloud.bin,
@@ -109,7 +109,7 @@ describe('the identity token', () => {
   it('is not sent to a loopback http URL by default, and gcloud does not run', async () => {
     api = await standIn((_req, res) => json(res, 200, { jobs: [] }));
     const gcloud = stubGcloud(`echo '${TOKEN}'`);
-    const run = await pipelineCommand(['jobs'], { PIPELINE_URL: api.url, PIPELINE_GCLOUD: gcloud.bin });
+    const run = await cliRun(['jobs'], { PIPELINE_URL: api.url, PIPELINE_GCLOUD: gcloud.bin });
     expect(run.code).toBe(0);
     expect(api.requests[0].authorization).toBeUndefined();
     expect(gcloud.calls()).toEqual([]);
@@ -120,7 +120,7 @@ describe('the identity token', () => {
     const gcloud = stubGcloud(
       "echo 'ERROR: (gcloud.auth.print-identity-token) You do not currently have an active account selected.' >&2; exit 1",
     );
-    const run = await pipelineCommand(['jobs', '--url', 'https://dispatcher-abc-uc.a.run.app'], {
+    const run = await cliRun(['jobs', '--url', 'https://dispatcher-abc-uc.a.run.app'], {
       PIPELINE_GCLOUD: gcloud.bin,
     });
     expect(run.stderr).toBe(
@@ -152,7 +152,7 @@ describe('the identity token', () => {
     const resolved = Object.fromEntries(
       Object.entries(env).map(([k, v]) => [k, v.startsWith('STUB:') ? stubGcloud(v.slice(5)).bin : v]),
     );
-    const run = await pipelineCommand(['jobs'], { PIPELINE_URL: api.url, PIPELINE_AUTH: 'on', ...resolved });
+    const run = await cliRun(['jobs'], { PIPELINE_URL: api.url, PIPELINE_AUTH: 'on', ...resolved });
     if (typeof message === 'string') expect(run.stderr).toBe(message);
     else expect(run.stderr).toMatch(message);
     expect(run.code).toBe(1);
@@ -160,14 +160,14 @@ describe('the identity token', () => {
   });
 
   it('rejects a $PIPELINE_AUTH it does not know, exit 2', async () => {
-    const run = await pipelineCommand(['jobs'], { PIPELINE_AUTH: 'yes' });
+    const run = await cliRun(['jobs'], { PIPELINE_AUTH: 'yes' });
     expect(run.stderr).toMatch(/^pipeline: \$PIPELINE_AUTH must be auto, on or off, got "yes"\n/);
     expect(run.code).toBe(2);
   });
 
   it('explains a 401 of the dispatcher: what it checks, and how to get a token it takes', async () => {
     api = await standIn((_req, res) => json(res, 401, { error: 'unauthenticated: Wrong recipient' }));
-    const withToken = await pipelineCommand(['job', '3f2a1b'], {
+    const withToken = await cliRun(['job', '3f2a1b'], {
       PIPELINE_URL: api.url,
       PIPELINE_AUTH: 'on',
       PIPELINE_TOKEN: TOKEN,
@@ -176,7 +176,7 @@ describe('the identity token', () => {
       /^pipeline: 401: unauthenticated: Wrong recipient \(the dispatcher checks that the token is for its URL; .*PIPELINE_IMPERSONATE_SERVICE_ACCOUNT/,
     );
     expect(withToken.code).toBe(1);
-    const without = await pipelineCommand(['job', '3f2a1b'], { PIPELINE_URL: api.url });
+    const without = await cliRun(['job', '3f2a1b'], { PIPELINE_URL: api.url });
     expect(without.stderr).toMatch(/^pipeline: 401: .* \(no identity token was sent: use the https URL/);
     expect(without.code).toBe(1);
   });
@@ -212,7 +212,7 @@ describe('answers only a deployed pipeline gives', () => {
         });
       json(res, 404, { error: 'no such route' });
     });
-    const listed = await pipelineCommand(['deadletters'], { PIPELINE_URL: api.url });
+    const listed = await cliRun(['deadletters'], { PIPELINE_URL: api.url });
     expect(listed.code).toBe(0);
     expect(listed.stdout).toBe(
       [
@@ -222,12 +222,12 @@ describe('answers only a deployed pipeline gives', () => {
         '',
       ].join('\n'),
     );
-    const replayed = await pipelineCommand(['replay', '9120001'], { PIPELINE_URL: api.url });
+    const replayed = await cliRun(['replay', '9120001'], { PIPELINE_URL: api.url });
     expect(replayed.stdout).toBe(
       'dead letter 9120001 published again to projects/acme/topics/pipeline-uploads as message 77\n',
     );
     expect(replayed.code).toBe(0);
-    const asJson = await pipelineCommand(['replay', '9120001', '--json'], { PIPELINE_URL: api.url });
+    const asJson = await cliRun(['replay', '9120001', '--json'], { PIPELINE_URL: api.url });
     expect(JSON.parse(asJson.stdout)).toEqual({
       id: '9120001',
       topic: 'projects/acme/topics/pipeline-uploads',
@@ -272,7 +272,7 @@ describe('answers only a deployed pipeline gives', () => {
         })
         .end(part);
     });
-    const followed = await pipelineCommand(['logs', id, '--follow', '--interval', '0.05'], {
+    const followed = await cliRun(['logs', id, '--follow', '--interval', '0.05'], {
       PIPELINE_URL: api.url,
     });
     expect(followed.stdout).toBe('one\ntwo\nthree\nfour\n');
@@ -319,7 +319,7 @@ describe('pipeline submit to a Cloud Storage bucket', () => {
   it('uploads a file with its metadata and parameters; prints the generation and the job id the notification makes', async () => {
     const file = path.join(tmp, 'q3 data.csv');
     fs.writeFileSync(file, 'x,label\n1,0\n2,1\n');
-    const run = await pipelineCommand(
+    const run = await cliRun(
       [
         'submit',
         file,
@@ -351,7 +351,7 @@ describe('pipeline submit to a Cloud Storage bucket', () => {
   it('takes the bucket from $PIPELINE_INPUT_BUCKET, shows progress when asked, and prints JSON lines', async () => {
     const small = path.join(tmp, 'small.csv');
     fs.writeFileSync(small, 'a,b\n');
-    const run = await pipelineCommand(['submit', small, '--progress', '--json'], {
+    const run = await cliRun(['submit', small, '--progress', '--json'], {
       ...storageEnv(),
       PIPELINE_INPUT_BUCKET: 'acme-input',
     });
@@ -371,7 +371,7 @@ describe('pipeline submit to a Cloud Storage bucket', () => {
     const big = path.join(tmp, 'big.csv');
     const data = Buffer.alloc(9 * 1024 * 1024, 'a,b\n');
     fs.writeFileSync(big, data);
-    const run = await pipelineCommand(['submit', big, '--bucket', 'acme-input'], storageEnv());
+    const run = await cliRun(['submit', big, '--bucket', 'acme-input'], storageEnv());
     expect(run.code).toBe(0);
     expect(gcs.get('acme-input', 'big.csv')!.body.equals(data)).toBe(true);
     const lines = run.stderr.trimEnd().split('\n');
@@ -382,7 +382,7 @@ describe('pipeline submit to a Cloud Storage bucket', () => {
 
     const small = path.join(tmp, 'quiet.csv');
     fs.writeFileSync(small, 'a,b\n');
-    const quiet = await pipelineCommand(['submit', small, '--bucket', 'acme-input'], storageEnv());
+    const quiet = await cliRun(['submit', small, '--bucket', 'acme-input'], storageEnv());
     expect(quiet.code).toBe(0);
     expect(quiet.stderr).toBe('');
   });
@@ -391,7 +391,7 @@ describe('pipeline submit to a Cloud Storage bucket', () => {
     const file = path.join(tmp, 'lost.csv');
     fs.writeFileSync(file, 'a,b\n');
     const port = await closedPort();
-    const run = await pipelineCommand(['submit', file, '--bucket', 'acme-input'], {
+    const run = await cliRun(['submit', file, '--bucket', 'acme-input'], {
       PIPELINE_STORAGE_ENDPOINT: `http://127.0.0.1:${port}`,
       HOME: tmp,
     });
