@@ -4,7 +4,7 @@ export * from './events.ts';
 export * from './job-id.ts';
 export * from './job.ts';
 export * from './ports.ts';
-export * from './routing.ts';
+export * from './routing/index.ts';
 export * from './units.ts';
 export * from './format.ts';
 export * from './glob.ts';

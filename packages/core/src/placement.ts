@@ -12,7 +12,7 @@ import {
   type RouteContext,
   type RoutingConfig,
   type Target,
-} from './routing.ts';
+} from './routing/index.ts';
 
 export type Placement =
   | {

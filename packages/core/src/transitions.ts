@@ -21,7 +21,7 @@ import {
 } from './job.ts';
 import type { Placement } from './placement.ts';
 import { afterFailedAttempt, DEFAULT_RETRY_POLICY, describeEnd } from './retry.ts';
-import { DEFAULT_QUEUE_POLICY, type RoutingConfig } from './routing.ts';
+import { DEFAULT_QUEUE_POLICY, type RoutingConfig } from './routing/types.ts';
 import { outputPrefix } from './worker-env.ts';
 
 /** How one attempt ended, from a completion or from what the reconciler found. */

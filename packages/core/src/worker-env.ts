@@ -3,7 +3,8 @@
 import type { StorageObject } from './events.ts';
 import type { Job } from './job.ts';
 import { jobIdFor } from './job-id.ts';
-import { RESERVED_ENV_KEYS, type JobTemplate } from './routing.ts';
+import { RESERVED_ENV_KEYS } from './routing/types.ts';
+import type { JobTemplate } from './template.ts';
 
 export function workerEnvironment(
   job: Job,

@@ -96,8 +96,7 @@ describe('routing and cost', () => {
   it('routing does use cost/: the flow has a direction, not a wall', () => {
     const routingFiles = fs
       .readdirSync(path.join(SRC, 'routing'))
-      .map((name) => path.join(SRC, 'routing', name))
-      .concat(fs.existsSync(path.join(SRC, 'routing.ts')) ? [path.join(SRC, 'routing.ts')] : []);
+      .map((name) => path.join(SRC, 'routing', name));
     const intoCost = routingFiles.filter((file) =>
       importsOf(fs.readFileSync(file, 'utf8')).some(
         ({ specifier, typeOnly }) =>

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { newJob } from '../src/job.ts';
 import { placeJob } from '../src/placement.ts';
-import { parseRoutingConfig } from '../src/routing.ts';
+import { parseRoutingConfig } from '../src/routing/index.ts';
 
 const routing = parseRoutingConfig({
   rules: [

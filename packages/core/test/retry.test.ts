@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AttemptRecord, Job } from '../src/job.ts';
 import { afterFailedAttempt, backoffSeconds, DEFAULT_RETRY_POLICY, type RetryPolicy } from '../src/retry.ts';
-import { parseRoutingConfig, RoutingConfigError } from '../src/routing.ts';
+import { parseRoutingConfig, RoutingConfigError } from '../src/routing/index.ts';
 
 const NOW = '2026-11-22T10:00:00.000Z';
 const policy = (changes: Partial<RetryPolicy> = {}): RetryPolicy => ({ ...DEFAULT_RETRY_POLICY, ...changes });

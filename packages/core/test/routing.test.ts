@@ -15,7 +15,7 @@ import {
   type Resources,
   type RouteDecision,
   type Rule,
-} from '../src/routing.ts';
+} from '../src/routing/index.ts';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;

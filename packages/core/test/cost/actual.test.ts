@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { actualCost } from '../../src/cost/actual.ts';
 import { DEFAULT_PRICES, type PriceTable } from '../../src/cost/prices.ts';
 import { newJob, type AttemptRecord, type Job } from '../../src/job.ts';
-import { parseRoutingConfig, RoutingConfigError } from '../../src/routing.ts';
+import { parseRoutingConfig, RoutingConfigError } from '../../src/routing/index.ts';
 
 // Round numbers, so the sums can be checked by hand.
 const PRICES: PriceTable = {

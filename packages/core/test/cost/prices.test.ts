@@ -7,7 +7,7 @@ import {
   type PriceTable,
   type RunShape,
 } from '../../src/index.ts';
-import { MACHINE_TYPES } from '../../src/routing.ts';
+import { MACHINE_TYPES } from '../../src/platforms.ts';
 
 const GiB = 1024 ** 3;
 

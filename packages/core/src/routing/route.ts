@@ -2,45 +2,20 @@
 // or an ephemeral VM) and with what resources, and a sentence saying why, for the ledger.
 // Pure: the dispatcher parses the config once (parseRoutingConfig) and calls route per event.
 
-import type { StorageObject } from './events.ts';
-import { estimateOf, placeByCost, type CostEstimate, type RouteContext } from './routing/cost.ts';
-import { RUNTIME_METADATA_KEY } from './routing/metadata.ts';
+import type { StorageObject } from '../events.ts';
+import { estimateOf, placeByCost, type CostEstimate, type RouteContext } from './cost.ts';
+import { RUNTIME_METADATA_KEY } from './metadata.ts';
 import {
   cloudRunLimitBreaches,
   machineFits,
   machineTypeFor,
   MACHINE_TYPES,
   shapeForCloudRun,
-} from './platforms.ts';
-import type { Accelerator, JobTemplate, Resources, Rule, RuleMatch, Target } from './routing/types.ts';
-import type { RetryPolicy } from './retry.ts';
-import { formatBytes, formatDuration } from './format.ts';
-import { quote } from './units.ts';
-
-// The routing API in one import: types, parser, limits, machine types, metadata reading.
-export * from './routing/types.ts';
-export { parseRoutingConfig, RoutingConfigError, type RuleRef } from './routing/config.ts';
-export { declaredFromMetadata, RESOURCE_METADATA_KEYS, RUNTIME_METADATA_KEY } from './routing/metadata.ts';
-export {
-  allowedParams,
-  isVariableName,
-  MAX_PARAM_VALUE_BYTES,
-  PARAM_METADATA_PREFIX,
-  paramsFromMetadata,
-  unsafeParamReason,
-  type ParamsCheck,
-} from './routing/params.ts';
-export type { CostEstimate, EstimateOption, RouteContext } from './routing/cost.ts';
-export {
-  CLOUD_RUN_DEFAULTS,
-  CLOUD_RUN_JOB_LIMITS,
-  cloudRunLimitBreaches,
-  hasBuiltInGpus,
-  MACHINE_TYPES,
-  machineTypeFor,
-  shapeForCloudRun,
-  type MachineType,
-} from './platforms.ts';
+} from '../platforms.ts';
+import type { Accelerator, JobTemplate, Resources, Rule, RuleMatch, Target } from './types.ts';
+import type { RetryPolicy } from '../retry.ts';
+import { formatBytes, formatDuration } from '../format.ts';
+import { quote } from '../units.ts';
 
 /** A storage event carries its object; a job submitted by API has none. */
 export interface RouteRequest {
