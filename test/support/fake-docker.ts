@@ -25,6 +25,8 @@ export interface ImageBehaviour {
   // 'http' (the default): 404 + JSON message, as the daemon answers when the registry refuses the manifest
   // before any progress was sent; 'stream': 200, progress, then an error line, as for a failure mid-pull.
   denyPull?: { via?: 'http' | 'stream'; status?: number; message?: string };
+  /** DELETE /containers/{id} answers only once this settles, as a removal on a slow disk does. */
+  removal?: Promise<void>;
 }
 
 export interface RecordedRequest {
@@ -187,8 +189,12 @@ export async function startFakeDocker(options: { apiVersion?: string } = {}) {
       }
       if (running) finish(id, 137);
       for (const attached of runtime.attached.splice(0)) attached.end();
-      container.removed = true;
-      res.writeHead(204).end();
+      const removed = () => {
+        container.removed = true;
+        res.writeHead(204).end();
+      };
+      if (runtime.script.removal === undefined) removed();
+      else void runtime.script.removal.then(removed);
     } else {
       json(res, 404, { message: 'page not found' });
     }

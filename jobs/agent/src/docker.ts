@@ -1,6 +1,7 @@
 // Runs the task's container through the Docker Engine API (dockerode on the mounted socket), never through
 // a shell: the task's args and env are data, handed to the daemon as JSON. Pull, create, attach (before
-// start, so no output is lost), start, wait, remove. Preemption or a timeout aborts the signal: the
+// start, so no output is lost), start, wait, then remove while the exit code is already answered.
+// Preemption or a timeout aborts the signal: the
 // container gets SIGTERM, and SIGKILL only if it is still running `stopGraceSeconds` later (as
 // `docker stop -t` does); the run still resolves with its exit code (137 after SIGKILL). A step that
 // fails says which step and which image: "pulling IMAGE failed: ...".
@@ -87,12 +88,23 @@ function registryHost(image: string): string | undefined {
   return first.includes('.') || first.includes(':') || first === 'localhost' ? first : undefined;
 }
 
+/** A run's end: its exit code as soon as it is known, and its container's removal, which may come later. */
+export interface ContainerRun {
+  exitCode: number;
+  /**
+   * Settles (never rejects) once the container is removed. The exit code does not wait for it: a
+   * removal deletes the container's file system, which takes seconds on a busy disk, and a preempted
+   * VM has 30 s in all to stop the task and report.
+   */
+  removed: Promise<void>;
+}
+
 export async function runContainer(
   docker: Dockerode,
   spec: ContainerSpec,
   output: OutputSink,
   signal?: AbortSignal,
-): Promise<{ exitCode: number }> {
+): Promise<ContainerRun> {
   signal?.throwIfAborted();
   await pullImage(docker, spec.image, spec.registryAuth);
   signal?.throwIfAborted();
@@ -128,7 +140,14 @@ export async function runContainer(
       },
     }),
   );
+  // Best effort: a container left behind is cleaned up with the VM, and must not hide the result.
+  const remove = () =>
+    container.remove({ force: true }).then(
+      () => undefined,
+      () => undefined,
+    );
   let attached: NodeJS.ReadableStream | undefined;
+  let exitCode: number;
   try {
     attached = await step('starting', spec.image, () =>
       container.attach({ stream: true, stdout: true, stderr: true }),
@@ -151,16 +170,18 @@ export async function runContainer(
         StatusCode: number;
       };
       await outputDrained(drained);
-      return { exitCode: StatusCode };
+      exitCode = StatusCode;
     } finally {
       clearTimeout(killer);
       signal?.removeEventListener('abort', stop);
     }
-  } finally {
+  } catch (error) {
     destroy(attached);
-    // Best effort: a container left behind is cleaned up with the VM, and must not hide the result.
-    await container.remove({ force: true }).catch(() => undefined);
+    await remove();
+    throw error;
   }
+  destroy(attached);
+  return { exitCode, removed: remove() };
 }
 
 /** The task's env, with `libraryPath` first in LD_LIBRARY_PATH (before the task's value, else the image's). */

@@ -13,6 +13,8 @@ import type { AgentPorts, Identity } from './vm-agent.ts';
 type GcpMetadata = typeof import('gcp-metadata');
 let metadataModule: Promise<GcpMetadata> | undefined;
 const metadata = () => (metadataModule ??= import('gcp-metadata'));
+let pubsubImport: Promise<typeof import('@google-cloud/pubsub')> | undefined;
+const pubsubModule = () => (pubsubImport ??= import('@google-cloud/pubsub'));
 
 /** Registries besides Google's that get the VM's token (comma-separated hosts; tests only, unset on a VM). */
 const TOKEN_REGISTRIES = (process.env.PIPELINE_TOKEN_REGISTRIES ?? '')
@@ -167,6 +169,9 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
       return copied;
     },
     async runContainer(spec, output, signal) {
+      // Loaded while the task runs, so that reporting its end (30 s at most after a preemption's
+      // notice) does not also wait for the Pub/Sub client's modules to load.
+      void pubsubModule().catch(() => undefined);
       const Docker = (await import('dockerode')).default;
       const docker = new Docker();
       return runContainer(
@@ -188,7 +193,7 @@ export function gcpAgentPorts(log: AgentPorts['log'], options: GcpAgentOptions =
     },
     uploadLog: saveLog,
     async publish(project, topic, message, attributes) {
-      const { PubSub } = await import('@google-cloud/pubsub');
+      const { PubSub } = await pubsubModule();
       const pubsub = new PubSub({ projectId: project });
       try {
         await pubsub.topic(topic).publishMessage({ json: message, attributes });

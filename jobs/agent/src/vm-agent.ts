@@ -60,7 +60,7 @@ export interface AgentPorts {
     spec: ContainerSpec,
     output: (chunk: Buffer) => void,
     signal: AbortSignal,
-  ): Promise<{ exitCode: number }>;
+  ): Promise<{ exitCode: number; removed?: Promise<void> }>;
   uploadLog(uri: string, content: Buffer): Promise<void>;
   publish(
     project: string,
@@ -95,6 +95,7 @@ export async function runAgentOnVm(ports: AgentPorts, stop?: AbortSignal): Promi
   let identity: Identity | undefined;
   let topic: string | undefined;
   let log: LogStream | undefined;
+  const cleanup: TaskCleanup = {};
   try {
     identity = await step('reading this VM from the metadata server', () => ports.identity());
     outcome.instance = identity.instance;
@@ -122,7 +123,7 @@ export async function runAgentOnVm(ports: AgentPorts, stop?: AbortSignal): Promi
       onUploadError: (err) => ports.log('log upload failed; will try again', { error: reasonOf(err) }),
       intervalMs: ports.flushIntervalMs ?? 30_000,
     });
-    await runTask(ports, task, log, outcome, stop);
+    await runTask(ports, task, log, outcome, stop, cleanup);
   } catch (err) {
     outcome.error = reasonOf(err);
     ports.log('the task could not run', { error: outcome.error });
@@ -131,6 +132,9 @@ export async function runAgentOnVm(ports: AgentPorts, stop?: AbortSignal): Promi
     outcome.finishedAt = ports.now().toISOString();
     await settle(ports, 'upload the log', () => log?.close());
     await settle(ports, 'publish the completion', () => publish(ports, identity, topic, outcome));
+    // Only now is the task's container waited for: its removal may take seconds, and a preempted VM
+    // has 30 s from the notice to stop the task and report (deleting the VM would take it anyway).
+    await cleanup.containerRemoved;
     await settle(ports, 'delete this instance', async () => {
       if (identity === undefined) throw new Error('this VM could not be read from the metadata server');
       await ports.deleteInstance(identity);
@@ -155,12 +159,18 @@ async function publish(
   await ports.publish(identity.project, topic, event, completionAttributes(event));
 }
 
+/** What is left to wait for once the task has been reported. */
+interface TaskCleanup {
+  containerRemoved?: Promise<void>;
+}
+
 async function runTask(
   ports: AgentPorts,
   task: VmTask,
   log: LogStream,
   outcome: AgentOutcome,
   external: AbortSignal | undefined,
+  cleanup: TaskCleanup,
 ): Promise<void> {
   if (task.sharedUri !== undefined) {
     const sharedUri = task.sharedUri;
@@ -189,7 +199,7 @@ async function runTask(
   try {
     const accessToken = await step("getting this VM's access token", () => ports.accessToken());
     ports.log('running the task', { jobId: task.jobId, attempt: task.attempt, image: task.image });
-    const { exitCode } = await ports.runContainer(
+    const { exitCode, removed } = await ports.runContainer(
       {
         ...taskContainer(task, SHARED_DIR),
         accessToken,
@@ -202,6 +212,7 @@ async function runTask(
       stop.signal,
     );
     outcome.exitCode = exitCode;
+    cleanup.containerRemoved = removed;
     // A preemption shuts the VM down, so the agent's SIGTERM may come before the watcher sees it.
     if (external?.aborted === true && !outcome.preempted && (await ports.isPreempted().catch(() => false))) {
       outcome.preempted = true;

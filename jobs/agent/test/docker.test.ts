@@ -36,6 +36,7 @@ async function run(containerSpec: ContainerSpec, signal?: AbortSignal) {
     (stream, chunk) => chunks.push({ stream, text: chunk.toString('utf8') }),
     signal,
   );
+  await result.removed;
   const text = (stream: OutputStream) =>
     chunks
       .filter((c) => c.stream === stream)
@@ -83,6 +84,22 @@ describe('runContainer', () => {
       order.indexOf(`POST /containers/${id}/start`),
     );
     expect(order.at(-1)).toBe(`DELETE /containers/${id}`);
+  });
+
+  it('answers the exit code before the container is removed, and says when the removal is done', async () => {
+    let removeNow!: () => void;
+    fake.script('busybox', { exitCode: 3, removal: new Promise((resolve) => (removeNow = resolve)) });
+    const run = await runContainer(docker, spec(), () => {});
+    expect(run.exitCode).toBe(3);
+    const [id, container] = [...fake.containers][0];
+    // The removal has been asked for, and is still under way.
+    await expect
+      .poll(() => fake.requests.some((r) => r.method === 'DELETE' && r.path === `/containers/${id}`))
+      .toBe(true);
+    expect(container.removed).toBe(false);
+    removeNow();
+    await run.removed;
+    expect(container.removed).toBe(true);
   });
 
   it('reports a failing exit code', async () => {

@@ -31,7 +31,7 @@ function ports(options: {
     spec: ContainerSpec,
     output: (chunk: Buffer) => void,
     signal: AbortSignal,
-  ) => Promise<{ exitCode: number }>;
+  ) => Promise<{ exitCode: number; removed?: Promise<void> }>;
   preemptAfterMs?: number;
   /** What the one read of instance/preempted says after a stop from outside. */
   preemptedOnStop?: boolean;
@@ -118,6 +118,37 @@ describe('runAgentOnVm', () => {
       topic: 'completions',
       attributes: { jobId: JOB, attempt: '2', exitCode: '0' },
     });
+    expect(recorded.deleted).toBe(1);
+  });
+
+  it('reports the end before the task container is removed, and deletes the VM after the removal', async () => {
+    // A removal deletes the container's file system, which takes seconds on a busy disk; a preempted
+    // VM has 30 s from the notice to stop the task and report.
+    let removedAt = -1;
+    let removeNow!: () => void;
+    const events: string[] = [];
+    const { ports: p, recorded } = ports({
+      run: async () => ({
+        exitCode: 0,
+        removed: new Promise<void>((resolve) => (removeNow = resolve)).then(() => {
+          removedAt = events.length;
+        }),
+      }),
+    });
+    const published = p.publish;
+    p.publish = async (...args) => {
+      await published(...args);
+      events.push('published');
+      setTimeout(removeNow, 20); // a removal that takes a while
+    };
+    const deleteInstance = p.deleteInstance;
+    p.deleteInstance = async (identity) => {
+      events.push('deleting');
+      await deleteInstance(identity);
+    };
+    await runAgentOnVm(p);
+    expect(events).toEqual(['published', 'deleting']);
+    expect(removedAt).toBe(1); // after the completion, before the VM's deletion
     expect(recorded.deleted).toBe(1);
   });
 
