@@ -408,7 +408,7 @@ export class CloudBox {
     return new Promise((resolve) => {
       execFile(
         process.execPath,
-        [path.join(ROOT, 'services/dispatcher/bin/pipeline.js'), ...args],
+        [path.join(ROOT, 'packages/cli/bin/pipeline.js'), ...args],
         {
           cwd: ROOT,
           env: {

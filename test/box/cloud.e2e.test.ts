@@ -226,8 +226,14 @@ describeWithDocker('the cloud in a box', () => {
           .split('\n')
           .filter((line) => line.includes('malformed completion refused'))
           .map((line) => `malformed completion refused: ${JSON.parse(line).reason}`);
+        // What each VM's console (the start-up script's and the agent's lines) ended with.
+        const consoles = (await box.vmHost.vmsOf(id)).map((vm) => {
+          const file = path.join(box.dir, 'vms', vm.name, 'console.log');
+          const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '(no console)';
+          return `${vm.name}: …${text.slice(-1200)}`;
+        });
         throw new Error(
-          `job ${id} was closed by the reconciler, not by its completion (${success?.detail}); ${[...new Set(refused)].join('; ')}`,
+          `job ${id} was closed by the reconciler, not by its completion (${success?.detail}); ${[...new Set(refused)].join('; ')}\n${consoles.join('\n')}`,
         );
       }
       const marker = box.gcs.get(OUTPUT_BUCKET, `${prefix}_SUCCESS`);

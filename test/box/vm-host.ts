@@ -167,7 +167,7 @@ export class VmHost {
     } finally {
       vm.endedMs = Date.now();
       preemption?.cancel();
-      const console = await docker(['logs', container]).catch((err: Error) => ({
+      const console = await docker(['logs', '--timestamps', container]).catch((err: Error) => ({
         stdout: '',
         stderr: err.message,
       }));
