@@ -1,5 +1,6 @@
 // The worker's settings, from command-line flags or, as a container entry point, from the environment
-// of DESIGN.md. A flag wins over its variable. Pure: everything comes in as arguments.
+// the dispatcher sets (the README's "The worker" > "Settings" lists both). A flag wins over its
+// variable. Pure: everything comes in as arguments.
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.ts';
 import { parseLocation, type Location } from './io/location.ts';

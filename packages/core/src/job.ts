@@ -1,5 +1,6 @@
 // Jobs and their states. Every change of state goes through `transition`, a pure function that
-// refuses what the state machine of DESIGN.md does not allow:
+// refuses what this state machine (ALLOWED below; the README's "HTTP API" says it for users) does not
+// allow:
 //
 //   RECEIVED -> QUEUED -> LAUNCHED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED, and IGNORED for
 //   skipped events. RECEIVED is the claim; QUEUED is routed and waits for capacity (capacity.ts

@@ -1,5 +1,6 @@
 // The ports: what the dispatcher needs from the world, as interfaces. Google Cloud and the local mode
-// each provide adapters (see the ports table in DESIGN.md); the domain depends on nothing else.
+// each provide adapters (the README's "The pipeline on a laptop" tables the local ones, and "The
+// dispatcher on Google Cloud" lists the cloud ones); the domain depends on nothing else.
 import type { StorageObject } from './events.ts';
 import type { Job, JobState } from './job.ts';
 import type { Target } from './template.ts';
@@ -81,7 +82,7 @@ export interface Ledger {
 export interface LaunchRequest {
   job: Job;
   target: Target;
-  /** The task's environment: the worker variables of DESIGN.md plus the template's env. */
+  /** The task's environment: the pipeline's variables (worker-env.ts), the job's params, the template's env. */
   env: Record<string, string>;
   args: string[];
   /** Where the task's stdout and stderr go, when the platform does not keep them itself. */

@@ -1,4 +1,4 @@
-// The environment a task runs with (DESIGN.md, "Worker environment"): the pipeline's own variables,
+// The environment a task runs with (the README's "The worker" > "Settings"): the pipeline's own variables,
 // which nothing can override, then the job's parameters (routing/params.ts), then the template's env.
 import type { StorageObject } from './events.ts';
 import type { Job } from './job.ts';

@@ -45,7 +45,7 @@ const job = (state: JobState) => ({
 });
 
 describe('the job state machine', () => {
-  it('allows exactly the transitions of DESIGN.md', () => {
+  it('allows exactly the transitions of the state machine (job.ts)', () => {
     for (const from of JOB_STATES) {
       for (const to of JOB_STATES) {
         const allowed = ALLOWED.some(([f, t]) => f === from && t === to);
