@@ -82,7 +82,7 @@ export interface Ledger {
 export interface LaunchRequest {
   job: Job;
   target: Target;
-  /** The task's environment: the pipeline's variables (worker-env.ts), the job's params, the template's env. */
+  /** The task's environment (worker-env.ts): the pipeline's variables, the job's params, the template's. */
   env: Record<string, string>;
   args: string[];
   /** Where the task's stdout and stderr go, when the platform does not keep them itself. */
