@@ -270,7 +270,8 @@ export class Dispatcher {
     }
     // Stop what runs, then write CANCELLED only if the job is still at the attempt and execution that
     // was stopped; if a retry launched another in between, go round again and stop that one too. A
-    // launch still under way (no execution yet) is stopped by launchClaimed when it sees CANCELLED.
+    // launch still under way (no execution yet) is stopped by the launch queue's adopt, which sees
+    // CANCELLED when it records the execution.
     let cancelled: Job | undefined;
     for (let round = 0; round < MAX_CONFLICT_RETRIES && cancelled === undefined; round++) {
       const current = round === 0 ? job : await this.existing(id);
@@ -394,7 +395,6 @@ export class Dispatcher {
     return { outcome: 'created', job: claim.job };
   }
 
-  /** The next occurrence of a repeating job; its id derives from the series and time, so it is made once. */
   /**
    * The occurrence after `job`'s: the first due time after both its own and the moment it was claimed
    * (`claimedAt`), so occurrences missed while nothing reconciled are skipped, not run in a burst.
