@@ -6,9 +6,9 @@ import {
   placeJob,
   unsafeParamReason,
   workerEnvironment,
-} from '../src/index.ts';
-import { newJob, type Job } from '../src/job.ts';
-import { jobIdFor, paramsRunId } from '../src/job-id.ts';
+} from '../../src/index.ts';
+import { newJob, type Job } from '../../src/job.ts';
+import { jobIdFor, paramsRunId } from '../../src/job-id.ts';
 
 const RULE = { name: 'csv', params: ['TARGET_COLUMN', 'DELIMITER'] };
 
