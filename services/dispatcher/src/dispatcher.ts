@@ -13,6 +13,7 @@ import {
   endAttempt as endedAttempt,
   placeJob,
   FINAL_STATES,
+  RETRYABLE_STATES,
   isJobId,
   jobIdFor,
   notedOnce,
@@ -298,10 +299,10 @@ export class Dispatcher {
   /** Runs a FAILED or CANCELLED job again, as a new attempt with the same route. */
   async retry(id: string): Promise<Job> {
     const job = await this.existing(id);
-    if (job.state !== 'FAILED' && job.state !== 'CANCELLED') {
+    if (!RETRYABLE_STATES.includes(job.state)) {
       throw new RequestError(
         'CONFLICT',
-        `job ${id} is ${job.state}; only FAILED or CANCELLED jobs can be retried`,
+        `job ${id} is ${job.state}; only ${RETRYABLE_STATES.join(' or ')} jobs can be retried`,
       );
     }
     const at = this.iso();

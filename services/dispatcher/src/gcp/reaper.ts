@@ -8,7 +8,14 @@
 // VMs listed), decides with `instancesToReap` from core, and asks Compute to delete each one chosen,
 // without waiting for the operation. Runs are idempotent and may overlap: a VM already gone (404) is
 // counted as such, not as an error.
-import { instancesToReap, isJobId, type Job, type Ledger, type PipelineInstance } from '@pipeline/core';
+import {
+  DEFAULT_TASK_TIMEOUT_SECONDS,
+  instancesToReap,
+  isJobId,
+  type Job,
+  type Ledger,
+  type PipelineInstance,
+} from '@pipeline/core';
 import type { protos } from '@google-cloud/compute';
 import type { Logger } from 'pino';
 import { apiErrorFacts, type InstancesClient } from './clients.ts';
@@ -90,7 +97,7 @@ export class ComputeReaper {
       pipelineLabel: this.pipelineLabel,
       graceSeconds: this.settings.graceSeconds ?? 300,
       unknownGraceSeconds: this.settings.unknownGraceSeconds ?? 1800,
-      defaultTimeoutSeconds: this.settings.defaultTimeoutSeconds ?? 24 * 3600,
+      defaultTimeoutSeconds: this.settings.defaultTimeoutSeconds ?? DEFAULT_TASK_TIMEOUT_SECONDS,
       marginSeconds: this.settings.marginSeconds ?? 600,
     });
 
