@@ -1,7 +1,12 @@
 // The dispatcher's settings on Google Cloud, from the environment alone. Pure and table-tested: every
 // variable has a validator, and a bad one throws a ConfigError that names it.
 import path from 'node:path';
-import { DEFAULT_RUN_EXECUTIONS, DEFAULT_RUN_JOBS_PER_MINUTE, parseDuration } from '@pipeline/core';
+import {
+  CLOUD_RUN_MAX_RUNNING_EXECUTIONS,
+  DEFAULT_RUN_EXECUTIONS,
+  DEFAULT_RUN_JOBS_PER_MINUTE,
+  parseDuration,
+} from '@pipeline/core';
 
 export class ConfigError extends Error {
   readonly code = 'CONFIG';
@@ -239,7 +244,12 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
     leaseMs: duration('CLAIM_LEASE', '10m') * 1000,
     capacity: {
       // Cloud Run allows 1,000 running executions per project and region, and not one more.
-      runExecutions: count('RUN_MAX_EXECUTIONS', 1, 1000, DEFAULT_RUN_EXECUTIONS)!,
+      runExecutions: count(
+        'RUN_MAX_EXECUTIONS',
+        1,
+        CLOUD_RUN_MAX_RUNNING_EXECUTIONS,
+        DEFAULT_RUN_EXECUTIONS,
+      )!,
       runJobsPerMinute: count('RUN_JOBS_PER_MINUTE', 1, 100_000, DEFAULT_RUN_JOBS_PER_MINUTE)!,
       ...withDefined('vmCpus', count('VM_MAX_VCPUS', 1, 1_000_000)),
     },

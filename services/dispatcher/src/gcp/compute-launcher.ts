@@ -30,6 +30,7 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
+  DEFAULT_TASK_TIMEOUT_SECONDS,
   hasBuiltInGpus,
   isJobId,
   LaunchError,
@@ -363,7 +364,8 @@ export class ComputeEngineLauncher implements Launcher {
     const { job } = request;
     const { serviceAccount } = this.settings;
     const template = job.template;
-    const timeoutSeconds = template?.timeoutSeconds ?? this.settings.defaultTimeoutSeconds ?? 24 * 3600;
+    const timeoutSeconds =
+      template?.timeoutSeconds ?? this.settings.defaultTimeoutSeconds ?? DEFAULT_TASK_TIMEOUT_SECONDS;
     const margin = this.settings.timeoutMarginSeconds ?? 600;
     const accelerator = template?.accelerator;
     const machineType = template?.machineType ?? this.settings.defaultMachineType;
