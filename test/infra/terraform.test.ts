@@ -261,9 +261,10 @@ describe('resources', () => {
     const rule = nested(resource('google_storage_bucket', 'output'), 'lifecycle_rule');
     const condition = nested(rule, 'condition');
     expect(condition.age).toBe('${var.log_retention_days}');
-    // Logs are <object path>/logs/attempt-N.log (launch-queue.ts): they share a suffix, not a prefix.
-    const dispatcher = fs.readFileSync(path.join(ROOT, 'services/dispatcher/src/launch-queue.ts'), 'utf8');
-    expect(dispatcher).toMatch(/`\$\{prefix\}logs\/attempt-\$\{job\.attempt\}\.log`/);
+    // Logs are <object path>/logs/attempt-N.log (core's `launching` transition): they share a suffix,
+    // not a prefix.
+    const transitions = fs.readFileSync(path.join(ROOT, 'packages/core/src/transitions.ts'), 'utf8');
+    expect(transitions).toMatch(/`\$\{prefix\}logs\/attempt-\$\{job\.attempt\}\.log`/);
     expect(condition.matches_suffix).toEqual(['.log']);
     expect(nested(rule, 'action').type).toBe('Delete');
   });
