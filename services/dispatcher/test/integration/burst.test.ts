@@ -55,8 +55,8 @@ describeWithEmulators(['pubsub', 'firestore'], 'a burst beyond capacity waits in
 
   beforeAll(async () => {
     [pubsubEmulator, firestoreEmulator, gcs] = await Promise.all([
-      startEmulator('pubsub'),
-      startEmulator('firestore'),
+      startEmulator('pubsub', { busy: true }),
+      startEmulator('firestore', { busy: true }),
       startFakeGcs(),
     ]);
     // The output bucket, where each success moves its object's _LATEST pointer.
