@@ -31,7 +31,12 @@ function targetOf(args: unknown[]): ConnectTarget {
   return { port: first as number, host: typeof args[1] === 'string' ? args[1] : undefined };
 }
 
-const originalConnect = net.Socket.prototype.connect;
+// Once per process: with `isolate: false` (vitest.config.ts) this file runs again before each test
+// file in the same worker, and must not wrap its own wrapper.
+const GUARDED = Symbol.for('pipeline.loopbackOnly');
+const originalConnect =
+  (net.Socket.prototype.connect as { [GUARDED]?: typeof net.Socket.prototype.connect })[GUARDED] ??
+  net.Socket.prototype.connect;
 net.Socket.prototype.connect = function connectLoopbackOnly(this: net.Socket, ...args: unknown[]) {
   const target = targetOf(args);
   if (target.path === undefined && !isLoopbackHost(target.host)) {
@@ -41,3 +46,4 @@ net.Socket.prototype.connect = function connectLoopbackOnly(this: net.Socket, ..
   }
   return (originalConnect as (...a: unknown[]) => net.Socket).apply(this, args);
 } as typeof net.Socket.prototype.connect;
+Object.defineProperty(net.Socket.prototype.connect, GUARDED, { value: originalConnect });
