@@ -87,6 +87,7 @@ export async function ensureCosStandInImage(): Promise<string> {
 const WORKSPACE_MANIFESTS = [
   'package.json',
   'packages/core/package.json',
+  'packages/cli/package.json',
   'services/dispatcher/package.json',
   'jobs/worker/package.json',
   'jobs/agent/package.json',
