@@ -267,7 +267,7 @@ resource "google_project_iam_member" "worker_logs" {
   member  = local.worker_sa_member
 }
 
-# The VM pulls the worker image (docker-credential-gcr with the VM's token) and task images kept
+# The VM pulls the agent image (docker-credential-gcr with the VM's token) and task images kept
 # here (the agent, with the metadata server's token). https://cloud.google.com/artifact-registry/docs/access-control
 resource "google_artifact_registry_repository_iam_member" "worker_pulls_images" {
   project    = var.project_id
