@@ -210,7 +210,13 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
     }
     accepted.push(Date.now());
     const parent = `projects/${project}/locations/${location}`;
-    const name = `${parent}/jobs/${job}/executions/${job}-${randomBytes(3).toString('hex').slice(0, 5)}`;
+    // Cloud Run names an execution after its job with a 5-character suffix, unique among the job's
+    // executions. Five hex characters collide in about one burst of 200 runs in 50 (1 - e^(-200²/2/16⁵)),
+    // so the double draws again rather than overwrite an execution: an overwrite once made one job of a
+    // burst seem to run twice and another never (the reconciler then closed it from the other's state).
+    let name: string;
+    do name = `${parent}/jobs/${job}/executions/${job}-${randomBytes(3).toString('hex').slice(0, 5)}`;
+    while (stored.has(name));
     const override = body.overrides?.containerOverrides?.[0];
     const env = Object.fromEntries((override?.env ?? []).map((e) => [e.name, e.value ?? '']));
     const timeout = body.overrides?.timeout;
