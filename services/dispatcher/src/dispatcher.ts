@@ -149,13 +149,7 @@ export class Dispatcher {
    * job of its own for that version and those parameters.
    */
   async submitObject({ bucket, name, generation, params }: ObjectRequest, when?: When): Promise<Intake> {
-    const object = await this.currentObject(bucket, name);
-    if (generation !== undefined && generation !== object.generation) {
-      throw new RequestError(
-        'NOT_FOUND',
-        `generation ${generation} of ${name} is not the current one (${object.generation})`,
-      );
-    }
+    const object = await this.currentObject(bucket, name, generation);
     if (object.bucket === this.ports.outputBucket) {
       return { outcome: 'skipped', reason: 'objects in the output bucket never start work' };
     }
@@ -165,10 +159,19 @@ export class Dispatcher {
     return this.start(paramsRunId(jobIdFor(bucket, name, object.generation), params), source);
   }
 
-  /** The object's current version; a RequestError NOT_FOUND when there is none. */
-  private async currentObject(bucket: string, name: string): Promise<StorageObject> {
+  /**
+   * The object's current version; a RequestError NOT_FOUND when there is none, or when `generation`
+   * names another version (an overwritten one: the store keeps only the current one to read).
+   */
+  private async currentObject(bucket: string, name: string, generation?: string): Promise<StorageObject> {
     const object = await this.ports.blobs.stat(bucket, name);
     if (object === undefined) throw new RequestError('NOT_FOUND', `no object ${name} in bucket ${bucket}`);
+    if (generation !== undefined && generation !== object.generation) {
+      throw new RequestError(
+        'NOT_FOUND',
+        `generation ${generation} of ${name} is not the current one (${object.generation})`,
+      );
+    }
     return object;
   }
 
@@ -460,9 +463,12 @@ export class Dispatcher {
     return placeJob(newJob('0'.repeat(32), source, this.iso()), this.ports.routing, this.estimates.context);
   }
 
-  /** plan for an object's current version (a NOT_FOUND RequestError when there is none), with its params. */
-  async planObject({ bucket, name, params }: ObjectRequest): Promise<Placement> {
-    const object = await this.currentObject(bucket, name);
+  /**
+   * plan for an object's current version, with its params: a NOT_FOUND RequestError when there is
+   * none, or when the generation asked for is not the current one, as POST /jobs answers.
+   */
+  async planObject({ bucket, name, generation, params }: ObjectRequest): Promise<Placement> {
+    const object = await this.currentObject(bucket, name, generation);
     return this.plan({ kind: 'object', object, ...(params && { params }) });
   }
 

@@ -224,6 +224,23 @@ describe('POST /jobs', () => {
       .expect(200);
   });
 
+  it('answers 404 for a generation that is not the current one, in /jobs and in /plan alike', async () => {
+    fs.mkdirSync(path.join(t.dir, 'in/data'), { recursive: true });
+    fs.writeFileSync(path.join(t.dir, 'in/data/old.csv'), 'a,label\n1,0\n');
+    const body = { inputUri: 'gs://acme-pipeline-input/data/old.csv', generation: '1' };
+    for (const route of ['/jobs', '/plan']) {
+      const res = await request(t.app).post(route).send(body).expect(404);
+      expect(res.body.error).toMatch(/^generation 1 of data\/old\.csv is not the current one \(\d+\)$/);
+    }
+    const generation = fs.statSync(path.join(t.dir, 'in/data/old.csv'), { bigint: true }).mtimeNs.toString();
+    const plan = await request(t.app)
+      .post('/plan')
+      .send({ ...body, generation })
+      .expect(200);
+    expect(plan.body.target).toBeDefined();
+    expect(t.launchers['cloud-run-job'].launched).toEqual([]);
+  });
+
   it('runs a container job with no input file, with its args and env as data', async () => {
     const res = await request(t.app)
       .post('/jobs')
