@@ -14,6 +14,7 @@
 // does not fit blocks those after it in the same pool (no backfill), so a large VM is not starved by
 // small ones; a rule at its own cap blocks nobody else.
 import { MACHINE_TYPES } from './platforms.ts';
+import type { Job } from './job.ts';
 import type { Accelerator, JobTemplate, Target } from './template.ts';
 
 /** Cloud Run's hard limit of running job executions per project and region (the quotas page above). */
@@ -333,6 +334,29 @@ export function repairSlots(
   const added = [...active.values()].filter((a) => !have.has(a.jobId)).map((a) => ({ ...a, at: now }));
   if (kept.length === record.holders.length && added.length === 0) return undefined;
   return { ...record, version: record.version + 1, holders: [...kept, ...added] };
+}
+
+/**
+ * A QUEUED job as admission sees it: its demand on its target, its place (an entry-less job, from
+ * before the queue, waits as if queued when last updated, and never expires).
+ */
+export function queuedJob(job: Job, defaultMachineType?: string): QueuedJob {
+  const entry = job.queue ?? {
+    queuedAt: job.updatedAt,
+    dueBy: job.updatedAt,
+    expiresAt: '9999-12-31T00:00:00.000Z',
+    refusals: 0,
+  };
+  return {
+    jobId: job.id,
+    ...(job.rule === undefined ? {} : { rule: job.rule }),
+    demand: demandOf(job.target ?? 'cloud-run-job', job.template, defaultMachineType),
+    queuedAt: entry.queuedAt,
+    dueBy: entry.dueBy,
+    expiresAt: entry.expiresAt,
+    ...(entry.notBefore === undefined ? {} : { notBefore: entry.notBefore }),
+    ...(entry.reason === undefined ? {} : { lastRefusal: entry.reason }),
+  };
 }
 
 /** What capacity a job's template takes on its target. */

@@ -5,6 +5,7 @@ import {
   EMPTY_CAPACITY,
   learnCeiling,
   launchSpacingMs,
+  queuedJob,
   releaseSlot,
   repairSlots,
   type CapacityLimits,
@@ -13,6 +14,7 @@ import {
   type QueuedJob,
   type SlotHolder,
 } from '../src/capacity.ts';
+import { newJob, type Job } from '../src/job.ts';
 
 const T0 = Date.parse('2026-12-01T10:00:00.000Z');
 const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
@@ -330,5 +332,55 @@ describe('demandOf', () => {
     ],
   ] as const)('%s %j (default %s) takes %j', (target, template, defaultType, demand) => {
     expect(demandOf(target, { args: [], env: {}, spot: false, ...template }, defaultType)).toEqual(demand);
+  });
+});
+
+describe('queuedJob', () => {
+  const job = (changes: Partial<Job>): Job => ({
+    ...newJob('ab'.repeat(16), { kind: 'request', task: 'logreg', args: [], env: {} }, at(0)),
+    state: 'QUEUED',
+    ...changes,
+  });
+
+  it('is the job as admission sees it: its demand, its queue entry and the last refusal', () => {
+    const queued = job({
+      rule: 'big',
+      target: 'vm',
+      template: { args: [], env: {}, spot: false, machineType: 'e2-standard-8' },
+      queue: {
+        queuedAt: at(1),
+        dueBy: at(2),
+        expiresAt: at(3),
+        notBefore: at(4),
+        refusals: 1,
+        reason: 'quota CPUS exceeded',
+      },
+    });
+    expect(queuedJob(queued)).toEqual({
+      jobId: queued.id,
+      rule: 'big',
+      demand: { target: 'vm', cpus: 8 },
+      queuedAt: at(1),
+      dueBy: at(2),
+      expiresAt: at(3),
+      notBefore: at(4),
+      lastRefusal: 'quota CPUS exceeded',
+    });
+  });
+
+  it('takes the default machine type for a VM whose template names none', () => {
+    const queued = job({ target: 'vm', template: { args: [], env: {}, spot: false } });
+    expect(queuedJob(queued, 'e2-standard-4').demand).toEqual({ target: 'vm', cpus: 4 });
+  });
+
+  it('waits a job from before the queue as if queued when last updated, never expiring', () => {
+    const old = job({ updatedAt: at(9) });
+    expect(queuedJob(old)).toEqual({
+      jobId: old.id,
+      demand: { target: 'cloud-run-job', cpus: 1 },
+      queuedAt: at(9),
+      dueBy: at(9),
+      expiresAt: '9999-12-31T00:00:00.000Z',
+    });
   });
 });

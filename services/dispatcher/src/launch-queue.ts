@@ -17,7 +17,6 @@
 import {
   admit,
   adopted,
-  demandOf,
   failedInQueue,
   hasRoom,
   isRateRefusal,
@@ -25,6 +24,7 @@ import {
   LaunchError,
   launching,
   learnCeiling,
+  queuedJob,
   refusedPastMaxQueue,
   releaseSlot,
   requeued,
@@ -33,11 +33,10 @@ import {
   type CapacityLimits,
   type CapacityRecord,
   type Job,
-  type QueuedJob,
   type SlotHolder,
 } from '@pipeline/core';
 import type { Dispatcher } from './dispatcher.ts';
-import type { CapacityView } from './queue-view.ts';
+import { queueView, type CapacityView } from './queue-view.ts';
 
 /** How many queued jobs a drain reads from the head of the queue (a rule at its cap can hide the rest). */
 const QUEUE_HEAD = 100;
@@ -168,7 +167,13 @@ export class LaunchQueue {
       // anyway, for the jobs past their maxQueueTime).
       const head = !full && !hasRoom(record, limits, now) ? [] : await ledger.queued(QUEUE_HEAD);
       queue = head;
-      const candidate = admit(record, head.map(queuedJob(this.capacity)), limits, now, MAX_ADMIT);
+      const candidate = admit(
+        record,
+        head.map((job) => queuedJob(job, this.capacity.defaultMachineType)),
+        limits,
+        now,
+        MAX_ADMIT,
+      );
       const nothing = candidate.admitted.length === 0 && candidate.failNow.length === 0;
       if (nothing && !released) return candidate.nextChangeAt;
       if (candidate.admitted.length === 0 && !released) admission = candidate;
@@ -353,7 +358,6 @@ export class LaunchQueue {
 
   /** What GET /capacity shows (queue-view.ts). */
   async view(limit = QUEUE_HEAD): Promise<CapacityView> {
-    const { queueView } = await import('./queue-view.ts'); // loaded when first asked
     return queueView(this, this.dispatcher, limit);
   }
 
@@ -371,26 +375,4 @@ export class LaunchQueue {
     }
     throw new Error('the capacity record kept changing');
   }
-}
-
-/** A QUEUED job as admission sees it. */
-export function queuedJob(capacity: CapacitySource): (job: Job) => QueuedJob {
-  return (job) => {
-    const entry = job.queue ?? {
-      queuedAt: job.updatedAt,
-      dueBy: job.updatedAt,
-      expiresAt: '9999-12-31T00:00:00.000Z',
-      refusals: 0,
-    };
-    return {
-      jobId: job.id,
-      ...(job.rule === undefined ? {} : { rule: job.rule }),
-      demand: demandOf(job.target ?? 'cloud-run-job', job.template, capacity.defaultMachineType),
-      queuedAt: entry.queuedAt,
-      dueBy: entry.dueBy,
-      expiresAt: entry.expiresAt,
-      ...(entry.notBefore === undefined ? {} : { notBefore: entry.notBefore }),
-      ...(entry.reason === undefined ? {} : { lastRefusal: entry.reason }),
-    };
-  };
 }

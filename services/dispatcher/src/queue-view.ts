@@ -1,9 +1,21 @@
 // What GET /capacity answers (and the CLI and dashboard show): the queue's limits, what is in use
 // per target, the ceilings learned from refusals, and the head of the queue with each job's place
 // and why it waits, from a dry run of the same admission a drain makes.
-import { admit, usageOf, type CapacityLimits, type CapacityRecord } from '@pipeline/core';
+import {
+  admit,
+  queuedJob,
+  usageOf,
+  type CapacityLimits,
+  type CapacityRecord,
+  type SlotHolder,
+} from '@pipeline/core';
 import type { Dispatcher } from './dispatcher.ts';
-import { queuedJob, type LaunchQueue } from './launch-queue.ts';
+
+/** What the view needs of the launch queue (launch-queue.ts), which imports this module. */
+export interface QueueLimits {
+  limits(held: readonly SlotHolder[]): Promise<CapacityLimits>;
+  capacity: { defaultMachineType?: string };
+}
 
 /** The queue as GET /capacity shows it. */
 export interface CapacityView {
@@ -27,7 +39,7 @@ export interface QueuedView {
 
 /** The limits, what is in use, and each queued job at the head with its position and why it waits. */
 export async function queueView(
-  queue: LaunchQueue,
+  queue: QueueLimits,
   dispatcher: Dispatcher,
   limit: number,
 ): Promise<CapacityView> {
@@ -36,7 +48,12 @@ export async function queueView(
   const limits = await queue.limits(record.holders);
   const shown = head.slice(0, limit);
   const now = dispatcher.iso();
-  const dry = admit(record, shown.map(queuedJob(queue.capacity)), limits, now);
+  const dry = admit(
+    record,
+    shown.map((job) => queuedJob(job, queue.capacity.defaultMachineType)),
+    limits,
+    now,
+  );
   const why = new Map<string, { position: number; reason: string }>();
   dry.waiting.forEach((w) => why.set(w.jobId, w));
   dry.failNow.forEach((f) =>
