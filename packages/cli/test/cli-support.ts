@@ -10,6 +10,9 @@ import { cli, Failure, HelpRequested, usageFor, UsageError } from '../src/cli.ts
 import { startLocalPipeline, type LocalPipeline } from '../../../services/dispatcher/src/local/pipeline.ts';
 import { createLogger } from '../../../services/dispatcher/src/logger.ts';
 import { LOOPBACK_GUARD, runGuarded, type WorkerRun } from '../../../test/support/run-worker.ts';
+import { until } from '../../../test/support/until.ts';
+
+export { until };
 
 export const PIPELINE_BIN = path.resolve(import.meta.dirname, '../bin/pipeline.js');
 export const CONFIG = path.resolve(import.meta.dirname, '../../../pipeline.config.json');
@@ -54,16 +57,6 @@ export async function cliRun(args: string[], env: NodeJS.ProcessEnv = {}): Promi
     }
   }
   return { code, stdout, stderr };
-}
-
-export async function until<T>(probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** The local pipeline on a temporary folder with the repository's routing rules, reconciling often. */

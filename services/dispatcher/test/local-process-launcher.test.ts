@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LaunchError, newJob, type Completion, type Job } from '@pipeline/core';
 import { ProcessLauncher, type Interruption } from '../src/local/process-launcher.ts';
+import { until } from '../../../test/support/until.ts';
 
 const STAND_IN = path.resolve(import.meta.dirname, 'fixtures/task-stand-in.ts');
 
@@ -65,16 +66,6 @@ async function launch(
       : undefined,
   );
   return { job, report };
-}
-
-async function until<T>(probe: () => T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not so within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 function alive(pid: number): boolean {

@@ -11,6 +11,7 @@ import type { Job } from '@pipeline/core';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
 import { LOOPBACK_GUARD } from '../../../test/support/run-worker.ts';
 import { PIPELINE_BIN } from '../../../packages/cli/test/cli-support.ts';
+import { until } from '../../../test/support/until.ts';
 
 const HOLD_TASK = path.resolve(import.meta.dirname, 'fixtures/hold-task.ts');
 
@@ -93,16 +94,6 @@ function start(): Pipeline {
   return running;
 }
 
-async function until<T>(what: string, probe: () => T | undefined, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 async function stopped(pipeline: Pipeline, ms = 15_000): Promise<{ code: number | null }> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -134,7 +125,11 @@ describe('stopping the local pipeline with a task running', () => {
     fs.writeFileSync(path.join(dir, 'local', 'input', 'data.csv'), `a,b,label\n${rows.join('\n')}\n`);
 
     const first = start();
-    await until('the task starts', () => (fs.existsSync(path.join(dir, 'task-started')) ? true : undefined));
+    await until(
+      () => (fs.existsSync(path.join(dir, 'task-started')) ? true : undefined),
+      15_000,
+      'the task starts',
+    );
     process.kill(-first.child.pid!, 'SIGINT'); // Ctrl-C: the terminal signals the whole group
     expect(await stopped(first)).toMatchObject({ code: 0 });
     // The pipeline ended it; the terminal's SIGINT never reached it (a process group of its own).
@@ -159,8 +154,10 @@ describe('stopping the local pipeline with a task running', () => {
 
     fs.rmSync(path.join(dir, 'hold'));
     const second = start();
-    await until('the job succeeds', () =>
-      second.said.some((l) => l.includes(' SUCCEEDED; results in ')) ? true : undefined,
+    await until(
+      () => (second.said.some((l) => l.includes(' SUCCEEDED; results in ')) ? true : undefined),
+      15_000,
+      'the job succeeds',
     );
     process.kill(-second.child.pid!, 'SIGTERM');
     expect(await stopped(second)).toMatchObject({ code: 0 });

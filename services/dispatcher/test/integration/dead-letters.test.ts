@@ -19,6 +19,7 @@ import { createLogger } from '../../src/logger.ts';
 import { testApp } from '../support.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
 import { testCloudEnv } from './test-launchers.ts';
+import { until } from '../../../../test/support/until.ts';
 
 const PROJECT = 'test-project';
 const FIXTURE = JSON.parse(
@@ -72,16 +73,6 @@ async function startPushServer() {
         server.closeAllConnections();
       }),
   };
-}
-
-async function until<T>(probe: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 const ids = (letters: DeadLetter[]) => letters.map((letter) => letter.id).sort();

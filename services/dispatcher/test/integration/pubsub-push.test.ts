@@ -19,6 +19,7 @@ import { describeWithEmulators, startEmulator, type Emulator } from '../../../..
 import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 import { testCloudEnv } from './test-launchers.ts';
+import { until } from '../../../../test/support/until.ts';
 
 const PROJECT = 'test-project';
 const INPUT = 'acme-pipeline-input';
@@ -169,16 +170,6 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
         notificationConfig: `projects/_/buckets/${INPUT}/notificationConfigs/1`,
       },
     });
-  }
-
-  async function until<T>(probe: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error('timed out');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
   }
 
   const runsFor = (jobId: string) =>
