@@ -21,6 +21,8 @@ export const CLOUD_RUN_JOB_LIMITS = {
   gpuTimeoutSeconds: 1 * HOUR,
   gpuTypes: ['nvidia-l4'] as readonly string[],
   maxGpuCount: 1,
+  /** Tasks in one execution ("Maximum number of tasks in a single job": https://cloud.google.com/run/quotas). */
+  maxTasks: 10_000,
 };
 
 /** Used when neither the template nor the request says: Cloud Run's 1 vCPU, and room for pandas. */

@@ -17,6 +17,7 @@ import {
 } from '../readers.ts';
 import { quote } from '../units.ts';
 import { DEFAULT_PRIOR, type DurationPrior } from './estimator.ts';
+import { readBatchPolicy, type BatchPolicy } from './batching.ts';
 
 export interface WorkloadRule {
   cpu: number;
@@ -24,6 +25,8 @@ export interface WorkloadRule {
   /** Whether its VMs may be spot (a rule's `job.spot`). */
   spot: boolean;
   prior: DurationPrior;
+  /** Its files that run on Cloud Run are gathered into executions of many tasks (batching.ts). */
+  batch?: BatchPolicy;
 }
 
 export interface WorkloadTask {
@@ -91,7 +94,7 @@ export function parseWorkload(raw: unknown): Workload {
 
 function parseRule(raw: unknown, field: string, fail: Fail): WorkloadRule {
   const rule = record(raw, field, fail);
-  rejectUnknownKeys(rule, ['cpu', 'memory', 'spot', 'prior'], `${field}.`, fail);
+  rejectUnknownKeys(rule, ['cpu', 'memory', 'spot', 'prior', 'batch'], `${field}.`, fail);
   const prior = rule.prior === undefined ? {} : record(rule.prior, `${field}.prior`, fail);
   rejectUnknownKeys(prior, ['base', 'perGiB'], `${field}.prior.`, fail);
   return {
@@ -104,6 +107,7 @@ function parseRule(raw: unknown, field: string, fail: Fail): WorkloadRule {
       secondsPerGiB:
         optional(prior.perGiB, `${field}.prior.perGiB`, fail, readDuration) ?? DEFAULT_PRIOR.secondsPerGiB,
     },
+    ...withoutUndefined({ batch: optional(rule.batch, `${field}.batch`, fail, readBatchPolicy) }),
   };
 }
 
