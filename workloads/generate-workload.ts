@@ -21,6 +21,8 @@
 //           a run cut off midway leaves part of a file appended, and a preemption's second boot
 //           would blow the deadline. On a standard VM each such file pays the boot and the billed
 //           minute, several times its run: Cloud Run is the cheaper place up to ~24 min of run.
+//           Batched: the files of a quarter hour, up to 50 and 1 GiB, gathered for 30 s into one
+//           execution, which the 5-minute promise leaves room for.
 //   csv     Analysts' ad-hoc CSVs through the logistic regression (the pipeline's first task): 40 a
 //           weekday, 8 a weekend day; mostly 100 KiB to 1 GiB, 8% multi-GiB exports; 2 s + 45 s/GiB,
 //           4% much slower (a cold read). Spot allowed: a rerun is harmless, no one waits on the
@@ -49,6 +51,7 @@ import { fileURLToPath } from 'node:url';
 import * as prettier from 'prettier';
 import { DEFAULT_PRICES } from '../packages/core/src/index.ts';
 import {
+  formatBatching,
   formatSimulation,
   parseWorkload,
   simulateAll,
@@ -172,7 +175,13 @@ const workload = {
     'file, training runs on spot, urgent jobs with deadlines only Cloud Run meets, and joins beyond ' +
     'Cloud Run.',
   rules: {
-    ingest: { cpu: 1, memory: '1GiB', spot: false, prior: { base: '10s', perGiB: '25m' } },
+    ingest: {
+      cpu: 1,
+      memory: '1GiB',
+      spot: false,
+      prior: { base: '10s', perGiB: '25m' },
+      batch: { maxFiles: 50, maxWait: '30s', maxBytes: '1GiB' },
+    },
     csv: { cpu: 1, memory: '2GiB', spot: true, prior: { base: '10s', perGiB: '60s' } },
     heavy: { cpu: 8, memory: '16GiB', spot: true },
     report: { cpu: 4, memory: '16GiB', spot: false, prior: { base: '2m', perGiB: '0s' } },
@@ -206,7 +215,10 @@ if (process.argv.includes('--check')) {
   writeFileSync(OUT, formatted);
   console.log(`wrote ${numbered.length} tasks to ${OUT}`);
 }
-console.log(formatSimulation(simulateAll(parseWorkload(JSON.parse(formatted)), DEFAULT_PRICES)));
+const shipped = parseWorkload(JSON.parse(formatted));
+const batched = simulateAll(shipped, DEFAULT_PRICES);
+console.log(formatSimulation(batched));
+console.log(`\n${formatBatching(batched, simulateAll(shipped, DEFAULT_PRICES, { batching: false }))}`);
 
 function round(value: number): number {
   return Math.round(value * 10) / 10;

@@ -11,7 +11,7 @@ import {
   parseRoutingConfig,
   type Placement,
 } from '@pipeline/core';
-import { formatSimulation, parseWorkload, simulateAll } from '@pipeline/core/simulation';
+import { formatBatching, formatSimulation, parseWorkload, simulateAll } from '@pipeline/core/simulation';
 import { Api } from './api.ts';
 import { keyValues, parse } from './args.ts';
 import { COMMANDS } from './commands.ts';
@@ -101,21 +101,25 @@ export async function simulateCommand(args: string[], _env: NodeJS.ProcessEnv, i
   } catch (err) {
     throw new Failure(`cannot read workload ${positionals[0]}: ${(err as Error).message}`);
   }
-  const results = simulateAll(
-    workload,
-    prices,
-    sizeThresholdBytes === undefined ? {} : { sizeThresholdBytes },
-  );
-  say(
-    io,
-    values.json
-      ? JSON.stringify(
-          results.map(({ outcomes: _, ...r }) => r),
-          null,
-          2,
-        )
-      : formatSimulation(results),
-  );
+  const options = sizeThresholdBytes === undefined ? {} : { sizeThresholdBytes };
+  const results = simulateAll(workload, prices, options);
+  if (values.json) {
+    say(
+      io,
+      JSON.stringify(
+        results.map(({ outcomes: _, ...r }) => r),
+        null,
+        2,
+      ),
+    );
+    return 0;
+  }
+  say(io, formatSimulation(results));
+  // With rules that batch, the same week with every file alone beside it: what batching changes.
+  if (Object.values(workload.rules).some((rule) => rule.batch !== undefined)) {
+    const alone = simulateAll(workload, prices, { ...options, batching: false });
+    say(io, `\n${formatBatching(results, alone)}`);
+  }
   return 0;
 }
 

@@ -106,19 +106,23 @@ describe('pipeline simulate', () => {
     fs.writeFileSync(small, JSON.stringify({ ...week, tasks: week.tasks.slice(0, 300) }));
     const run = await cliRun(['simulate', small]);
     expect(run.code).toBe(0);
-    const lines = run.stdout.trim().split('\n');
+    const [table, batching] = run.stdout.trim().split('\n\n');
+    const lines = table.split('\n');
     expect(lines[0]).toMatch(/^policy +cost \(USD\) +vs oracle +makespan +deadline misses/);
-    expect(lines.slice(1).map((line) => line.split(/\s+/)[0])).toEqual([
-      'always-cloud-run',
-      'always-vm',
-      'size-threshold',
-      'cost',
-      'oracle',
-    ]);
+    const policies = ['always-cloud-run', 'always-vm', 'size-threshold', 'cost', 'oracle'];
+    expect(lines.slice(1).map((line) => line.split(/\s+/)[0])).toEqual(policies);
+    // The week's ingest rule batches, so the same tasks each alone are shown beside it.
+    const compared = batching.split('\n');
+    expect(compared[0]).toBe("without batching -> with the rules' batching:");
+    expect(compared[1]).toMatch(/^policy +cloud-run executions +cost \(USD\) +deadline misses +mean wait/);
+    expect(compared.slice(2).map((line) => line.split(/\s+/)[0])).toEqual(policies);
+    const [, before, after] = /^cost +(\d+) -> (\d+) /.exec(compared[5])!;
+    expect(Number(after)).toBeLessThan(Number(before));
     const json = await cliRun(['simulate', small, '--json', '--threshold', '1GiB']);
-    const results = JSON.parse(json.stdout) as { policy: string; usd: number }[];
+    const results = JSON.parse(json.stdout) as { policy: string; usd: number; cloudRunExecutions: number }[];
     expect(results.map((r) => r.policy)).toContain('cost');
     expect(results.every((r) => r.usd > 0)).toBe(true);
+    expect(results.find((r) => r.policy === 'always-vm')!.cloudRunExecutions).toBe(0);
   });
 
   it('refuses a missing workload, a bad threshold and no argument', async () => {

@@ -9,11 +9,17 @@
 // true duration and picks the cheapest place that meets the deadline). A fixed policy that sends a
 // task where it can't run (beyond Cloud Run's limits) falls back to a VM, as the router does; the
 // fallback is counted.
+//
+// Batching (a rule's `batch`, batching.ts): the rule's files that run on Cloud Run wait for their batch
+// to close and run as tasks of one execution. The batches are gathered from all of the rule's files in
+// arrival order; a file a policy sends to a VM leaves its batch without closing it sooner. Policies
+// judge a batched file's deadline as if its batch waited its whole maxWait.
 
 import type { Target } from '../template.ts';
 import { formatDuration } from '../format.ts';
 import { estimateDuration, fitDurations, type DurationModel, type DurationSample } from './estimator.ts';
 import { choosePlacement, placementOptions, type PlacementOption } from './options.ts';
+import { gatherBatches } from './batching.ts';
 import { runCost, type PriceTable } from './prices.ts';
 import type { Workload, WorkloadTask } from './workload.ts';
 
@@ -29,6 +35,8 @@ export const POLICIES: readonly PolicyName[] = [
 export interface SimulationOptions {
   /** size-threshold: inputs from this size run on a VM (2 GiB). */
   sizeThresholdBytes?: number;
+  /** Gather the files of rules that declare `batch` (default true); false runs each file alone. */
+  batching?: boolean;
 }
 
 export interface TaskOutcome {
@@ -40,6 +48,8 @@ export interface TaskOutcome {
   /** What the policy expected the run to take (cost policy only). */
   estimatedSeconds?: number;
   waitedSeconds: number;
+  /** Of waitedSeconds, the wait for its batch to close (batched files on Cloud Run only). */
+  gatheredSeconds?: number;
   finishSeconds: number;
   usd: number;
   missedDeadline: boolean;
@@ -55,6 +65,8 @@ export interface SimulationResult {
   deadlineMisses: number;
   tasksWithDeadlines: number;
   placements: { cloudRun: number; vmSpot: number; vmStandard: number };
+  /** The Cloud Run executions it launched: one per batch, one per file that ran alone. */
+  cloudRunExecutions: number;
   fallbacks: number;
   outcomes: TaskOutcome[];
 }
@@ -68,6 +80,9 @@ export function simulate(
   const threshold = options.sizeThresholdBytes ?? 2 * 1024 ** 3;
   const tasks = [...workload.tasks].sort((a, b) => a.arrival - b.arrival);
   const learner = new OnlineDurations(workload);
+  const batchOf = options.batching === false ? new Map<string, Gathered>() : gather(workload);
+  const batchesLaunched = new Set<string>();
+  let launchedAlone = 0;
   const outcomes = tasks.map((task) => {
     learner.advanceTo(task.arrival);
     const rule = workload.rules[task.rule];
@@ -78,6 +93,11 @@ export function simulate(
       memoryBytes: task.memoryBytes ?? rule.memoryBytes,
       spot: rule.spot,
     };
+    const gathered = batchOf.get(task.id);
+    const deadlineSeconds =
+      task.deadlineSeconds === undefined || gathered === undefined
+        ? task.deadlineSeconds
+        : Math.max(task.deadlineSeconds - gathered.maxWaitSeconds, Number.MIN_VALUE);
     const ask = (runSeconds: number, candidates: readonly Target[], deadline = true) =>
       placementOptions({
         job,
@@ -85,7 +105,7 @@ export function simulate(
         prices,
         candidates,
         spotAllowed: rule.spot,
-        deadlineSeconds: deadline ? task.deadlineSeconds : undefined,
+        deadlineSeconds: deadline ? deadlineSeconds : undefined,
       });
     let chosen: PlacementOption | undefined;
     let fellBack = false;
@@ -105,11 +125,40 @@ export function simulate(
     }
     if (!chosen?.possible)
       throw new Error(`simulate: task ${task.id} can run nowhere: ${chosen?.why ?? 'no option'}`);
-    const outcome = actual(task, chosen, prices, fellBack, estimatedSeconds);
+    const batched = chosen.target === 'cloud-run-job' ? gathered : undefined;
+    if (batched !== undefined) batchesLaunched.add(batched.batch);
+    else if (chosen.target === 'cloud-run-job') launchedAlone++;
+    const outcome = actual(task, chosen, prices, fellBack, estimatedSeconds, batched?.delaySeconds ?? 0);
     learner.finished(task, outcome.finishSeconds);
     return outcome;
   });
-  return summarize(policy, tasks, outcomes);
+  return summarize(policy, tasks, outcomes, batchesLaunched.size + launchedAlone);
+}
+
+/** A batched file: its batch (an id), the wait for it to close, and its rule's maxWait. */
+interface Gathered {
+  batch: string;
+  delaySeconds: number;
+  maxWaitSeconds: number;
+}
+
+/** Each file of a batching rule, with the batch it joins. */
+function gather(workload: Workload): Map<string, Gathered> {
+  const gathered = new Map<string, Gathered>();
+  for (const [name, rule] of Object.entries(workload.rules)) {
+    if (rule.batch === undefined) continue;
+    const files = workload.tasks.filter((task) => task.rule === name);
+    const arrival = new Map(files.map((task) => [task.id, task.arrival]));
+    gatherBatches(files, rule.batch).forEach((batch, i) => {
+      for (const id of batch.ids)
+        gathered.set(id, {
+          batch: `${name} ${i}`,
+          delaySeconds: batch.closedAt - arrival.get(id)!,
+          maxWaitSeconds: rule.batch!.maxWaitSeconds,
+        });
+    });
+  }
+  return gathered;
 }
 
 /** Every policy, in POLICIES order. */
@@ -128,6 +177,7 @@ function actual(
   prices: PriceTable,
   fellBack: boolean,
   estimatedSeconds: number | undefined,
+  gatheredSeconds: number,
 ): TaskOutcome {
   const { job } = chosen;
   const cost = runCost(
@@ -148,10 +198,12 @@ function actual(
     target: chosen.target,
     ...(chosen.target === 'vm' ? { machineType: chosen.machineType, spot: chosen.spot } : {}),
     ...(estimatedSeconds === undefined ? {} : { estimatedSeconds }),
-    waitedSeconds: cost.waitedSeconds,
-    finishSeconds: task.arrival + cost.waitedSeconds,
+    waitedSeconds: gatheredSeconds + cost.waitedSeconds,
+    ...(gatheredSeconds > 0 ? { gatheredSeconds } : {}),
+    finishSeconds: task.arrival + gatheredSeconds + cost.waitedSeconds,
     usd: cost.usd,
-    missedDeadline: task.deadlineSeconds !== undefined && cost.waitedSeconds > task.deadlineSeconds,
+    missedDeadline:
+      task.deadlineSeconds !== undefined && gatheredSeconds + cost.waitedSeconds > task.deadlineSeconds,
     fellBack,
   };
 }
@@ -197,7 +249,12 @@ class OnlineDurations {
   }
 }
 
-function summarize(policy: PolicyName, tasks: WorkloadTask[], outcomes: TaskOutcome[]): SimulationResult {
+function summarize(
+  policy: PolicyName,
+  tasks: WorkloadTask[],
+  outcomes: TaskOutcome[],
+  cloudRunExecutions: number,
+): SimulationResult {
   const count = (test: (outcome: TaskOutcome) => boolean) => outcomes.filter(test).length;
   const firstArrival = Math.min(...tasks.map((task) => task.arrival));
   return {
@@ -211,6 +268,7 @@ function summarize(policy: PolicyName, tasks: WorkloadTask[], outcomes: TaskOutc
       vmSpot: count((outcome) => outcome.target === 'vm' && outcome.spot === true),
       vmStandard: count((outcome) => outcome.target === 'vm' && outcome.spot !== true),
     },
+    cloudRunExecutions,
     fallbacks: count((outcome) => outcome.fellBack),
     outcomes,
   };
@@ -243,12 +301,44 @@ export function formatSimulation(results: readonly SimulationResult[]): string {
     String(result.placements.vmStandard),
     String(result.fallbacks),
   ]);
+  return alignedTable(header, rows);
+}
+
+/** The rows under the header, the first column left-aligned (a name), the others right (numbers). */
+function alignedTable(header: string[], rows: string[][]): string {
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i].length)));
-  // The policy name reads left-aligned; numbers line up on the right.
   const line = (cells: string[]) =>
     cells
       .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
       .join('  ')
       .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  return [header, ...rows].map(line).join('\n');
+}
+
+/**
+ * Each policy with its rules' batching (`batched`) and without (`alone`, simulated with batching
+ * false): Cloud Run executions, cost, deadline misses and the mean wait of batched files for their
+ * batch, as an aligned table.
+ */
+export function formatBatching(
+  batched: readonly SimulationResult[],
+  alone: readonly SimulationResult[],
+): string {
+  const header = ['policy', 'cloud-run executions', 'cost (USD)', 'deadline misses', 'mean wait for a batch'];
+  const rows = batched.map((result) => {
+    const other = alone.find((a) => a.policy === result.policy);
+    if (other === undefined) throw new Error(`formatBatching: no run of ${result.policy} without batching`);
+    const waits = result.outcomes.flatMap((o) =>
+      o.gatheredSeconds === undefined ? [] : [o.gatheredSeconds],
+    );
+    const mean = waits.length === 0 ? 0 : waits.reduce((sum, w) => sum + w, 0) / waits.length;
+    return [
+      result.policy,
+      `${other.cloudRunExecutions} -> ${result.cloudRunExecutions}`,
+      `${other.usd.toFixed(2)} -> ${result.usd.toFixed(2)}`,
+      `${other.deadlineMisses} -> ${result.deadlineMisses}`,
+      waits.length === 0 ? '-' : `${mean.toFixed(1)} s`,
+    ];
+  });
+  return `without batching -> with the rules' batching:\n${alignedTable(header, rows)}`;
 }

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PRICES, runCost } from '../../src/index.ts';
 import {
+  formatBatching,
   formatSimulation,
   parseWorkload,
   simulate,
@@ -206,8 +207,11 @@ describe('the shipped workload', () => {
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const table = formatSimulation(results);
-    expect(run.stdout).toContain(table);
-    expect(readFileSync(README, 'utf8')).toContain(table);
+    const batching = formatBatching(results, simulateAll(workload, DEFAULT_PRICES, { batching: false }));
+    expect(run.stdout).toContain(`${table}\n\n${batching}`);
+    const readme = readFileSync(README, 'utf8');
+    expect(readme).toContain(table);
+    expect(readme).toContain(batching);
   });
 });
 
@@ -297,5 +301,88 @@ describe('parseWorkload', () => {
       spot: false,
       prior: { baseSeconds: 30, secondsPerGiB: 60 },
     });
+  });
+});
+
+describe('batching', () => {
+  // 120 small files in three bursts of 40, each within 10 s of the quarter hour, as the week's
+  // ingest sites export; a batch takes up to 50 files for up to 30 s.
+  const raw = {
+    rules: {
+      ingest: {
+        cpu: 1,
+        memory: '1GiB',
+        prior: { base: '5s', perGiB: '0s' },
+        batch: { maxFiles: 50, maxWait: '30s', maxBytes: '1GiB' },
+      },
+    },
+    tasks: Array.from({ length: 120 }, (_, i) => ({
+      id: `f${i}`,
+      rule: 'ingest',
+      arrival: Math.floor(i / 40) * 900 + (i % 40) / 4,
+      inputBytes: MiB,
+      trueSeconds: 5,
+      deadlineSeconds: 300,
+    })),
+  };
+  const workload = parseWorkload(raw);
+
+  it('gathers the bursts into one execution each; each file waits at most maxWait for its batch', () => {
+    const batched = simulate(workload, DEFAULT_PRICES, 'always-cloud-run');
+    const alone = simulate(workload, DEFAULT_PRICES, 'always-cloud-run', { batching: false });
+    expect(batched.cloudRunExecutions).toBe(3);
+    expect(alone.cloudRunExecutions).toBe(120);
+    // Each task is billed as its own instance: the same money, later results.
+    expect(batched.usd).toBeCloseTo(alone.usd, 12);
+    for (const outcome of batched.outcomes) {
+      const file = workload.tasks.find((task) => task.id === outcome.id)!;
+      const gathered = Math.floor(file.arrival / 900) * 900 + 30 - file.arrival;
+      expect(outcome.gatheredSeconds ?? 0, outcome.id).toBeCloseTo(gathered, 9);
+      expect(outcome.waitedSeconds).toBeCloseTo(
+        gathered + DEFAULT_PRICES.startup['cloud-run-job'].waitedSeconds + 5,
+        9,
+      );
+    }
+    expect(alone.outcomes.every((outcome) => outcome.gatheredSeconds === undefined)).toBe(true);
+    expect(batched.deadlineMisses).toBe(0);
+  });
+
+  it('closes a batch at maxFiles without waiting', () => {
+    const full = parseWorkload({
+      ...raw,
+      rules: { ingest: { ...raw.rules.ingest, batch: { maxFiles: 40, maxWait: '30s' } } },
+    });
+    const result = simulate(full, DEFAULT_PRICES, 'always-cloud-run');
+    expect(result.cloudRunExecutions).toBe(3);
+    // The 40th file of a burst arrives 9.75 s in and closes its batch: the first waits 9.75 s.
+    expect(result.outcomes[0].gatheredSeconds).toBe(9.75);
+    expect(result.outcomes[39].gatheredSeconds).toBeUndefined();
+  });
+
+  it('does not gather what a policy sends to a VM', () => {
+    const result = simulate(workload, DEFAULT_PRICES, 'always-vm');
+    expect(result.cloudRunExecutions).toBe(0);
+    expect(result.outcomes.every((outcome) => outcome.gatheredSeconds === undefined)).toBe(true);
+  });
+
+  it("judges a batched file's deadline with its batch's whole wait: the cost policy keeps it on Cloud Run in time", () => {
+    const tight = parseWorkload({
+      ...raw,
+      tasks: raw.tasks.map((task) => ({ ...task, deadlineSeconds: 60 })),
+    });
+    for (const policy of ['cost', 'oracle'] as const) {
+      const result = simulate(tight, DEFAULT_PRICES, policy);
+      expect(result.placements.cloudRun, policy).toBe(120);
+      expect(result.deadlineMisses, policy).toBe(0);
+    }
+  });
+
+  it('is refused with the field named when its batch is wrong', () => {
+    expect(() =>
+      parseWorkload({
+        ...raw,
+        rules: { ingest: { ...raw.rules.ingest, batch: { maxFiles: 1, maxWait: '30s' } } },
+      }),
+    ).toThrow(/^rules\.ingest\.batch\.maxFiles: must be a whole number from 2 to 10000/);
   });
 });
