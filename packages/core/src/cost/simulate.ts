@@ -94,6 +94,8 @@ export function simulate(
       spot: rule.spot,
     };
     const gathered = batchOf.get(task.id);
+    // What is left of the deadline after the batch's whole wait; a deadline the wait alone uses up
+    // stays above zero, so that no place meets it rather than the deadline being dropped.
     const deadlineSeconds =
       task.deadlineSeconds === undefined || gathered === undefined
         ? task.deadlineSeconds
