@@ -319,7 +319,12 @@ export function buildApp({
   app.get('/backfills', api, async (req, res) => {
     const limit = optionalInteger(req.query.limit, 'limit', 1) ?? 20;
     if (limit > MAX_PAGE) throw new RequestError('INVALID', `limit must be 1 to ${MAX_PAGE}`);
-    res.json({ backfills: await backfillsHere().list(limit) });
+    // A dispatcher without backfills has none to list (as GET /deadletters without Pub/Sub).
+    if (backfills === undefined) {
+      res.json({ backfills: [], note: 'this dispatcher runs no backfills' });
+      return;
+    }
+    res.json({ backfills: await backfills.list(limit) });
   });
 
   app.get('/backfills/:id', api, async (req, res) => {
