@@ -140,6 +140,11 @@ resource "google_service_account_iam_member" "dispatcher_acts_as_worker" {
 
 # POST /jobs and the push intake stat the object (generation, size, content type, metadata) before
 # routing: read-only on the input bucket. https://cloud.google.com/storage/docs/access-control/iam-json
+# A backfill (POST /backfill) lists the bucket a page at a time (objects.list), which needs
+# storage.objects.list: roles/storage.objectViewer grants storage.objects.get and storage.objects.list
+# (https://cloud.google.com/storage/docs/access-control/iam-roles; the client libraries' StorageRoles
+# list the same two), so this one grant covers both. A backfill of another bucket is refused by
+# Cloud Storage (403) and ends FAILED with that reason.
 resource "google_storage_bucket_iam_member" "dispatcher_reads_input" {
   bucket = google_storage_bucket.input.name
   role   = "roles/storage.objectViewer"

@@ -373,6 +373,16 @@ export const CALLS: Call[] = [
     grant: 'google_storage_bucket_iam_member.dispatcher_reads_input',
   },
   {
+    id: 'list-input',
+    what: 'Bucket.getFiles a page at a time (POST /backfill, and the reconcile passes that continue it)',
+    code: { file: 'services/dispatcher/src/gcp/gcs-blob-store.ts', text: 'maxResults: pageSize' },
+    caller: 'dispatcher',
+    permission: 'storage.objects.list',
+    resource: bucket('input'),
+    doc: DOC.storage,
+    grant: 'google_storage_bucket_iam_member.dispatcher_reads_input',
+  },
+  {
     id: 'read-output',
     what: "File.download of a task log (GET /jobs/:id/logs) and of an attempt's _SUCCESS (reconciler)",
     code: { file: 'services/dispatcher/src/reconciler.ts', text: '_SUCCESS`), 0, 64 * 1024)' },

@@ -1,7 +1,7 @@
 // A loopback test double of the Cloud Storage JSON API for @google-cloud/storage, at STORAGE_EMULATOR_HOST
 // (paths /b/...) or apiEndpoint (/storage/v1/b/...). Objects live in memory; each write gets a higher
 // generation, and old generations stay readable (as with versioning on). Metadata, media (x-goog-hash with
-// real CRC32C and MD5, so the client validates downloads), listings (paged by maxResults), deletes, and media, multipart and
+// real CRC32C and MD5, so the client validates downloads), listings (paged as objects.list pages, below), deletes, and media, multipart and
 // resumable (also chunked) uploads with ifGenerationMatch and X-Goog-Hash checks; an upload's object
 // appears only when the upload completes. Media reads honour `Range: bytes=A-B` (also `A-` and `-N`)
 // with 206 or 416, and can be held back (`holdMedia`) to keep a reader waiting. Custom metadata given
@@ -43,7 +43,15 @@ export type ObjectResource = ReturnType<typeof objectResource>;
 export interface FakeGcsOptions {
   /** Called once for each object version created, after it is readable. */
   onFinalized?: (object: ObjectResource, replaced?: { generation: string }) => void;
+  /**
+   * The most items one listing page holds, whatever maxResults asks: the real service may answer
+   * fewer than asked (a client must follow nextPageToken, not count), and never more than 1,000.
+   */
+  maxPageItems?: number;
 }
+
+/** objects.list gives at most this many items a page (and this many when maxResults is not given). */
+const MAX_LIST_RESULTS = 1000;
 type Request = http.IncomingMessage;
 type Response = http.ServerResponse;
 
@@ -76,6 +84,8 @@ export async function startFakeGcs(options: FakeGcsOptions = {}) {
   const created: StoredObject[] = []; // every object version ever created, in order
   const sessions = new Map<string, UploadSession>();
   const requests: { method: string; url: string; range?: string }[] = [];
+  /** Statuses the next listing requests answer with, one each (failListings). */
+  const listingFailures: number[] = [];
   let mediaHeld: Promise<void> | undefined;
   let lastGeneration = BigInt(Date.now()) * 1000n; // microseconds, like real generations
 
@@ -184,21 +194,7 @@ export async function startFakeGcs(options: FakeGcsOptions = {}) {
       const id = q.get('upload_id') ?? '';
       return resume(req, res, sessions.get(id) ?? fail(404, `No upload session ${id}`), body);
     }
-    if (route === 'GET bucket') {
-      // objects.list pages by maxResults with an opaque nextPageToken
-      // (https://cloud.google.com/storage/docs/json_api/v1/objects/list); here the last name given.
-      const after = q.get('pageToken') ?? '';
-      const max = Number(q.get('maxResults') ?? 1000);
-      const all = liveIn(bucket, q.get('prefix') ?? '').filter((o) => after === '' || o.name > after);
-      const page = all.slice(0, max);
-      const items = page.map(resource);
-      const nextPageToken = all.length > max ? page[page.length - 1].name : undefined;
-      return sendJson(res, 200, {
-        kind: 'storage#objects',
-        ...(items.length > 0 && { items }),
-        ...(nextPageToken !== undefined && { nextPageToken }),
-      });
-    }
+    if (route === 'GET bucket') return listObjects(res, bucket, q);
     if (route !== 'GET object' && route !== 'DELETE object') fail(405, `${route} is not in the fake`);
     // A held read waits before it looks the object up, so that it sees what happened meanwhile.
     if (method === 'GET' && q.get('alt') === 'media') await mediaHeld;
@@ -235,6 +231,34 @@ export async function startFakeGcs(options: FakeGcsOptions = {}) {
     res.end(part);
   }
 
+  /**
+   * objects.list (https://cloud.google.com/storage/docs/json_api/v1/objects/list): the live objects
+   * whose names start with `prefix`, in name order, at most maxResults of them (the service uses
+   * maxResults or 1,000, whichever is smaller, and may give fewer), as
+   * `{ kind: "storage#objects", items?, nextPageToken? }`: no `items` on an empty page, and a
+   * nextPageToken while more remain, which the next request passes back as `pageToken` with the same
+   * prefix. The token is opaque to clients; here it encodes the page's last name, so objects created
+   * meanwhile after it appear on a later page. A token the fake did not make is a 400.
+   */
+  function listObjects(res: Response, bucket: string, q: URLSearchParams): void {
+    const failure = listingFailures.shift();
+    if (failure !== undefined) fail(failure, `listing ${bucket} failed (the test asked for it)`);
+    const token = q.get('pageToken');
+    const after = token === null || token === '' ? undefined : decodeListToken(token);
+    const asked = q.get('maxResults') === null ? MAX_LIST_RESULTS : Number(q.get('maxResults'));
+    if (!Number.isSafeInteger(asked) || asked < 1) fail(400, `Invalid maxResults ${q.get('maxResults')}`);
+    const max = Math.min(asked, MAX_LIST_RESULTS, options.maxPageItems ?? Infinity);
+    const all = liveIn(bucket, q.get('prefix') ?? '').filter((o) => after === undefined || o.name > after);
+    const page = all.slice(0, max);
+    const items = page.map(resource);
+    const nextPageToken = all.length > max ? encodeListToken(page[page.length - 1].name) : undefined;
+    sendJson(res, 200, {
+      kind: 'storage#objects',
+      ...(items.length > 0 && { items }),
+      ...(nextPageToken !== undefined && { nextPageToken }),
+    });
+  }
+
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: Error & { status?: number }) => {
       const code = err.status ?? 500;
@@ -261,6 +285,15 @@ export async function startFakeGcs(options: FakeGcsOptions = {}) {
     list: (bucket: string) => liveIn(bucket).map((o) => o.name),
     created: created as readonly StoredObject[],
     requests,
+    /** The next `count` listing requests answer `status` (a 503: Cloud Storage failing for now). */
+    failListings(count: number, status = 503) {
+      for (let i = 0; i < count; i++) listingFailures.push(status);
+    },
+    /** The listing requests (objects.list) made so far, with their query. */
+    listings: () =>
+      requests
+        .filter((r) => r.method === 'GET' && /\/b\/[^/]+\/o(?:\?|$)/.test(r.url))
+        .map((r) => new URL(r.url, 'http://fake-gcs').searchParams),
     /** Media reads wait (their metadata does not) until the function returned is called. */
     holdMedia(): () => void {
       let release!: () => void;
@@ -276,6 +309,17 @@ export async function startFakeGcs(options: FakeGcsOptions = {}) {
       await once(server, 'close');
     },
   };
+}
+
+/** The page token of a listing: opaque to clients, here the page's last name. */
+function encodeListToken(lastName: string): string {
+  return Buffer.from(`after:${lastName}`, 'utf8').toString('base64url');
+}
+
+function decodeListToken(token: string): string {
+  const text = Buffer.from(token, 'base64url').toString('utf8');
+  if (!text.startsWith('after:')) fail(400, `Invalid pageToken ${token}`);
+  return text.slice('after:'.length);
 }
 
 function objectResource({

@@ -44,6 +44,8 @@ export interface CommandSpec<O extends OptionSpecs = OptionSpecs> {
     readonly what: string;
     readonly description: string;
     readonly repeats?: boolean;
+    /** It may be left out (`[ID]` in the synopsis). */
+    readonly optional?: boolean;
   };
   readonly options: O;
   /** Options of which at most one may be given (`required`: exactly one), shown as alternatives. */
@@ -149,7 +151,7 @@ function checkCount(spec: CommandSpec, positionals: string[]): void {
       throw new UsageError(`${command} takes no arguments, got ${JSON.stringify(positionals[0])}`, command);
     return;
   }
-  if (count === 1 || (count > 1 && args.repeats === true)) return;
+  if (count === 1 || (count > 1 && args.repeats === true) || (count === 0 && args.optional === true)) return;
   const wanted = args.repeats === true ? `at least one ${args.what}` : `one ${args.what}`;
   throw new UsageError(`${command} takes ${wanted}, got ${count}`, command);
 }

@@ -25,6 +25,9 @@ const LOADERS: Record<CommandName, () => Promise<Command>> = {
   run: async () => (await import('./run.ts')).runCommand,
   plan: async () => (await import('./plan.ts')).planCommand,
   simulate: async () => (await import('./plan.ts')).simulateCommand,
+  backfill: async () => (await import('./backfill.ts')).backfillCommand,
+  backfills: async () => (await import('./backfill.ts')).backfillsCommand,
+  'backfill-cancel': async () => (await import('./backfill.ts')).backfillCancelCommand,
   deadletters: async () => (await import('./deadletters.ts')).deadLettersCommand,
   replay: async () => (await import('./deadletters.ts')).replayCommand,
 };

@@ -29,6 +29,16 @@ const AT = {
   description:
     "run it once at TIME: ISO 8601 (2026-12-01T06:00:00Z; no zone: this machine's), or +DURATION (+10m)",
 } as const;
+const BACKFILL_SOURCE = {
+  name: 'gs://BUCKET/PREFIX',
+  what: 'gs://BUCKET/PREFIX',
+  description: 'the bucket and the prefix of the names to backfill (gs://BUCKET alone: all of it)',
+} as const;
+const BACKFILL_ID = {
+  name: 'ID',
+  what: 'backfill ID',
+  description: "the backfill's id (16 hex characters)",
+} as const;
 const CRON = { value: 'EXPR', description: 'run it on a schedule: five cron fields, UTC' } as const;
 
 export const COMMANDS = {
@@ -207,6 +217,50 @@ export const COMMANDS = {
         description: "the size-threshold policy's size: inputs from it run on a VM (default 2GiB)",
       },
     },
+  }),
+  backfill: command({
+    name: 'backfill',
+    summary:
+      'make the job of each object version under gs://BUCKET/PREFIX that has none yet (locally, gs://input/ is the input folder): listed a page at a time, queued as capacity allows; a second one is a no-op. --failed-only runs the FAILED ones again. Prints its id and counts',
+    args: BACKFILL_SOURCE,
+    options: {
+      match: {
+        value: 'GLOB',
+        description: 'only objects whose whole name matches GLOB, as rules match (**/*.csv)',
+      },
+      since: {
+        value: 'TIME',
+        description:
+          "only objects created at or after TIME: ISO 8601 (no zone: this machine's), or DURATION ago (7d, 12h)",
+      },
+      'failed-only': {
+        description:
+          'only run FAILED jobs again, as a new attempt; objects with no job, or another state, are left alone',
+      },
+      'dry-run': { description: 'count what it would do, page by page, making nothing' },
+      ...API_OPTIONS,
+    },
+  }),
+  backfills: command({
+    name: 'backfills',
+    summary:
+      'backfills, newest first, with their progress (pages, listed, matched, new jobs, retried, skipped, errors); with ID one backfill, with the objects it could not submit',
+    args: { ...BACKFILL_ID, optional: true },
+    options: {
+      limit: {
+        value: 'N',
+        description: `backfills shown, 1 to ${MAX_PAGE}`,
+        read: wholeNumber(1, MAX_PAGE),
+        default: 20,
+      },
+      ...API_OPTIONS,
+    },
+  }),
+  'backfill-cancel': command({
+    name: 'backfill-cancel',
+    summary: 'stop a RUNNING backfill: the page under way ends, no other starts; the jobs it made stay',
+    args: BACKFILL_ID,
+    options: API_OPTIONS,
   }),
   deadletters: command({
     name: 'deadletters',

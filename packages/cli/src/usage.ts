@@ -46,7 +46,10 @@ function optionWord(name: string, option: OptionSpec, within: 'synopsis' | 'grou
 /** The synopsis's words: the arguments, then each option (alternatives together), not the shared ones. */
 function synopsisWords(spec: CommandSpec): string[] {
   const words = [spec.name];
-  if (spec.args !== undefined) words.push(`${spec.args.name}${spec.args.repeats === true ? '...' : ''}`);
+  if (spec.args !== undefined) {
+    const word = `${spec.args.name}${spec.args.repeats === true ? '...' : ''}`;
+    words.push(spec.args.optional === true ? `[${word}]` : word);
+  }
   const grouped = new Set((spec.oneOf ?? []).flatMap((group) => group.options));
   for (const [name, option] of Object.entries(spec.options)) {
     if (option.shared === true) continue;

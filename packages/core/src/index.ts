@@ -26,3 +26,5 @@ export * from './cost/options.ts';
 export * from './placement.ts';
 export * from './cost/actual.ts';
 export * from './transitions.ts';
+export * from './backfill.ts';
+export * from './backfill-ports.ts';

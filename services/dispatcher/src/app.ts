@@ -22,7 +22,11 @@
 //   POST /deadletters/:id/replay  publish one again to the topic it came from
 //   GET  /healthz       liveness
 //   POST /reap          delete the pipeline VMs that outlived their work (Cloud Scheduler)
-//   POST /reconcile     close what completions missed, time out, launch due jobs (Cloud Scheduler)
+//   POST /reconcile     close what completions missed, time out, launch due jobs (Cloud Scheduler);
+//                       then continue RUNNING backfills from their cursor
+//   POST /backfill      make the jobs of the objects already in a bucket (backfill.ts); "dryRun": count only
+//   GET  /backfills     the newest backfills, with progress; GET /backfills/:id one of them
+//   POST /backfills/:id/cancel  stop a RUNNING backfill after its current page
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import {
   isJobId,
@@ -38,6 +42,8 @@ import {
 import type { Logger } from 'pino';
 import { RequestError, RetryLaterError, type Dispatcher, type Intake } from './dispatcher.ts';
 import { parseJobRequest, parsePlanRequest } from './job-request.ts';
+import type { Backfiller } from './backfill.ts';
+import { parseBackfillRequest } from './backfill-request.ts';
 import { jobOutputsHandlers } from './job-outputs.ts';
 import { onlyLocalHosts, sameOriginWrites } from './local/browser-guards.ts';
 import type { Reconciler } from './reconciler.ts';
@@ -59,7 +65,17 @@ export interface AppPorts {
   localHosts?: string[];
   /** The dead-letter subscription (gcp/dead-letters.ts); none in local mode, which has no Pub/Sub. */
   deadLetters?: DeadLetterQueue;
+  /** Backfills (backfill.ts); without them, the /backfill routes answer 404. */
+  backfills?: Pick<Backfiller, 'start' | 'dryRun' | 'get' | 'list' | 'cancel' | 'continueRunning'>;
 }
+
+/** How long POST /backfill works on pages before it answers; the reconcile passes do the rest. */
+const BACKFILL_REQUEST_MS = 5_000;
+/** How long a dry run counts, at most: its answer says whether it got to the end. */
+const BACKFILL_DRY_RUN_MS = 50_000;
+/** How long a reconcile pass advances backfills, within Cloud Scheduler's 300 s attempt deadline. */
+const BACKFILL_PASS_MS = 60_000;
+const BACKFILL_ID = /^[0-9a-f]{16}$/;
 
 const open: RequestHandler = (_req, _res, next) => next();
 
@@ -76,6 +92,7 @@ export function buildApp({
   auth,
   reaper,
   deadLetters,
+  backfills,
   localHosts = [],
 }: AppPorts): express.Express {
   const app = express();
@@ -269,7 +286,56 @@ export function buildApp({
   });
 
   app.post('/reconcile', api, async (_req, res) => {
-    res.json(await reconciler.pass());
+    const report = await reconciler.pass();
+    if (backfills === undefined) {
+      res.json(report);
+      return;
+    }
+    res.json({ ...report, backfills: await backfills.continueRunning(BACKFILL_PASS_MS) });
+  });
+
+  const backfillsHere = () => {
+    if (backfills === undefined) throw new RequestError('NOT_FOUND', 'no backfills in this mode');
+    return backfills;
+  };
+  const backfillId = (req: Request) => {
+    const id = String(req.params.id);
+    if (!BACKFILL_ID.test(id)) throw new RequestError('NOT_FOUND', `no backfill ${id}`);
+    return id;
+  };
+
+  // 202: it runs on after the answer (the reconcile passes continue it); a dry run makes nothing and
+  // answers 200 with what it would do.
+  app.post('/backfill', api, json, async (req, res) => {
+    const { dryRun, ...request } = parseBackfillRequest(req.body);
+    const service = backfillsHere();
+    if (dryRun) {
+      res.json({ ...(await service.dryRun(request, BACKFILL_DRY_RUN_MS)), dryRun: true });
+      return;
+    }
+    res.status(202).json(await service.start(request, BACKFILL_REQUEST_MS));
+  });
+
+  app.get('/backfills', api, async (req, res) => {
+    const limit = optionalInteger(req.query.limit, 'limit', 1) ?? 20;
+    if (limit > MAX_PAGE) throw new RequestError('INVALID', `limit must be 1 to ${MAX_PAGE}`);
+    // A dispatcher without backfills has none to list (as GET /deadletters without Pub/Sub).
+    if (backfills === undefined) {
+      res.json({ backfills: [], note: 'this dispatcher runs no backfills' });
+      return;
+    }
+    res.json({ backfills: await backfills.list(limit) });
+  });
+
+  app.get('/backfills/:id', api, async (req, res) => {
+    const id = backfillId(req);
+    const backfill = await backfillsHere().get(id);
+    if (backfill === undefined) throw new RequestError('NOT_FOUND', `no backfill ${id}`);
+    res.json(backfill);
+  });
+
+  app.post('/backfills/:id/cancel', api, async (req, res) => {
+    res.json(await backfillsHere().cancel(backfillId(req)));
   });
 
   app.get('/deadletters', api, async (req, res) => {

@@ -116,7 +116,15 @@ describe("the dashboard's responses", () => {
     expect(scripts).toEqual(['<script type="module" src="dashboard/app.js">']);
     expect(html).not.toMatch(/\son[a-z]+=|style=/i);
     const files = fs.readdirSync(DASHBOARD_DIR).filter((file) => file.endsWith('.js'));
-    expect(files.sort()).toEqual(['app.js', 'job-results.js', 'log-view.js', 'queue.js', 'text.js', 'ui.js']);
+    expect(files.sort()).toEqual([
+      'app.js',
+      'backfills.js',
+      'job-results.js',
+      'log-view.js',
+      'queue.js',
+      'text.js',
+      'ui.js',
+    ]);
     for (const file of files) {
       const js = fs.readFileSync(path.join(DASHBOARD_DIR, file), 'utf8');
       expect(js, file).not.toMatch(
@@ -486,6 +494,29 @@ describe.skipIf(!installed)(
       await page.evaluate(() => {
         (globalThis as Record<string, unknown>).dashboardMarker = 'the same page';
       });
+    }, 60_000);
+
+    it('shows backfills on the queue view, their source as text', async () => {
+      const prefix = '<img src=x onerror=globalThis.pwned=3>/';
+      const res = await request(pipeline.url).post('/backfill').send({ bucket: 'input', prefix }).expect(202);
+      expect(res.body.state).toBe('DONE'); // an empty folder: one page
+      // By its hash: the page is not reloaded (the tests after this check it).
+      await page.evaluate(() => {
+        globalThis.location.hash = '#/queue';
+      });
+      const row = page.locator(`table.backfills tbody tr`, { hasText: res.body.id });
+      await row.waitFor();
+      const cells = await row.locator('td').allInnerTexts();
+      expect(cells.map((c) => c.trim()).slice(0, 4)).toEqual([
+        'DONE',
+        res.body.id,
+        `gs://input/${prefix}`,
+        '1 page, 0 listed, 0 matched, 0 new jobs, 0 skipped',
+      ]);
+      expect(await row.locator('.badge').getAttribute('class')).toContain('state-succeeded');
+      expect(await page.locator('main img').count()).toBe(0);
+      expect(await page.evaluate(() => (globalThis as Record<string, unknown>).pwned)).toBeUndefined();
+      expect(await marker()).toBe('the same page');
     }, 60_000);
 
     describe('a job that runs', () => {

@@ -17,6 +17,7 @@ import {
   span,
   when,
 } from './ui.js';
+import { BACKFILLS_SHOWN, drawBackfills } from './backfills.js';
 
 const QUEUE_EVERY_MS = 3000;
 const QUEUE_PAGE = 50;
@@ -165,17 +166,25 @@ export function queueView(root) {
     queue: part('table.queue tbody'),
     noQueue: part('.no-queue'),
     more: part('.queue-more'),
+    backfills: {
+      card: part('.backfills-card'),
+      rows: part('table.backfills tbody'),
+      none: part('.no-backfills'),
+    },
   };
   root.replaceChildren(view);
   document.title = 'Queue · Pipeline';
   const loop = poll(
     async (signal) => {
       // The head of the queue with whole jobs (their names); the capacity view for the pools.
-      const [page, capacity] = await Promise.all([
+      // Backfills are a card of their own: should they fail to load, the rest still shows.
+      const [page, capacity, backfills] = await Promise.all([
         getJson(`jobs?state=QUEUED&limit=${QUEUE_PAGE}`, { signal }),
         getJson('capacity?limit=1', { signal }),
+        getJson(`backfills?limit=${BACKFILLS_SHOWN}`, { signal }).catch(() => undefined),
       ]);
       const now = Date.now();
+      drawBackfills(ui.backfills, backfills, now);
       const region = capacity.limits.region;
       ui.region.textContent = region === 'local' ? '· local' : `· ${region}`;
       ui.pools.replaceChildren(...pools(capacity).map((p) => poolCard(p, now)));

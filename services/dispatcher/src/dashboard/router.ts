@@ -14,6 +14,7 @@ const FILES = {
   '/dashboard/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/ui.js': { file: 'ui.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/queue.js': { file: 'queue.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/backfills.js': { file: 'backfills.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/log-view.js': { file: 'log-view.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/job-results.js': { file: 'job-results.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/text.js': { file: 'text.js', type: 'text/javascript; charset=utf-8' },

@@ -8,10 +8,17 @@
 // Without credentials the library sends the request unauthenticated and, on the 401, reports its
 // "Could not load the default credentials" error, which carries no HTTP status.
 import type { Storage, StorageOptions } from '@google-cloud/storage';
-import { parseObjectResource, type BlobStore, type ListedObject, type StorageObject } from '@pipeline/core';
+import {
+  parseObjectResource,
+  type BlobStore,
+  type ListedObject,
+  type ObjectLister,
+  type ObjectPage,
+  type StorageObject,
+} from '@pipeline/core';
 import { RetryLaterError } from '../errors.ts';
 
-export class GcsBlobStore implements BlobStore {
+export class GcsBlobStore implements BlobStore, ObjectLister {
   private client: Promise<Storage> | undefined;
   private readonly options: StorageOptions;
 
@@ -90,6 +97,33 @@ export class GcsBlobStore implements BlobStore {
         ...(metadata.updated === undefined ? {} : { updated: String(metadata.updated) }),
         ...(metadata.contentType === undefined ? {} : { contentType: String(metadata.contentType) }),
       }));
+    } catch (err) {
+      throw forNow(err, `listing gs://${bucket}/${prefix}`);
+    }
+  }
+
+  /**
+   * One page of objects.list (https://cloud.google.com/storage/docs/json_api/v1/objects/list): at
+   * most `pageSize` items (the API gives at most 1,000, and may give fewer than asked), and the
+   * opaque nextPageToken while there are more. A backfill keeps that token as its cursor. Needs
+   * storage.objects.list on the bucket (roles/storage.objectViewer has it: terraform/iam.tf).
+   */
+  async listPage(bucket: string, prefix: string, pageSize: number, pageToken?: string): Promise<ObjectPage> {
+    const storage = await this.storage();
+    try {
+      const [files, nextQuery] = await storage.bucket(bucket).getFiles({
+        prefix,
+        maxResults: pageSize,
+        autoPaginate: false,
+        ...(pageToken === undefined ? {} : { pageToken }),
+      });
+      // Each item is the object resource a notification carries; one that cannot be read as one
+      // (no generation, say) is no object version to make a job of.
+      const objects = files
+        .map(({ metadata }) => parseObjectResource(metadata))
+        .filter((object): object is StorageObject => typeof object !== 'string');
+      const next = (nextQuery as { pageToken?: unknown } | null | undefined)?.pageToken;
+      return { objects, ...(typeof next === 'string' && next !== '' ? { nextPageToken: next } : {}) };
     } catch (err) {
       throw forNow(err, `listing gs://${bucket}/${prefix}`);
     }

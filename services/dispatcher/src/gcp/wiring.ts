@@ -4,10 +4,21 @@
 // cold start (Cloud Run scales to zero).
 import type { Firestore } from '@google-cloud/firestore';
 import type { AuthClient } from 'google-auth-library';
-import type { CapacityRecord, Job, JobPage, JobState, LaunchRequest, Launcher, Ledger } from '@pipeline/core';
+import type {
+  Backfill,
+  BackfillStore,
+  CapacityRecord,
+  Job,
+  JobPage,
+  JobState,
+  LaunchRequest,
+  Launcher,
+  Ledger,
+} from '@pipeline/core';
 import type { Logger } from 'pino';
 import { buildApp } from '../app.ts';
 import type { CloudConfig } from '../config.ts';
+import { Backfiller } from '../backfill.ts';
 import { Dispatcher } from '../dispatcher.ts';
 import type { Reconciler } from '../reconciler.ts';
 import { loadRoutingConfig } from '../routing-config.ts';
@@ -45,10 +56,19 @@ export interface CloudOverrides {
 
 export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overrides: CloudOverrides = {}) {
   const routing = loadRoutingConfig(config.pipelineConfig);
+  // One Firestore client for the ledger and the backfill records, made on first use.
+  let firestoreClient: Promise<Firestore> | undefined;
+  const firestore = () => {
+    firestoreClient ??= (async () =>
+      (await overrides.firestore?.()) ?? (await cloudFirestore(config.project)))().catch((err: unknown) => {
+      firestoreClient = undefined; // try again next time
+      throw err;
+    });
+    return firestoreClient;
+  };
   const ledger = new LazyLedger(async () => {
-    const firestore = (await overrides.firestore?.()) ?? (await cloudFirestore(config.project));
     const { FirestoreLedger } = await import('./firestore-ledger.ts');
-    return new FirestoreLedger({ firestore, collection: config.ledgerCollection });
+    return new FirestoreLedger({ firestore: await firestore(), collection: config.ledgerCollection });
   });
   const run = { endpoint: config.runApiEndpoint, authClient: overrides.authClient };
   const compute = { endpoint: config.computeApiEndpoint, authClient: overrides.authClient };
@@ -175,7 +195,21 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
           ],
           logger,
         });
-  const app = buildApp({ dispatcher, reconciler, ledger, logger, auth, reaper, deadLetters });
+  // Backfill records beside the ledger's collection; the listing is the input bucket's, through the
+  // same Cloud Storage client (the dispatcher's account may list it: terraform/iam.tf).
+  const backfills = new Backfiller({
+    store: new LazyBackfillStore(async () => {
+      const { FirestoreBackfillStore } = await import('./firestore-backfill-store.ts');
+      return new FirestoreBackfillStore({
+        firestore: await firestore(),
+        collection: `${config.ledgerCollection}-backfills`,
+      });
+    }),
+    lister: blobs,
+    dispatcher,
+    logger,
+  });
+  const app = buildApp({ dispatcher, reconciler, ledger, logger, auth, reaper, deadLetters, backfills });
   return {
     app,
     dispatcher,
@@ -249,6 +283,40 @@ class LazyDeadLetters {
   }
   async close() {
     if (this.queue !== undefined) await (await this.queue).close();
+  }
+}
+
+/** A BackfillStore whose adapter (and its client library) is created by the first call. */
+class LazyBackfillStore implements BackfillStore {
+  private store: Promise<BackfillStore> | undefined;
+  private readonly make: () => Promise<BackfillStore>;
+
+  constructor(make: () => Promise<BackfillStore>) {
+    this.make = make;
+  }
+
+  private get real(): Promise<BackfillStore> {
+    this.store ??= this.make().catch((err: unknown) => {
+      this.store = undefined; // try again next time
+      throw err;
+    });
+    return this.store;
+  }
+
+  async create(backfill: Backfill) {
+    return (await this.real).create(backfill);
+  }
+  async get(id: string) {
+    return (await this.real).get(id);
+  }
+  async update(next: Backfill) {
+    return (await this.real).update(next);
+  }
+  async list(limit: number) {
+    return (await this.real).list(limit);
+  }
+  async running(limit: number) {
+    return (await this.real).running(limit);
   }
 }
 

@@ -5,7 +5,7 @@
 // writes before it moves the file into place.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { BlobStore, ListedObject, StorageObject } from '@pipeline/core';
+import type { BlobStore, ListedObject, ObjectLister, ObjectPage, StorageObject } from '@pipeline/core';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.csv': 'text/csv',
@@ -27,7 +27,7 @@ export interface ObjectSidecar {
   metadata?: Record<string, string>;
 }
 
-export class FolderBlobStore implements BlobStore {
+export class FolderBlobStore implements BlobStore, ObjectLister {
   readonly root: string;
   private readonly buckets: Map<string, string>;
   /** putIf's compare and write, one at a time: the local pipeline is one process. */
@@ -135,6 +135,44 @@ export class FolderBlobStore implements BlobStore {
       });
     }
     return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).slice(0, limit);
+  }
+
+  /**
+   * A page of the bucket's objects under `prefix`, by name, as Cloud Storage's objects.list pages
+   * them: the token names the page's last object, and the next page starts after it. The names of the
+   * folder are read for each page (a laptop's folder, not a bucket of millions); only the page's own
+   * files are looked at. Names with a segment starting with "." are skipped, as the input watcher
+   * skips them: files still being written by `pipeline submit`, and sidecars.
+   */
+  async listPage(bucket: string, prefix: string, pageSize: number, pageToken?: string): Promise<ObjectPage> {
+    const folder = this.folder(bucket);
+    const after = pageToken === undefined ? undefined : Buffer.from(pageToken, 'base64url').toString('utf8');
+    const cut = prefix.lastIndexOf('/');
+    const start = cut < 0 ? folder : objectPath(folder, prefix.slice(0, cut + 1));
+    let entries: fs.Dirent[];
+    try {
+      entries = await fs.promises.readdir(start, { recursive: true, withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return { objects: [] };
+      throw err;
+    }
+    const names = entries
+      .filter((entry) => entry.isFile())
+      .map((entry) =>
+        path.relative(folder, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'),
+      )
+      .filter((name) => name.startsWith(prefix) && !name.split('/').some((s) => s.startsWith('.')))
+      .filter((name) => after === undefined || name > after)
+      .sort();
+    const page = names.slice(0, pageSize);
+    const objects: StorageObject[] = [];
+    for (const name of page) {
+      const object = await this.stat(bucket, name);
+      if (object !== undefined) objects.push(object); // gone since the folder was read
+    }
+    const more = names.length > pageSize;
+    return { objects, ...(more ? { nextPageToken: Buffer.from(page.at(-1)!).toString('base64url') } : {}) };
   }
 
   async get(bucket: string, name: string): Promise<{ data: Buffer; generation: string } | undefined> {

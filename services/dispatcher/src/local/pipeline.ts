@@ -28,6 +28,7 @@ import {
 import type { Logger } from 'pino';
 import type { CapacitySource } from '../launch-queue.ts';
 import { buildApp } from '../app.ts';
+import { Backfiller } from '../backfill.ts';
 import { Dispatcher } from '../dispatcher.ts';
 import { Reconciler } from '../reconciler.ts';
 import { createLogger } from '../logger.ts';
@@ -35,12 +36,15 @@ import { FolderBlobStore } from './folder-blob-store.ts';
 import { InputWatcher } from './input-watcher.ts';
 import { DEFAULT_STOP_GRACE_MS, ProcessLauncher, type Interruption } from './process-launcher.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
+import { SqliteBackfillStore } from './sqlite-backfill-store.ts';
 
 export const WORKER_BIN = path.resolve(import.meta.dirname, '../../../../jobs/worker/bin/pipeline-worker.js');
 export const BUCKETS = { input: 'input', output: 'output', shared: 'shared' } as const;
 /** How long the first drain after a start may run: the jobs a stop interrupted launch in it. */
 const START_DRAIN_MS = 10_000;
 const PAGE = 200;
+/** How long a timer's pass advances backfills, at most. */
+const BACKFILL_PASS_MS = 10_000;
 
 export interface LocalPipelineOptions {
   /** The folder that holds the buckets and the ledger (local/ by default). */
@@ -72,6 +76,7 @@ export interface LocalPipeline {
   ledger: SqliteLedger;
   dispatcher: Dispatcher;
   reconciler: Reconciler;
+  backfills: Backfiller;
   watcher: InputWatcher;
   /** Resolves when no task process is running. */
   idle(): Promise<void>;
@@ -133,6 +138,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     dispatcher,
   );
 
+  // Backfills list the input folder a page at a time and submit through the same dispatcher.
+  const backfillStore = new SqliteBackfillStore(path.join(root, 'backfills.db'));
+  const backfills = new Backfiller({ store: backfillStore, lister: blobs, dispatcher, logger });
+
   const recovered = await recoverFromLastStop(dispatcher);
   if (recovered.resumed > 0 || recovered.slotsRepaired)
     logger.info(recovered, 'jobs interrupted by the last stop queued again; the capacity record repaired');
@@ -148,7 +157,14 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     onError: (err) => logger.error({ err }, 'scanning the input folder failed'),
   });
 
-  const app = buildApp({ dispatcher, reconciler, ledger, logger, localHosts: [options.host ?? '127.0.0.1'] });
+  const app = buildApp({
+    dispatcher,
+    reconciler,
+    ledger,
+    logger,
+    backfills,
+    localHosts: [options.host ?? '127.0.0.1'],
+  });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => resolve(s));
     s.once('error', reject);
@@ -166,9 +182,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
   const reconcileTimer =
     reconcileEvery > 0
       ? setInterval(() => {
-          reconciling = reconciling.then(() =>
-            reconciler.pass().catch((err: unknown) => logger.error({ err }, 'reconcile pass failed')),
-          );
+          reconciling = reconciling.then(async () => {
+            await reconciler.pass().catch((err: unknown) => logger.error({ err }, 'reconcile pass failed'));
+            await backfills
+              .continueRunning(BACKFILL_PASS_MS)
+              .catch((err: unknown) => logger.error({ err }, 'advancing backfills failed'));
+          });
         }, reconcileEvery)
       : undefined;
 
@@ -183,6 +202,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     ledger,
     dispatcher,
     reconciler,
+    backfills,
     watcher,
     idle,
     async stop(reason = 'the local pipeline stopped') {
@@ -204,6 +224,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
       await ending;
       while (reporting.size > 0) await Promise.all(reporting);
       ledger.close();
+      backfillStore.close();
     },
   };
 }
