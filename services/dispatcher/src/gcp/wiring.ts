@@ -4,7 +4,16 @@
 // cold start (Cloud Run scales to zero).
 import type { Firestore } from '@google-cloud/firestore';
 import type { AuthClient } from 'google-auth-library';
-import type { CapacityRecord, Job, JobPage, JobState, LaunchRequest, Launcher, Ledger } from '@pipeline/core';
+import type {
+  CapacityRecord,
+  Job,
+  JobEvent,
+  JobPage,
+  JobState,
+  LaunchRequest,
+  Launcher,
+  Ledger,
+} from '@pipeline/core';
 import type { Logger } from 'pino';
 import { buildApp } from '../app.ts';
 import type { CloudConfig } from '../config.ts';
@@ -269,11 +278,17 @@ class LazyLedger implements Ledger {
     return this.ledger;
   }
 
-  async claim(job: Job, leaseMs: number) {
-    return (await this.real).claim(job, leaseMs);
+  async claim(job: Job, leaseMs: number, events?: readonly JobEvent[]) {
+    return (await this.real).claim(job, leaseMs, events);
   }
-  async update(next: Job) {
-    return (await this.real).update(next);
+  async update(next: Job, events?: readonly JobEvent[]) {
+    return (await this.real).update(next, events);
+  }
+  async pendingEvents(limit: number) {
+    return (await this.real).pendingEvents(limit);
+  }
+  async markPublished(eventIds: readonly string[]) {
+    return (await this.real).markPublished(eventIds);
   }
   async get(id: string) {
     return (await this.real).get(id);
