@@ -1,6 +1,8 @@
 // The dispatcher's HTTP API, built from its ports; it never listens (index/local main do). Only HTTP
 // lives here: bodies are parsed in job-request.ts, decisions are the dispatcher's and the reconciler's,
 // and without identity checks the browser guards of local/browser-guards.ts stand in for them.
+// Every route that changes jobs publishes the job events of the outbox before it answers
+// (dispatcher.publishEvents), so a push's or a completion's events leave with its request.
 //
 //   POST /pubsub/push   a Pub/Sub push delivery of a Cloud Storage notification
 //   POST /pubsub/completions  a push delivery of a task's completion event
@@ -106,6 +108,7 @@ export function buildApp({
       return;
     }
     const intake = await dispatcher.onStorageEvent(parsed.event);
+    await dispatcher.publishEvents();
     const { object } = parsed.event;
     if (intake.outcome === 'skipped') {
       logger.info(
@@ -128,6 +131,7 @@ export function buildApp({
       return;
     }
     const job = await dispatcher.onCompletion(parsed.completion);
+    await dispatcher.publishEvents();
     if (job === undefined) {
       logger.warn(
         { jobId: parsed.completion.jobId },
@@ -143,6 +147,7 @@ export function buildApp({
       request.kind === 'object'
         ? await dispatcher.submitObject(request, request.when)
         : await dispatcher.submitContainer(request.container, request.when);
+    await dispatcher.publishEvents();
     if (intake.outcome === 'skipped') throw new RequestError('INVALID', intake.reason);
     answer(res, intake);
   });
@@ -261,15 +266,21 @@ export function buildApp({
   app.get('/jobs/:id/outputs/*name', api, outputs.send);
 
   app.post('/jobs/:id/cancel', api, async (req, res) => {
-    res.json(await dispatcher.cancel(String(req.params.id)));
+    const job = await dispatcher.cancel(String(req.params.id));
+    await dispatcher.publishEvents();
+    res.json(job);
   });
 
   app.post('/jobs/:id/retry', api, async (req, res) => {
-    res.json(await dispatcher.retry(String(req.params.id)));
+    const job = await dispatcher.retry(String(req.params.id));
+    await dispatcher.publishEvents();
+    res.json(job);
   });
 
   app.post('/reconcile', api, async (_req, res) => {
-    res.json(await reconciler.pass());
+    const pass = await reconciler.pass();
+    await dispatcher.publishEvents();
+    res.json(pass);
   });
 
   app.get('/deadletters', api, async (req, res) => {
@@ -313,8 +324,11 @@ export function buildApp({
     res.status(404).json({ error: 'no such route' });
   });
 
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use(async (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     void _next;
+    // A request that failed after it changed a job (a success whose pointer could not move: 503)
+    // still publishes what it stored.
+    if (req.method === 'POST') await dispatcher.publishEvents();
     if (err instanceof RetryLaterError) {
       res.status(503).json({ error: err.message });
       return;

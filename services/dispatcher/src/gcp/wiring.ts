@@ -3,6 +3,7 @@
 // here: each Google library is imported on first use, so the service answers /healthz fast after a
 // cold start (Cloud Run scales to zero).
 import type { Firestore } from '@google-cloud/firestore';
+import type { ClientConfig } from '@google-cloud/pubsub';
 import type { AuthClient } from 'google-auth-library';
 import type {
   CapacityRecord,
@@ -30,6 +31,7 @@ import {
   zoneOperationsClient,
 } from './clients.ts';
 import { ComputeEngineLauncher } from './compute-launcher.ts';
+import { PubSubJobEvents } from './job-events-publisher.ts';
 import type { PubSubDeadLetterQueue, PubSubDeadLetterQueueOptions } from './dead-letters.ts';
 import { ComputeReaper } from './reaper.ts';
 import { GcsBlobStore } from './gcs-blob-store.ts';
@@ -50,6 +52,8 @@ export interface CloudOverrides {
   certificates?: CertificateSource;
   /** A Firestore client (tests: one pointed at the emulator). */
   firestore?: () => Promise<Firestore>;
+  /** Settings of the job-events publisher's Pub/Sub client (tests: the emulator's apiEndpoint). */
+  pubsub?: ClientConfig;
 }
 
 export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overrides: CloudOverrides = {}) {
@@ -104,6 +108,15 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     readTimeoutMs: 5_000,
   });
   const blobs = new GcsBlobStore();
+  // Job state changes to JOB_EVENTS_TOPIC, through the ledger's outbox (event-outbox.ts).
+  const events =
+    config.jobEventsTopic === undefined
+      ? undefined
+      : new PubSubJobEvents({
+          project: config.project,
+          topic: config.jobEventsTopic,
+          clientConfig: overrides.pubsub,
+        });
   const dispatcher = new Dispatcher({
     ledger,
     blobs,
@@ -113,7 +126,10 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     logger,
     leaseMs: config.leaseMs,
     capacity: cloudCapacity(config, quotas),
+    events,
   });
+  // Every writer uses the dispatcher's ledger, which stores job events with the changes they come from.
+  const jobs = dispatcher.ports.ledger;
   // Beside the dispatcher, on the same ledger, platforms and settings; its module loads on the first
   // POST /reconcile (Cloud Scheduler's), not at start: a cold start serves Pub/Sub.
   let reconciling: Promise<Reconciler> | undefined;
@@ -123,7 +139,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
         ({ Reconciler }) =>
           new Reconciler(
             {
-              ledger,
+              ledger: jobs,
               blobs,
               launchers,
               outputBucket: config.outputBucket,
@@ -167,7 +183,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     marginSeconds: config.vm.timeoutMarginSeconds,
     pipelineLabel: config.vm.label,
     instances: () => instancesClient(compute),
-    ledger,
+    ledger: jobs,
     logger,
   });
   // Its Pub/Sub clients follow PUBSUB_EMULATOR_HOST, as @google-cloud/pubsub's own do.
@@ -184,14 +200,19 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
           ],
           logger,
         });
-  const app = buildApp({ dispatcher, reconciler, ledger, logger, auth, reaper, deadLetters });
+  const app = buildApp({ dispatcher, reconciler, ledger: jobs, logger, auth, reaper, deadLetters });
   return {
     app,
     dispatcher,
     reconciler,
     ledger,
     async close() {
-      await Promise.all([closeGoogleClients(), closeRegionsClients(), deadLetters?.close()]);
+      await Promise.all([
+        closeGoogleClients(),
+        closeRegionsClients(),
+        deadLetters?.close(),
+        dispatcher.outbox?.close(),
+      ]);
     },
   };
 }
