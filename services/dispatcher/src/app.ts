@@ -22,6 +22,7 @@
 //   POST /jobs/:id/retry   a FAILED or CANCELLED job runs again, as a new attempt
 //   GET  /deadletters   messages Pub/Sub gave up delivering, with why
 //   POST /deadletters/:id/replay  publish one again to the topic it came from
+//   GET  /events        local mode: job events as Server-Sent Events (the dashboard's live updates)
 //   GET  /healthz       liveness
 //   POST /reap          delete the pipeline VMs that outlived their work (Cloud Scheduler)
 //   POST /reconcile     close what completions missed, time out, launch due jobs (Cloud Scheduler)
@@ -42,6 +43,7 @@ import { RequestError, RetryLaterError, type Dispatcher, type Intake } from './d
 import { parseJobRequest, parsePlanRequest } from './job-request.ts';
 import { jobOutputsHandlers } from './job-outputs.ts';
 import { onlyLocalHosts, sameOriginWrites } from './local/browser-guards.ts';
+import type { LocalJobEvents } from './local/local-events.ts';
 import type { Reconciler } from './reconciler.ts';
 
 export interface AppPorts {
@@ -61,6 +63,8 @@ export interface AppPorts {
   localHosts?: string[];
   /** The dead-letter subscription (gcp/dead-letters.ts); none in local mode, which has no Pub/Sub. */
   deadLetters?: DeadLetterQueue;
+  /** Local mode's job events, streamed at GET /events; none on Google Cloud (the topic has them). */
+  localEvents?: LocalJobEvents;
 }
 
 const open: RequestHandler = (_req, _res, next) => next();
@@ -78,6 +82,7 @@ export function buildApp({
   auth,
   reaper,
   deadLetters,
+  localEvents,
   localHosts = [],
 }: AppPorts): express.Express {
   const app = express();
@@ -302,6 +307,8 @@ export function buildApp({
     res.json({ id, ...replayed });
   });
 
+  if (localEvents !== undefined) app.get('/events', api, localEvents.streamHandler());
+
   app.post('/reap', api, async (_req, res) => {
     if (reaper === undefined) {
       res.status(404).json({ error: 'no reaper in this mode' });
@@ -316,7 +323,9 @@ export function buildApp({
   app.use(async (req, res, next) => {
     const page = req.path === '/' || req.path.startsWith('/dashboard/');
     if (!page || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
-    dashboard ??= import('./dashboard/router.ts').then(({ dashboardRouter }) => dashboardRouter(api));
+    dashboard ??= import('./dashboard/router.ts').then(({ dashboardRouter }) =>
+      dashboardRouter(api, undefined, { events: localEvents !== undefined }),
+    );
     (await dashboard)(req, res, next);
   });
 
