@@ -56,8 +56,9 @@ export class PubSubJobEvents implements JobEventSink {
     const client = this.client;
     this.client = undefined;
     if (client === undefined) return;
-    const { pubsub, topic } = await client.catch(() => ({ pubsub: undefined, topic: undefined }));
-    await topic?.flush().catch(() => {});
+    // No flush: every publish was awaited (or timed out) by its drain, and a flush would wait on one
+    // that Pub/Sub never answers.
+    const { pubsub } = await client.catch(() => ({ pubsub: undefined }));
     await pubsub?.close().catch(() => {});
   }
 
