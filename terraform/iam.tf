@@ -229,6 +229,14 @@ resource "google_pubsub_topic_iam_member" "dispatcher_replays_completions" {
   member = local.dispatcher_sa_member
 }
 
+# Job state changes, drained from the ledger's outbox to the job-events topic: publisher on that
+# topic only (pubsub.topics.publish). https://cloud.google.com/pubsub/docs/access-control
+resource "google_pubsub_topic_iam_member" "dispatcher_publishes_job_events" {
+  topic  = google_pubsub_topic.job_events.id
+  role   = "roles/pubsub.publisher"
+  member = local.dispatcher_sa_member
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Worker (the Cloud Run job and every task VM)
 

@@ -70,6 +70,11 @@ output "completions_topic" {
   value       = google_pubsub_topic.completions.name
 }
 
+output "job_events_topic" {
+  description = "The topic of job state changes (QUEUED, LAUNCHED, SUCCEEDED, FAILED, CANCELLED)."
+  value       = google_pubsub_topic.job_events.name
+}
+
 output "dead_letter_topic" {
   description = "The topic undeliverable pushes end in."
   value       = google_pubsub_topic.dead_letter.name

@@ -1,4 +1,5 @@
 # Topics and subscriptions. Storage notifications go to "uploads" and task ends to "completions";
+# the dispatcher publishes job state changes to "job-events";
 # both are pushed to the dispatcher with an OIDC token of the push service account. A message the
 # dispatcher keeps refusing goes, after max_delivery_attempts, to "dead-letter", where a pull
 # subscription keeps it for a week.
@@ -21,6 +22,18 @@ resource "google_pubsub_topic" "uploads" {
 
 resource "google_pubsub_topic" "completions" {
   name = "${var.name_prefix}-completions"
+
+  depends_on = [google_project_service.apis]
+}
+
+# Job state changes (QUEUED, LAUNCHED, SUCCEEDED, FAILED, CANCELLED), published by the dispatcher
+# from the ledger's outbox for whatever comes next (a loader, a dashboard, a person). It has no
+# subscription here: each consumer makes its own, filtered on the attributes (README, Job events).
+resource "google_pubsub_topic" "job_events" {
+  name = "${var.name_prefix}-job-events"
+
+  # A subscription made later still gets the last week's events (seek), not only those after it.
+  message_retention_duration = local.message_retention
 
   depends_on = [google_project_service.apis]
 }

@@ -17,6 +17,7 @@ locals {
     AGENT_IMAGE            = var.agent_image
     WORKER_SERVICE_ACCOUNT = google_service_account.worker.email
     COMPLETIONS_TOPIC      = google_pubsub_topic.completions.name
+    JOB_EVENTS_TOPIC       = google_pubsub_topic.job_events.name
     PUSH_AUDIENCE          = local.service_url
     PUSH_SERVICE_ACCOUNT   = google_service_account.push.email
     # The push account is a caller too: Cloud Scheduler calls /reap and /reconcile with its token.

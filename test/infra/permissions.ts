@@ -438,6 +438,18 @@ export const CALLS: Call[] = [
         'this.capacity.create(',
         'datastore.entities.create',
       ],
+      [
+        'outbox-write',
+        'WriteBatch.commit (a job change with its events: the job and its outbox documents at once)',
+        'await batch.commit()',
+        'datastore.entities.create',
+      ],
+      [
+        'outbox-delete',
+        'WriteBatch.delete (published events leave the outbox)',
+        'batch.delete(this.outbox.doc(',
+        'datastore.entities.delete',
+      ],
       ['capacity-get', "the capacity record's read", 'this.capacity.get()', 'datastore.entities.get'],
       [
         'capacity-update',
@@ -493,6 +505,17 @@ export const CALLS: Call[] = [
     doc: DOC.pubsub,
     grant: `google_pubsub_topic_iam_member.dispatcher_replays_${name}`,
   })),
+  // --- dispatcher: job events (job-events-publisher.ts) ------------------------------------------
+  {
+    id: 'publish-job-events',
+    what: 'Topic.publishMessage (the outbox drained to the job-events topic)',
+    code: { file: 'services/dispatcher/src/gcp/job-events-publisher.ts', text: 'topic.publishMessage(' },
+    caller: 'dispatcher',
+    permission: 'pubsub.topics.publish',
+    resource: topic('job_events'),
+    doc: DOC.pubsub,
+    grant: 'google_pubsub_topic_iam_member.dispatcher_publishes_job_events',
+  },
   // --- worker (the Cloud Run job and every task VM) ---------------------------------------------
   {
     id: 'worker-read-input',

@@ -197,6 +197,7 @@ describe('resources', () => {
       ['google_pubsub_topic', 'uploads'],
       ['google_pubsub_topic', 'completions'],
       ['google_pubsub_topic', 'dead_letter'],
+      ['google_pubsub_topic', 'job_events'],
       ['google_pubsub_subscription', 'uploads'],
       ['google_pubsub_subscription', 'completions'],
       ['google_pubsub_subscription', 'dead_letter'],
@@ -335,6 +336,21 @@ describe('resources', () => {
     const tokens = resource('google_service_account_iam_member', 'pubsub_agent_mints_push_tokens');
     expect(tokens.service_account_id).toBe('${google_service_account.push.name}');
     expect(tokens.role).toBe('roles/iam.serviceAccountTokenCreator');
+  });
+
+  it('makes the job-events topic, which only the dispatcher may publish to, and names it in an output', () => {
+    const topic = resource('google_pubsub_topic', 'job_events');
+    expect(topic.name).toBe('${var.name_prefix}-job-events');
+    expect(topic.message_retention_duration).toBe('${local.message_retention}');
+    const publishers = resourcesOf('google_pubsub_topic_iam_member').filter(
+      ([, grant]) => grant.topic === '${google_pubsub_topic.job_events.id}',
+    );
+    expect(publishers.map(([name]) => name)).toEqual(['dispatcher_publishes_job_events']);
+    expect(publishers[0]![1]).toMatchObject({
+      role: 'roles/pubsub.publisher',
+      member: '${local.dispatcher_sa_member}',
+    });
+    expect(tf.outputs.job_events_topic!.value).toBe('${google_pubsub_topic.job_events.name}');
   });
 
   it('creates the composite index of FIRESTORE_INDEXES', async () => {
@@ -623,6 +639,7 @@ describe('Cloud Run', () => {
     expect(env.PUSH_SERVICE_ACCOUNT).toBe('${google_service_account.push.email}');
     expect(env.OUTPUT_BUCKET).toBe('${google_storage_bucket.output.name}');
     expect(env.COMPLETIONS_TOPIC).toBe('${google_pubsub_topic.completions.name}');
+    expect(env.JOB_EVENTS_TOPIC).toBe('${google_pubsub_topic.job_events.name}');
     expect(env.WORKER_JOB).toBe('${local.job_name}');
     expect(env.WORKER_IMAGE).toBe('${var.worker_image}');
     expect(env.AGENT_IMAGE).toBe('${var.agent_image}');

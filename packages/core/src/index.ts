@@ -12,6 +12,7 @@ export * from './worker-env.ts';
 export * from './latest.ts';
 export * from './reaping.ts';
 export * from './completion.ts';
+export * from './job-events.ts';
 export * from './vm-task.ts';
 export * from './retry.ts';
 export * from './interruption.ts';

@@ -5,6 +5,7 @@ import type { StorageObject } from './events.ts';
 import type { Job, JobState } from './job.ts';
 import type { Target } from './template.ts';
 import type { CapacityRecord } from './capacity.ts';
+import type { JobEvent } from './job-events.ts';
 
 export interface BlobStore {
   /** The current version of an object, or undefined if there is none. */
@@ -58,9 +59,17 @@ export interface Ledger {
    * unless it is still RECEIVED and was last updated more than `leaseMs` ago (its claimer died):
    * then it is taken over, atomically, by exactly one caller.
    */
-  claim(job: Job, leaseMs: number): Promise<ClaimResult>;
-  /** Stores `next` only if the stored job is still at version `next.version - 1` (compare-and-set). */
-  update(next: Job): Promise<boolean>;
+  claim(job: Job, leaseMs: number, events?: readonly JobEvent[]): Promise<ClaimResult>;
+  /**
+   * Stores `next` only if the stored job is still at version `next.version - 1` (compare-and-set).
+   * `events` (job-events.ts, eventsFor) go into the outbox in the same atomic write: stored if and
+   * only if the job is. A claim stores its events only when it creates the job.
+   */
+  update(next: Job, events?: readonly JobEvent[]): Promise<boolean>;
+  /** The outbox: events stored with their job changes and not yet published, oldest first. */
+  pendingEvents(limit: number): Promise<JobEvent[]>;
+  /** Removes published events from the outbox; ids no longer there are not an error. */
+  markPublished(eventIds: readonly string[]): Promise<void>;
   get(id: string): Promise<Job | undefined>;
   /**
    * The jobs whose id starts with `prefix` (non-empty, a job id's lowercase hex), by id, at most

@@ -1,6 +1,8 @@
 // The dispatcher's HTTP API, built from its ports; it never listens (index/local main do). Only HTTP
 // lives here: bodies are parsed in job-request.ts, decisions are the dispatcher's and the reconciler's,
 // and without identity checks the browser guards of local/browser-guards.ts stand in for them.
+// Every route that changes jobs publishes the job events of the outbox before it answers
+// (dispatcher.publishEvents), so a push's or a completion's events leave with its request.
 //
 //   POST /pubsub/push   a Pub/Sub push delivery of a Cloud Storage notification
 //   POST /pubsub/completions  a push delivery of a task's completion event
@@ -20,6 +22,7 @@
 //   POST /jobs/:id/retry   a FAILED or CANCELLED job runs again, as a new attempt
 //   GET  /deadletters   messages Pub/Sub gave up delivering, with why
 //   POST /deadletters/:id/replay  publish one again to the topic it came from
+//   GET  /events        local mode: job events as Server-Sent Events (the dashboard's live updates)
 //   GET  /healthz       liveness
 //   POST /reap          delete the pipeline VMs that outlived their work (Cloud Scheduler)
 //   POST /reconcile     close what completions missed, time out, launch due jobs (Cloud Scheduler);
@@ -46,6 +49,7 @@ import type { Backfiller } from './backfill.ts';
 import { parseBackfillRequest } from './backfill-request.ts';
 import { jobOutputsHandlers } from './job-outputs.ts';
 import { onlyLocalHosts, sameOriginWrites } from './local/browser-guards.ts';
+import type { LocalJobEvents } from './local/local-events.ts';
 import type { Reconciler } from './reconciler.ts';
 
 export interface AppPorts {
@@ -67,6 +71,8 @@ export interface AppPorts {
   deadLetters?: DeadLetterQueue;
   /** Backfills (backfill.ts); without them, the /backfill routes answer 404. */
   backfills?: Pick<Backfiller, 'start' | 'dryRun' | 'get' | 'list' | 'cancel' | 'continueRunning'>;
+  /** Local mode's job events, streamed at GET /events; none on Google Cloud (the topic has them). */
+  localEvents?: LocalJobEvents;
 }
 
 /** How long POST /backfill works on pages before it answers; the reconcile passes do the rest. */
@@ -93,6 +99,7 @@ export function buildApp({
   reaper,
   deadLetters,
   backfills,
+  localEvents,
   localHosts = [],
 }: AppPorts): express.Express {
   const app = express();
@@ -123,6 +130,7 @@ export function buildApp({
       return;
     }
     const intake = await dispatcher.onStorageEvent(parsed.event);
+    await dispatcher.publishEvents();
     const { object } = parsed.event;
     if (intake.outcome === 'skipped') {
       logger.info(
@@ -145,6 +153,7 @@ export function buildApp({
       return;
     }
     const job = await dispatcher.onCompletion(parsed.completion);
+    await dispatcher.publishEvents();
     if (job === undefined) {
       logger.warn(
         { jobId: parsed.completion.jobId },
@@ -160,6 +169,7 @@ export function buildApp({
       request.kind === 'object'
         ? await dispatcher.submitObject(request, request.when)
         : await dispatcher.submitContainer(request.container, request.when);
+    await dispatcher.publishEvents();
     if (intake.outcome === 'skipped') throw new RequestError('INVALID', intake.reason);
     answer(res, intake);
   });
@@ -278,20 +288,23 @@ export function buildApp({
   app.get('/jobs/:id/outputs/*name', api, outputs.send);
 
   app.post('/jobs/:id/cancel', api, async (req, res) => {
-    res.json(await dispatcher.cancel(String(req.params.id)));
+    const job = await dispatcher.cancel(String(req.params.id));
+    await dispatcher.publishEvents();
+    res.json(job);
   });
 
   app.post('/jobs/:id/retry', api, async (req, res) => {
-    res.json(await dispatcher.retry(String(req.params.id)));
+    const job = await dispatcher.retry(String(req.params.id));
+    await dispatcher.publishEvents();
+    res.json(job);
   });
 
   app.post('/reconcile', api, async (_req, res) => {
     const report = await reconciler.pass();
-    if (backfills === undefined) {
-      res.json(report);
-      return;
-    }
-    res.json({ ...report, backfills: await backfills.continueRunning(BACKFILL_PASS_MS) });
+    const continued = backfills === undefined ? undefined : await backfills.continueRunning(BACKFILL_PASS_MS);
+    // The pass's changes and the backfills' new jobs publish their events before the answer.
+    await dispatcher.publishEvents();
+    res.json(continued === undefined ? report : { ...report, backfills: continued });
   });
 
   const backfillsHere = () => {
@@ -313,7 +326,9 @@ export function buildApp({
       res.json({ ...(await service.dryRun(request, BACKFILL_DRY_RUN_MS)), dryRun: true });
       return;
     }
-    res.status(202).json(await service.start(request, BACKFILL_REQUEST_MS));
+    const started = await service.start(request, BACKFILL_REQUEST_MS);
+    await dispatcher.publishEvents(); // the jobs its first pages made
+    res.status(202).json(started);
   });
 
   app.get('/backfills', api, async (req, res) => {
@@ -357,6 +372,8 @@ export function buildApp({
     res.json({ id, ...replayed });
   });
 
+  if (localEvents !== undefined) app.get('/events', api, localEvents.streamHandler());
+
   app.post('/reap', api, async (_req, res) => {
     if (reaper === undefined) {
       res.status(404).json({ error: 'no reaper in this mode' });
@@ -371,7 +388,9 @@ export function buildApp({
   app.use(async (req, res, next) => {
     const page = req.path === '/' || req.path.startsWith('/dashboard/');
     if (!page || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
-    dashboard ??= import('./dashboard/router.ts').then(({ dashboardRouter }) => dashboardRouter(api));
+    dashboard ??= import('./dashboard/router.ts').then(({ dashboardRouter }) =>
+      dashboardRouter(api, undefined, { events: localEvents !== undefined }),
+    );
     (await dashboard)(req, res, next);
   });
 
@@ -379,8 +398,11 @@ export function buildApp({
     res.status(404).json({ error: 'no such route' });
   });
 
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use(async (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     void _next;
+    // A request that failed after it changed a job (a success whose pointer could not move: 503)
+    // still publishes what it stored.
+    if (req.method === 'POST') await dispatcher.publishEvents();
     if (err instanceof RetryLaterError) {
       res.status(503).json({ error: err.message });
       return;

@@ -45,6 +45,11 @@ export interface CloudConfig {
   };
   completionsTopic: string;
   /**
+   * JOB_EVENTS_TOPIC: where job state changes are published (event-outbox.ts). Absent: no job
+   * events are stored or published.
+   */
+  jobEventsTopic?: string;
+  /**
    * The dead-letter pull subscription and where its messages came from (GET /deadletters, replay).
    * Absent without DEAD_LETTER_SUBSCRIPTION: the app then has no dead-letter routes to serve.
    */
@@ -223,6 +228,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
       zones: vmZones,
     },
     completionsTopic,
+    jobEventsTopic: optionalMatching('JOB_EVENTS_TOPIC', PUBSUB_ID, 'a topic name'),
     deadLetters,
     sharedUri: optionalMatching(
       'SHARED_URI',

@@ -51,8 +51,9 @@ import { RequestError, RetryLaterError } from './errors.ts';
 import { moveLatestPointer } from './latest-pointer.ts';
 import type { LogQuery, LogRead } from './job-logs.ts';
 import { DurationEstimates } from './estimates.ts';
+import { EventOutbox, OutboxLedger, type JobEventSink } from './event-outbox.ts';
 import { inJob, jobLogger } from './job-context.ts';
-import { MAX_CONFLICT_RETRIES, mutate } from './job-writes.ts';
+import { claimJob, MAX_CONFLICT_RETRIES, mutate, writeJob } from './job-writes.ts';
 import { LaunchQueue, type CapacitySource } from './launch-queue.ts';
 
 export const DEFAULT_LEASE_MS = DEFAULT_RECONCILE_SETTINGS.leaseMs;
@@ -77,6 +78,11 @@ export interface DispatcherPorts {
   reconcile?: Partial<ReconcileSettings>;
   /** What bounds launches (limits, quotas); absent: nothing does. */
   capacity?: CapacitySource;
+  /**
+   * Where job events go (event-outbox.ts): the job-events topic, or local mode's file and stream.
+   * Absent: no events are stored or published.
+   */
+  events?: JobEventSink;
   now?: () => Date;
 }
 
@@ -114,9 +120,18 @@ export class Dispatcher {
   readonly estimates: DurationEstimates;
   readonly queue: LaunchQueue;
   readonly now: () => Date;
+  /** The job events' outbox and its drain; undefined without an events sink. */
+  readonly outbox: EventOutbox | undefined;
 
   constructor(ports: DispatcherPorts) {
-    this.ports = ports;
+    // Every write of a job goes through this ledger: with a sink, one that stored events starts a
+    // drain; without, events are not stored at all.
+    const outbox =
+      ports.events === undefined
+        ? undefined
+        : new EventOutbox({ ledger: ports.ledger, sink: ports.events, logger: ports.logger });
+    this.outbox = outbox;
+    this.ports = { ...ports, ledger: new OutboxLedger(ports.ledger, outbox && (() => outbox.drainSoon())) };
     this.now = ports.now ?? (() => new Date());
     this.estimates = new DurationEstimates({
       ledger: ports.ledger,
@@ -130,6 +145,14 @@ export class Dispatcher {
       ...ports.reconcile,
       leaseMs: ports.leaseMs ?? ports.reconcile?.leaseMs ?? DEFAULT_LEASE_MS,
     };
+  }
+
+  /**
+   * Publishes the job events the outbox holds (this request's, and any an earlier dispatcher left):
+   * every request that changes jobs waits for it before it answers. Never rejects.
+   */
+  async publishEvents(): Promise<void> {
+    await this.outbox?.drain();
   }
 
   /** A storage notification: only a new object version outside the output bucket starts work. */
@@ -291,7 +314,7 @@ export class Dispatcher {
         }
       }
       const next = cancelledJob(current, this.iso(), this.prices);
-      if (await this.ports.ledger.update(next)) cancelled = next;
+      if (await writeJob(this.ports.ledger, current, next)) cancelled = next;
     }
     if (cancelled === undefined) throw new Error(`job ${id}: too many concurrent changes`);
     await this.queue.release(id);
@@ -334,7 +357,7 @@ export class Dispatcher {
   /** Takes over a RECEIVED claim whose owner died (its lease ran out), and launches it. */
   async takeOverStale(job: Job): Promise<Job | undefined> {
     const takenOver = takeOver(job, this.iso());
-    if (!(await this.ports.ledger.update(takenOver))) return undefined;
+    if (!(await writeJob(this.ports.ledger, job, takenOver))) return undefined;
     // An occurrence of a schedule whose claimer died before making the next one: make it now, from
     // the same claim time, so that it is the same next occurrence if the claimer had made it.
     const dueAt = job.history.findLast((h) => h.from === 'SCHEDULED' && h.to === 'RECEIVED')?.at;
@@ -357,7 +380,8 @@ export class Dispatcher {
    */
   private async start(id: string, source: JobSource): Promise<Intake> {
     const at = this.iso();
-    const claim = await this.ports.ledger.claim(
+    const claim = await claimJob(
+      this.ports.ledger,
       this.route(newJob(id, source, at), at),
       this.settings.leaseMs,
     );
@@ -391,7 +415,7 @@ export class Dispatcher {
     } else {
       job = newScheduledJob(randomBytes(16).toString('hex'), source, at, when.runAt);
     }
-    const claim = await this.ports.ledger.claim(job, this.settings.leaseMs);
+    const claim = await claimJob(this.ports.ledger, job, this.settings.leaseMs);
     this.jobLogger(claim.job).info({ runAt: job.runAt, cron: job.schedule?.cron }, 'job SCHEDULED');
     if (Date.parse(job.runAt!) <= Date.parse(at)) {
       return { outcome: 'created', job: (await this.launchDue(claim.job)) ?? claim.job };
@@ -409,7 +433,7 @@ export class Dispatcher {
     const after = new Date(Math.max(Date.parse(job.runAt ?? claimedAt), Date.parse(claimedAt)));
     const runAt = nextCronTime(parseCron(cron), after).toISOString();
     const next = newScheduledJob(occurrenceId(seriesId, runAt), job.source, this.iso(), runAt, job.schedule);
-    const claim = await this.ports.ledger.claim(next, this.settings.leaseMs);
+    const claim = await claimJob(this.ports.ledger, next, this.settings.leaseMs);
     if (claim.claimed) this.jobLogger(next).info({ runAt, cron }, 'next occurrence SCHEDULED');
   }
 
@@ -417,7 +441,8 @@ export class Dispatcher {
   private launchClaimed(claimed: Job): Promise<Job> {
     return this.inContext(claimed, async () => {
       const job = this.route(claimed, this.iso());
-      if (!(await this.ports.ledger.update(job))) throw new Error(`job ${job.id} changed under its owner`);
+      if (!(await writeJob(this.ports.ledger, claimed, job)))
+        throw new Error(`job ${job.id} changed under its owner`);
       this.logRouted(job);
       return this.afterQueued(job);
     });

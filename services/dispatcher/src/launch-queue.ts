@@ -36,6 +36,7 @@ import {
   type SlotHolder,
 } from '@pipeline/core';
 import type { Dispatcher } from './dispatcher.ts';
+import { writeJob } from './job-writes.ts';
 import { queueView, type CapacityView } from './queue-view.ts';
 
 /** How many queued jobs a drain reads from the head of the queue (a rule at its cap can hide the rest). */
@@ -218,7 +219,7 @@ export class LaunchQueue {
     // The job as the queue read it is most likely still so: write over it at once, and read it
     // again only if that write lost.
     const direct = launch(queued)!;
-    const job = (await d.ports.ledger.update(direct)) ? direct : await d.mutate(queued.id, launch);
+    const job = (await writeJob(d.ports.ledger, queued, direct)) ? direct : await d.mutate(queued.id, launch);
     if (job === undefined || !mine) {
       // Cancelled, or launched by someone else, while it was being admitted: the slot goes back.
       await this.release(queued.id);
@@ -257,7 +258,7 @@ export class LaunchQueue {
       adopted(current, job.attempt, d.iso(), { execution, refusals, spot });
     const direct = adoption(job);
     const recorded =
-      direct !== undefined && (await d.ports.ledger.update(direct))
+      direct !== undefined && (await writeJob(d.ports.ledger, job, direct))
         ? direct
         : await d.mutate(job.id, adoption);
     d.jobLogger(job).info({ execution, refusals }, 'job launched');

@@ -50,6 +50,13 @@ describe('parseConfig', () => {
     expect(config.pipelineConfig).toMatch(/pipeline\.config\.json$/);
     expect(config.runApiEndpoint).toBeUndefined();
     expect(config.deadLetters).toBeUndefined();
+    expect(config.jobEventsTopic).toBeUndefined();
+  });
+
+  it('reads JOB_EVENTS_TOPIC, where job state changes are published', () => {
+    expect(parseConfig({ ...VALID, JOB_EVENTS_TOPIC: 'pipeline-job-events' }).jobEventsTopic).toBe(
+      'pipeline-job-events',
+    );
   });
 
   it.each([
@@ -145,6 +152,7 @@ describe('parseConfig', () => {
       'WORKER_SERVICE_ACCOUNT: "worker" is not a service account email',
     ],
     [{ COMPLETIONS_TOPIC: undefined }, 'COMPLETIONS_TOPIC', 'COMPLETIONS_TOPIC: is required'],
+    [{ JOB_EVENTS_TOPIC: 'x' }, 'JOB_EVENTS_TOPIC', 'JOB_EVENTS_TOPIC: "x" is not a topic name'],
     [{ PUSH_AUDIENCE: undefined }, 'PUSH_AUDIENCE', 'PUSH_AUDIENCE: is required'],
     [{ PUSH_SERVICE_ACCOUNT: undefined }, 'PUSH_SERVICE_ACCOUNT', 'PUSH_SERVICE_ACCOUNT: is required'],
     [{ PUSH_AUTH: 'maybe' }, 'PUSH_AUTH', 'PUSH_AUTH: "maybe" is not true or false'],

@@ -218,7 +218,7 @@ describe.skipIf(!installed)(
       expect(await row.locator('td.source .primary').innerText()).toBe('dashboard.csv');
       expect(await row.locator('td').nth(1).innerText()).toBe(first.id.slice(0, 10));
 
-      // What the reconciler does when the time comes, now: the page is told nothing, it finds out.
+      // What the reconciler does when the time comes, now: the page hears of it from GET /events.
       await pipeline.dispatcher.launchDue(first);
       await page.locator(`tr[data-id="${first.id}"][data-state="SUCCEEDED"]`).waitFor({ timeout: 20_000 });
       expect(await row.locator('.badge').innerText()).toBe('SUCCEEDED');
@@ -768,6 +768,27 @@ describe.skipIf(!installed)(
         expect(await page.locator('table.queue tbody tr').count()).toBe(3);
       }, 60_000);
     });
+
+    it('shows a new job by its events alone, with the fallback poll made an hour long', async () => {
+      // A page of its own, so that the page the other tests share stays as it was.
+      const streamed = await browser.newPage();
+      const errors: string[] = [];
+      streamed.on('pageerror', (err) => errors.push(err.message));
+      streamed.on('console', (message) => {
+        if (message.type() === 'error') errors.push(message.text());
+      });
+      try {
+        await streamed.goto(`${pipeline.url}/?slowPoll=3600000#/jobs`);
+        await streamed.locator('html[data-events="on"][data-stream="open"]').waitFor({ timeout: 15_000 });
+        await streamed.locator('.live-text').filter({ hasText: 'Live' }).first().waitFor();
+        fs.writeFileSync(path.join(dir, 'input', 'streamed.csv'), smallCsv());
+        const row = streamed.locator('tr[data-state="SUCCEEDED"]').filter({ hasText: 'streamed.csv' });
+        await row.waitFor({ timeout: 20_000 });
+        expect(errors).toEqual([]);
+      } finally {
+        await streamed.close();
+      }
+    }, 60_000);
 
     it('asked nothing of anyone but the dispatchers, and raised no error', () => {
       const origins = new Set([pipeline.url, queued.url, runningUrl!].map((url) => new URL(url).origin));

@@ -3,11 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, expect, it, vi } from 'vitest';
-import { newJob, transition, type Job } from '@pipeline/core';
+import { eventsFor, newJob, transition, type Job } from '@pipeline/core';
 import { SqliteLedger } from '../src/local/sqlite-ledger.ts';
 import { writeRuleHistory } from '../../../test/support/rule-history.ts';
 import { checkCapacityRecord, checkQueueOrder } from '../../../test/support/queue-contract.ts';
-import { checkIdPrefix } from '../../../test/support/ledger-contract.ts';
+import { checkIdPrefix, checkOutbox } from '../../../test/support/ledger-contract.ts';
 
 const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
 const idOf = (n: number) => n.toString(16).padStart(32, '0');
@@ -24,6 +24,22 @@ describe('SqliteLedger', () => {
 
   it('finds the jobs whose id starts with a prefix, by id, and none beside them', () =>
     checkIdPrefix(new SqliteLedger(':memory:')));
+
+  it("stores a job change's events in the same transaction, and only when the job is written", () =>
+    checkOutbox(new SqliteLedger(':memory:')));
+
+  it('keeps events stored but not published across a restart (the file is the outbox)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outbox-'));
+    const file = path.join(dir, 'pipeline.db');
+    const first = new SqliteLedger(file);
+    const queued = transition(newJob(idOf(0xe1), source, at(0)), 'QUEUED', at(1));
+    await first.claim(queued, 60_000, eventsFor(undefined, queued));
+    first.close();
+    const second = new SqliteLedger(file);
+    expect((await second.pendingEvents(10)).map((e) => [e.jobId, e.state])).toEqual([[idOf(0xe1), 'QUEUED']]);
+    second.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   it('claims a job once; a second claim gets the stored job', async () => {
     const ledger = new SqliteLedger(':memory:');

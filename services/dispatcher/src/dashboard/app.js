@@ -1,7 +1,7 @@
 // The dashboard's entry: a hash router with three views, the job list (#/jobs?state=FAILED), one job
 // (#/jobs/ID, with its results from job-results.js and its log from log-view.js) and the launch queue
 // with capacity (#/queue, queue.js), each refreshing itself from the API with fetch, without a page
-// reload. The DOM is built from data as text only (ui.js says why).
+// reload, when a job event arrives (GET /events, in local mode) and on a timer. The DOM is built from data as text only (ui.js says why).
 /* global document, window, location, setTimeout, clearTimeout, URLSearchParams */
 import {
   ApiError,
@@ -23,6 +23,9 @@ import {
   span,
   timeFormat,
   when,
+  onJobEvents,
+  SLOW_POLL_MS,
+  streaming,
 } from './ui.js';
 import { attemptRefusalsRow, queueDetailRows, queueView, waitingOf } from './queue.js';
 import { logFollower } from './log-view.js';
@@ -335,7 +338,8 @@ function listView(root, route) {
         page.more ? h('a', { class: 'button', href: '#/queue' }, 'More wait: the queue →') : '',
       );
     },
-    () => LIST_EVERY_MS,
+    // The stream's events refresh the list (below, at start): the poll is then only a fallback.
+    () => (streaming() ? SLOW_POLL_MS : LIST_EVERY_MS),
   );
   return { stop: loop.stop, refresh: loop.refresh, accepts: () => false, update() {} };
 }
@@ -566,6 +570,8 @@ function show() {
 }
 
 window.addEventListener('hashchange', show);
+// A job changed state: the view shown now reads the API again (its poll merges a burst of events).
+onJobEvents(() => void current?.refresh());
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) void current?.refresh();
 });

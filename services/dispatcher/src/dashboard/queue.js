@@ -16,6 +16,8 @@ import {
   sourceName,
   span,
   when,
+  SLOW_POLL_MS,
+  streaming,
 } from './ui.js';
 import { BACKFILLS_SHOWN, drawBackfills } from './backfills.js';
 
@@ -205,7 +207,7 @@ export function queueView(root) {
       ui.more.hidden = page.more !== true;
       ui.more.textContent = `More wait than the first ${page.jobs.length} shown.`;
     },
-    () => QUEUE_EVERY_MS,
+    () => (streaming() ? SLOW_POLL_MS : QUEUE_EVERY_MS),
   );
   return { stop: loop.stop, refresh: loop.refresh, accepts: () => false, update() {} };
 }

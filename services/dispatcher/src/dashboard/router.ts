@@ -85,7 +85,16 @@ function quietly<T>(fn: () => T): T {
   }
 }
 
-export function dashboardRouter(api: RequestHandler, dir = import.meta.dirname): Router {
+/**
+ * `events`: this dispatcher serves GET /events (local mode). The page is told so on its <html>
+ * element (data-events="on"), so that it opens the stream only where there is one: elsewhere an
+ * EventSource would meet a 404 and the browser would log an error on every load.
+ */
+export function dashboardRouter(
+  api: RequestHandler,
+  dir = import.meta.dirname,
+  options: { events?: boolean } = {},
+): Router {
   const router = Router();
   const serve = (route: string, type: string, body: Buffer | string) =>
     router.get(route, api, (_req, res) => {
@@ -95,8 +104,17 @@ export function dashboardRouter(api: RequestHandler, dir = import.meta.dirname):
         .send(body);
     });
   // Read and built when the router is made, so a missing file fails then rather than a visitor later.
-  for (const [route, { file, type }] of Object.entries(FILES))
-    serve(route, type, fs.readFileSync(path.join(dir, file)));
+  for (const [route, { file, type }] of Object.entries(FILES)) {
+    const body = fs.readFileSync(path.join(dir, file));
+    serve(route, type, route === '/' && options.events ? withEventsOn(body) : body);
+  }
   serve('/dashboard/core.js', 'text/javascript; charset=utf-8', dashboardCoreModule());
   return router;
+}
+
+/** The page with `data-events="on"` on its <html> element (see dashboardRouter). */
+function withEventsOn(page: Buffer): string {
+  const html = page.toString('utf8');
+  if (!html.includes('<html lang="en">')) throw new Error('index.html: no <html lang="en"> to mark');
+  return html.replace('<html lang="en">', '<html lang="en" data-events="on">');
 }

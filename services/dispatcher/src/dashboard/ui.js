@@ -1,10 +1,12 @@
 // What every view of the dashboard uses: building the DOM from data as text only, formatting times
-// and sizes, reading the API, and refreshing a view on a timer. app.js routes between the views.
+// and sizes, reading the API, and refreshing a view: on each job event of GET /events (local mode's
+// Server-Sent Events), and on a timer, slow while that stream is open, as before where there is
+// none (on Google Cloud the events go to Pub/Sub). app.js routes between the views.
 //
 // Everything the API returns is someone's data (an object name or a refusal's reason can be
 // `<script>…`), so the DOM is built with createElement, setAttribute and text nodes only, never by
 // parsing markup; the server's Content-Security-Policy, which refuses inline script, is the second wall.
-/* global document, fetch, setTimeout, clearTimeout, AbortController */
+/* global document, fetch, setTimeout, clearTimeout, AbortController, EventSource, location, URLSearchParams */
 
 import { FINAL_STATES, JOB_STATES, formatBytes, formatSeconds } from './core.js';
 
@@ -177,4 +179,53 @@ export function poll(task, delay) {
       clearTimeout(timer);
     },
   };
+}
+
+// ---- job events ------------------------------------------------------------------------------
+
+/**
+ * How often a view polls while the event stream is open: a fallback only, since every change of a
+ * job's state arrives as an event. `?slowPoll=MS` in the page's address sets it (the browser test
+ * makes it long, to see that a new job appears by its event alone).
+ */
+export const SLOW_POLL_MS = Number(new URLSearchParams(location.search).get('slowPoll')) || 60_000;
+
+const eventListeners = new Set();
+let events;
+let eventsOpen = false;
+
+/** True while GET /events is connected: the views poll slowly then. */
+export function streaming() {
+  return eventsOpen;
+}
+
+/**
+ * Calls `listener(event)` for each job event (the JSON of @pipeline/core's JobEvent). The stream is
+ * opened once, by the first listener, where the dispatcher has one; the browser reconnects it after
+ * a drop (the server's `retry:`). Without it (Google Cloud) the views keep their usual polls.
+ */
+export function onJobEvents(listener) {
+  eventListeners.add(listener);
+  // The dispatcher marks the page when it serves GET /events (dashboard/router.ts).
+  if (events === undefined && document.documentElement.dataset.events === 'on') {
+    events = new EventSource('events');
+    events.addEventListener('open', () => {
+      eventsOpen = true;
+      document.documentElement.dataset.stream = 'open';
+    });
+    events.addEventListener('error', () => {
+      eventsOpen = false; // the usual polls until it is open again
+      document.documentElement.dataset.stream = 'retrying';
+    });
+    events.addEventListener('message', (message) => {
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch {
+        return; // not an event of ours
+      }
+      for (const each of eventListeners) each(event);
+    });
+  }
+  return () => eventListeners.delete(listener);
 }

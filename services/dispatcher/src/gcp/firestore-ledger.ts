@@ -8,6 +8,11 @@
 // queryable; source, template and history are nested maps and arrays. Timestamps stay the ISO 8601
 // UTC strings the core makes (toISOString), which sort as they read: newest first is createdAt
 // descending, then the id descending for jobs created in the same millisecond.
+//
+// The outbox: a write that carries job events commits the job's document and one `<collection>-outbox/
+// <eventId>` document per event in one batched write, which Firestore applies atomically (all or
+// none, with the job document's precondition deciding for all): a job change is never stored without
+// its events. The drain reads the oldest entries and deletes each once Pub/Sub took it.
 import {
   FieldPath,
   FieldValue,
@@ -16,6 +21,8 @@ import {
   type DocumentReference,
   type DocumentSnapshot,
   type Firestore,
+  type WriteBatch,
+  type WriteResult,
   type Query,
   type Timestamp,
   type UpdateData,
@@ -29,6 +36,7 @@ import {
   type ClaimResult,
   type Job,
   type JobPage,
+  type JobEvent,
   type JobState,
   type Ledger,
 } from '@pipeline/core';
@@ -42,6 +50,8 @@ const FAILED_PRECONDITION = 9;
 const KNOWN_JOBS = 10_000;
 /** Attempts at a claim whose job is deleted (by hand) between our create and our read. */
 const CLAIM_ATTEMPTS = 3;
+/** Firestore's most writes in one batched write. */
+const MAX_BATCH_WRITES = 500;
 
 export interface FirestoreLedgerOptions {
   firestore: Firestore;
@@ -50,13 +60,18 @@ export interface FirestoreLedgerOptions {
 }
 
 export class FirestoreLedger implements Ledger {
+  private readonly firestore: Firestore;
   private readonly jobs: CollectionReference;
+  /** The job events not yet published (Ledger.pendingEvents): `<collection>-outbox/<eventId>`. */
+  private readonly outbox: CollectionReference;
   /** The capacity record (capacity.ts): one document beside the collection, `<collection>-capacity/record`. */
   private readonly capacity: DocumentReference;
 
   constructor(options: FirestoreLedgerOptions) {
     const collection = options.collection ?? 'jobs';
+    this.firestore = options.firestore;
     this.jobs = options.firestore.collection(collection);
+    this.outbox = options.firestore.collection(`${collection}-outbox`);
     this.capacity = options.firestore.collection(`${collection}-capacity`).doc('record');
   }
 
@@ -113,11 +128,15 @@ export class FirestoreLedger implements Ledger {
     return written !== false;
   }
 
-  async claim(job: Job, leaseMs: number): Promise<ClaimResult> {
+  async claim(job: Job, leaseMs: number, events: readonly JobEvent[] = []): Promise<ClaimResult> {
     const ref = this.jobs.doc(job.id);
     for (let attempt = 1; attempt <= CLAIM_ATTEMPTS; attempt++) {
       try {
-        const result = await ref.create(toDocument(job));
+        const result = await this.withEvents(
+          events,
+          (batch) => batch.create(ref, toDocument(job)),
+          () => ref.create(toDocument(job)),
+        );
         this.remember(job, result.writeTime);
         return { claimed: true, job };
       } catch (error) {
@@ -136,15 +155,21 @@ export class FirestoreLedger implements Ledger {
     throw new Error(`job ${job.id} kept vanishing during its claim`);
   }
 
-  async update(next: Job): Promise<boolean> {
+  async update(next: Job, events: readonly JobEvent[] = []): Promise<boolean> {
     // Written or read here at the version this replaces: one write, preconditioned on the update
     // time then seen, does the compare-and-set without reading the document again.
     const known = this.known.get(next.id);
     if (known !== undefined && known.version === next.version - 1) {
       const fields: UpdateData<DocumentData> = toDocument(next);
       for (const key of known.keys) if (!(key in fields)) fields[key] = FieldValue.delete();
+      const ref = this.jobs.doc(next.id);
+      const precondition = { lastUpdateTime: known.updateTime };
       try {
-        const result = await this.jobs.doc(next.id).update(fields, { lastUpdateTime: known.updateTime });
+        const result = await this.withEvents(
+          events,
+          (batch) => batch.update(ref, fields, precondition),
+          () => ref.update(fields, precondition),
+        );
         this.remember(next, result.writeTime);
         return true;
       } catch (error) {
@@ -155,7 +180,45 @@ export class FirestoreLedger implements Ledger {
     }
     const snapshot = await this.jobs.doc(next.id).get();
     if (!snapshot.exists || snapshot.get('version') !== next.version - 1) return false;
-    return this.replace(snapshot, next);
+    return this.replace(snapshot, next, events);
+  }
+
+  /** The oldest events first; their time, then their id, orders them (a single-field index). */
+  async pendingEvents(limit: number): Promise<JobEvent[]> {
+    const { docs } = await this.outbox.orderBy('at').orderBy(FieldPath.documentId()).limit(limit).get();
+    return docs.map((doc) => JSON.parse(doc.get('event') as string) as JobEvent);
+  }
+
+  /** Deletes the entries in batches of Firestore's most writes per commit; one gone already is fine. */
+  async markPublished(eventIds: readonly string[]): Promise<void> {
+    for (let i = 0; i < eventIds.length; i += MAX_BATCH_WRITES) {
+      const batch = this.firestore.batch();
+      for (const id of eventIds.slice(i, i + MAX_BATCH_WRITES)) batch.delete(this.outbox.doc(id));
+      await batch.commit();
+    }
+  }
+
+  /**
+   * The job's write alone (`single`), or with events: the job's write and one outbox document per
+   * event in one batch, committed atomically; the job's write result either way. The event is kept
+   * as its JSON text, so that nothing of it needs escaping for Firestore.
+   */
+  private async withEvents(
+    events: readonly JobEvent[],
+    write: (batch: WriteBatch) => void,
+    single: () => Promise<WriteResult>,
+  ): Promise<WriteResult> {
+    if (events.length === 0) return single();
+    const batch = this.firestore.batch();
+    write(batch);
+    for (const event of events)
+      batch.set(this.outbox.doc(event.eventId), {
+        event: JSON.stringify(event),
+        at: event.at,
+        jobId: event.jobId,
+      });
+    const [result] = await batch.commit();
+    return result;
   }
 
   /** What this instance last wrote or read of a job: its version, update time and fields. */
@@ -215,13 +278,24 @@ export class FirestoreLedger implements Ledger {
   }
 
   /** Writes `next` over the document only if it has not changed since `snapshot` was read. */
-  private async replace(snapshot: DocumentSnapshot, next: Job): Promise<boolean> {
+  private async replace(
+    snapshot: DocumentSnapshot,
+    next: Job,
+    events: readonly JobEvent[] = [],
+  ): Promise<boolean> {
     const fields: UpdateData<DocumentData> = toDocument(next);
     // update() keeps fields it is not given: delete those the job no longer has, to replace it whole.
     for (const key of Object.keys(snapshot.data() ?? {})) {
       if (!(key in fields)) fields[key] = FieldValue.delete();
     }
-    const written = await wonRace(snapshot.ref.update(fields, { lastUpdateTime: snapshot.updateTime }));
+    const precondition = { lastUpdateTime: snapshot.updateTime };
+    const written = await wonRace(
+      this.withEvents(
+        events,
+        (batch) => batch.update(snapshot.ref, fields, precondition),
+        () => snapshot.ref.update(fields, precondition),
+      ),
+    );
     if (written !== false) this.remember(next, written === true ? undefined : written.writeTime);
     return written !== false;
   }

@@ -3,12 +3,14 @@
 // here: each Google library is imported on first use, so the service answers /healthz fast after a
 // cold start (Cloud Run scales to zero).
 import type { Firestore } from '@google-cloud/firestore';
+import type { ClientConfig } from '@google-cloud/pubsub';
 import type { AuthClient } from 'google-auth-library';
 import type {
   Backfill,
   BackfillStore,
   CapacityRecord,
   Job,
+  JobEvent,
   JobPage,
   JobState,
   LaunchRequest,
@@ -32,6 +34,7 @@ import {
   zoneOperationsClient,
 } from './clients.ts';
 import { ComputeEngineLauncher } from './compute-launcher.ts';
+import { PubSubJobEvents } from './job-events-publisher.ts';
 import type { PubSubDeadLetterQueue, PubSubDeadLetterQueueOptions } from './dead-letters.ts';
 import { ComputeReaper } from './reaper.ts';
 import { GcsBlobStore } from './gcs-blob-store.ts';
@@ -52,6 +55,8 @@ export interface CloudOverrides {
   certificates?: CertificateSource;
   /** A Firestore client (tests: one pointed at the emulator). */
   firestore?: () => Promise<Firestore>;
+  /** Settings of the job-events publisher's Pub/Sub client (tests: the emulator's apiEndpoint). */
+  pubsub?: ClientConfig;
 }
 
 export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overrides: CloudOverrides = {}) {
@@ -115,6 +120,15 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     readTimeoutMs: 5_000,
   });
   const blobs = new GcsBlobStore();
+  // Job state changes to JOB_EVENTS_TOPIC, through the ledger's outbox (event-outbox.ts).
+  const events =
+    config.jobEventsTopic === undefined
+      ? undefined
+      : new PubSubJobEvents({
+          project: config.project,
+          topic: config.jobEventsTopic,
+          clientConfig: overrides.pubsub,
+        });
   const dispatcher = new Dispatcher({
     ledger,
     blobs,
@@ -124,7 +138,10 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     logger,
     leaseMs: config.leaseMs,
     capacity: cloudCapacity(config, quotas),
+    events,
   });
+  // Every writer uses the dispatcher's ledger, which stores job events with the changes they come from.
+  const jobs = dispatcher.ports.ledger;
   // Beside the dispatcher, on the same ledger, platforms and settings; its module loads on the first
   // POST /reconcile (Cloud Scheduler's), not at start: a cold start serves Pub/Sub.
   let reconciling: Promise<Reconciler> | undefined;
@@ -134,7 +151,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
         ({ Reconciler }) =>
           new Reconciler(
             {
-              ledger,
+              ledger: jobs,
               blobs,
               launchers,
               outputBucket: config.outputBucket,
@@ -178,7 +195,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     marginSeconds: config.vm.timeoutMarginSeconds,
     pipelineLabel: config.vm.label,
     instances: () => instancesClient(compute),
-    ledger,
+    ledger: jobs,
     logger,
   });
   // Its Pub/Sub clients follow PUBSUB_EMULATOR_HOST, as @google-cloud/pubsub's own do.
@@ -209,14 +226,28 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     dispatcher,
     logger,
   });
-  const app = buildApp({ dispatcher, reconciler, ledger, logger, auth, reaper, deadLetters, backfills });
+  const app = buildApp({
+    dispatcher,
+    reconciler,
+    ledger: jobs,
+    logger,
+    auth,
+    reaper,
+    deadLetters,
+    backfills,
+  });
   return {
     app,
     dispatcher,
     reconciler,
     ledger,
     async close() {
-      await Promise.all([closeGoogleClients(), closeRegionsClients(), deadLetters?.close()]);
+      await Promise.all([
+        closeGoogleClients(),
+        closeRegionsClients(),
+        deadLetters?.close(),
+        dispatcher.outbox?.close(),
+      ]);
     },
   };
 }
@@ -337,11 +368,17 @@ class LazyLedger implements Ledger {
     return this.ledger;
   }
 
-  async claim(job: Job, leaseMs: number) {
-    return (await this.real).claim(job, leaseMs);
+  async claim(job: Job, leaseMs: number, events?: readonly JobEvent[]) {
+    return (await this.real).claim(job, leaseMs, events);
   }
-  async update(next: Job) {
-    return (await this.real).update(next);
+  async update(next: Job, events?: readonly JobEvent[]) {
+    return (await this.real).update(next, events);
+  }
+  async pendingEvents(limit: number) {
+    return (await this.real).pendingEvents(limit);
+  }
+  async markPublished(eventIds: readonly string[]) {
+    return (await this.real).markPublished(eventIds);
   }
   async get(id: string) {
     return (await this.real).get(id);

@@ -34,6 +34,7 @@ import { Reconciler } from '../reconciler.ts';
 import { createLogger } from '../logger.ts';
 import { FolderBlobStore } from './folder-blob-store.ts';
 import { InputWatcher } from './input-watcher.ts';
+import { LocalJobEvents } from './local-events.ts';
 import { DEFAULT_STOP_GRACE_MS, ProcessLauncher, type Interruption } from './process-launcher.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
 import { SqliteBackfillStore } from './sqlite-backfill-store.ts';
@@ -67,6 +68,8 @@ export interface LocalPipelineOptions {
   reconcileIntervalMs?: number;
   /** How many tasks run at once, whatever their target; the others wait QUEUED. Default: the cores. */
   capacity?: number;
+  /** How often an idle GET /events stream sends a heartbeat; default 15 s. */
+  eventsHeartbeatMs?: number;
 }
 
 export interface LocalPipeline {
@@ -74,6 +77,8 @@ export interface LocalPipeline {
   root: string;
   blobs: FolderBlobStore;
   ledger: SqliteLedger;
+  /** The job events: events.ndjson and the GET /events stream. */
+  events: LocalJobEvents;
   dispatcher: Dispatcher;
   reconciler: Reconciler;
   backfills: Backfiller;
@@ -93,6 +98,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
   for (const folder of Object.values(folders)) fs.mkdirSync(folder, { recursive: true });
   const blobs = new FolderBlobStore(root, folders);
   const ledger = new SqliteLedger(path.join(root, 'pipeline.db'));
+  const events = new LocalJobEvents(path.join(root, 'events.ndjson'), {
+    heartbeatMs: options.eventsHeartbeatMs,
+  });
 
   const reporting = new Set<Promise<unknown>>();
   const report = (what: string, work: () => Promise<unknown>) => {
@@ -132,9 +140,18 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     outputBucket: BUCKETS.output,
     logger,
     capacity: localCapacity(options.capacity ?? os.availableParallelism()),
+    events,
   });
+  // The dispatcher's ledger: what the reconciler writes publishes its events too.
   const reconciler = new Reconciler(
-    { ledger, blobs, launchers, outputBucket: BUCKETS.output, logger, settings: dispatcher.settings },
+    {
+      ledger: dispatcher.ports.ledger,
+      blobs,
+      launchers,
+      outputBucket: BUCKETS.output,
+      logger,
+      settings: dispatcher.settings,
+    },
     dispatcher,
   );
 
@@ -163,6 +180,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
     ledger,
     logger,
     backfills,
+    localEvents: events,
     localHosts: [options.host ?? '127.0.0.1'],
   });
   const server: Server = await new Promise((resolve, reject) => {
@@ -176,9 +194,13 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
   // a time: a pass that outlasts the interval is not overlapped by the next.
   const reconcileEvery = options.reconcileIntervalMs ?? 15_000;
   // What waited when the pipeline last stopped launches now, not at the first reconcile pass.
-  let reconciling: Promise<unknown> = dispatcher.queue
-    .kick(START_DRAIN_MS)
-    .catch((err: unknown) => logger.error({ err }, 'draining the queue at start failed'));
+  // Events the last run stored but did not publish (it stopped between the two) go out now.
+  let reconciling: Promise<unknown> = Promise.all([
+    dispatcher.publishEvents(),
+    dispatcher.queue
+      .kick(START_DRAIN_MS)
+      .catch((err: unknown) => logger.error({ err }, 'draining the queue at start failed')),
+  ]);
   const reconcileTimer =
     reconcileEvery > 0
       ? setInterval(() => {
@@ -194,12 +216,14 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
   const idle = async () => {
     await Promise.all(Object.values(launchers).map((l) => l.idle()));
     while (reporting.size > 0) await Promise.all(reporting);
+    await dispatcher.publishEvents(); // what those reports stored is in events.ndjson
   };
   return {
     url: `http://${host}:${address.port}`,
     root,
     blobs,
     ledger,
+    events,
     dispatcher,
     reconciler,
     backfills,
@@ -223,6 +247,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions): Promise
       await reconciling;
       await ending;
       while (reporting.size > 0) await Promise.all(reporting);
+      // What the stop itself recorded (interruptions) is published before the ledger closes.
+      await dispatcher.outbox?.close();
       ledger.close();
       backfillStore.close();
     },

@@ -21,6 +21,9 @@
 // their own connection, every CHECKPOINT_MS: run by a commit, as SQLite does by default every 1,000
 // pages, each stopped the event loop for 30 ms here, a few times a second under load.
 // Statements are prepared once, when first used.
+//
+// The outbox: job events are rows of `outbox`, inserted by the same call, and so in the same
+// transaction, as the job change they come from: both are committed or neither.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 // Not the global: a test that fakes timers must not stop the ledger's commits.
 import { setImmediate } from 'node:timers';
@@ -34,6 +37,7 @@ import {
   type ClaimResult,
   type Job,
   type JobPage,
+  type JobEvent,
   type JobState,
   type Ledger,
 } from '@pipeline/core';
@@ -107,6 +111,11 @@ export class SqliteLedger implements Ledger {
         WHERE state = 'SUCCEEDED';
       CREATE INDEX IF NOT EXISTS jobs_queued ON jobs (json_extract(body, '$.queue.dueBy'), seq)
         WHERE state = 'QUEUED';
+      CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL
+      );
       CREATE TABLE IF NOT EXISTS capacity (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         version INTEGER NOT NULL,
@@ -115,12 +124,15 @@ export class SqliteLedger implements Ledger {
     `);
   }
 
-  claim(job: Job, leaseMs: number): Promise<ClaimResult> {
+  claim(job: Job, leaseMs: number, events: readonly JobEvent[] = []): Promise<ClaimResult> {
     return this.answer(() => {
       const inserted = this.write(
         'INSERT INTO jobs (id, state, version, updated_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
       ).run(job.id, job.state, job.version, job.updatedAt, JSON.stringify(job));
-      if (inserted.changes === 1) return { claimed: true, job };
+      if (inserted.changes === 1) {
+        this.storeEvents(events);
+        return { claimed: true, job };
+      }
       const existing = this.getNow(job.id);
       if (existing === undefined) throw new Error(`job ${job.id} vanished during its claim`);
       if (!claimLeaseRanOut(existing, job.updatedAt, leaseMs)) return { claimed: false, job: existing };
@@ -131,8 +143,36 @@ export class SqliteLedger implements Ledger {
     });
   }
 
-  update(next: Job): Promise<boolean> {
-    return this.answer(() => this.updateNow(next));
+  update(next: Job, events: readonly JobEvent[] = []): Promise<boolean> {
+    return this.answer(() => {
+      const written = this.updateNow(next);
+      if (written) this.storeEvents(events);
+      return written;
+    });
+  }
+
+  pendingEvents(limit: number): Promise<JobEvent[]> {
+    return this.answer(() => {
+      const rows = this.statement('SELECT body FROM outbox ORDER BY seq LIMIT ?').all(limit) as {
+        body: string;
+      }[];
+      return rows.map((row) => JSON.parse(row.body) as JobEvent);
+    });
+  }
+
+  markPublished(eventIds: readonly string[]): Promise<void> {
+    return this.answer(() => {
+      for (const id of eventIds) this.write('DELETE FROM outbox WHERE id = ?').run(id);
+    });
+  }
+
+  /** Into this turn's transaction, beside the job write just made (an id stored already stays as it is). */
+  private storeEvents(events: readonly JobEvent[]): void {
+    for (const event of events)
+      this.write('INSERT INTO outbox (id, body) VALUES (?, ?) ON CONFLICT (id) DO NOTHING').run(
+        event.eventId,
+        JSON.stringify(event),
+      );
   }
 
   get(id: string): Promise<Job | undefined> {

@@ -1,11 +1,11 @@
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { newJob, transition, type Job } from '@pipeline/core';
+import { eventsFor, newJob, transition, type Job } from '@pipeline/core';
 import { FIRESTORE_INDEXES, FirestoreLedger } from '../../src/gcp/firestore-ledger.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
 import { writeRuleHistory } from '../../../../test/support/rule-history.ts';
 import { checkCapacityRecord, checkQueueOrder } from '../../../../test/support/queue-contract.ts';
-import { checkIdPrefix } from '../../../../test/support/ledger-contract.ts';
+import { checkIdPrefix, checkOutbox } from '../../../../test/support/ledger-contract.ts';
 
 const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
 const idOf = (n: number) => n.toString(16).padStart(32, '0');
@@ -112,6 +112,21 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
   it('writes the capacity record with compare-and-set', () => checkCapacityRecord(ledger()));
   it('finds the jobs whose id starts with a prefix (a range of document ids), by id', () =>
     checkIdPrefix(ledger()));
+  it("stores a job change's events in the same batched write, and only when the job is written", () =>
+    checkOutbox(ledger()));
+
+  it('stores events on every path of update: known update time, read first, and a claim', async () => {
+    // A second ledger on the same collection knows no update times: its update reads the job first.
+    const collection = `jobs-${++collections}`;
+    const writer = new FirestoreLedger({ firestore: firestore!, collection });
+    const stranger = new FirestoreLedger({ firestore: firestore!, collection });
+    const job = newJob(idOf(0xe01), source, at(0));
+    const queued = transition(job, 'QUEUED', at(1), { rule: 'r' });
+    await writer.claim(queued, 60_000, eventsFor(undefined, queued));
+    const cancelled = transition(queued, 'CANCELLED', at(2));
+    expect(await stranger.update(cancelled, eventsFor(queued, cancelled))).toBe(true);
+    expect((await writer.pendingEvents(10)).map((e) => e.state)).toEqual(['QUEUED', 'CANCELLED']);
+  });
 
   it("reads a rule's SUCCEEDED jobs, newest first, at most as many as asked", async () => {
     const jobs = ledger();
