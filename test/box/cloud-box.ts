@@ -13,7 +13,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { PubSub, type Topic } from '@google-cloud/pubsub';
-import type { Job } from '@pipeline/core';
+import { parseJobEvent, type Job, type JobEvent } from '@pipeline/core';
 import { docker, ensureBusyboxImage } from '../support/docker-engine.ts';
 import { startEmulator, freePort, type Emulator } from '../support/emulators.ts';
 import { startFakeGcs, type FakeGcs, type ObjectResource } from '../support/fake-gcs.ts';
@@ -94,6 +94,14 @@ export class CloudBox {
   private metadata!: FakeMetadata;
   private pubsub!: PubSub;
   private uploads!: Topic;
+  /**
+   * What the box's consumer of the job-events topic received: each event with the message's
+   * attributes (what a subscription's filter reads), and what it could not parse.
+   */
+  readonly jobEvents: {
+    received: { event: JobEvent; attributes: Record<string, string> }[];
+    malformed: string[];
+  } = { received: [], malformed: [] };
   private readonly notifications = new Set<Promise<unknown>>();
   private readonly notifyFailures: string[] = [];
   private dispatcher = '';
@@ -190,13 +198,32 @@ export class CloudBox {
 
   /** The topics and subscriptions of terraform/pubsub.tf; the push ones once the dispatcher listens. */
   private async makeTopics(): Promise<void> {
-    const [[uploads], , [deadLetter]] = await Promise.all([
+    const [[uploads], , [deadLetter], [jobEvents]] = await Promise.all([
       this.pubsub.createTopic('uploads'),
       this.pubsub.createTopic('completions'),
       this.pubsub.createTopic('dead-letter'),
+      this.pubsub.createTopic('job-events'),
     ]);
     this.uploads = uploads;
     await deadLetter.createSubscription('dead-letter', { ackDeadlineSeconds: 60 });
+    // A consumer of every job event. The README's consumers filter on `attributes.state`; this
+    // google-cloud-cli's emulator (528) ignores subscription filters (they came with 555:
+    // https://cloud.google.com/sdk/docs/release-notes, 2026-02-03), so the suite checks the
+    // attributes a filter would read instead.
+    const [all] = await jobEvents.createSubscription('box-all-events');
+    all.on('message', (message: { data: Buffer; attributes: Record<string, string>; ack(): void }) => {
+      message.ack();
+      let data: unknown;
+      try {
+        data = JSON.parse(message.data.toString('utf8'));
+      } catch {
+        data = undefined;
+      }
+      const parsed = parseJobEvent(data);
+      if (parsed.kind === 'event')
+        this.jobEvents.received.push({ event: parsed.event, attributes: { ...message.attributes } });
+      else this.jobEvents.malformed.push(parsed.reason);
+    });
   }
 
   private async pushSubscriptions(): Promise<void> {
@@ -232,6 +259,7 @@ export class CloudBox {
       AGENT_IMAGE: this.agentImage,
       WORKER_SERVICE_ACCOUNT: sa('pipeline-worker'),
       COMPLETIONS_TOPIC: 'completions',
+      JOB_EVENTS_TOPIC: 'job-events',
       PUSH_AUDIENCE: `http://127.0.0.1:${port}`,
       PUSH_SERVICE_ACCOUNT: sa('pipeline-push'),
       JOBS_CALLERS: sa('pipeline-push'),

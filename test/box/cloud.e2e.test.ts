@@ -165,6 +165,28 @@ describeWithDocker('the cloud in a box', () => {
         await browser.close();
       }
 
+      // Every job's transitions reached the job-events topic, its end with its outputs; the state
+      // attribute, which a subscription's filter reads, is the event's; an event id names one
+      // transition (a redelivery repeats it whole).
+      const { received, malformed } = box.jobEvents;
+      expect(malformed).toEqual([]);
+      for (const job of jobs) {
+        const own = received.filter(({ event }) => event.jobId === job.id).map(({ event }) => event);
+        expect(
+          own.map((event) => event.state),
+          job.id,
+        ).toEqual(expect.arrayContaining(['QUEUED', 'LAUNCHED', 'SUCCEEDED']));
+        const result = own.find((event) => event.state === 'SUCCEEDED');
+        expect(result?.outputs?.startsWith(`gs://${OUTPUT_BUCKET}/`), job.id).toBe(true);
+      }
+      const byId = new Map<string, string>();
+      for (const { event, attributes } of received) {
+        expect(attributes).toMatchObject({ state: event.state, eventId: event.eventId, jobId: event.jobId });
+        const key = `${event.jobId} ${event.state} ${event.version}`;
+        expect(byId.get(event.eventId) ?? key, event.eventId).toBe(key);
+        byId.set(event.eventId, key);
+      }
+
       expect(await box.settled()).toEqual([]);
       expect(await box.leftovers()).toEqual({ containers: [], instances: [], executions: 0 });
       const deadLetters = await box.api('GET', '/deadletters');
