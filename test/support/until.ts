@@ -8,7 +8,7 @@
  */
 export async function until<T>(
   probe: () => T | undefined | Promise<T | undefined>,
-  ms = 15_000,
+  ms = 20_000,
   what = 'the condition',
   everyMs = 50,
 ): Promise<T> {
