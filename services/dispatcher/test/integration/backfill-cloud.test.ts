@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { Firestore } from '@google-cloud/firestore';
+import type { Firestore } from '@google-cloud/firestore';
 import { OAuth2Client } from 'google-auth-library';
 import type { Backfill, Job } from '@pipeline/core';
 import { parseConfig } from '../../src/config.ts';
@@ -20,6 +20,7 @@ import { startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
 import { testCloudEnv } from './test-launchers.ts';
+import { emulatorFirestore } from '../../../../test/support/firestore-client.ts';
 
 const INPUT = 'acme-pipeline-input';
 const OBJECTS = 120;
@@ -61,12 +62,7 @@ describeWithEmulators(['firestore'], 'a backfill on the cloud dispatcher', () =>
     });
     const authClient = new OAuth2Client();
     authClient.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 3_600_000 });
-    firestore = new Firestore({
-      projectId: 'test-project',
-      host: emulator.host,
-      ssl: false,
-      universeDomain: 'googleapis.com',
-    });
+    firestore = emulatorFirestore(emulator.host);
     const logger = createLogger(new Writable({ write: (_c, _e, done) => done() }), 'silent');
     const cloud = buildCloudDispatcher(config, logger, { authClient, firestore: async () => firestore });
     close = cloud.close;

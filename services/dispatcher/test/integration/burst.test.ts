@@ -16,7 +16,7 @@ import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { PubSub, type Topic } from '@google-cloud/pubsub';
-import { Firestore } from '@google-cloud/firestore';
+import type { Firestore } from '@google-cloud/firestore';
 import { OAuth2Client } from 'google-auth-library';
 import { completionAttributes, type CompletionEvent } from '@pipeline/core';
 import { parseConfig } from '../../src/config.ts';
@@ -31,6 +31,7 @@ import {
   type FakeComputeOptions,
 } from '../../../../test/support/fake-compute.ts';
 import { testCloudEnv } from './test-launchers.ts';
+import { emulatorFirestore } from '../../../../test/support/firestore-client.ts';
 
 const PROJECT = 'test-project';
 const INPUT = 'acme-pipeline-input';
@@ -64,12 +65,7 @@ describeWithEmulators(['pubsub', 'firestore'], 'a burst beyond capacity waits in
     // The output bucket, where each success moves its object's _LATEST pointer.
     vi.stubEnv('STORAGE_EMULATOR_HOST', gcs.url);
     pubsub = new PubSub({ projectId: PROJECT, apiEndpoint: pubsubEmulator.host });
-    firestore = new Firestore({
-      projectId: PROJECT,
-      host: firestoreEmulator.host,
-      ssl: false,
-      universeDomain: 'googleapis.com',
-    });
+    firestore = emulatorFirestore(firestoreEmulator.host, PROJECT);
   }, 120_000);
 
   afterAll(async () => {

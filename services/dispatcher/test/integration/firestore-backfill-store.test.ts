@@ -1,9 +1,10 @@
 // FirestoreBackfillStore on the Firestore emulator: the same contract as the sqlite store's.
-import { Firestore } from '@google-cloud/firestore';
+import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, it } from 'vitest';
 import { FirestoreBackfillStore } from '../../src/gcp/firestore-backfill-store.ts';
 import { describeWithEmulators, startEmulator, type Emulator } from '../../../../test/support/emulators.ts';
 import { checkBackfillStore } from '../../../../test/support/backfill-store-contract.ts';
+import { emulatorFirestore } from '../../../../test/support/firestore-client.ts';
 
 describeWithEmulators(['firestore'], 'FirestoreBackfillStore on the Firestore emulator', () => {
   let emulator: Emulator | undefined;
@@ -13,12 +14,7 @@ describeWithEmulators(['firestore'], 'FirestoreBackfillStore on the Firestore em
     emulator = await startEmulator('firestore');
     // As firestore-ledger.test.ts: the variable would win over `host`; no credentials are looked for.
     delete process.env.FIRESTORE_EMULATOR_HOST;
-    firestore = new Firestore({
-      projectId: 'test-project',
-      host: emulator.host,
-      ssl: false,
-      universeDomain: 'googleapis.com',
-    });
+    firestore = emulatorFirestore(emulator.host);
   }, 90_000);
 
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { Firestore } from '@google-cloud/firestore';
+import type { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eventsFor, newJob, transition, type Job } from '@pipeline/core';
 import { FIRESTORE_INDEXES, FirestoreLedger } from '../../src/gcp/firestore-ledger.ts';
@@ -6,6 +6,7 @@ import { describeWithEmulators, startEmulator, type Emulator } from '../../../..
 import { writeRuleHistory } from '../../../../test/support/rule-history.ts';
 import { checkCapacityRecord, checkQueueOrder } from '../../../../test/support/queue-contract.ts';
 import { checkIdPrefix, checkOutbox } from '../../../../test/support/ledger-contract.ts';
+import { emulatorFirestore } from '../../../../test/support/firestore-client.ts';
 
 const source = { kind: 'request' as const, task: 'logreg', args: [], env: {} };
 const idOf = (n: number) => n.toString(16).padStart(32, '0');
@@ -92,15 +93,7 @@ describeWithEmulators(['firestore'], 'FirestoreLedger on the Firestore emulator'
     emulator = await startEmulator('firestore');
     // The variable would win over `host`, sending the client to some other emulator.
     delete process.env.FIRESTORE_EMULATOR_HOST;
-    // ssl: false makes the client use insecure channel credentials and `Bearer owner`, as the emulator
-    // wants. Naming the universe domain keeps google-gax from asking google-auth-library for one,
-    // which would look for credentials and then for the metadata server.
-    firestore = new Firestore({
-      projectId: 'test-project',
-      host: emulator.host,
-      ssl: false,
-      universeDomain: 'googleapis.com',
-    });
+    firestore = emulatorFirestore(emulator.host);
   }, 90_000);
 
   afterAll(async () => {

@@ -13,7 +13,7 @@ import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
-import { Firestore } from '@google-cloud/firestore';
+import type { Firestore } from '@google-cloud/firestore';
 import { OAuth2Client } from 'google-auth-library';
 import { jobIdFor, parseJobEvent, type Job, type JobEvent } from '@pipeline/core';
 import { parseConfig } from '../../src/config.ts';
@@ -24,6 +24,7 @@ import { startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 import { startFakeGcs, type FakeGcs } from '../../../../test/support/fake-gcs.ts';
 import { testCloudEnv } from './test-launchers.ts';
+import { emulatorFirestore } from '../../../../test/support/firestore-client.ts';
 
 const PROJECT = 'test-project';
 const INPUT = 'acme-pipeline-input';
@@ -130,12 +131,7 @@ describeWithEmulators(['pubsub', 'firestore'], 'job events on the Pub/Sub and Fi
         ],
       }),
     );
-    firestore = new Firestore({
-      projectId: PROJECT,
-      host: firestoreEmulator.host,
-      ssl: false,
-      universeDomain: 'googleapis.com',
-    });
+    firestore = emulatorFirestore(firestoreEmulator.host, PROJECT);
     pubsub = new PubSub({ projectId: PROJECT, apiEndpoint: pubsubEmulator.host });
     const [topic] = await pubsub.createTopic(TOPIC);
     [subscription] = await topic.createSubscription('job-events-all', { ackDeadlineSeconds: 60 });

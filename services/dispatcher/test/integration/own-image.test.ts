@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Firestore } from '@google-cloud/firestore';
+import type { Firestore } from '@google-cloud/firestore';
 import { OAuth2Client } from 'google-auth-library';
 import type { Job } from '@pipeline/core';
 import { parseConfig } from '../../src/config.ts';
@@ -17,6 +17,7 @@ import { describeWithEmulators, startEmulator, type Emulator } from '../../../..
 import { startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 import { testCloudEnv } from './test-launchers.ts';
+import { emulatorFirestore } from '../../../../test/support/firestore-client.ts';
 
 const PROJECT = 'test-project';
 const SHIPPED_CONFIG = path.resolve(import.meta.dirname, '../../../../pipeline.config.json');
@@ -46,12 +47,7 @@ describeWithEmulators(['firestore'], 'a container run with its own image, in clo
     expect(config.pipelineConfig).toBe(SHIPPED_CONFIG);
     const authClient = new OAuth2Client();
     authClient.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 3_600_000 });
-    firestore = new Firestore({
-      projectId: PROJECT,
-      host: firestoreEmulator.host,
-      ssl: false,
-      universeDomain: 'googleapis.com',
-    });
+    firestore = emulatorFirestore(firestoreEmulator.host, PROJECT);
     const logger = createLogger(new Writable({ write: (_chunk, _encoding, done) => done() }));
     const cloud = buildCloudDispatcher(config, logger, { authClient, firestore: async () => firestore });
     close = cloud.close;

@@ -9,7 +9,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PubSub, type Topic } from '@google-cloud/pubsub';
-import { Firestore } from '@google-cloud/firestore';
+import type { Firestore } from '@google-cloud/firestore';
 import { OAuth2Client } from 'google-auth-library';
 import { jobIdFor, type Job } from '@pipeline/core';
 import { parseConfig } from '../../src/config.ts';
@@ -20,6 +20,7 @@ import { googleError, startFakeRun, type FakeRun } from '../../../../test/suppor
 import { startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 import { testCloudEnv } from './test-launchers.ts';
 import { until } from '../../../../test/support/until.ts';
+import { emulatorFirestore } from '../../../../test/support/firestore-client.ts';
 
 const PROJECT = 'test-project';
 const INPUT = 'acme-pipeline-input';
@@ -101,12 +102,7 @@ describeWithEmulators(['pubsub', 'firestore'], 'push intake on the Pub/Sub and F
     });
     const authClient = new OAuth2Client();
     authClient.setCredentials({ access_token: 'test-token', expiry_date: Date.now() + 3_600_000 });
-    firestore = new Firestore({
-      projectId: PROJECT,
-      host: firestoreEmulator.host,
-      ssl: false,
-      universeDomain: 'googleapis.com',
-    });
+    firestore = emulatorFirestore(firestoreEmulator.host, PROJECT);
     const logger = createLogger(
       new Writable({
         write(chunk, _encoding, done) {
