@@ -58,9 +58,12 @@ export interface Demand {
 
 /** A job that holds a launch slot: taken when it was admitted, given back when its attempt ends. */
 export interface SlotHolder extends Demand {
+  /** The job, or for a batch (batch-gathering.ts) the batch's id. */
   jobId: string;
   rule?: string;
   at: string;
+  /** A batch's jobs that have not ended: the one slot is given back when the last one ends. */
+  members?: string[];
 }
 
 /** A limit learned from a refusal: the platform said full at this many in use. Holds until `until`. */
@@ -94,6 +97,8 @@ export interface QueuedJob {
   notBefore?: string;
   /** What the last refusal said, for the reason while it waits out notBefore. */
   lastRefusal?: string;
+  /** A batch: its jobs, in task order (batchQueuedJob); jobId is then the batch's id. */
+  members?: string[];
 }
 
 export interface Waiting {
@@ -139,7 +144,7 @@ export function admit(
 ): Admission {
   const nowMs = Date.parse(now);
   const ceilings = record.ceilings.filter((c) => Date.parse(c.until) > nowMs);
-  const held = new Set(record.holders.map((h) => h.jobId));
+  const held = heldIds(record.holders);
   const usage = usageOf(record.holders);
   const spacingMs = launchSpacingMs(limits.runJobsPerMinute);
   const runLaunches = record.runLaunches.filter((t) => nowMs - Date.parse(t) < 60_000);
@@ -171,7 +176,9 @@ export function admit(
   };
   for (const c of ceilings) later(Date.parse(c.until));
 
-  const ordered = queue.filter((q) => !held.has(q.jobId)).sort(queueOrder);
+  const ordered = queue
+    .filter((q) => !held.has(q.jobId) && !(q.members ?? []).some((id) => held.has(id)))
+    .sort(queueOrder);
   ordered.forEach((job, index) => {
     const position = index + 1;
     const wait = (reason: string) => {
@@ -232,6 +239,7 @@ export function admit(
       jobId: job.jobId,
       ...(job.rule === undefined ? {} : { rule: job.rule }),
       at: now,
+      ...(job.members === undefined ? {} : { members: [...job.members] }),
     };
     admitted.push(holder);
     for (const pool of pools) usage.set(pool, (usage.get(pool) ?? 0) + needOf(job.demand, pool));
@@ -275,14 +283,28 @@ export function hasRoom(record: CapacityRecord, limits: CapacityLimits, now: str
   return free('run', limits.runExecutions) || free('vm-cpus', limits.vmCpus);
 }
 
-/** The record without `jobId`'s slot (its attempt ended, or its launch was refused); version one more. */
+/** Ids that hold a slot: jobs, batches, and the jobs of batches. */
+export function heldIds(holders: readonly SlotHolder[]): Set<string> {
+  return new Set(holders.flatMap((h) => [h.jobId, ...(h.members ?? [])]));
+}
+
+/**
+ * The record without `jobId`'s slot (its attempt ended, or its launch was refused); version one more.
+ * A job of a batch leaves its batch's slot, which is given back with the last of them.
+ */
 export function releaseSlot(
   record: CapacityRecord,
   jobId: string,
   version = record.version + 1,
 ): CapacityRecord | undefined {
-  if (!record.holders.some((h) => h.jobId === jobId)) return undefined;
-  return { ...record, version, holders: record.holders.filter((h) => h.jobId !== jobId) };
+  if (!record.holders.some((h) => h.jobId === jobId || h.members?.includes(jobId))) return undefined;
+  const holders = record.holders.flatMap((h): SlotHolder[] => {
+    if (h.jobId === jobId) return [];
+    if (h.members === undefined || !h.members.includes(jobId)) return [h];
+    const members = h.members.filter((id) => id !== jobId);
+    return members.length === 0 ? [] : [{ ...h, members }];
+  });
+  return { ...record, version, holders };
 }
 
 /**
@@ -320,7 +342,9 @@ export function learnCeiling(
 /**
  * The record made true again from the ledger: slots of jobs that are no longer launched or running
  * are given back once older than `graceMs` (a dispatcher that died between taking a slot and
- * writing LAUNCHED), and a launched or running job without a slot gets one. Undefined: nothing to change.
+ * writing LAUNCHED), and a launched or running job without a slot gets one. A batch's slot is kept
+ * while any of its jobs is active (and its jobs that are not leave it, after the grace).
+ * `active` is keyed by job id. Undefined: nothing to change.
  */
 export function repairSlots(
   record: CapacityRecord,
@@ -329,10 +353,22 @@ export function repairSlots(
   graceMs: number,
 ): CapacityRecord | undefined {
   const nowMs = Date.parse(now);
-  const kept = record.holders.filter((h) => active.has(h.jobId) || nowMs - Date.parse(h.at) < graceMs);
-  const have = new Set(kept.map((h) => h.jobId));
+  let changed = false;
+  const kept = record.holders.flatMap((h): SlotHolder[] => {
+    const young = nowMs - Date.parse(h.at) < graceMs;
+    if (h.members === undefined) {
+      if (active.has(h.jobId) || young) return [h];
+      changed = true;
+      return [];
+    }
+    const members = young ? h.members : h.members.filter((id) => active.has(id));
+    if (members.length === h.members.length) return [h];
+    changed = true;
+    return members.length === 0 ? [] : [{ ...h, members }];
+  });
+  const have = heldIds(kept);
   const added = [...active.values()].filter((a) => !have.has(a.jobId)).map((a) => ({ ...a, at: now }));
-  if (kept.length === record.holders.length && added.length === 0) return undefined;
+  if (!changed && added.length === 0) return undefined;
   return { ...record, version: record.version + 1, holders: [...kept, ...added] };
 }
 

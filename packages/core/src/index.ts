@@ -29,3 +29,6 @@ export * from './cost/actual.ts';
 export * from './transitions.ts';
 export * from './backfill.ts';
 export * from './backfill-ports.ts';
+export * from './batch-manifest.ts';
+export * from './batch-gathering.ts';
+export { type BatchPolicy } from './cost/batching.ts';

@@ -120,6 +120,20 @@ export interface AttemptRecord {
   goneAt?: string;
   /** Where the launch was refused before it ran (a zone out of capacity) and why. */
   refusals?: string[];
+  /** On Cloud Run, as one task of a batch's execution (batch-gathering.ts): which batch, which task. */
+  batch?: BatchTask;
+}
+
+/** A job's place in a batch: the batch's id, its task index in the execution, and the batch's size. */
+export interface BatchTask {
+  id: string;
+  index: number;
+  size: number;
+}
+
+/** The batch task of the job's current attempt, if it runs as one. */
+export function currentBatchTask(job: Job): BatchTask | undefined {
+  return job.attempts?.find((a) => a.attempt === job.attempt)?.batch;
 }
 
 /** A job's place in the queue: set when it is first QUEUED, kept while it waits and after. */

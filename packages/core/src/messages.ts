@@ -4,3 +4,4 @@
 export * from './vm-task.ts';
 export * from './completion.ts';
 export * from './job-events.ts';
+export * from './batch-manifest.ts';

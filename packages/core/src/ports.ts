@@ -127,16 +127,38 @@ export type FoundLaunch =
   /** Looking failed; nothing can be concluded this time. */
   | { kind: 'unknown'; reason: string };
 
+/**
+ * One execution of many tasks (Cloud Run only): task i runs `jobs[i]`, whose environment it reads
+ * from entry i of the manifest at `manifestUri` (batch-manifest.ts). The jobs share the args and the
+ * timeout (batchKeyOf).
+ */
+export interface BatchLaunchRequest {
+  batchId: string;
+  manifestUri: string;
+  jobs: Job[];
+  args: string[];
+  timeoutSeconds?: number;
+}
+
 export interface Launcher {
   /** Starts the task and returns what runs it; does not wait for the task. Throws LaunchError. */
   launch(request: LaunchRequest): Promise<LaunchResult>;
   /**
+   * Starts one execution for a batch, one task per job; absent on a platform without batches (a VM,
+   * local processes), where each job of a batching rule is launched alone. Throws LaunchError.
+   */
+  launchBatch?(request: BatchLaunchRequest): Promise<LaunchResult>;
+  /**
    * Looks for what a launch of `job`'s current attempt started, when its answer was lost (a timeout,
-   * a reset connection, a dispatcher that died between writing LAUNCHED and the answer).
+   * a reset connection, a dispatcher that died between writing LAUNCHED and the answer). For a job
+   * launched as a batch's task (currentBatchTask), the batch's execution.
    */
   find(job: Job): Promise<FoundLaunch>;
-  /** What the platform says of an execution this launcher started (its `execution`). */
-  inspect(execution: string): Promise<RunStatus>;
+  /**
+   * What the platform says of an execution this launcher started (its `execution`); with `task`, of
+   * that task of a batch's execution only (its index).
+   */
+  inspect(execution: string, task?: number): Promise<RunStatus>;
   /** Stops an execution; one that already ended or is gone is not an error. */
   cancel(execution: string): Promise<void>;
 }

@@ -17,6 +17,7 @@ import {
   withCurrentAttempt,
   type AttemptOutcome,
   type AttemptRecord,
+  type BatchTask,
   type Job,
 } from './job.ts';
 import type { Placement } from './placement.ts';
@@ -93,7 +94,7 @@ export function failedInQueue(job: Job, attempt: number, at: string, reason: str
  * A QUEUED job admitted to launch: LAUNCHED, with a fresh record of its attempt (one record per
  * attempt number: an interrupted attempt's record is replaced).
  */
-export function launching(job: Job, attempt: number, at: string): Job | undefined {
+export function launching(job: Job, attempt: number, at: string, batch?: BatchTask): Job | undefined {
   if (job.state !== 'QUEUED' || job.attempt !== attempt) return undefined;
   const { target, template } = job;
   const record: AttemptRecord = {
@@ -102,14 +103,17 @@ export function launching(job: Job, attempt: number, at: string): Job | undefine
     ...(target === 'vm' ? { spot: template!.spot } : {}),
     ...(job.logsUri === undefined ? {} : { logsUri: job.logsUri }),
     launchedAt: at,
+    ...(batch === undefined ? {} : { batch }),
   };
   const shape = target === 'vm' ? (template!.spot ? ' (spot)' : ' (standard)') : '';
+  const inBatch =
+    batch === undefined ? '' : ` as task ${batch.index} of ${batch.size} of batch ${batch.id}`;
   return transition(
     job,
     'LAUNCHED',
     at,
     { attempts: [...job.attempts.filter((a) => a.attempt !== job.attempt), record] },
-    `launching on ${target}${shape}`,
+    `launching on ${target}${shape}${inBatch}`,
   );
 }
 

@@ -3,6 +3,7 @@
 // and the field, so an operator can fix the file from the message alone.
 
 import { DEFAULT_PRIOR, type DurationPrior } from '../cost/estimator.ts';
+import { readBatchPolicy } from '../cost/batching.ts';
 import { compileGlob } from '../glob.ts';
 import { parsePriceTable } from '../cost/price-config.ts';
 import { PriceTableError } from '../cost/prices.ts';
@@ -67,7 +68,7 @@ const MACHINE_TYPE = /^[a-z][a-z0-9-]*$/;
 const ACCELERATOR_TYPE = /^[a-z0-9][a-z0-9-]*$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
 const TARGETS = ['cloud-run-job', 'vm', 'ignore'];
-const RULE_KEYS = ['name', 'match', 'target', 'job', 'retry', 'queue', 'params'];
+const RULE_KEYS = ['name', 'match', 'target', 'job', 'retry', 'queue', 'params', 'batch'];
 const COST_KEYS = ['mode', 'deadline', 'prior'];
 
 export function parseRoutingConfig(raw: unknown): RoutingConfig {
@@ -124,6 +125,9 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
     fail('queue', 'an ignore rule runs nothing; remove queue');
   if (target === 'ignore' && raw.params !== undefined)
     fail('params', 'an ignore rule runs nothing; remove params');
+  const runsOnCloudRun = target === 'cloud-run-job' || (Array.isArray(target) && target.includes('cloud-run-job'));
+  if (raw.batch !== undefined && !runsOnCloudRun)
+    fail('batch', 'only files a rule sends to Cloud Run ("cloud-run-job") are gathered into batches');
   if (raw.deadline !== undefined && mode !== 'cost')
     fail('deadline', 'only a rule with "mode": "cost" chooses where to run by its deadline');
   return {
@@ -137,6 +141,7 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
       deadlineSeconds: optional(raw.deadline, 'deadline', fail, positiveDuration),
       prior: optional(raw.prior, 'prior', fail, parsePrior),
       params: optional(raw.params, 'params', fail, parseParamNames),
+      batch: optional(raw.batch, 'batch', fail, readBatchPolicy),
     }),
   };
 }

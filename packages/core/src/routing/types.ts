@@ -1,5 +1,6 @@
 // The routing config as the router uses it, after parseRoutingConfig (./config.ts) checked it.
 
+import type { BatchPolicy } from '../cost/batching.ts';
 import type { DurationPrior } from '../cost/estimator.ts';
 import type { GlobMatcher } from '../glob.ts';
 import type { RetryPolicy } from '../retry.ts';
@@ -51,6 +52,8 @@ export interface Rule {
   prior?: DurationPrior;
   /** The per-job parameters an upload or a request may set (params.ts); absent: none. */
   params?: string[];
+  /** Its files routed to Cloud Run are gathered into executions of many tasks (batch-gathering.ts). */
+  batch?: BatchPolicy;
 }
 
 /** How a rule's jobs wait for capacity (capacity.ts). */
@@ -83,6 +86,9 @@ export const RESERVED_ENV_KEYS: readonly string[] = [
   'TASK',
   // Where the worker uploads its output on Cloud Run (set by the cloud-run-job launcher).
   'LOGS_URI',
+  // A batched task's execution (batch-manifest.ts).
+  'BATCH_ID',
+  'BATCH_MANIFEST_URI',
 ];
 /** Cloud Run sets CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_COUNT and others with this prefix. */
 export const RESERVED_ENV_PREFIX = 'CLOUD_RUN_';
