@@ -11,6 +11,7 @@ import type { PriceTable } from './cost/prices.ts';
 import {
   ACTIVE_STATES,
   amend,
+  currentBatchTask,
   FINAL_STATES,
   noted,
   transition,
@@ -106,8 +107,7 @@ export function launching(job: Job, attempt: number, at: string, batch?: BatchTa
     ...(batch === undefined ? {} : { batch }),
   };
   const shape = target === 'vm' ? (template!.spot ? ' (spot)' : ' (standard)') : '';
-  const inBatch =
-    batch === undefined ? '' : ` as task ${batch.index} of ${batch.size} of batch ${batch.id}`;
+  const inBatch = batch === undefined ? '' : ` as task ${batch.index} of ${batch.size} of batch ${batch.id}`;
   return transition(
     job,
     'LAUNCHED',
@@ -309,8 +309,19 @@ export function cancelled(job: Job, at: string, prices: PriceTable): Job {
     'CANCELLED',
     at,
     { finishedAt: at, attempts, cost: actualCost({ ...job, attempts }, prices) },
-    `cancelled by request; ${job.execution ?? 'its launch'} was stopped`,
+    cancelledNote(job),
   );
+}
+
+/**
+ * What a cancel did to what ran the job. A task of a batch's execution cannot be stopped alone
+ * (Cloud Run cancels whole executions), so it runs on and what it reports is not recorded.
+ */
+function cancelledNote(job: Job): string {
+  const task = currentBatchTask(job);
+  if (task !== undefined && job.execution !== undefined)
+    return `cancelled by request; its task ${task.index} of ${job.execution} runs on with the batch's other tasks, and its end is not recorded`;
+  return `cancelled by request; ${job.execution ?? 'its launch'} was stopped`;
 }
 
 /** A FAILED or CANCELLED job run again by request: RECEIVED, as the next attempt, its last end cleared. */

@@ -8,6 +8,7 @@ import {
   ACTIVE_STATES,
   cancelled as cancelledJob,
   claimedWhenDue,
+  currentBatchTask,
   DEFAULT_PRICES,
   DEFAULT_RECONCILE_SETTINGS,
   endAttempt as endedAttempt,
@@ -304,7 +305,9 @@ export class Dispatcher {
       const current = round === 0 ? job : await this.existing(id);
       if (FINAL_STATES.includes(current.state)) return current;
       const running = ACTIVE_STATES.includes(current.state);
-      if (running && current.execution !== undefined && current.target !== undefined) {
+      // A batch's task cannot be stopped alone: stopping its execution would stop the others too.
+      const alone = currentBatchTask(current) === undefined;
+      if (running && alone && current.execution !== undefined && current.target !== undefined) {
         try {
           await this.ports.launchers[current.target].cancel(current.execution);
         } catch (err) {

@@ -17,14 +17,15 @@
 import {
   admit,
   adopted,
+  currentBatchTask,
   failedInQueue,
   hasRoom,
+  heldIds,
   isRateRefusal,
   launchFailed,
   LaunchError,
   launching,
   learnCeiling,
-  queuedJob,
   refusedPastMaxQueue,
   releaseSlot,
   requeued,
@@ -35,6 +36,7 @@ import {
   type Job,
   type SlotHolder,
 } from '@pipeline/core';
+import { gatherHead, launchBatch, type GatheredHead } from './batch-launch.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import { writeJob } from './job-writes.ts';
 import { queueView, type CapacityView } from './queue-view.ts';
@@ -148,6 +150,7 @@ export class LaunchQueue {
     let admission: Admission | undefined;
     let limits: CapacityLimits | undefined;
     let queue: Job[] = [];
+    let gathered: GatheredHead = { queued: [], batches: new Map() };
     for (let i = 0; i < CAS_ATTEMPTS && admission === undefined; i++) {
       const { ledger } = this.dispatcher.ports;
       // Slots of attempts that ended since the last round are given back in this round's write.
@@ -155,7 +158,7 @@ export class LaunchQueue {
       const read = await ledger.readCapacity();
       const record = releasing.reduce((r, id) => releaseSlot(r, id, r.version) ?? r, read);
       const released = record !== read;
-      const held = new Set(read.holders.map((h) => h.jobId));
+      const held = heldIds(read.holders);
       for (const id of releasing) if (!held.has(id)) this.releases.delete(id); // nothing to give back
       const commit = async (next: CapacityRecord) => {
         if (!(await ledger.writeCapacity({ ...next, version: read.version + 1 }))) return false;
@@ -168,31 +171,41 @@ export class LaunchQueue {
       // anyway, for the jobs past their maxQueueTime).
       const head = !full && !hasRoom(record, limits, now) ? [] : await ledger.queued(QUEUE_HEAD);
       queue = head;
-      const candidate = admit(
-        record,
-        head.map((job) => queuedJob(job, this.capacity.defaultMachineType)),
-        limits,
-        now,
-        MAX_ADMIT,
-      );
+      const { launchers, routing } = this.dispatcher.ports;
+      const canBatch = launchers['cloud-run-job'].launchBatch !== undefined;
+      gathered = gatherHead(head, routing.rules, canBatch, now, this.capacity.defaultMachineType);
+      const candidate = admit(record, gathered.queued, limits, now, MAX_ADMIT);
       const nothing = candidate.admitted.length === 0 && candidate.failNow.length === 0;
-      if (nothing && !released) return candidate.nextChangeAt;
+      if (nothing && !released) return earliest(candidate.nextChangeAt, gathered.nextChangeAt);
       if (candidate.admitted.length === 0 && !released) admission = candidate;
       else if (await commit(candidate.record)) admission = candidate;
     }
     if (admission === undefined) throw new Error('the capacity record kept changing under this drain');
     const byId = new Map(queue.map((job) => [job.id, job]));
-    for (const { jobId, reason } of admission.failNow) await this.failQueued(byId.get(jobId)!, reason);
+    const now = Date.parse(this.dispatcher.iso());
+    for (const { jobId, reason } of admission.failNow) {
+      // A batch that waited too long: those of its jobs whose own maxQueueTime passed fail; the
+      // others gather again.
+      const batch = gathered.batches.get(jobId);
+      const expired = (job: Job) => job.queue !== undefined && Date.parse(job.queue.expiresAt) <= now;
+      for (const job of batch === undefined ? [byId.get(jobId)!] : batch.filter(expired))
+        await this.failQueued(job, reason);
+    }
     const pending = [...admission.admitted];
     await Promise.all(
       Array.from({ length: Math.min(PARALLEL_LAUNCHES, pending.length) }, async () => {
         for (let holder = pending.shift(); holder !== undefined; holder = pending.shift()) {
+          const batch = gathered.batches.get(holder.jobId);
+          if (batch !== undefined) {
+            await launchBatch(this, this.dispatcher, holder.jobId, batch, holder, limits!);
+            continue;
+          }
           const job = byId.get(holder.jobId)!;
           await this.dispatcher.inContext(job, () => this.launchAdmitted(job, holder, limits!));
         }
       }),
     );
-    return admission.nextChangeAt;
+    return earliest(admission.nextChangeAt, gathered.nextChangeAt);
   }
 
   /** A job that can never fit, or waited past its maxQueueTime. */
@@ -241,8 +254,8 @@ export class LaunchQueue {
       });
       await this.adopt(job, result.execution, result.refusals, result.spot);
     } catch (err) {
-      if (err instanceof LaunchError && err.ambiguous) return this.lookFor(job, err);
-      if (err instanceof LaunchError && err.retryable) return this.refused(job, holder, err, limits);
+      if (err instanceof LaunchError && (err.ambiguous || err.retryable))
+        return this.settleRefusedLaunch([job], holder, err, limits);
       const error = `launch on ${target} failed: ${(err as Error).message}`;
       const at = d.iso();
       await d.mutate(job.id, (current) => launchFailed(current, job.attempt, at, error));
@@ -262,69 +275,98 @@ export class LaunchQueue {
         ? direct
         : await d.mutate(job.id, adoption);
     d.jobLogger(job).info({ execution, refusals }, 'job launched');
-    if (recorded?.state === 'CANCELLED' && recorded.attempt === job.attempt) {
+    // A batch's task is not stopped alone: the batch's other tasks run in the same execution.
+    const alone = recorded === undefined || currentBatchTask(recorded) === undefined;
+    if (recorded?.state === 'CANCELLED' && recorded.attempt === job.attempt && alone) {
       await d.ports.launchers[job.target!].cancel(execution);
       d.jobLogger(job).info({ execution }, 'cancelled during its launch: stopped');
     }
     return recorded;
   }
 
-  /** The launch's answer was lost: look for what it started before launching anything again. */
-  private async lookFor(job: Job, err: LaunchError): Promise<void> {
+  /**
+   * A launch of `jobs` (one job, or a batch's) that started nothing for sure, or whose answer was
+   * lost: looked for, queued again after a refusal for now, or FAILED for a refusal for good.
+   */
+  async settleRefusedLaunch(
+    jobs: readonly Job[],
+    holder: SlotHolder,
+    err: LaunchError,
+    limits: CapacityLimits,
+  ): Promise<void> {
+    if (err.ambiguous) return this.lookFor(jobs, err);
+    if (err.retryable) return this.refused(jobs, holder, err, limits);
     const d = this.dispatcher;
-    const found = await d.ports.launchers[job.target!].find(job).catch((e: unknown) => ({
+    const at = d.iso();
+    for (const job of jobs) {
+      const error = `launch on ${job.target} failed: ${err.message}`;
+      await d.mutate(job.id, (current) => launchFailed(current, job.attempt, at, error));
+      d.jobLogger(job).error({ err }, error);
+    }
+    await this.release(holder.jobId);
+  }
+
+  /**
+   * The launch's answer was lost: look for what it started before launching anything again. A
+   * batch's jobs share one execution, found through any of them (Launcher.find).
+   */
+  private async lookFor(jobs: readonly Job[], err: LaunchError): Promise<void> {
+    const d = this.dispatcher;
+    const found = await d.ports.launchers[jobs[0].target!].find(jobs[0]).catch((e: unknown) => ({
       kind: 'unknown' as const,
       reason: (e as Error).message,
     }));
-    const log = d.jobLogger(job);
-    if (found.kind === 'found') {
-      log.warn(
-        { err, execution: found.execution },
-        'the launch answer was lost; its execution was found and adopted',
-      );
-      await this.adopt(job, found.execution);
-      return;
+    for (const job of jobs) {
+      const log = d.jobLogger(job);
+      if (found.kind === 'found') {
+        log.warn(
+          { err, execution: found.execution },
+          'the launch answer was lost; its execution was found and adopted',
+        );
+        await this.adopt(job, found.execution);
+      } else if (found.kind === 'absent') {
+        log.warn({ err }, 'the launch answer was lost and nothing was started: queued again');
+        await this.requeue(job, `its launch was not answered (${err.message}) and started nothing`, 0);
+      } else {
+        // Neither: it may run. It stays LAUNCHED, holding its slot; the reconciler looks again.
+        log.warn(
+          { err, reason: found.reason },
+          'the launch answer was lost and looking for it failed; the reconciler looks again',
+        );
+      }
     }
-    if (found.kind === 'absent') {
-      log.warn({ err }, 'the launch answer was lost and nothing was started: queued again');
-      await this.requeue(job, `its launch was not answered (${err.message}) and started nothing`, 0);
-      return;
-    }
-    // Neither: it may run. It stays LAUNCHED, holding its slot; the reconciler looks again.
-    log.warn(
-      { err, reason: found.reason },
-      'the launch answer was lost and looking for it failed; the reconciler looks again',
-    );
   }
 
   /** A refusal for now: back to the queue at its place, after a backoff; a capacity refusal teaches a ceiling. */
   private async refused(
-    job: Job,
+    jobs: readonly Job[],
     holder: SlotHolder,
     err: LaunchError,
     limits: CapacityLimits,
   ): Promise<void> {
     const d = this.dispatcher;
-    const message = `launch on ${job.target} refused for now: ${err.message}`;
     if (err.capacity && !isRateRefusal(err.message)) {
       await this.changeRecord((record) => learnCeiling(record, holder, limits, d.iso(), err.message));
       if (/QUOTA_EXCEEDED|quota/i.test(err.message)) this.capacity.quotaRefused?.();
     } else {
-      await this.release(job.id);
+      await this.release(holder.jobId);
     }
-    const refusals = (job.queue?.refusals ?? 0) + 1;
-    const expiresAt = job.queue?.expiresAt;
-    if (expiresAt !== undefined && Date.parse(d.iso()) >= Date.parse(expiresAt)) {
-      // Its wait is over: the last refusal is what it waited for.
-      const error = `no capacity came within its rule's maxQueueTime (queued at ${job.queue!.queuedAt}): ${message}`;
-      const at = d.iso();
-      await d.mutate(job.id, (current) => refusedPastMaxQueue(current, job.attempt, at, error));
-      d.jobLogger(job).warn({ err, refusals }, error);
-      return;
+    for (const job of jobs) {
+      const message = `launch on ${job.target} refused for now: ${err.message}`;
+      const refusals = (job.queue?.refusals ?? 0) + 1;
+      const expiresAt = job.queue?.expiresAt;
+      if (expiresAt !== undefined && Date.parse(d.iso()) >= Date.parse(expiresAt)) {
+        // Its wait is over: the last refusal is what it waited for.
+        const error = `no capacity came within its rule's maxQueueTime (queued at ${job.queue!.queuedAt}): ${message}`;
+        const at = d.iso();
+        await d.mutate(job.id, (current) => refusedPastMaxQueue(current, job.attempt, at, error));
+        d.jobLogger(job).warn({ err, refusals }, error);
+        continue;
+      }
+      const backoff = Math.min(MAX_REFUSAL_BACKOFF_MS, REFUSAL_BACKOFF_MS * 2 ** (refusals - 1));
+      await this.requeue(job, message, backoff, refusals);
+      d.jobLogger(job).warn({ err, refusals }, `${message}; queued again`);
     }
-    const backoff = Math.min(MAX_REFUSAL_BACKOFF_MS, REFUSAL_BACKOFF_MS * 2 ** (refusals - 1));
-    await this.requeue(job, message, backoff, refusals);
-    d.jobLogger(job).warn({ err, refusals }, `${message}; queued again`);
   }
 
   /** LAUNCHED without an execution -> QUEUED, keeping its place; the same attempt, not counted as failed. */
@@ -376,4 +418,10 @@ export class LaunchQueue {
     }
     throw new Error('the capacity record kept changing');
   }
+}
+
+/** The earlier of two times, either may be absent. */
+function earliest(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return Date.parse(a) <= Date.parse(b) ? a : b;
 }

@@ -16,7 +16,9 @@
 // A peer of the dispatcher, not part of it: it reads the ledger, the platforms and the outputs through
 // ports of its own, and asks the dispatcher and its queue only for what ReconcileActions names.
 import {
+  currentBatchTask,
   demandOf,
+  heldIds,
   judgeStatus,
   noticedGone,
   reconcileStep,
@@ -189,7 +191,7 @@ export class Reconciler {
   private async repairCapacity(pass: PassState): Promise<void> {
     const { ledger, settings } = this.ports;
     const record = await ledger.readCapacity();
-    const held = new Set(record.holders.map((h) => h.jobId));
+    const held = heldIds(record.holders);
     const active = new Map<string, Omit<SlotHolder, 'at'>>();
     for (const [id, holder] of pass.active) {
       if (held.has(id)) active.set(id, holder);
@@ -262,7 +264,8 @@ export class Reconciler {
         break;
     }
     const launcher = this.ports.launchers[job.target!];
-    const status = await launcher.inspect(step.execution);
+    const task = currentBatchTask(job);
+    const status = await launcher.inspect(step.execution, task?.index);
     const verdict = judgeStatus(job, status, now, settings);
     if (verdict === undefined) return;
     switch (verdict.verdict) {
@@ -308,15 +311,22 @@ export class Reconciler {
               },
         );
       }
-      case 'timed-out':
-        await launcher.cancel(step.execution);
+      case 'timed-out': {
+        // A batch's task is not stopped alone (it would stop its batch); Cloud Run ends it at its
+        // task timeout, which is the job's.
+        if (task === undefined) await launcher.cancel(step.execution);
         report.timedOut.push(job.id);
+        const stopped =
+          task === undefined
+            ? `${step.execution} was stopped`
+            : `task ${task.index} of ${step.execution} ends at its task timeout`;
         return this.close(job, report, {
           outcome: 'timed-out',
           finishedAt: now,
           error: `timed out: ${verdict.detail}`,
-          detail: `${verdict.detail}; ${step.execution} was stopped`,
+          detail: `${verdict.detail}; ${stopped}`,
         });
+      }
     }
   }
 

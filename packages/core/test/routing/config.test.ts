@@ -135,7 +135,7 @@ describe('parseRoutingConfig', () => {
       'typo in a rule key',
       rule({ mach: {} }),
       'mach',
-      'rule 1 ("csv"): mach: unknown key (expected one of name, match, target, job, retry, queue, params)',
+      'rule 1 ("csv"): mach: unknown key (expected one of name, match, target, job, retry, queue, params, batch)',
     ],
     [
       'typo in a match key',
@@ -479,7 +479,7 @@ describe('parseRoutingConfig: cost mode', () => {
       'typo in a cost key',
       rule({ dedline: '1h' }),
       'dedline',
-      'dedline: unknown key (expected one of name, match, target, job, retry, queue, params) or, for cost estimates, mode, deadline, prior',
+      'dedline: unknown key (expected one of name, match, target, job, retry, queue, params, batch) or, for cost estimates, mode, deadline, prior',
     ],
   ])('%s', (_, raw, field, message) => {
     let error: unknown;
