@@ -176,6 +176,23 @@ resource "google_storage_bucket_iam_member" "dispatcher_moves_latest" {
   }
 }
 
+# A batch of small files (a rule's "batch") runs as one execution whose tasks each read their own
+# entry of a manifest the dispatcher writes first, create-if-absent (ifGenerationMatch=0), under
+# _pipeline/batches/: storage.objects.create only (roles/storage.objectCreator: "Grants the following
+# permissions: storage.objects.create", https://cloud.google.com/iam/docs/roles-permissions/storage), and only
+# there. Without delete it cannot replace an object, so not even a manifest can be rewritten.
+resource "google_storage_bucket_iam_member" "dispatcher_writes_batch_manifests" {
+  bucket = google_storage_bucket.output.name
+  role   = "roles/storage.objectCreator"
+  member = local.dispatcher_sa_member
+
+  condition {
+    title       = "batch manifests only"
+    description = "Objects under _pipeline/batches/."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.output.name}/objects/_pipeline/batches/\")"
+  }
+}
+
 # runJob with containerOverrides (env, args, taskCount, timeout) needs run.jobs.runWithOverrides, and
 # cancel run.executions.cancel: roles/run.jobsExecutorWithOverrides holds run.jobs.run,
 # run.jobs.runWithOverrides and run.executions.cancel, nothing else. On the worker job only.

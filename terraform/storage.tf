@@ -39,6 +39,17 @@ resource "google_storage_bucket" "output" {
     }
   }
 
+  # A batch's manifest is read when its tasks start; a week on, it only explains an old execution.
+  lifecycle_rule {
+    condition {
+      age            = 7
+      matches_prefix = ["_pipeline/batches/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   depends_on = [google_project_service.apis]
 }
 

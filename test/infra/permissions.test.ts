@@ -362,6 +362,22 @@ describe('the dispatcher on the output bucket', () => {
   });
 });
 
+describe('the dispatcher on the output bucket, for batches', () => {
+  it('may create batch manifests only, under _pipeline/batches/', () => {
+    const block = TF.resources.google_storage_bucket_iam_member!.dispatcher_writes_batch_manifests![0]!;
+    const expression = resolve(TF, SCENARIOS[0]!, String((block.condition as Block[])[0]!.expression));
+    const bucketName = resolve(TF, SCENARIOS[0]!, '${google_storage_bucket.output.name}');
+    const object = (name: string, inBucket = bucketName) => ({
+      type: 'storage.googleapis.com/Object',
+      name: `projects/_/buckets/${inBucket}/objects/${name}`,
+    });
+    expect(evaluateCondition(expression, object('_pipeline/batches/batch-1.json'))).toBe(true);
+    for (const name of ['sales/q3.csv/17/_SUCCESS', '_pipeline/other', 'x/_pipeline/batches/a.json'])
+      expect(evaluateCondition(expression, object(name)), name).toBe(false);
+    expect(evaluateCondition(expression, object('_pipeline/batches/b.json', 'another-bucket'))).toBe(false);
+  });
+});
+
 describe('IAM conditions as evaluated here', () => {
   it.each([
     ['resource.type == "a/B"', { type: 'a/B', name: 'n' }, true],

@@ -421,6 +421,23 @@ export const CALLS: Call[] = [
     doc: DOC.storage,
     grant: 'google_storage_bucket_iam_member.dispatcher_moves_latest',
   })),
+  {
+    id: 'batch-manifest-create',
+    what: "File.save of a batch's manifest with ifGenerationMatch 0 (batch-launch.ts: create if absent)",
+    code: {
+      file: 'services/dispatcher/src/gcp/gcs-blob-store.ts',
+      text: 'preconditionOpts: { ifGenerationMatch',
+    },
+    caller: 'dispatcher' as const,
+    permission: 'storage.objects.create',
+    resource: {
+      terraform: 'google_storage_bucket.output',
+      type: 'storage.googleapis.com/Object',
+      name: 'projects/_/buckets/${google_storage_bucket.output.name}/objects/_pipeline/batches/batch-0123456789abcdef01234567.json',
+    },
+    doc: DOC.storage,
+    grant: 'google_storage_bucket_iam_member.dispatcher_writes_batch_manifests',
+  },
   // --- dispatcher: the Firestore ledger (firestore-ledger.ts) -----------------------------------
   ...(
     [
@@ -956,6 +973,10 @@ export const PREDEFINED_ROLES: Record<string, RoleEntry> = {
       'storage.objects.list',
       'storage.objects.update',
     ],
+    doc: 'https://cloud.google.com/iam/docs/roles-permissions/storage',
+  },
+  'roles/storage.objectCreator': {
+    permissions: ['storage.objects.create'],
     doc: 'https://cloud.google.com/iam/docs/roles-permissions/storage',
   },
   'roles/pubsub.publisher': {

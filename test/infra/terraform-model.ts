@@ -71,6 +71,13 @@ export function resolve(tf: Parsed, scenario: Scenario, text: string, depth = 0)
   if (depth > 10) throw new Error(`too deep resolving ${text}`);
   const joined = JOIN.exec(text);
   if (joined) return joinOf(tf, scenario, unescape(joined[1]!), joined[2]!, depth);
+  // `${coalesce(var.X, "TEMPLATE")}` (the whole text): the variable when set, else the template.
+  const coalesced = COALESCE.exec(text);
+  if (coalesced) {
+    const value = variable(tf, scenario, coalesced[1]!);
+    if (value !== null && value !== undefined && value !== '') return String(value);
+    return resolve(tf, scenario, unescape(coalesced[2]!), depth + 1);
+  }
   return text.replace(/\$\{([^}]+)\}/g, (whole, inner: string) => {
     const expr = inner.trim();
     let m = /^var\.(\w+)$/.exec(expr);
@@ -94,6 +101,7 @@ export function resolve(tf: Parsed, scenario: Scenario, text: string, depth = 0)
 // Lists, the few forms the .tf files use to make one string of many zones: `${join("SEP", LIST)}`
 // and `${join("SEP", [for X in LIST : "TEMPLATE"])}` (the whole text), where LIST is var.X,
 // local.X, [A, B] or concat(LIST, LIST).
+const COALESCE = /^\$\{coalesce\(var\.(\w+), "((?:[^"\\]|\\.)*)"\)\}$/s;
 const JOIN = /^\$\{join\("((?:[^"\\]|\\.)*)", (.+)\)\}$/s;
 const FOR = /^\[for (\w+) in (.+?) : "((?:[^"\\]|\\.)*)"\]$/s;
 
