@@ -166,7 +166,9 @@ function attemptsBlock(job: Job): string[] {
       a.exitCode === undefined ? '-' : String(a.exitCode),
       duration(a.startedAt, a.finishedAt) ?? '-',
       a.launchedAt,
-      printable(a.execution ?? '-'),
+      // A batch's task: which (CLOUD_RUN_TASK_INDEX) of how many, after the execution they share.
+      printable(a.execution ?? '-') +
+        (a.batch === undefined ? '' : ` (task ${a.batch.index} of ${a.batch.size})`),
       // The first line says what went wrong (the worker's message; the usage or a trace follows it).
       // The whole error of the current attempt is under `error` above.
       printable(a.error?.trim().split('\n')[0].slice(0, 100) ?? ''),

@@ -82,6 +82,24 @@ describe('job', () => {
     );
   });
 
+  it("names a batch's task beside the execution it shares", () => {
+    const execution = 'projects/p/locations/r/jobs/pipeline-worker/executions/pipeline-worker-x7k2q';
+    const batched: Job = {
+      ...JOB,
+      target: 'cloud-run-job',
+      attempts: [
+        {
+          attempt: 1,
+          target: 'cloud-run-job',
+          execution,
+          launchedAt: '2026-11-20T10:00:01.000Z',
+          batch: { id: `batch-${'0'.repeat(24)}`, index: 7, size: 50 },
+        },
+      ],
+    };
+    expect(jobDetail(batched)).toContain(`${execution} (task 7 of 50)`);
+  });
+
   it('shows the estimate, the places priced, and the cost when the job has them, and nothing of them when not', () => {
     const priced: Job = {
       ...JOB,

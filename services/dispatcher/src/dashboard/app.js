@@ -409,6 +409,12 @@ function historyItem(entry, now) {
   );
 }
 
+/** What ran an attempt; a batch's task says which (CLOUD_RUN_TASK_INDEX) of how many. */
+function executionText(a) {
+  const execution = a.execution ?? '—';
+  return a.batch === undefined ? execution : `${execution} · task ${a.batch.index} of ${a.batch.size}`;
+}
+
 function attemptRow(job, a, now, shown) {
   const ended = a.finishedAt !== undefined || a.attempt < job.attempt || FINAL.has(job.state);
   return h(
@@ -416,7 +422,7 @@ function attemptRow(job, a, now, shown) {
     { class: a.attempt === shown ? 'shown' : null },
     h('td', { class: 'num' }, String(a.attempt)),
     h('td', {}, `${TARGETS[a.target] ?? a.target}${a.spot ? ' · spot' : ''}`),
-    h('td', { class: 'mono clip', title: a.execution ?? null }, a.execution ?? '—'),
+    h('td', { class: 'mono clip', title: a.execution ?? null }, executionText(a)),
     h('td', { title: when(a.launchedAt) }, ago(a.launchedAt, now)),
     h('td', { class: 'num' }, span(elapsed(a.startedAt ?? a.launchedAt, a.finishedAt, now, !ended))),
     h('td', { class: 'num mono' }, a.exitCode === undefined ? '—' : String(a.exitCode)),
