@@ -146,9 +146,8 @@ describe('pipeline-worker as a task of a batch, with the manifest in Cloud Stora
   const outputOf = (index: number) => `gs://out-bucket/results/t${index}/`;
   const logsOf = (index: number) => ({ LOGS_URI: `gs://out-bucket/results/t${index}/logs/attempt-1.log` });
   /**
-   * stderr without Node's MaxListenersExceededWarning, which @google-cloud/storage's requests
-   * (teeny-request's pipeline) raise in any worker that writes outputs of this size to gs://, in a
-   * batch or not: not the worker's to say.
+   * stderr without the MaxListenersExceededWarning @google-cloud/storage prints for an object of the
+   * sample's size, batch or not (the README's "Bad input" says so): the library's, not the worker's.
    */
   const ownLines = (stderr: string) =>
     stderr
