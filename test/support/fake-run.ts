@@ -123,7 +123,10 @@ interface StoredExecution {
 export type FakeRun = RecordingServer & {
   /** The executions started so far, by full name. */
   executions: string[];
-  /** Ends every task of an execution not ended yet, the way Cloud Run would report it from now on. */
+  /**
+   * Ends every task of an execution not ended yet, the way Cloud Run would report it from now on;
+   * an execution that already completed stays as it ended.
+   */
   settle(execution: string, outcome: ExecutionOutcome): void;
   /** Ends task `index` of an execution (one not ended yet); the last task to end completes it. */
   settleTask(execution: string, index: number, outcome: ExecutionOutcome): void;
@@ -181,8 +184,8 @@ const enumsOf =
     numericEnums ? names[name] : name;
 
 /**
- * The `Completed` condition of an execution or a task (`name`, its short id for a task, the failed
- * task's for an execution): pending while it runs, then as `outcome` ended.
+ * The `Completed` condition of an execution or a task: pending while it runs, then as `outcome`
+ * ended; a failure names `failedTask` (the task's own id, or an execution's first failed task's).
  */
 function completedCondition(
   outcome: ExecutionOutcome | undefined,
