@@ -8,20 +8,28 @@
 //   the real API does ("Results are sorted by creation time, descending":
 //   https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions/list).
 //   showDeleted is accepted and changes nothing: a forgotten execution is not listed.
-// - `GET .../jobs/J/executions/E` answers the Execution in the state a test gave it (`settle`):
-//   running until then, with the counts, completionTime and `Completed` condition Cloud Run sets.
-//   Its `template` holds the container as the RunJob overrides made it (env, args, timeout): the
-//   overrides "will be applied to update the execution or task spec" (RunJobRequest.overrides,
+// - An execution has the overrides' taskCount of tasks (1 when absent), each with an outcome of its
+//   own: `settleTask` ends one, `settle` ends every task not ended yet. The execution completes
+//   when its last task ended.
+// - `GET .../jobs/J/executions/E` answers the Execution in the state a test gave it: running until
+//   its last task ended, with the counts over its tasks, completionTime and the `Completed` condition
+//   Cloud Run sets (pending until then; then cancelled if a task was cancelled, else failed if one
+//   failed, naming the first, else succeeded). Its `template` holds the container as the RunJob
+//   overrides made it (env, args, timeout): the overrides "will be applied to update the execution
+//   or task spec" (RunJobRequest.overrides,
 //   https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs/run). The double's
 //   job has no env or args of its own, so the template's env is exactly the overrides' env.
-// - `GET .../executions/E/tasks` lists its one task, with `lastAttemptResult` once it ended.
-// - `POST .../executions/E:cancel` cancels a running execution and answers an Operation; one already
-//   complete answers 400 FAILED_PRECONDITION. An unknown or forgotten execution answers 404.
+// - `GET .../executions/E/tasks` lists its tasks by index (pageSize, pageToken), each with its
+//   `completionTime` and `lastAttemptResult` once it ended, and a `Completed` condition worded as
+//   the execution's (the double's own wording for a task).
+// - `POST .../executions/E:cancel` cancels a running execution (its tasks not ended yet end
+//   cancelled) and answers an Operation; one already complete answers 400 FAILED_PRECONDITION. An
+//   unknown or forgotten execution answers 404.
 // Enums go out as numbers when the client asks for `enum-encoding=int` (gax does), as names otherwise.
 //
 // For bursts (FakeRunOptions): a limit of running executions and a rate limit on RunJob, both
-// answered 429 RESOURCE_EXHAUSTED; executions that succeed by themselves after a while; and a hook
-// when an execution ends. Lost answers come from the recording server (recording-server.ts):
+// answered 429 RESOURCE_EXHAUSTED; executions whose tasks all succeed by themselves after a while;
+// and a hook when an execution ends. Lost answers come from the recording server (recording-server.ts):
 // `run.dropNextAnswers(1, isRunJob)` starts the execution, then resets the connection.
 import { randomBytes } from 'node:crypto';
 import {
@@ -54,6 +62,8 @@ export interface StartedExecution {
   env: Record<string, string>;
   args?: string[];
   timeoutSeconds?: number;
+  /** How many tasks it runs (the overrides' taskCount, 1 when absent). */
+  taskCount: number;
 }
 
 /** An execution that ended, as onExecutionEnded sees it. */
@@ -61,7 +71,10 @@ export interface EndedExecution {
   name: string;
   /** The container's env as the RunJob overrides set it (JOB_ID, ATTEMPT, ...). */
   env: Record<string, string>;
+  /** The execution's: cancelled if a task was, else the first failed task's, else succeeded. */
   outcome: ExecutionOutcome;
+  /** Each task's, by index. */
+  tasks: ExecutionOutcome[];
 }
 
 export interface FakeRunOptions {
@@ -76,7 +89,7 @@ export interface FakeRunOptions {
    * as Google words its quota refusals (the real limit is "Job run requests per minute per region").
    */
   runJobsPerSecond?: number;
-  /** An execution succeeds by itself (exit 0) this many seconds after it was started. */
+  /** Every task of an execution succeeds by itself (exit 0) this many seconds after it was started. */
   executionSeconds?: number;
   /** Called when an execution ends: by itself, by settle, or by a cancel. */
   onExecutionEnded?: (execution: EndedExecution) => void;
@@ -84,6 +97,13 @@ export interface FakeRunOptions {
   onExecutionStarted?: (execution: StartedExecution) => void;
   /** The job's image, as its executions' template names it. */
   jobImage?: string;
+  /** Tasks per page of a task listing whose request names no pageSize. */
+  tasksPageSize?: number;
+}
+
+interface StoredTask {
+  outcome?: ExecutionOutcome;
+  completionTime?: string;
 }
 
 interface StoredExecution {
@@ -94,7 +114,8 @@ interface StoredExecution {
   seq: number;
   container: { name: string; env: Record<string, string>; args?: string[] };
   timeoutSeconds?: number;
-  outcome?: ExecutionOutcome;
+  /** By index; the execution's completionTime is set when the last of them ended. */
+  tasks: StoredTask[];
   completionTime?: string;
   timer?: NodeJS.Timeout;
 }
@@ -102,8 +123,13 @@ interface StoredExecution {
 export type FakeRun = RecordingServer & {
   /** The executions started so far, by full name. */
   executions: string[];
-  /** Ends an execution the way Cloud Run would report it from now on. */
+  /**
+   * Ends every task of an execution not ended yet, the way Cloud Run would report it from now on;
+   * an execution that already completed stays as it ended.
+   */
   settle(execution: string, outcome: ExecutionOutcome): void;
+  /** Ends task `index` of an execution (one not ended yet); the last task to end completes it. */
+  settleTask(execution: string, index: number, outcome: ExecutionOutcome): void;
   /** Forgets an execution: it answers 404 from now on (deleted, or never known). */
   forget(execution: string): void;
   /** The executions not completed yet. */
@@ -145,8 +171,66 @@ const EXECUTION_REASONS = { NON_ZERO_EXIT_CODE: 2, CANCELLED: 3 };
 interface RunJobBody {
   overrides?: {
     containerOverrides?: { name?: string; env?: { name: string; value?: string }[]; args?: string[] }[];
+    taskCount?: number;
     timeout?: string;
   };
+}
+
+type EnumOf = (names: Record<string, number>, name: string) => string | number;
+/** Enum values as numbers for a client that asked for `enum-encoding=int`, as names otherwise. */
+const enumsOf =
+  (numericEnums: boolean): EnumOf =>
+  (names, name) =>
+    numericEnums ? names[name] : name;
+
+/**
+ * The `Completed` condition of an execution or a task: pending while it runs, then as `outcome`
+ * ended; a failure names `failedTask` (the task's own id, or an execution's first failed task's).
+ */
+function completedCondition(
+  outcome: ExecutionOutcome | undefined,
+  enumOf: EnumOf,
+  of: 'execution' | 'task',
+  failedTask: string,
+) {
+  const condition = (state: keyof typeof CONDITION_STATES, message: string, reason?: string) => ({
+    type: 'Completed',
+    state: enumOf(CONDITION_STATES, state),
+    message,
+    ...(reason === undefined ? {} : { executionReason: enumOf(EXECUTION_REASONS, reason) }),
+  });
+  if (outcome === undefined) {
+    return condition(
+      'CONDITION_PENDING',
+      of === 'execution' ? 'Waiting for the tasks to finish.' : 'Running.',
+    );
+  }
+  if (outcome.phase === 'succeeded') {
+    return condition(
+      'CONDITION_SUCCEEDED',
+      `${of === 'execution' ? 'Execution' : 'Task'} completed successfully.`,
+    );
+  }
+  if (outcome.phase === 'cancelled') {
+    return condition('CONDITION_FAILED', `The ${of} was cancelled.`, 'CANCELLED');
+  }
+  const why = outcome.message ?? 'The container exited with an error.';
+  return condition(
+    'CONDITION_FAILED',
+    `Task ${failedTask} failed with message: ${why}`,
+    'NON_ZERO_EXIT_CODE',
+  );
+}
+
+/** A task's id, as its name ends: the execution's short name, `-task`, its index. */
+const taskId = (execution: string, index: number) => `${execution.split('/').at(-1)}-task${index}`;
+
+/** The execution's outcome from its tasks' (all ended): see EndedExecution.outcome. */
+function executionOutcome(tasks: ExecutionOutcome[]): ExecutionOutcome {
+  return (
+    tasks.find((t) => t.phase === 'cancelled') ??
+    tasks.find((t) => t.phase === 'failed') ?? { phase: 'succeeded' }
+  );
 }
 
 export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRun> {
@@ -165,7 +249,7 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
       name: execution.name,
       job: execution.job,
       createTime: execution.createTime,
-      taskCount: 1,
+      taskCount: execution.tasks.length,
     };
     return { name, ...(withMetadata ? { metadata } : {}), done: execution.completionTime !== undefined };
   }
@@ -220,6 +304,7 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
     const override = body.overrides?.containerOverrides?.[0];
     const env = Object.fromEntries((override?.env ?? []).map((e) => [e.name, e.value ?? '']));
     const timeout = body.overrides?.timeout;
+    const taskCount = body.overrides?.taskCount ?? 1;
     const execution: StoredExecution = {
       name,
       job,
@@ -231,6 +316,7 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
         ...(override?.args ? { args: override.args } : {}),
       },
       ...(timeout === undefined ? {} : { timeoutSeconds: Number.parseFloat(timeout) }),
+      tasks: Array.from({ length: taskCount }, () => ({})),
     };
     executions.push(name);
     stored.set(name, execution);
@@ -241,6 +327,7 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
       env: { ...env },
       ...(override?.args ? { args: [...override.args] } : {}),
       ...(execution.timeoutSeconds === undefined ? {} : { timeoutSeconds: execution.timeoutSeconds }),
+      taskCount,
     });
     if (options.executionSeconds !== undefined) {
       execution.timer = setTimeout(
@@ -254,32 +341,19 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
   }
 
   function executionBody(execution: StoredExecution, numericEnums: boolean) {
-    const enumOf = (names: Record<string, number>, name: string) => (numericEnums ? names[name] : name);
-    const { outcome, completionTime, container } = execution;
+    const enumOf = enumsOf(numericEnums);
+    const { tasks, completionTime, container } = execution;
+    const counted = (phase: ExecutionOutcome['phase']) =>
+      tasks.filter((t) => t.outcome?.phase === phase).length;
     const counts = {
-      succeededCount: outcome?.phase === 'succeeded' ? 1 : 0,
-      failedCount: outcome?.phase === 'failed' ? 1 : 0,
-      cancelledCount: outcome?.phase === 'cancelled' ? 1 : 0,
-      runningCount: outcome === undefined ? 1 : 0,
+      succeededCount: counted('succeeded'),
+      failedCount: counted('failed'),
+      cancelledCount: counted('cancelled'),
+      runningCount: tasks.filter((t) => t.outcome === undefined).length,
     };
-    const completed = (() => {
-      const task = `${execution.name.split('/').at(-1)}-task0`;
-      if (outcome === undefined)
-        return { state: 'CONDITION_PENDING', message: 'Waiting for the tasks to finish.' };
-      if (outcome.phase === 'succeeded')
-        return { state: 'CONDITION_SUCCEEDED', message: 'Execution completed successfully.' };
-      if (outcome.phase === 'cancelled') {
-        const executionReason = enumOf(EXECUTION_REASONS, 'CANCELLED');
-        return { state: 'CONDITION_FAILED', message: 'The execution was cancelled.', executionReason };
-      }
-      const executionReason = enumOf(EXECUTION_REASONS, 'NON_ZERO_EXIT_CODE');
-      const why = outcome.message ?? 'The container exited with an error.';
-      return {
-        state: 'CONDITION_FAILED',
-        message: `Task ${task} failed with message: ${why}`,
-        executionReason,
-      };
-    })();
+    const outcome = completionTime === undefined ? undefined : executionOutcome(tasks.map((t) => t.outcome!));
+    const failedTask = tasks.findIndex((t) => t.outcome?.phase === 'failed');
+    const completed = completedCondition(outcome, enumOf, 'execution', taskId(execution.name, failedTask));
     const template = {
       containers: [
         {
@@ -299,14 +373,14 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
       createTime: execution.createTime,
       startTime: execution.createTime,
       ...(completionTime === undefined ? {} : { completionTime }),
-      taskCount: 1,
-      parallelism: 1,
+      taskCount: tasks.length,
+      parallelism: tasks.length,
       template,
       ...counts,
       conditions: [
         { type: 'ResourcesAvailable', state: enumOf(CONDITION_STATES, 'CONDITION_SUCCEEDED') },
         { type: 'Started', state: enumOf(CONDITION_STATES, 'CONDITION_SUCCEEDED') },
-        { type: 'Completed', ...completed, state: enumOf(CONDITION_STATES, completed.state) },
+        completed,
       ],
     };
   }
@@ -326,28 +400,36 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
     };
   }
 
-  function tasksBody(execution: StoredExecution) {
-    const { outcome } = execution;
-    let lastAttemptResult: Record<string, unknown> | undefined;
-    if (outcome?.phase === 'succeeded') lastAttemptResult = { status: {}, exitCode: 0 };
-    if (outcome?.phase === 'failed') {
-      lastAttemptResult = {
-        status: { code: 2, message: outcome.message ?? 'The container exited with an error.' },
-        ...(outcome.exitCode === undefined ? {} : { exitCode: outcome.exitCode }),
-        ...(outcome.termSignal === undefined ? {} : { termSignal: outcome.termSignal }),
+  /** One page of an execution's tasks by index; the page token is the next task's index. */
+  function tasksBody(execution: StoredExecution, query: URLSearchParams, numericEnums: boolean) {
+    const pageSize = Number(query.get('pageSize') ?? '') || (options.tasksPageSize ?? DEFAULT_PAGE_SIZE);
+    const from = Number(query.get('pageToken') ?? '') || 0;
+    const page = execution.tasks.slice(from, from + pageSize).map((stored, i) => {
+      const index = from + i;
+      const { outcome, completionTime } = stored;
+      let lastAttemptResult: Record<string, unknown> | undefined;
+      if (outcome?.phase === 'succeeded') lastAttemptResult = { status: {}, exitCode: 0 };
+      if (outcome?.phase === 'failed') {
+        lastAttemptResult = {
+          status: { code: 2, message: outcome.message ?? 'The container exited with an error.' },
+          ...(outcome.exitCode === undefined ? {} : { exitCode: outcome.exitCode }),
+          ...(outcome.termSignal === undefined ? {} : { termSignal: outcome.termSignal }),
+        };
+      }
+      const id = taskId(execution.name, index);
+      return {
+        name: `${execution.name}/tasks/${id}`,
+        job: execution.job,
+        execution: execution.name,
+        index,
+        createTime: execution.createTime,
+        ...(completionTime === undefined ? {} : { completionTime }),
+        ...(lastAttemptResult === undefined ? {} : { lastAttemptResult }),
+        conditions: [completedCondition(outcome, enumsOf(numericEnums), 'task', id)],
       };
-    }
-    const id = `${execution.name.split('/').at(-1)}-task0`;
-    const task = {
-      name: `${execution.name}/tasks/${id}`,
-      job: execution.job,
-      execution: execution.name,
-      index: 0,
-      createTime: execution.createTime,
-      ...(execution.completionTime === undefined ? {} : { completionTime: execution.completionTime }),
-      ...(lastAttemptResult === undefined ? {} : { lastAttemptResult }),
-    };
-    return { tasks: [task] };
+    });
+    const next = from + pageSize;
+    return { tasks: page, ...(next < execution.tasks.length ? { nextPageToken: String(next) } : {}) };
   }
 
   function cancel(execution: StoredExecution): ApiAnswer {
@@ -360,6 +442,28 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
     const parent = execution.name.split('/jobs/')[0];
     const operation = `${parent}/operations/${randomBytes(8).toString('hex')}`;
     return { status: 200, body: operationBody(operation, execution, true) };
+  }
+
+  function known(name: string): StoredExecution {
+    const execution = stored.get(name);
+    if (execution === undefined) throw new Error(`the fake never started ${name}`);
+    return execution;
+  }
+
+  /** Ends one task; the last one to end completes the execution, which onExecutionEnded hears. */
+  function endTask(execution: StoredExecution, index: number, outcome: ExecutionOutcome) {
+    const now = new Date().toISOString();
+    execution.tasks[index] = { outcome, completionTime: now };
+    if (execution.tasks.some((t) => t.outcome === undefined)) return;
+    clearTimeout(execution.timer);
+    execution.completionTime = now;
+    const tasks = execution.tasks.map((t) => t.outcome!);
+    options.onExecutionEnded?.({
+      name: execution.name,
+      env: { ...execution.container.env },
+      outcome: executionOutcome(tasks),
+      tasks,
+    });
   }
 
   const server = await startRecordingServer(({ method, path, query, body }) => {
@@ -384,7 +488,7 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
       return { status: 200, body: executionBody(execution, numericEnums) };
     }
     if (execution !== undefined && method === 'GET' && match![2] === '/tasks') {
-      return { status: 200, body: tasksBody(execution) };
+      return { status: 200, body: tasksBody(execution, query, numericEnums) };
     }
     if (execution !== undefined && method === 'POST' && match![2] === ':cancel') return cancel(execution);
     return googleError(404, `no route ${method} ${path}`);
@@ -397,12 +501,17 @@ export async function startFakeRun(options: FakeRunOptions = {}): Promise<FakeRu
     executionJobIds: () => executions.map((name) => stored.get(name)?.container.env.JOB_ID ?? ''),
     runWithoutMetadata: false,
     settle(name: string, outcome: ExecutionOutcome) {
-      const execution = stored.get(name);
-      if (execution === undefined) throw new Error(`the fake never started ${name}`);
-      clearTimeout(execution.timer);
-      execution.outcome = outcome;
-      execution.completionTime = new Date().toISOString();
-      options.onExecutionEnded?.({ name, env: { ...execution.container.env }, outcome });
+      const execution = known(name);
+      execution.tasks.forEach((task, index) => {
+        if (task.outcome === undefined) endTask(execution, index, outcome);
+      });
+    },
+    settleTask(name: string, index: number, outcome: ExecutionOutcome) {
+      const execution = known(name);
+      const task = execution.tasks[index];
+      if (task === undefined) throw new Error(`${name} has no task ${index}`);
+      if (task.outcome !== undefined) throw new Error(`task ${index} of ${name} already ended`);
+      endTask(execution, index, outcome);
     },
     forget(name: string) {
       clearTimeout(stored.get(name)?.timer);

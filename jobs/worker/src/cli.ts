@@ -7,6 +7,7 @@ import { runLogreg } from './logreg/run.ts';
 import { parseLocalAgentTask, TaskError } from '@pipeline/core/messages';
 import { taskEnvironment } from './local-task.ts';
 import { reportCompletion } from './completion.ts';
+import { batchTask } from './batch-task.ts';
 import { captureLogs } from './io/log-capture.ts';
 import { logLine } from './log.ts';
 
@@ -34,6 +35,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  // A task of a batch runs its own job's env, LOGS_URI included: read before the log is captured.
+  const task = await batchTask(env, log);
+  if (task.kind === 'exit') return task.exitCode;
+  return runTask(argv, task.env);
+}
+
+/** The task itself, with its env: the log captured, the work done, the completion reported. */
+async function runTask(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   // On Cloud Run only (LOGS_URI=gs://...): the VM agent and the local mode keep the log themselves.
   const logs = captureLogs(env);
   const startedAt = new Date().toISOString();

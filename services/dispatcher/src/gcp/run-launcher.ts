@@ -26,18 +26,37 @@
 // lost answer is known as lost soon. A failure that may have started the execution (no answer, or a
 // 5xx) is a LaunchError with `ambiguous` (clients.ts, launchErrorFrom): find looks for it.
 //
+// A batch (launchBatch) is one execution of taskCount tasks, one per job, whose only env override
+// is BATCH_ID and BATCH_MANIFEST_URI: each task reads its own job's env from the manifest by
+// CLOUD_RUN_TASK_INDEX (packages/core/src/batch-manifest.ts). It goes out once, as a launch does.
+//
 // find lists the job's executions and matches the attempt by the env its RunJob set (JOB_ID and
-// ATTEMPT, worker-env.ts). The overrides show in the execution: RunJobRequest.overrides "will be
-// applied to update the execution or task spec"
+// ATTEMPT, worker-env.ts; BATCH_ID for an attempt launched as a batch's task). The overrides show in
+// the execution: RunJobRequest.overrides "will be applied to update the execution or task spec"
 // (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs/run), and the
 // Execution's `template` is "the template used to create tasks for this execution", containers and
 // their env included (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions).
 // ListExecutions sorts "by creation time, descending", pages with pageSize and pageToken, and lists
 // deleted (unexpired) executions with showDeleted
 // (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions/list).
+//
+// inspect(execution, task) reads one task of a batch from the execution's task listing, which pages
+// with pageSize and pageToken; gax follows nextPageToken itself (autoPaginate)
+// (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions.tasks/list).
+// A Task has its `index` in the execution, a `completionTime` once it completed, `conditions`, and a
+// `lastAttemptResult` whose exitCode "may be unset if the container was unable to exit cleanly" and
+// whose status says "If the status code is OK, then the attempt succeeded"
+// (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions.tasks).
+// A reconcile pass inspects the tasks of one execution one after another, so one listing answers
+// the inspects of its execution's tasks for TASK_LISTING_TTL_MS: one ListTasks per execution and
+// pass, not one per task.
 import {
+  BATCH_ID_ENV,
+  BATCH_MANIFEST_ENV,
   CLOUD_RUN_JOB_LIMITS,
+  currentBatchTask,
   LaunchError,
+  type BatchLaunchRequest,
   type FoundLaunch,
   type Job,
   type LaunchRequest,
@@ -80,6 +99,8 @@ export interface CloudRunJobLauncherSettings {
   /** Executions per page of find's listing (FIND_PAGE_SIZE), and how many pages at most (FIND_MAX_PAGES). */
   findPageSize?: number;
   findMaxPages?: number;
+  /** How long a listing of an execution's tasks serves inspect(execution, task) (TASK_LISTING_TTL_MS). */
+  taskListingTtlMs?: number;
 }
 
 /** How long a RunJob's answer is waited for before it counts as lost. */
@@ -98,6 +119,12 @@ export const FIND_PAGE_SIZE = 100;
  * per region: https://cloud.google.com/run/quotas); past them find says unknown, never absent.
  */
 export const FIND_MAX_PAGES = 25;
+/**
+ * How long one listing of an execution's tasks answers inspect(execution, task): long enough for a
+ * reconcile pass over the batch's jobs, short enough that the next pass lists again. What it holds
+ * is at most this stale: a task it says runs may have ended since, which the next pass sees.
+ */
+export const TASK_LISTING_TTL_MS = 5_000;
 
 /**
  * The exit code inspect reports for a cancelled execution. Cloud Run stops the container of a
@@ -110,6 +137,8 @@ const OPERATION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/operations\/[^/]+$/;
 
 export class CloudRunJobLauncher implements Launcher {
   private readonly settings: CloudRunJobLauncherSettings;
+  /** Listings of executions' tasks by execution name, for inspectTask; dropped when expired. */
+  private readonly taskListings = new Map<string, { expiresAt: number; tasks: Promise<Task[]> }>();
 
   constructor(settings: CloudRunJobLauncherSettings) {
     this.settings = settings;
@@ -124,6 +153,26 @@ export class CloudRunJobLauncher implements Launcher {
   async launch(request: LaunchRequest): Promise<LaunchResult> {
     const { job, env, args } = request;
     const what = `Cloud Run job ${this.jobName} (job ${job.id}, attempt ${job.attempt})`;
+    this.checkImage(what, job);
+    const timeoutSeconds = job.template?.timeoutSeconds;
+    checkTimeout(what, timeoutSeconds);
+    // LOGS_URI is reserved (a template cannot set it): the worker uploads its output there.
+    return this.runJob(what, { ...env, LOGS_URI: request.logsUri }, args, 1, timeoutSeconds);
+  }
+
+  /** One execution of one task per job; each task's env is its entry of the manifest. */
+  async launchBatch(request: BatchLaunchRequest): Promise<LaunchResult> {
+    const { batchId, manifestUri, jobs, args, timeoutSeconds } = request;
+    const what = `Cloud Run job ${this.jobName} (batch ${batchId} of ${jobs.length} jobs)`;
+    if (jobs.length === 0) throw new LaunchError(`${what}: a batch has at least one job`, false);
+    for (const job of jobs) this.checkImage(`${what}, job ${job.id}`, job);
+    checkTimeout(what, timeoutSeconds);
+    const env = { [BATCH_ID_ENV]: batchId, [BATCH_MANIFEST_ENV]: manifestUri };
+    return this.runJob(what, env, args, jobs.length, timeoutSeconds);
+  }
+
+  /** A template may name the job's image only: an execution cannot run another. */
+  private checkImage(what: string, job: Job): void {
     const image = job.template?.image;
     if (image !== undefined && image !== this.settings.image) {
       throw new LaunchError(
@@ -131,23 +180,22 @@ export class CloudRunJobLauncher implements Launcher {
         false,
       );
     }
-    const timeoutSeconds = job.template?.timeoutSeconds;
-    // Cloud Run's limit of a task's timeout (168 hours), as the router knows it: longer work belongs on a VM.
-    const maxSeconds = CLOUD_RUN_JOB_LIMITS.timeoutSeconds;
-    if (timeoutSeconds !== undefined && timeoutSeconds > maxSeconds) {
-      throw new LaunchError(
-        `${what}: a timeout of ${timeoutSeconds} s is over Cloud Run's ${maxSeconds / 3600} h`,
-        false,
-      );
-    }
-    // LOGS_URI is reserved (a template cannot set it): the worker uploads its output there.
-    const allEnv: Record<string, string> = { ...env, LOGS_URI: request.logsUri };
+  }
+
+  /** One RunJob with these overrides, sent once; the execution it started, or a LaunchError. */
+  private async runJob(
+    what: string,
+    env: Record<string, string>,
+    args: string[],
+    taskCount: number,
+    timeoutSeconds: number | undefined,
+  ): Promise<LaunchResult> {
     const containerOverride = {
       ...(this.settings.container === undefined ? {} : { name: this.settings.container }),
       // Sorted, so that the same task always sends the same request.
-      env: Object.keys(allEnv)
+      env: Object.keys(env)
         .sort()
-        .map((name) => ({ name, value: allEnv[name] })),
+        .map((name) => ({ name, value: env[name] })),
       ...(args.length > 0 ? { args } : {}),
     };
     let operation;
@@ -158,7 +206,7 @@ export class CloudRunJobLauncher implements Launcher {
           name: this.jobName,
           overrides: {
             containerOverrides: [containerOverride],
-            taskCount: 1,
+            taskCount,
             ...(timeoutSeconds === undefined ? {} : { timeout: { seconds: timeoutSeconds } }),
           },
         },
@@ -187,7 +235,9 @@ export class CloudRunJobLauncher implements Launcher {
    * when find lists is not seen, so find is for after the launch's timeout.
    */
   async find(job: Job): Promise<FoundLaunch> {
-    const what = `the execution of job ${job.id} attempt ${job.attempt} among those of ${this.jobName}`;
+    const batch = currentBatchTask(job);
+    const of = batch === undefined ? '' : ` (task ${batch.index} of batch ${batch.id})`;
+    const what = `the execution of job ${job.id} attempt ${job.attempt}${of} among those of ${this.jobName}`;
     const launchedAt = Date.parse(job.attempts?.find((a) => a.attempt === job.attempt)?.launchedAt ?? '');
     // Without the attempt's launch time, only the end of the listing covers it.
     const since = Number.isNaN(launchedAt) ? undefined : launchedAt - FIND_MARGIN_MS;
@@ -221,20 +271,26 @@ export class CloudRunJobLauncher implements Launcher {
     };
   }
 
-  /** Whether the execution's container (the overridden one) has this attempt's JOB_ID and ATTEMPT. */
+  /**
+   * Whether the execution's container (the overridden one) has this attempt's JOB_ID and ATTEMPT,
+   * or, for an attempt launched as a batch's task, the batch's BATCH_ID.
+   */
   private ranAttempt(execution: Execution, job: Job): boolean {
     const { container } = this.settings;
+    const batch = currentBatchTask(job);
     return (execution.template?.containers ?? [])
       .filter((c) => container === undefined || c.name === container)
       .some((c) => {
         const env = new Map((c.env ?? []).map((e) => [e.name, e.value]));
+        if (batch !== undefined) return env.get(BATCH_ID_ENV) === batch.id;
         return env.get('JOB_ID') === job.id && env.get('ATTEMPT') === String(job.attempt);
       });
   }
 
-  async inspect(execution: string): Promise<RunStatus> {
+  async inspect(execution: string, task?: number): Promise<RunStatus> {
     const resolved = await this.resolve(execution);
     if (typeof resolved !== 'string') return resolved;
+    if (task !== undefined) return this.inspectTask(resolved, task);
     let found: Execution;
     try {
       const client = await this.settings.executions();
@@ -259,10 +315,12 @@ export class CloudRunJobLauncher implements Launcher {
     }
     if ((found.failedCount ?? 0) >= 1) {
       // The exit code is the task's, not the execution's: read it from the task's last attempt.
+      // Listed afresh, not from the cache of inspectTask: a listing from before the task ended has
+      // no exit code to read.
       let tasks: Task[];
       try {
         const client = await this.settings.tasks();
-        [tasks] = await client.listTasks({ parent: resolved });
+        [tasks] = await client.listTasks({ parent: resolved }, { timeout: CALL_TIMEOUT_MS });
       } catch (err) {
         // Not "ended" without it: the retry policy depends on the exit code; the next pass asks again.
         return {
@@ -284,6 +342,55 @@ export class CloudRunJobLauncher implements Launcher {
       exitCode: 1,
       error: message ?? 'the execution completed without a succeeded, failed or cancelled task',
     };
+  }
+
+  /** Task `index` of a batch's execution, from the execution's (cached) task listing. */
+  private async inspectTask(execution: string, index: number): Promise<RunStatus> {
+    let tasks: Task[];
+    try {
+      tasks = await this.listTasks(execution);
+    } catch (err) {
+      if (isNotFound(apiErrorFacts(err))) return { kind: 'gone' };
+      return {
+        kind: 'unknown',
+        reason: `listing the tasks of Cloud Run execution ${execution} failed: ${describeApiError(err)}`,
+      };
+    }
+    // proto3's JSON may leave out an index of 0, the default.
+    const found = tasks.find((t) => (t.index ?? 0) === index);
+    if (found === undefined) {
+      return {
+        kind: 'unknown',
+        reason: `Cloud Run execution ${execution} lists no task ${index} (it lists ${tasks.length})`,
+      };
+    }
+    return taskStatus(found);
+  }
+
+  /**
+   * All the tasks of an execution (every page), one listing per execution within
+   * taskListingTtlMs: concurrent and later inspects of its tasks share it. A failed listing is not
+   * kept, so the next inspect asks again.
+   */
+  private listTasks(execution: string): Promise<Task[]> {
+    const now = Date.now();
+    for (const [name, kept] of this.taskListings) if (kept.expiresAt <= now) this.taskListings.delete(name);
+    const kept = this.taskListings.get(execution);
+    if (kept !== undefined) return kept.tasks;
+    const tasks = (async () => {
+      const client = await this.settings.tasks();
+      const [listed] = await client.listTasks(
+        { parent: execution },
+        { autoPaginate: true, timeout: CALL_TIMEOUT_MS },
+      );
+      return listed;
+    })();
+    const entry = { expiresAt: now + (this.settings.taskListingTtlMs ?? TASK_LISTING_TTL_MS), tasks };
+    this.taskListings.set(execution, entry);
+    tasks.catch(() => {
+      if (this.taskListings.get(execution) === entry) this.taskListings.delete(execution);
+    });
+    return tasks;
   }
 
   async cancel(execution: string): Promise<void> {
@@ -323,6 +430,39 @@ export class CloudRunJobLauncher implements Launcher {
       return { kind: 'unknown', reason: `reading operation ${execution} failed: ${describeApiError(err)}` };
     }
   }
+}
+
+/** Cloud Run's limit of a task's timeout (168 hours), as the router knows it: longer work belongs on a VM. */
+function checkTimeout(what: string, timeoutSeconds: number | undefined): void {
+  const maxSeconds = CLOUD_RUN_JOB_LIMITS.timeoutSeconds;
+  if (timeoutSeconds !== undefined && timeoutSeconds > maxSeconds) {
+    throw new LaunchError(
+      `${what}: a timeout of ${timeoutSeconds} s is over Cloud Run's ${maxSeconds / 3600} h`,
+      false,
+    );
+  }
+}
+
+/**
+ * A task's status: running until its completionTime is set; then its exit code, 128 + the signal
+ * that ended it, the cancel exit code for a cancelled task, 0 for an attempt whose status is OK.
+ * gax decodes the condition's enums as their names.
+ */
+function taskStatus(task: Task): RunStatus {
+  if (!task.completionTime) return { kind: 'running' };
+  const finishedAt = isoTime(task.completionTime);
+  const ended = { kind: 'ended' as const, ...(finishedAt === undefined ? {} : { finishedAt }) };
+  const completed = task.conditions?.find((condition) => condition.type === 'Completed');
+  const result = task.lastAttemptResult;
+  if (completed?.executionReason === 'CANCELLED') {
+    return { ...ended, exitCode: CANCELLED_EXIT_CODE, error: 'the task was cancelled' };
+  }
+  const why = nonEmpty(completed?.message) ?? nonEmpty(result?.status?.message);
+  const exitCode = exitCodeOf(result);
+  if (exitCode !== undefined) return { ...ended, exitCode, error: why ?? `exit code ${exitCode}` };
+  const failed = completed?.state === 'CONDITION_FAILED' || (result?.status?.code ?? 0) !== 0;
+  if (!failed && (result || completed?.state === 'CONDITION_SUCCEEDED')) return { ...ended, exitCode: 0 };
+  return { ...ended, exitCode: 1, error: why ?? 'the task ended without an exit code' };
 }
 
 /** A failed listing for people: what to do about a refusal, else what the client said. */

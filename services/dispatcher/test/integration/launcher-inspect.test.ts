@@ -6,8 +6,18 @@ import { OAuth2Client } from 'google-auth-library';
 import { closeGoogleClients } from '../../src/gcp/clients.ts';
 import { CANCELLED_EXIT_CODE, CloudRunJobLauncher } from '../../src/gcp/run-launcher.ts';
 import { ComputeEngineLauncher } from '../../src/gcp/compute-launcher.ts';
-import { testComputeSettings, testLaunchRequest, testRunLauncher } from './test-launchers.ts';
-import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
+import {
+  testBatchLaunchRequest,
+  testComputeSettings,
+  testLaunchRequest,
+  testRunLauncher,
+} from './test-launchers.ts';
+import {
+  googleError,
+  startFakeRun,
+  type FakeRun,
+  type RecordedRequest,
+} from '../../../../test/support/fake-run.ts';
 import { computeError, startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 
 const auth = new OAuth2Client();
@@ -159,6 +169,111 @@ describe('CloudRunJobLauncher.inspect and cancel', () => {
     await expect(launcher.cancel(execution)).rejects.toThrow(
       new RegExp(`cancelling Cloud Run execution ${execution} failed: .*run.executions.cancel denied`),
     );
+  });
+});
+
+describe("CloudRunJobLauncher.inspect of a batch's tasks", () => {
+  let run: FakeRun;
+  let launcher: CloudRunJobLauncher;
+  beforeAll(async () => {
+    // Two tasks a page: a batch of three is listed in two pages, which the launcher reads both of.
+    run = await startFakeRun({ tasksPageSize: 2 });
+    launcher = testRunLauncher(run.endpoint, auth);
+  });
+  afterAll(() => run.close());
+  afterEach(() => run.requests.splice(0));
+
+  const isListTasks = (r: RecordedRequest) => r.method === 'GET' && r.path.endsWith('/tasks');
+  /** The task listings sent, by page token. */
+  const listings = () => run.requests.filter(isListTasks).map((r) => r.query.get('pageToken'));
+
+  /** Launches a batch of `size` and forgets the requests of the launch. */
+  async function startedBatch(size = 3, on = launcher): Promise<string> {
+    const { execution } = await on.launchBatch(testBatchLaunchRequest(size));
+    run.requests.splice(0);
+    return execution;
+  }
+
+  it('reports each task as it is: task 0 succeeded, task 1 failed with exit code 3, task 2 runs', async () => {
+    const execution = await startedBatch();
+    run.settleTask(execution, 0, { phase: 'succeeded' });
+    run.settleTask(execution, 1, {
+      phase: 'failed',
+      exitCode: 3,
+      message: 'Application exited with an error',
+    });
+
+    expect(await launcher.inspect(execution, 0)).toEqual({
+      kind: 'ended',
+      exitCode: 0,
+      finishedAt: expect.any(String),
+    });
+    const failed = await launcher.inspect(execution, 1);
+    expect(failed).toMatchObject({ kind: 'ended', exitCode: 3, finishedAt: expect.any(String) });
+    expect((failed as { error: string }).error).toContain(
+      '-task1 failed with message: Application exited with an error',
+    );
+    expect(await launcher.inspect(execution, 2)).toEqual({ kind: 'running' });
+    // One listing, read to its end (two pages), for the three; the execution itself is not read.
+    expect(listings()).toEqual([null, '2']);
+    expect(run.requests.every(isListTasks)).toBe(true);
+    expect(run.requests[0].path).toBe(`/v2/${execution}/tasks`);
+  });
+
+  it("lists an execution's tasks once for inspects within the cache time, at once or one after another", async () => {
+    const execution = await startedBatch();
+    await Promise.all([0, 1, 2].map((task) => launcher.inspect(execution, task)));
+    for (const task of [0, 1, 2]) await launcher.inspect(execution, task);
+    expect(listings()).toEqual([null, '2']);
+
+    // Another execution has a listing of its own.
+    const other = await startedBatch(2);
+    await launcher.inspect(other, 0);
+    await launcher.inspect(execution, 0);
+    expect(listings()).toEqual([null]);
+  });
+
+  it('lists again once the cached listing expired, and sees the tasks that ended since', async () => {
+    const uncached = testRunLauncher(run.endpoint, auth, { taskListingTtlMs: 0 });
+    const execution = await startedBatch(2, uncached);
+    expect(await uncached.inspect(execution, 1)).toEqual({ kind: 'running' });
+    run.settleTask(execution, 1, { phase: 'failed', termSignal: 9 });
+    expect(await uncached.inspect(execution, 1)).toMatchObject({ kind: 'ended', exitCode: 137 });
+    expect(listings()).toEqual([null, null]);
+  });
+
+  it('does not keep a listing that failed: unknown, then the next inspect lists again', async () => {
+    const execution = await startedBatch();
+    run.settleTask(execution, 2, { phase: 'failed', exitCode: 4 });
+    run.failNext(1, googleError(403, 'Permission run.tasks.list denied'), isListTasks);
+    const status = await launcher.inspect(execution, 2);
+    expect(status).toEqual({ kind: 'unknown', reason: expect.stringContaining('run.tasks.list denied') });
+    expect((status as { reason: string }).reason).toContain(`the tasks of Cloud Run execution ${execution}`);
+    expect(await launcher.inspect(execution, 2)).toMatchObject({ kind: 'ended', exitCode: 4 });
+  });
+
+  it('reports the tasks of a cancelled batch as cancelled, and those that ended before as they ended', async () => {
+    const execution = await startedBatch();
+    run.settleTask(execution, 0, { phase: 'succeeded' });
+    await launcher.cancel(execution);
+    expect(await launcher.inspect(execution, 0)).toMatchObject({ kind: 'ended', exitCode: 0 });
+    expect(await launcher.inspect(execution, 2)).toEqual({
+      kind: 'ended',
+      exitCode: CANCELLED_EXIT_CODE,
+      finishedAt: expect.any(String),
+      error: 'the task was cancelled',
+    });
+  });
+
+  it('says unknown for a task the execution does not list, and gone for an execution Cloud Run does not know', async () => {
+    const execution = await startedBatch(2);
+    expect(await launcher.inspect(execution, 2)).toEqual({
+      kind: 'unknown',
+      reason: expect.stringContaining('lists no task 2 (it lists 2)'),
+    });
+    const forgotten = await startedBatch(2);
+    run.forget(forgotten);
+    expect(await launcher.inspect(forgotten, 0)).toEqual({ kind: 'gone' });
   });
 });
 

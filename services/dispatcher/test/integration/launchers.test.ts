@@ -12,7 +12,12 @@ import {
   VM_STARTUP_SCRIPT_PATH,
   type ComputeEngineLauncherSettings,
 } from '../../src/gcp/compute-launcher.ts';
-import { testComputeSettings, testLaunchRequest, testRunLauncher } from './test-launchers.ts';
+import {
+  testBatchLaunchRequest,
+  testComputeSettings,
+  testLaunchRequest,
+  testRunLauncher,
+} from './test-launchers.ts';
 import { googleError, startFakeRun, type FakeRun } from '../../../../test/support/fake-run.ts';
 import { computeError, startFakeCompute, type FakeCompute } from '../../../../test/support/fake-compute.ts';
 
@@ -134,6 +139,60 @@ describe('CloudRunJobLauncher with @google-cloud/run', () => {
     );
     expect(err.retryable).toBe(false);
     expect(run.requests).toHaveLength(0);
+  });
+
+  it('runs a batch as one execution of a task per job, whose env is only the batch and its manifest', async () => {
+    const batch = testBatchLaunchRequest(3, { args: ['--max-iter', '50'], timeoutSeconds: 3600 });
+    const { execution } = await launcher.launchBatch(batch);
+
+    expect(execution).toBe(run.executions.at(-1));
+    expect(run.requests).toHaveLength(1);
+    const [sent] = run.requests;
+    expect(sent.path).toBe('/v2/projects/acme/locations/europe-west1/jobs/pipeline-worker:run');
+    expect(sent.body).toEqual({
+      overrides: {
+        containerOverrides: [
+          {
+            env: [
+              { name: 'BATCH_ID', value: batch.batchId },
+              { name: 'BATCH_MANIFEST_URI', value: batch.manifestUri },
+            ],
+            args: ['--max-iter', '50'],
+          },
+        ],
+        taskCount: 3,
+        timeout: '3600s',
+      },
+    });
+    expect(batch.manifestUri).toMatch(/^gs:\/\/acme-output\/_pipeline\/batches\/batch-[0-9a-f]{24}\.json$/);
+  });
+
+  it("sends a batch without args or a timeout when it has none, so the job's own apply", async () => {
+    await launcher.launchBatch(testBatchLaunchRequest(2));
+    const body = run.requests[0].body as {
+      overrides: Record<string, unknown> & { containerOverrides: object[] };
+    };
+    expect(body.overrides.taskCount).toBe(2);
+    expect(body.overrides.timeout).toBeUndefined();
+    expect(body.overrides.containerOverrides[0]).not.toHaveProperty('args');
+  });
+
+  it.each([
+    ['a job whose template names its own image', { image: 'ghcr.io/acme/other:1' }, 'cannot run image'],
+    ["a timeout over Cloud Run's limit", { timeoutSeconds: 169 * 3600 }, "over Cloud Run's 168 h"],
+  ])('refuses a batch with %s, without calling the API', async (_, template, why) => {
+    const err = await launchError(launcher.launchBatch(testBatchLaunchRequest(2, template)));
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain(why);
+    expect(run.requests).toHaveLength(0);
+  });
+
+  it('maps a refused batch to a LaunchError naming the batch', async () => {
+    run.failNext(1, googleError(400, 'the double says 400'));
+    const batch = testBatchLaunchRequest(2);
+    const err = await launchError(launcher.launchBatch(batch));
+    expect(err).toMatchObject({ retryable: false, ambiguous: false });
+    expect(err.message).toContain(`batch ${batch.batchId} of 2 jobs`);
   });
 });
 

@@ -7,7 +7,7 @@ import { OAuth2Client } from 'google-auth-library';
 import { LaunchError, type Job } from '@pipeline/core';
 import { closeGoogleClients, CredentialsError } from '../../src/gcp/clients.ts';
 import type { CloudRunJobLauncherSettings } from '../../src/gcp/run-launcher.ts';
-import { testLaunchRequest, testRunLauncher } from './test-launchers.ts';
+import { testBatchLaunchRequest, testLaunchRequest, testRunLauncher } from './test-launchers.ts';
 import {
   googleError,
   isListExecutions,
@@ -16,6 +16,7 @@ import {
   type EndedExecution,
   type FakeRun,
   type FakeRunOptions,
+  type StartedExecution,
 } from '../../../../test/support/fake-run.ts';
 
 const auth = new OAuth2Client();
@@ -130,6 +131,20 @@ describe('CloudRunJobLauncher.find', () => {
     expect(lists(run)).toHaveLength(2);
   });
 
+  it("finds a batched job's execution by its batch's BATCH_ID, and says absent when no execution has it", async () => {
+    const run = await fakeRun();
+    const launcher = launcherAt(run.endpoint);
+    await launcher.launch(request());
+    const batch = testBatchLaunchRequest(3);
+    const { execution } = await launcher.launchBatch(batch);
+    await launcher.launchBatch(testBatchLaunchRequest(2));
+
+    for (const job of batch.jobs) expect(await launcher.find(job)).toEqual({ kind: 'found', execution });
+    // Not found by its JOB_ID: the batch's execution has none.
+    const [unbatched] = testBatchLaunchRequest(1).jobs;
+    expect(await launcher.find(unbatched)).toEqual({ kind: 'absent' });
+  });
+
   it('says unknown when the listing is refused or fails, with what to do about a refusal', async () => {
     const run = await fakeRun();
     const launcher = launcherAt(run.endpoint);
@@ -178,6 +193,20 @@ describe('CloudRunJobLauncher.launch when the answer is lost or refused', () => 
     expect(run.executions).toHaveLength(1);
 
     expect(await launcher.find(launched.job)).toEqual({ kind: 'found', execution: run.executions[0] });
+  });
+
+  it("a batch's lost answer is ambiguous too; find of any of its jobs then has the one execution", async () => {
+    const run = await fakeRun();
+    const launcher = launcherAt(run.endpoint);
+    const batch = testBatchLaunchRequest(3);
+    run.dropNextAnswers(1, isRunJob);
+
+    const err = await launchError(launcher.launchBatch(batch));
+    expect(err).toMatchObject({ ambiguous: true, retryable: true, capacity: false });
+    expect(err.message).toContain(`batch ${batch.batchId}`);
+    expect(runJobs(run)).toHaveLength(1); // gax did not send it again
+    expect(run.executions).toHaveLength(1);
+    expect(await launcher.find(batch.jobs[2])).toEqual({ kind: 'found', execution: run.executions[0] });
   });
 
   it('an answer that does not come within the timeout is ambiguous (DEADLINE_EXCEEDED)', async () => {
@@ -268,5 +297,41 @@ describe('the double for bursts: executions that end by themselves', () => {
     expect(end.env).toMatchObject({ JOB_ID: launched.job.id, ATTEMPT: '1', LOGS_URI: launched.logsUri });
     expect(await launcher.inspect(execution)).toMatchObject({ kind: 'ended', exitCode: 0 });
     expect(run.running()).toBe(0);
+  });
+});
+
+describe('the double: executions of taskCount tasks', () => {
+  it('runs taskCount tasks: the execution completes when the last one ends, and onExecutionEnded hears each', async () => {
+    const started: StartedExecution[] = [];
+    const ended: EndedExecution[] = [];
+    const run = await fakeRun({
+      onExecutionStarted: (execution) => started.push(execution),
+      onExecutionEnded: (execution) => ended.push(execution),
+    });
+    const launcher = launcherAt(run.endpoint);
+    const batch = testBatchLaunchRequest(3);
+    const { execution } = await launcher.launchBatch(batch);
+    expect(started).toEqual([
+      expect.objectContaining({
+        taskCount: 3,
+        env: { BATCH_ID: batch.batchId, BATCH_MANIFEST_URI: batch.manifestUri },
+      }),
+    ]);
+
+    run.settleTask(execution, 1, { phase: 'failed', exitCode: 3 });
+    run.settleTask(execution, 0, { phase: 'succeeded' });
+    expect(ended).toHaveLength(0);
+    expect(run.running()).toBe(1);
+    run.settle(execution, { phase: 'succeeded' }); // task 2, the one not ended
+    expect(ended).toEqual([
+      {
+        name: execution,
+        env: started[0].env,
+        outcome: { phase: 'failed', exitCode: 3 },
+        tasks: [{ phase: 'succeeded' }, { phase: 'failed', exitCode: 3 }, { phase: 'succeeded' }],
+      },
+    ]);
+    expect(run.running()).toBe(0);
+    expect(() => run.settleTask(execution, 2, { phase: 'succeeded' })).toThrow('already ended');
   });
 });

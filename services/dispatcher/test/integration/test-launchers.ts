@@ -1,12 +1,15 @@
 // What the integration tests build alike: the Cloud Run and Compute Engine launchers (the real
 // clients, REST, pointed at a loopback double, project acme in europe-west1, with the caller's
-// credentials), launch requests, and a cloud dispatcher's environment.
+// credentials), launch requests (alone and as a batch), and a cloud dispatcher's environment.
 import type { AuthClient } from 'google-auth-library';
 import {
+  batchIdFor,
+  batchManifestName,
   jobIdFor,
   newJob,
   transition,
   workerEnvironment,
+  type BatchLaunchRequest,
   type JobTemplate,
   type LaunchRequest,
   type Target,
@@ -87,6 +90,31 @@ export function testLaunchRequest(
   });
   const env = workerEnvironment(job, full, { inputUri: `gs://${object.bucket}/${object.name}`, outputUri });
   return { job, target, env, args: full.args, logsUri };
+}
+
+/**
+ * The launch of a batch of `size` new jobs on Cloud Run (`template` theirs), each job's current
+ * attempt recorded as the batch's task of its index, as the launch queue records it.
+ */
+export function testBatchLaunchRequest(
+  size: number,
+  template: Partial<JobTemplate> = {},
+): BatchLaunchRequest {
+  const launched = Array.from({ length: size }, () => testLaunchRequest('cloud-run-job', template).job);
+  const batchId = batchIdFor(launched.map((job) => ({ jobId: job.id, attempt: job.attempt })));
+  const jobs = launched.map((job, index) => ({
+    ...job,
+    attempts: (job.attempts ?? []).map((a) =>
+      a.attempt === job.attempt ? { ...a, batch: { id: batchId, index, size } } : a,
+    ),
+  }));
+  return {
+    batchId,
+    manifestUri: `gs://acme-output/${batchManifestName(batchId)}`,
+    jobs,
+    args: template.args ?? [],
+    ...(template.timeoutSeconds === undefined ? {} : { timeoutSeconds: template.timeoutSeconds }),
+  };
 }
 
 /**
