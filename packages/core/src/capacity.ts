@@ -344,13 +344,16 @@ export function learnCeiling(
  * are given back once older than `graceMs` (a dispatcher that died between taking a slot and
  * writing LAUNCHED), and a launched or running job without a slot gets one. A batch's slot is kept
  * while any of its jobs is active (and its jobs that are not leave it, after the grace).
- * `active` is keyed by job id. Undefined: nothing to change.
+ * `active` is keyed by job id. Only jobs in `slotless` get a slot (default: every active job): those
+ * the caller saw without one, since a job that held one when the caller looked and has none now gave
+ * it back meanwhile, as it ended. Undefined: nothing to change.
  */
 export function repairSlots(
   record: CapacityRecord,
   active: ReadonlyMap<string, Omit<SlotHolder, 'at'>>,
   now: string,
   graceMs: number,
+  slotless?: ReadonlySet<string>,
 ): CapacityRecord | undefined {
   const nowMs = Date.parse(now);
   let changed = false;
@@ -367,7 +370,9 @@ export function repairSlots(
     return members.length === 0 ? [] : [{ ...h, members }];
   });
   const have = heldIds(kept);
-  const added = [...active.values()].filter((a) => !have.has(a.jobId)).map((a) => ({ ...a, at: now }));
+  const added = [...active.values()]
+    .filter((a) => !have.has(a.jobId) && (slotless === undefined || slotless.has(a.jobId)))
+    .map((a) => ({ ...a, at: now }));
   if (!changed && added.length === 0) return undefined;
   return { ...record, version: record.version + 1, holders: [...kept, ...added] };
 }

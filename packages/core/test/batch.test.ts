@@ -134,6 +134,15 @@ describe('a batch in the capacity record', () => {
     expect(repaired.holders).toEqual([expect.objectContaining({ jobId: 'batch-a', members: [id(2)] })]);
     expect(repairSlots(record, new Map(), at(120), 60_000)!.holders).toEqual([]);
   });
+
+  it('repair gives no slot back to a job that gave its own back while the pass looked (it ended)', () => {
+    // The pass saw job 3 running and holding a slot; it ended and released it before the repair wrote.
+    const active = new Map([[id(3), { target: 'cloud-run-job' as const, cpus: 1, jobId: id(3) }]]);
+    expect(repairSlots(EMPTY_CAPACITY, active, at(120), 60_000, new Set())).toBeUndefined();
+    // One the pass saw without a slot gets one.
+    const repaired = repairSlots(EMPTY_CAPACITY, active, at(120), 60_000, new Set([id(3)]))!;
+    expect(repaired.holders.map((h) => h.jobId)).toEqual([id(3)]);
+  });
 });
 
 describe('the batch manifest', () => {

@@ -200,8 +200,11 @@ export class Reconciler {
         if (current?.state === 'LAUNCHED' || current?.state === 'RUNNING') active.set(id, holder);
       }
     }
+    // A job that held a slot when the record was read above and holds none when it is read again
+    // gave it back meanwhile (it ended): it gets none back from a pass that saw it still running.
+    const slotless = new Set([...active.keys()].filter((id) => !held.has(id)));
     const now = this.iso();
-    await this.dispatcher.queue.changeRecord((r) => repairSlots(r, active, now, settings.leaseMs));
+    await this.dispatcher.queue.changeRecord((r) => repairSlots(r, active, now, settings.leaseMs, slotless));
   }
 
   /** The platform is asked for a launch whose answer never came: adopt it, or launch it again. */
