@@ -9,6 +9,7 @@ import {
   formatUsd,
   parseBytes,
   parseRoutingConfig,
+  type CostEstimate,
   type Placement,
 } from '@pipeline/core';
 import { formatBatching, formatSimulation, parseWorkload, simulateAll } from '@pipeline/core/simulation';
@@ -62,7 +63,7 @@ export function planText({ input, placement }: { input: string; placement: Place
   lines.push(`  reason  ${printable(placement.reason ?? '')}`);
   const estimate = placement.estimate;
   if (estimate === undefined) return lines.join('\n');
-  lines.push(`  run     ${formatSeconds(estimate.runSeconds)} (${printable(estimate.basis)})`);
+  lines.push(`  run     ${runLine(estimate)} (${printable(estimate.basis)})`);
   const rows = [['PLACE', 'EXPECTED', 'COST', 'NOTE']];
   for (const option of estimate.options) {
     const chosen =
@@ -130,4 +131,13 @@ function pricesOf(file: string) {
   } catch (err) {
     throw new Failure(`cannot read the prices of ${file}: ${(err as Error).message}`);
   }
+}
+
+/** "median 18 s, mean 37 s, p90 1m 24s" for a learned run; the one figure for one known exactly. */
+function runLine(estimate: CostEstimate): string {
+  const { runSeconds, runMedianSeconds, runQuantileSeconds, quantile } = estimate;
+  if (runMedianSeconds === undefined || runQuantileSeconds === undefined || quantile === undefined)
+    return formatSeconds(runSeconds);
+  const p = `p${Math.round(quantile * 100)}`;
+  return `median ${formatSeconds(runMedianSeconds)}, mean ${formatSeconds(runSeconds)}, ${p} ${formatSeconds(runQuantileSeconds)}`;
 }

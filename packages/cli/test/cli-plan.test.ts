@@ -65,7 +65,10 @@ describe('pipeline plan', () => {
     expect(text).toMatch(
       /\n {2}reason {2}rule "train" matched \(path matches "train\/\*\*"\), by cost: vm e2-standard-4 spot: est\. 2h[^,]*, \$[\d.]+; vm e2-standard-4 standard: est\. [^;]+; cloud-run-job 4 vCPU, 16 GiB: est\. [^;]+;/,
     );
-    expect(text).toMatch(/\n {2}run {5}2h \(prior: no history yet/);
+    // The prior is a distribution too: its line the median, its mean and p90 above.
+    expect(text).toMatch(
+      /\n {2}run {5}median 2h, mean 2h \d+m \d+s, p90 3h \d+m \d+s \(prior: no history yet/,
+    );
     expect(text).toMatch(/\n {2}\* vm e2-standard-4 spot {2,}2h/); // the chosen place is marked
     expect(text).toMatch(/\n {4}cloud-run-job {2,}2h/);
     expect(text).toMatch(/\n {4}vm e2-standard-4 standard {2,}2h/);
@@ -110,6 +113,10 @@ describe('pipeline simulate', () => {
     const lines = table.split('\n');
     expect(lines[0]).toMatch(/^policy +cost \(USD\) +vs oracle +makespan +deadline misses/);
     const policies = ['always-cloud-run', 'always-vm', 'size-threshold', 'cost', 'oracle'];
+    // The last line: the cost policy's share of the oracle's saving.
+    expect(lines.pop()).toMatch(
+      /^cost saves \d+\.\d% of what the oracle saves over the cheapest fixed policy/,
+    );
     expect(lines.slice(1).map((line) => line.split(/\s+/)[0])).toEqual(policies);
     // The week's ingest rule batches, so the same tasks each alone are shown beside it.
     const compared = batching.split('\n');

@@ -1,6 +1,12 @@
 // Where a job could run and what each place would cost: a Cloud Run Job execution, and a VM on the
 // cheapest machine type that fits, standard and (when the rule allows it) spot. The router's cost
 // mode and the simulator choose from the same options, so the simulation measures the router.
+//
+// A run's duration is not known, only its distribution (estimator.ts): a place is priced on the
+// expected run (the mean, with spot's expected rework, which runCost adds), since cost grows with run
+// time and the mean is what a place costs on average; and a deadline is judged on a quantile of it
+// (the rule's deadlineQuantile, p90 by default): a place is feasible when its start-up plus the run at
+// that quantile (with the rework) meets the deadline.
 
 import {
   cloudRunLimitBreaches,
@@ -21,6 +27,10 @@ export interface PlacementOption {
   job: JobTemplate;
   /** Expected wait from launch to the result. */
   seconds: number;
+  /** The wait with the run at the deadline's quantile (what the deadline is judged on). */
+  quantileSeconds: number;
+  /** That quantile (0.9), when the run's duration is not known exactly. */
+  quantile?: number;
   /** Expected USD. */
   usd: number;
   /** Within the platform's limits and the deadline. */
@@ -34,8 +44,12 @@ export interface PlacementOption {
 export interface OptionsRequest {
   /** The job as the rule and the request make it (cpu, memory, GPU, image, timeout). */
   job: JobTemplate;
-  /** The run's expected duration, start-up excluded. */
+  /** The run's expected duration (its mean), start-up excluded: what the cost is priced on. */
   runSeconds: number;
+  /** The run at the deadline's quantile; absent: runSeconds (a duration known exactly). */
+  quantileRunSeconds?: number;
+  /** Which quantile that is (0.9), for reasons. */
+  quantile?: number;
   prices: PriceTable;
   candidates: readonly Target[];
   /** Spot VMs are considered only when allowed. */
@@ -52,10 +66,17 @@ export function placementOptions(request: OptionsRequest): PlacementOption[] {
     for (const spot of spots) options.push(onVm(request, spot));
   }
   const deadline = request.deadlineSeconds;
+  const at = request.quantile === undefined ? '' : ` at p${Math.round(request.quantile * 100)}`;
+  const quantile = request.quantile === undefined ? {} : { quantile: request.quantile };
   return options.map((option) =>
-    option.possible && deadline !== undefined && option.seconds > deadline
-      ? { ...option, feasible: false, why: `misses the ${formatDuration(deadline)} deadline` }
-      : option,
+    option.possible && deadline !== undefined && option.quantileSeconds > deadline
+      ? {
+          ...option,
+          ...quantile,
+          feasible: false,
+          why: `misses the ${formatDuration(deadline)} deadline${at}`,
+        }
+      : { ...option, ...quantile },
   );
 }
 
@@ -77,20 +98,28 @@ export function describeOption(option: PlacementOption): string {
   return cpu === undefined ? 'cloud-run-job' : `cloud-run-job ${cpu} vCPU, ${formatBytes(memoryBytes ?? 0)}`;
 }
 
-/** "vm e2-standard-8 spot: est. 41m, $0.060" with ", misses the 2m deadline" when it does. */
+/**
+ * "vm e2-standard-8 spot: est. 41m (p90 55m), $0.060" with ", misses the 2m deadline at p90" when it
+ * does: the expected wait, the wait at the deadline's quantile, the expected cost.
+ */
 export function summarizeOption(option: PlacementOption): string {
   // Where it can't run, the reason says why; a shape it would have had would only confuse.
   if (!option.possible) return `${option.target}: ${option.why}`;
   const name = describeOption(option);
-  const numbers = `est. ${formatSeconds(option.seconds)}, ${formatUsd(option.usd)}`;
+  const likely =
+    option.quantile === undefined || option.quantileSeconds === option.seconds
+      ? ''
+      : ` (p${Math.round(option.quantile * 100)} ${formatSeconds(option.quantileSeconds)})`;
+  const numbers = `est. ${formatSeconds(option.seconds)}${likely}, ${formatUsd(option.usd)}`;
   return option.feasible ? `${name}: ${numbers}` : `${name}: ${numbers}, ${option.why}`;
 }
 
-function onCloudRun({ job, runSeconds, prices }: OptionsRequest): PlacementOption {
+function onCloudRun({ job, runSeconds, quantileRunSeconds, prices }: OptionsRequest): PlacementOption {
   const impossible = (why: string): PlacementOption => ({
     target: 'cloud-run-job',
     job,
     seconds: Infinity,
+    quantileSeconds: Infinity,
     usd: Infinity,
     feasible: false,
     possible: false,
@@ -107,21 +136,19 @@ function onCloudRun({ job, runSeconds, prices }: OptionsRequest): PlacementOptio
   if (shaped.accelerator && prices.cloudRun.gpuSecond[shaped.accelerator.type] === undefined) {
     return impossible(`no Cloud Run price for a ${shaped.accelerator.type} GPU`);
   }
-  const cost = runCost(
-    prices,
-    {
-      target: 'cloud-run-job',
-      cpu: shaped.cpu!,
-      memoryBytes: shaped.memoryBytes!,
-      spot: false,
-      accelerator: shaped.accelerator,
-    },
-    runSeconds,
-  );
+  const shape = {
+    target: 'cloud-run-job' as const,
+    cpu: shaped.cpu!,
+    memoryBytes: shaped.memoryBytes!,
+    spot: false,
+    accelerator: shaped.accelerator,
+  };
+  const cost = runCost(prices, shape, runSeconds);
   return {
     target: 'cloud-run-job',
     job: shaped,
     seconds: cost.waitedSeconds,
+    quantileSeconds: runCost(prices, shape, quantileRunSeconds ?? runSeconds).waitedSeconds,
     usd: cost.usd,
     feasible: true,
     possible: true,
@@ -129,7 +156,10 @@ function onCloudRun({ job, runSeconds, prices }: OptionsRequest): PlacementOptio
   };
 }
 
-function onVm({ job, runSeconds, prices }: OptionsRequest, spot: boolean): PlacementOption {
+function onVm(
+  { job, runSeconds, quantileRunSeconds, prices }: OptionsRequest,
+  spot: boolean,
+): PlacementOption {
   const machine = machineFor(job, prices, spot);
   if (typeof machine === 'string') {
     return {
@@ -137,6 +167,7 @@ function onVm({ job, runSeconds, prices }: OptionsRequest, spot: boolean): Place
       spot,
       job,
       seconds: Infinity,
+      quantileSeconds: Infinity,
       usd: Infinity,
       feasible: false,
       possible: false,
@@ -152,24 +183,22 @@ function onVm({ job, runSeconds, prices }: OptionsRequest, spot: boolean): Place
     spot,
     ...(accelerator ? { accelerator } : {}),
   };
-  const cost = runCost(
-    prices,
-    {
-      target: 'vm',
-      cpu: job.cpu ?? 1,
-      memoryBytes: job.memoryBytes ?? 0,
-      machineType: machine.name,
-      spot,
-      accelerator,
-    },
-    runSeconds,
-  );
+  const shape = {
+    target: 'vm' as const,
+    cpu: job.cpu ?? 1,
+    memoryBytes: job.memoryBytes ?? 0,
+    machineType: machine.name,
+    spot,
+    accelerator,
+  };
+  const cost = runCost(prices, shape, runSeconds);
   return {
     target: 'vm',
     machineType: machine.name,
     spot,
     job: placed,
     seconds: cost.waitedSeconds,
+    quantileSeconds: runCost(prices, shape, quantileRunSeconds ?? runSeconds).waitedSeconds,
     usd: cost.usd,
     feasible: true,
     possible: true,

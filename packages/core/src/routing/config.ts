@@ -69,7 +69,7 @@ const ACCELERATOR_TYPE = /^[a-z0-9][a-z0-9-]*$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
 const TARGETS = ['cloud-run-job', 'vm', 'ignore'];
 const RULE_KEYS = ['name', 'match', 'target', 'job', 'retry', 'queue', 'params', 'batch'];
-const COST_KEYS = ['mode', 'deadline', 'prior'];
+const COST_KEYS = ['mode', 'deadline', 'deadlineQuantile', 'prior'];
 
 export function parseRoutingConfig(raw: unknown): RoutingConfig {
   const fail: Fail = (field, detail) => {
@@ -131,6 +131,11 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
     fail('batch', 'only files a rule sends to Cloud Run ("cloud-run-job") are gathered into batches');
   if (raw.deadline !== undefined && mode !== 'cost')
     fail('deadline', 'only a rule with "mode": "cost" chooses where to run by its deadline');
+  if (raw.deadlineQuantile !== undefined && raw.deadline === undefined)
+    fail(
+      'deadlineQuantile',
+      'says at which quantile of the run a deadline is judged; the rule has no deadline',
+    );
   return {
     name,
     match,
@@ -140,6 +145,7 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
     queue: parseQueuePolicy(raw.queue ?? {}, fail),
     ...withoutUndefined({
       deadlineSeconds: optional(raw.deadline, 'deadline', fail, positiveDuration),
+      deadlineQuantile: optional(raw.deadlineQuantile, 'deadlineQuantile', fail, readQuantile),
       prior: optional(raw.prior, 'prior', fail, parsePrior),
       params: optional(raw.params, 'params', fail, parseParamNames),
       batch: optional(raw.batch, 'batch', fail, readBatchPolicy),
@@ -399,4 +405,11 @@ function accelerator(raw: unknown, fail: Fail): Accelerator {
     fail('job.accelerator.count', `must be a whole number of at least 1, got ${describe(raw.count)}`);
   }
   return { type, count };
+}
+
+/** `"deadlineQuantile": 0.95`: from 0.5 (the median: estimates taken as exact) to 0.999. */
+function readQuantile(raw: unknown, field: string, fail: Fail): number {
+  if (typeof raw !== 'number' || !(raw >= 0.5 && raw <= 0.999))
+    fail(field, `must be a number from 0.5 (the median) to 0.999, like 0.9, got ${describe(raw)}`);
+  return raw as number;
 }

@@ -1,8 +1,17 @@
 // The router's cost mode, and the estimate a launch decision carries: how long the run will take
 // (declared, learned from the ledger by the caller, or the rule's prior), what each place would cost,
 // and, for a cost rule, the cheapest place that meets the platform limits and the rule's deadline.
+// An estimate is a distribution (estimator.ts): places are priced on the expected run, and the
+// deadline is judged at the rule's deadlineQuantile of the run (DEFAULT_DEADLINE_QUANTILE, p90).
 
-import { DEFAULT_PRIOR, estimateDuration, fitDurations, type DurationEstimate } from '../cost/estimator.ts';
+import {
+  DEFAULT_PRIOR,
+  durationQuantile,
+  estimateDuration,
+  exactDuration,
+  fitDurations,
+  type DurationEstimate,
+} from '../cost/estimator.ts';
 import { choosePlacement, placementOptions, summarizeOption, type PlacementOption } from '../cost/options.ts';
 import { DEFAULT_PRICES, runCost, type PriceTable } from '../cost/prices.ts';
 import type { StorageObject } from '../events.ts';
@@ -35,9 +44,13 @@ export interface CostEstimate {
   /** Expected wait from launch to the result (start-up and run) and expected USD, where it goes. */
   seconds: number;
   usd: number;
-  /** The run alone, and what that figure rests on. */
+  /** The run alone, expected (its mean), and what that figure rests on. */
   runSeconds: number;
   basis: string;
+  /** The run's median, and the run at the deadline's quantile (when not known exactly). */
+  runMedianSeconds?: number;
+  runQuantileSeconds?: number;
+  quantile?: number;
   options: EstimateOption[];
 }
 
@@ -53,7 +66,7 @@ interface Request {
 /** A declared duration wins (the submitter knows this run); else the caller's estimate; else the prior. */
 export function runEstimate(rule: Rule, request: Request, context?: RouteContext): DurationEstimate {
   const declared = request.declared.expectedSeconds;
-  if (declared !== undefined) return { seconds: declared, basis: `declared: ${formatDuration(declared)}` };
+  if (declared !== undefined) return exactDuration(declared, `declared: ${formatDuration(declared)}`);
   const inputBytes = request.object?.size;
   if (context?.estimate) return context.estimate(rule, inputBytes);
   return estimateDuration(fitDurations([], rule.prior ?? DEFAULT_PRIOR), inputBytes ?? 0);
@@ -69,10 +82,12 @@ export function placeByCost(
 ): CostPlacement {
   const prices = context?.prices ?? DEFAULT_PRICES;
   const run = runEstimate(rule, request, context);
+  const spread = runSpread(run, rule.deadlineQuantile ?? DEFAULT_DEADLINE_QUANTILE);
   const ask = (candidates: readonly Target[]) =>
     placementOptions({
       job,
       runSeconds: run.seconds,
+      ...spread,
       prices,
       candidates,
       spotAllowed: job.spot,
@@ -86,7 +101,7 @@ export function placeByCost(
     note = 'no listed target can run it, so a VM; ';
   }
   const chosen = choosePlacement(options);
-  const runText = `run est. ${formatSeconds(run.seconds)} (${run.basis})`;
+  const runText = `run ${describeRun(run, spread)} (${run.basis})`;
   if (chosen === undefined) {
     return {
       action: 'ignore',
@@ -102,8 +117,27 @@ export function placeByCost(
     target: chosen.target,
     job: chosen.job,
     reason: `${matched}, by cost: ${note}${missed}${list([chosen, ...others])}; ${runText}`,
-    estimate: toEstimate(chosen, options, run),
+    estimate: toEstimate(chosen, options, run, spread),
   };
+}
+
+/** The quantile a deadline is judged at when a rule names none: p90. */
+export const DEFAULT_DEADLINE_QUANTILE = 0.9;
+
+/** The run at quantile `q`, when its duration is not known exactly. */
+function runSpread(run: DurationEstimate, q: number): { quantileRunSeconds?: number; quantile?: number } {
+  return run.logSigma === 0 ? {} : { quantileRunSeconds: durationQuantile(run, q), quantile: q };
+}
+
+/** "est. median 18 s, mean 37 s, p90 1m 35s", or "est. 45 s" for a duration known exactly. */
+export function describeRun(
+  run: DurationEstimate,
+  spread: { quantileRunSeconds?: number; quantile?: number } = {},
+): string {
+  if (run.logSigma === 0 || spread.quantile === undefined) return `est. ${formatSeconds(run.seconds)}`;
+  const median = formatSeconds(run.medianSeconds);
+  const p = `p${Math.round(spread.quantile * 100)}`;
+  return `est. median ${median}, mean ${formatSeconds(run.seconds)}, ${p} ${formatSeconds(spread.quantileRunSeconds!)}`;
 }
 
 /**
@@ -143,6 +177,7 @@ export function estimateOf(
     spotAllowed: true,
   });
   const vm = decided.target === 'vm';
+  const spread = runSpread(run, rule.deadlineQuantile ?? DEFAULT_DEADLINE_QUANTILE);
   return {
     target: decided.target,
     ...(vm ? { machineType: job.machineType, spot: job.spot } : {}),
@@ -150,6 +185,7 @@ export function estimateOf(
     usd: cost.usd,
     runSeconds: run.seconds,
     basis: run.basis,
+    ...spreadFields(run, spread),
     options: options.map(toOption),
   };
 }
@@ -158,6 +194,7 @@ function toEstimate(
   chosen: PlacementOption,
   options: PlacementOption[],
   run: DurationEstimate,
+  spread: { quantileRunSeconds?: number; quantile?: number },
 ): CostEstimate {
   const { target, machineType, spot } = toOption(chosen);
   return {
@@ -167,7 +204,21 @@ function toEstimate(
     usd: chosen.usd,
     runSeconds: run.seconds,
     basis: run.basis,
+    ...spreadFields(run, spread),
     options: options.map(toOption),
+  };
+}
+
+/** The estimate's median and quantile, for a run not known exactly. */
+function spreadFields(
+  run: DurationEstimate,
+  spread: { quantileRunSeconds?: number; quantile?: number },
+): Pick<CostEstimate, 'runMedianSeconds' | 'runQuantileSeconds' | 'quantile'> {
+  if (spread.quantile === undefined) return {};
+  return {
+    runMedianSeconds: run.medianSeconds,
+    runQuantileSeconds: spread.quantileRunSeconds!,
+    quantile: spread.quantile,
   };
 }
 

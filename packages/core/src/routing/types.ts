@@ -48,6 +48,8 @@ export interface Rule {
   queue: QueuePolicy;
   /** Cost mode: the longest wait from launch to result (start-up and run) the rule accepts. */
   deadlineSeconds?: number;
+  /** Cost mode: the quantile of the run's duration the deadline is judged at (0.9 when absent). */
+  deadlineQuantile?: number;
   /** What a run takes before there is history (DEFAULT_PRIOR where the rule says nothing). */
   prior?: DurationPrior;
   /** The per-job parameters an upload or a request may set (params.ts); absent: none. */

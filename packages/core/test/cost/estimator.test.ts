@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_PRIOR,
   estimateDuration,
+  PRIOR_LOG_SIGMA,
   fitDurations,
   type DurationPrior,
   type DurationSample,
@@ -39,8 +40,16 @@ describe('fitDurations', () => {
       secondsPerGiB: 60,
       runs: 0,
       basis: 'prior: no history yet, 30 s + 60 s/GiB',
+      logCenter: 0,
+      logSigma: PRIOR_LOG_SIGMA,
     });
-    expect(estimateDuration(model, 2 * GiB)).toEqual({ seconds: 150, basis: model.basis });
+    // The prior's line is the median; the mean is e^(σ²/2) above it.
+    expect(estimateDuration(model, 2 * GiB)).toEqual({
+      seconds: 150 * Math.exp(0.125),
+      medianSeconds: 150,
+      logSigma: PRIOR_LOG_SIGMA,
+      basis: model.basis,
+    });
     expect(fitDurations([])).toMatchObject(DEFAULT_PRIOR);
   });
 
@@ -62,7 +71,9 @@ describe('fitDurations', () => {
       relativeError(fitDurations(history(200, truth), prior).baseSeconds, runsAlone.baseSeconds),
     ).toBeLessThan(0.01);
     const model = fitDurations(history(200, truth), prior);
-    expect(model.basis).toMatch(/^history: 200 runs \+ prior as 3, Theil–Sen, \d+ s \+ \d+ s\/GiB$/);
+    expect(model.basis).toMatch(
+      /^history: 200 runs \+ prior as 3, Theil–Sen, \d+ s \+ \d+ s\/GiB, spread x1\.\d\d$/,
+    );
     expect(estimateDuration(model, 10 * GiB).seconds).toBeCloseTo(41 + 123, -1);
   });
 
@@ -72,7 +83,10 @@ describe('fitDurations', () => {
     );
     const model = fitDurations(runs, truth);
     expect(relativeError(model.secondsPerGiB, truth.secondsPerGiB)).toBeLessThan(0.1);
-    expect(relativeError(estimateDuration(model, 5 * GiB).seconds, 41 + 5 * 12.3)).toBeLessThan(0.1);
+    const estimate = estimateDuration(model, 5 * GiB);
+    expect(relativeError(estimate.medianSeconds, 41 + 5 * 12.3)).toBeLessThan(0.1);
+    // They do move the mean, as they move what the runs cost: up by more than half.
+    expect(estimate.seconds / estimate.medianSeconds).toBeGreaterThan(1.5);
     // A least-squares line through the same runs is dragged far off: the fit is what resists them.
     const xs = runs.map((run) => run.inputBytes / GiB);
     const ys = runs.map((run) => run.seconds);
@@ -107,7 +121,7 @@ describe('fitDurations', () => {
     expect(model.secondsPerGiB).toBe(5);
     expect(model.baseSeconds).toBe(50); // median(50, 60, 70) - 5 x 2
     expect(model.basis).toBe(
-      'history: 3 runs + prior as 0, median (one input size, slope from the prior), 50 s + 5 s/GiB',
+      'history: 3 runs + prior as 0, median (one input size, slope from the prior), 50 s + 5 s/GiB, spread x1.32',
     );
   });
 
@@ -130,6 +144,7 @@ describe('fitDurations', () => {
 
   it('never estimates less than a second', () => {
     const model = fitDurations([{ inputBytes: 0, seconds: 0.01 }], DEFAULT_PRIOR, { priorWeight: 0 });
-    expect(estimateDuration(model, 0).seconds).toBe(1);
+    expect(estimateDuration(model, 0).medianSeconds).toBe(1);
+    expect(estimateDuration(model, 0).seconds).toBeGreaterThanOrEqual(1);
   });
 });

@@ -380,6 +380,7 @@ describe('parseRoutingConfig: cost mode', () => {
         mode: 'cost',
         target: ['cloud-run-job', 'vm'],
         deadline: '2h',
+        deadlineQuantile: 0.95,
         prior: { base: '30s', perGiB: '2m' },
         job: { cpu: 8, memory: '32GiB', spot: true },
       },
@@ -389,6 +390,7 @@ describe('parseRoutingConfig: cost mode', () => {
     expect(train).toMatchObject({
       target: ['cloud-run-job', 'vm'],
       deadlineSeconds: 7200,
+      deadlineQuantile: 0.95,
       prior: { baseSeconds: 30, secondsPerGiB: 120 },
     });
     expect(vmOnly.target).toEqual(['vm']);
@@ -446,6 +448,24 @@ describe('parseRoutingConfig: cost mode', () => {
       'deadline: "soon" is not a duration like "90s"',
     ],
     [
+      'a deadline quantile without a deadline',
+      rule({ mode: 'cost', deadlineQuantile: 0.9 }),
+      'deadlineQuantile',
+      'deadlineQuantile: says at which quantile of the run a deadline is judged; the rule has no deadline',
+    ],
+    [
+      'a deadline quantile below the median',
+      rule({ mode: 'cost', deadline: '1h', deadlineQuantile: 0.3 }),
+      'deadlineQuantile',
+      'deadlineQuantile: must be a number from 0.5 (the median) to 0.999, like 0.9, got 0.3',
+    ],
+    [
+      'a deadline quantile of 1',
+      rule({ mode: 'cost', deadline: '1h', deadlineQuantile: 1 }),
+      'deadlineQuantile',
+      'deadlineQuantile: must be a number from 0.5 (the median) to 0.999, like 0.9, got 1',
+    ],
+    [
       'zero deadline',
       rule({ mode: 'cost', deadline: 0 }),
       'deadline',
@@ -479,7 +499,7 @@ describe('parseRoutingConfig: cost mode', () => {
       'typo in a cost key',
       rule({ dedline: '1h' }),
       'dedline',
-      'dedline: unknown key (expected one of name, match, target, job, retry, queue, params, batch) or, for cost estimates, mode, deadline, prior',
+      'dedline: unknown key (expected one of name, match, target, job, retry, queue, params, batch) or, for cost estimates, mode, deadline, deadlineQuantile, prior',
     ],
   ])('%s', (_, raw, field, message) => {
     let error: unknown;

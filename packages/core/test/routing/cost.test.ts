@@ -1,6 +1,7 @@
 // The router's cost mode (src/routing/cost.ts): where a cost rule's job runs, and the estimate it carries.
 import { describe, expect, it } from 'vitest';
 import { parsePriceTable } from '../../src/cost/price-config.ts';
+import { exactDuration, normalQuantile, PRIOR_LOG_SIGMA } from '../../src/cost/estimator.ts';
 import { DEFAULT_PRICES, runCost, type RunShape } from '../../src/cost/prices.ts';
 import { formatSeconds, formatUsd } from '../../src/format.ts';
 import { route } from '../../src/routing/route.ts';
@@ -19,9 +20,14 @@ describe('route: cost mode', () => {
     spot,
   });
   const costOf = (shape: RunShape, seconds: number) => runCost(DEFAULT_PRICES, shape, seconds);
-  const said = (shape: RunShape, seconds: number) => {
-    const cost = costOf(shape, seconds);
-    return `est. ${formatSeconds(cost.waitedSeconds)}, ${formatUsd(cost.usd)}`;
+  // A prior is a distribution: its line the median, lognormal with σ PRIOR_LOG_SIGMA around it.
+  const MEAN = Math.exp(PRIOR_LOG_SIGMA ** 2 / 2);
+  const P90 = Math.exp(normalQuantile(0.9) * PRIOR_LOG_SIGMA);
+  /** What a reason says of a place for a prior of `line` seconds: expected wait, p90 wait, expected cost. */
+  const said = (shape: RunShape, line: number) => {
+    const cost = costOf(shape, line * MEAN);
+    const p90 = formatSeconds(costOf(shape, line * P90).waitedSeconds);
+    return `est. ${formatSeconds(cost.waitedSeconds)} (p90 ${p90}), ${formatUsd(cost.usd)}`;
   };
 
   it('runs short work on Cloud Run, and says what each place would cost', () => {
@@ -35,13 +41,17 @@ describe('route: cost mode', () => {
         `cloud-run-job 1 vCPU, 2 GiB: ${said(cloudRun, 5)}; ` +
         `vm e2-standard-2 spot: ${said(vmShape('e2-standard-2', true, 1, 2), 5)}; ` +
         `vm e2-standard-2 standard: ${said(vmShape('e2-standard-2', false, 1, 2), 5)}; ` +
-        'run est. 5 s (prior: no history yet, 5 s + 0 s/GiB)',
+        `run est. median 5 s, mean ${formatSeconds(5 * MEAN)}, p90 ${formatSeconds(5 * P90)} ` +
+        '(prior: no history yet, 5 s + 0 s/GiB)',
     );
     expect(decision.estimate).toMatchObject({
       target: 'cloud-run-job',
-      seconds: 20,
-      usd: costOf(cloudRun, 5).usd,
-      runSeconds: 5,
+      seconds: costOf(cloudRun, 5 * MEAN).waitedSeconds,
+      usd: costOf(cloudRun, 5 * MEAN).usd,
+      runSeconds: 5 * MEAN,
+      runMedianSeconds: 5,
+      runQuantileSeconds: 5 * P90,
+      quantile: 0.9,
       basis: 'prior: no history yet, 5 s + 0 s/GiB',
     });
     expect(decision.estimate?.options.map((option) => [option.target, option.spot, option.feasible])).toEqual(
@@ -60,13 +70,13 @@ describe('route: cost mode', () => {
       target: 'vm',
       job: { machineType: 'e2-standard-8', spot: true, cpu: 8 },
     });
-    const spot = costOf(vmShape('e2-standard-8', true, 8, 32), 2400);
+    const spot = costOf(vmShape('e2-standard-8', true, 8, 32), 2400 * MEAN);
     expect(decision.estimate).toMatchObject({ machineType: 'e2-standard-8', spot: true, usd: spot.usd });
     expect(decision.reason).toMatch(
-      /^rule "work" matched \(no conditions\), by cost: vm e2-standard-8 spot: est\. 41m \d+s, \$0\.\d+; vm e2-standard-8 standard: /,
+      /^rule "work" matched \(no conditions\), by cost: vm e2-standard-8 spot: est\. 47m \d+s \(p90 1h \d+m \d+s\), \$0\.\d+; vm e2-standard-8 standard: /,
     );
     expect(decision.reason).toContain(
-      `cloud-run-job 8 vCPU, 32 GiB: est. 40m 15s, ${formatUsd(costOf({ target: 'cloud-run-job', cpu: 8, memoryBytes: 32 * GiB, spot: false }, 2400).usd)}`,
+      `cloud-run-job 8 vCPU, 32 GiB: ${said({ target: 'cloud-run-job', cpu: 8, memoryBytes: 32 * GiB, spot: false }, 2400)}`,
     );
   });
 
@@ -83,17 +93,21 @@ describe('route: cost mode', () => {
     const prior = { base: '2m', perGiB: '0s' };
     // Without a deadline, 2 minutes of work is cheaper on a spot VM...
     expect(launched(route({ declared: {} }, costRule(job, { prior }))).target).toBe('vm');
-    // ...but its 90 s of boot and image pull miss 2m 30s; Cloud Run's 15 s start does not.
-    const decision = launched(route({ declared: {} }, costRule(job, { prior, deadline: '150s' })));
+    // ...but at p90 (3m 48s of run) its 90 s of boot and image pull miss 5m; Cloud Run's 15 s start
+    // does not.
+    const decision = launched(route({ declared: {} }, costRule(job, { prior, deadline: '5m' })));
     expect(decision.target).toBe('cloud-run-job');
     expect(decision.estimate?.options.find((o) => o.spot === true)).toMatchObject({
       feasible: false,
-      why: 'misses the 2m 30s deadline',
-      seconds: costOf(vmShape('e2-standard-2', true, 2, 4), 120).waitedSeconds,
+      why: 'misses the 5m deadline at p90',
+      seconds: costOf(vmShape('e2-standard-2', true, 2, 4), 120 * MEAN).waitedSeconds,
     });
     expect(decision.reason).toContain(
-      `vm e2-standard-2 spot: ${said(vmShape('e2-standard-2', true, 2, 4), 120)}, misses the 2m 30s deadline`,
+      `vm e2-standard-2 spot: ${said(vmShape('e2-standard-2', true, 2, 4), 120)}, misses the 5m deadline at p90`,
     );
+    // The median alone fits 5m on the VM: judged at p50, the VM is cheaper and "meets" it.
+    const atMedian = { prior, deadline: '5m', deadlineQuantile: 0.5 };
+    expect(launched(route({ declared: {} }, costRule(job, atMedian))).target).toBe('vm');
   });
 
   it('takes the fastest place when none meets the deadline', () => {
@@ -104,7 +118,7 @@ describe('route: cost mode', () => {
     const decision = launched(route({ declared: {} }, rules));
     expect(decision.target).toBe('cloud-run-job');
     expect(decision.reason).toContain(
-      'by cost: none meets the 10m deadline, so the fastest: cloud-run-job 2 vCPU, 4 GiB: est. 1h 15s',
+      `by cost: none meets the 10m deadline, so the fastest: cloud-run-job 2 vCPU, 4 GiB: ${said({ target: 'cloud-run-job', cpu: 2, memoryBytes: 4 * GiB, spot: false }, 3600)}`,
     );
   });
 
@@ -128,7 +142,8 @@ describe('route: cost mode', () => {
       machineType: 'g2-standard-4',
       accelerator: { type: 'nvidia-l4', count: 1 },
     });
-    expect(gpu.reason).toContain('cloud-run-job: needs 2h with a GPU (Cloud Run Jobs allow 1h)');
+    // The expected run (the prior's 2h, a mean of 2h 16m) is over Cloud Run's hour with a GPU.
+    expect(gpu.reason).toMatch(/cloud-run-job: needs 2h \d+m \d+s with a GPU \(Cloud Run Jobs allow 1h\)/);
   });
 
   it('sends to a VM what no listed target can run, as fixed mode does', () => {
@@ -147,7 +162,7 @@ describe('route: cost mode', () => {
       prices: DEFAULT_PRICES,
       estimate: (rule: Rule, inputBytes: number | undefined) => {
         calls.push([rule.name, inputBytes]);
-        return { seconds: 7200, basis };
+        return exactDuration(7200, basis);
       },
     };
     const rules = costRule({ cpu: 2, memory: '4GiB', spot: true });
@@ -181,7 +196,7 @@ describe('route: cost mode', () => {
       target: 'cloud-run-job',
       usd: costOf(
         { target: 'cloud-run-job', cpu: 2, memoryBytes: 4 * GiB, spot: false },
-        60 + 60 * (10 / 1024),
+        (60 + 60 * (10 / 1024)) * MEAN,
       ).usd,
       basis: 'prior: no history yet, 60 s + 60 s/GiB',
     });
