@@ -124,7 +124,8 @@ function parseRule(raw: unknown, ref: RuleRef, indexByName: Map<string, number>)
     fail('queue', 'an ignore rule runs nothing; remove queue');
   if (target === 'ignore' && raw.params !== undefined)
     fail('params', 'an ignore rule runs nothing; remove params');
-  const runsOnCloudRun = target === 'cloud-run-job' || (Array.isArray(target) && target.includes('cloud-run-job'));
+  const runsOnCloudRun =
+    target === 'cloud-run-job' || (Array.isArray(target) && target.includes('cloud-run-job'));
   if (raw.batch !== undefined && !runsOnCloudRun)
     fail('batch', 'only files a rule sends to Cloud Run ("cloud-run-job") are gathered into batches');
   if (raw.deadline !== undefined && mode !== 'cost')
