@@ -49,7 +49,7 @@
 //           gives an L4, and a g2-standard-4's shape). A customer's uploaded document set, 2 MiB to
 //           1 GiB of extracted text, 8 a weekday and 2 a weekend day: ~1 min to start and load the
 //           model, then ~40 min per GiB (a base-size embedding model does ~100k tokens/s on an L4,
-//           and a GiB of text is ~250M tokens), +-15%: 1 to 45 min. Due within the hour, when the
+//           and a GiB of text is ~250M tokens), +-15%: 1 to 50 min. Due within the hour, when the
 //           customer is told the set is searchable. On 40% of weekday evenings one customer's whole
 //           corpus, 2-5 GiB, is re-embedded (a new model or chunking): 1.4-3.4 h, beyond Cloud Run's
 //           1 h for a task with a GPU, so only a g2 VM can run it; due by morning (8 h). Not spot: a
