@@ -11,7 +11,9 @@ const HOUR = 3600;
  * Cloud Run Jobs' per-task limits; a job beyond any of them runs on a VM instead.
  * https://cloud.google.com/run/docs/configuring/jobs/cpu (at most 8 vCPU),
  * https://cloud.google.com/run/docs/configuring/jobs/memory-limits (at most 32 GiB),
- * https://cloud.google.com/run/docs/configuring/task-timeout (168 h; 1 h for tasks with a GPU),
+ * https://cloud.google.com/run/docs/configuring/task-timeout (168 h; 1 h for tasks with a GPU; a
+ * newer version of that page offers GPU tasks up to 12 h as a Preview, "Long running GPU jobs", under
+ * the Pre-GA terms and with GPU tasks ended by maintenance rather than migrated: the GA 1 h is kept),
  * https://cloud.google.com/run/docs/configuring/jobs/gpu (one NVIDIA L4 per instance).
  */
 export const CLOUD_RUN_JOB_LIMITS = {

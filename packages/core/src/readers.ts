@@ -1,6 +1,7 @@
 // Small readers for config values: each returns the value, typed, or calls `fail` with the
 // field and what is wrong, so every message names where the mistake is.
 
+import type { Accelerator } from './template.ts';
 import { parseBytes, parseDuration, quote } from './units.ts';
 
 /** Throws; the caller's version adds which rule. */
@@ -68,6 +69,25 @@ export function matching(value: unknown, pattern: RegExp, field: string, like: s
   return typeof value === 'string' && pattern.test(value)
     ? value
     : fail(field, `must be ${like}, got ${describe(value)}`);
+}
+
+const ACCELERATOR_TYPE = /^[a-z0-9][a-z0-9-]*$/;
+
+/**
+ * GPUs as a routing rule's `job.accelerator` and a workload's rules and tasks declare them:
+ * `{"type": "nvidia-l4", "count": 1}`, the count 1 when left out. The type is Compute Engine's
+ * accelerator type name; whether a platform offers it is the platforms' and prices' business.
+ */
+export function readAccelerator(value: unknown, field: string, fail: Fail): Accelerator {
+  if (!isRecord(value))
+    fail(field, `must be an object like {"type": "nvidia-l4", "count": 1}, got ${describe(value)}`);
+  rejectUnknownKeys(value, ['type', 'count'], `${field}.`, fail);
+  const type = matching(value.type, ACCELERATOR_TYPE, `${field}.type`, 'a GPU type like "nvidia-l4"', fail);
+  const count = value.count ?? 1;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) {
+    fail(`${field}.count`, `must be a whole number of at least 1, got ${describe(value.count)}`);
+  }
+  return { type, count };
 }
 
 export function noNul(value: unknown, field: string, fail: Fail): string {

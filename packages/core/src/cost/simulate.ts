@@ -10,15 +10,16 @@
 // router does: cost on the expected run, the deadline at a quantile of its learned distribution
 // (`deadlineQuantile`, p90); with `estimates: 'point'` it takes its median as exact instead, as the
 // router did before estimates carried their spread, for comparison. A fixed policy that sends a
-// task where it can't run (beyond Cloud Run's limits) falls back to a VM, as the router does; the
-// fallback is counted.
+// task where it can't run (beyond Cloud Run's limits: more than 8 vCPU or 32 GiB, a GPU other than one
+// L4, a GPU run over 1 h) falls back to a VM, as the router does; the fallback is counted. A task's or
+// its rule's GPUs are priced as the router prices them (Cloud Run's L4 per second, g2/a2 VMs).
 //
 // Batching (a rule's `batch`, batching.ts): the rule's files that run on Cloud Run wait for their batch
 // to close and run as tasks of one execution. The batches are gathered from all of the rule's files in
 // arrival order; a file a policy sends to a VM leaves its batch without closing it sooner. Policies
 // judge a batched file's deadline as if its batch waited its whole maxWait.
 
-import type { Target } from '../template.ts';
+import type { JobTemplate, Target } from '../template.ts';
 import { formatDuration } from '../format.ts';
 import {
   durationQuantile,
@@ -101,12 +102,16 @@ export function simulate(
   const outcomes = tasks.map((task) => {
     learner.advanceTo(task.arrival);
     const rule = workload.rules[task.rule];
-    const job = {
+    // Its GPUs go with the job, so Cloud Run's GPU limits and shape, the g2/a2 machine types and the
+    // GPU prices apply to it as they do to the router's jobs.
+    const accelerator = task.accelerator ?? rule.accelerator;
+    const job: JobTemplate = {
       args: [],
       env: {},
       cpu: task.cpu ?? rule.cpu,
       memoryBytes: task.memoryBytes ?? rule.memoryBytes,
       spot: rule.spot,
+      ...(accelerator === undefined ? {} : { accelerator }),
     };
     const gathered = batchOf.get(task.id);
     // What is left of the deadline after the batch's whole wait; a deadline the wait alone uses up

@@ -1,5 +1,5 @@
-// A workload to replay: the kinds of work (each like a routing rule: its shape, whether it may run on
-// spot, its prior) and the tasks, each with its true duration. parseWorkload checks a file strictly;
+// A workload to replay: the kinds of work (each like a routing rule: its shape and GPUs, whether it may
+// run on spot, its prior) and the tasks, each with its true duration. parseWorkload checks a file strictly;
 // every error names the field (`tasks[12].trueSeconds: ...`).
 
 import {
@@ -9,12 +9,14 @@ import {
   optional,
   positiveBytes,
   positiveNumber,
+  readAccelerator,
   readDuration,
   rejectUnknownKeys,
   withoutUndefined,
   type Fail,
   type Raw,
 } from '../readers.ts';
+import type { Accelerator } from '../template.ts';
 import { quote } from '../units.ts';
 import { DEFAULT_PRIOR, type DurationPrior } from './estimator.ts';
 import { readBatchPolicy, type BatchPolicy } from './batching.ts';
@@ -22,6 +24,8 @@ import { readBatchPolicy, type BatchPolicy } from './batching.ts';
 export interface WorkloadRule {
   cpu: number;
   memoryBytes: number;
+  /** GPUs, as a routing rule's `job.accelerator`: they decide where it can run and what it costs. */
+  accelerator?: Accelerator;
   /** Whether its VMs may be spot (a rule's `job.spot`). */
   spot: boolean;
   prior: DurationPrior;
@@ -42,6 +46,7 @@ export interface WorkloadTask {
   /** Override the rule's shape. */
   cpu?: number;
   memoryBytes?: number;
+  accelerator?: Accelerator;
 }
 
 export interface Workload {
@@ -94,7 +99,7 @@ export function parseWorkload(raw: unknown): Workload {
 
 function parseRule(raw: unknown, field: string, fail: Fail): WorkloadRule {
   const rule = record(raw, field, fail);
-  rejectUnknownKeys(rule, ['cpu', 'memory', 'spot', 'prior', 'batch'], `${field}.`, fail);
+  rejectUnknownKeys(rule, ['cpu', 'memory', 'accelerator', 'spot', 'prior', 'batch'], `${field}.`, fail);
   const prior = rule.prior === undefined ? {} : record(rule.prior, `${field}.prior`, fail);
   rejectUnknownKeys(prior, ['base', 'perGiB'], `${field}.prior.`, fail);
   return {
@@ -107,11 +112,24 @@ function parseRule(raw: unknown, field: string, fail: Fail): WorkloadRule {
       secondsPerGiB:
         optional(prior.perGiB, `${field}.prior.perGiB`, fail, readDuration) ?? DEFAULT_PRIOR.secondsPerGiB,
     },
-    ...withoutUndefined({ batch: optional(rule.batch, `${field}.batch`, fail, readBatchPolicy) }),
+    ...withoutUndefined({
+      accelerator: optional(rule.accelerator, `${field}.accelerator`, fail, readAccelerator),
+      batch: optional(rule.batch, `${field}.batch`, fail, readBatchPolicy),
+    }),
   };
 }
 
-const TASK_KEYS = ['id', 'rule', 'arrival', 'inputBytes', 'trueSeconds', 'deadlineSeconds', 'cpu', 'memory'];
+const TASK_KEYS = [
+  'id',
+  'rule',
+  'arrival',
+  'inputBytes',
+  'trueSeconds',
+  'deadlineSeconds',
+  'cpu',
+  'memory',
+  'accelerator',
+];
 
 function parseTask(
   raw: unknown,
@@ -146,6 +164,7 @@ function parseTask(
       deadlineSeconds: optional(task.deadlineSeconds, `${field}.deadlineSeconds`, fail, positiveNumber),
       cpu: optional(task.cpu, `${field}.cpu`, fail, positiveNumber),
       memoryBytes: optional(task.memory, `${field}.memory`, fail, positiveBytes),
+      accelerator: optional(task.accelerator, `${field}.accelerator`, fail, readAccelerator),
     }),
   };
 }

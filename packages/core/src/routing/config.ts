@@ -21,6 +21,7 @@ import {
   positiveBytes,
   positiveDuration,
   positiveNumber,
+  readAccelerator,
   readBytes,
   readDuration,
   rejectUnknownKeys,
@@ -33,7 +34,6 @@ import {
   DEFAULT_TASK,
   RESERVED_ENV_KEYS,
   RESERVED_ENV_PREFIX,
-  type Accelerator,
   type JobTemplate,
   type Rule,
   type RuleMatch,
@@ -65,7 +65,6 @@ const RULE_NAME = /^[a-z0-9][a-z0-9-]*$/;
 const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const IMAGE = /^[^\s\p{Cc}]+$/u;
 const MACHINE_TYPE = /^[a-z][a-z0-9-]*$/;
-const ACCELERATOR_TYPE = /^[a-z0-9][a-z0-9-]*$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/;
 const TARGETS = ['cloud-run-job', 'vm', 'ignore'];
 const RULE_KEYS = ['name', 'match', 'target', 'job', 'retry', 'queue', 'params', 'batch'];
@@ -385,28 +384,10 @@ function parseJob(raw: unknown, fail: Fail): JobTemplate {
   if (raw.spot !== undefined) job.spot = boolean(raw.spot, 'job.spot', fail);
   if (raw.standardIfNoSpot !== undefined)
     job.standardIfNoSpot = boolean(raw.standardIfNoSpot, 'job.standardIfNoSpot', fail);
-  if (raw.accelerator !== undefined) job.accelerator = accelerator(raw.accelerator, fail);
+  if (raw.accelerator !== undefined)
+    job.accelerator = readAccelerator(raw.accelerator, 'job.accelerator', fail);
   return withoutUndefined(job);
 }
-
-function accelerator(raw: unknown, fail: Fail): Accelerator {
-  if (!isRecord(raw))
-    fail('job.accelerator', `must be an object like {"type": "nvidia-l4", "count": 1}, got ${describe(raw)}`);
-  rejectUnknownKeys(raw, ['type', 'count'], 'job.accelerator.', fail);
-  const type = matching(
-    raw.type,
-    ACCELERATOR_TYPE,
-    'job.accelerator.type',
-    'a GPU type like "nvidia-l4"',
-    fail,
-  );
-  const count = raw.count ?? 1;
-  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) {
-    fail('job.accelerator.count', `must be a whole number of at least 1, got ${describe(raw.count)}`);
-  }
-  return { type, count };
-}
-
 /** `"deadlineQuantile": 0.95`: from 0.5 (the median: estimates taken as exact) to 0.999. */
 function readQuantile(raw: unknown, field: string, fail: Fail): number {
   if (typeof raw !== 'number' || !(raw >= 0.5 && raw <= 0.999))

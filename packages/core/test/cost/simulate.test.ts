@@ -176,15 +176,55 @@ describe('the shipped workload', () => {
     expect(by['always-cloud-run'].fallbacks).toBeGreaterThan(0);
   });
 
-  it('costs, under the cost policy, within 5% of the oracle and at least 25% below every fixed policy, with no more deadline misses than any of them', () => {
+  it('costs, under the cost policy, within 5% of the oracle and below every fixed policy, with no more deadline misses than any of them', () => {
     const cost = by.cost;
     expect(cost.usd).toBeLessThanOrEqual(by.oracle.usd * 1.05);
     // Hindsight can't lose.
     expect(by.oracle.usd).toBeLessThanOrEqual(cost.usd);
     for (const result of fixed) {
-      expect(cost.usd, result.policy).toBeLessThanOrEqual(result.usd * 0.75);
+      expect(cost.usd, result.policy).toBeLessThan(result.usd);
       expect(cost.deadlineMisses, result.policy).toBeLessThanOrEqual(result.deadlineMisses);
     }
+    // Of what hindsight saves over the best fixed policy, the cost policy saves at least 90%.
+    const best = Math.min(...fixed.map((result) => result.usd));
+    expect(best - cost.usd).toBeGreaterThanOrEqual(0.9 * (best - by.oracle.usd));
+  });
+
+  it('costs, on the CPU teams, at least 25% below every fixed policy', () => {
+    // The GPU team's work costs about the same under every policy that can place it well (a standard
+    // g2 VM for all but its shortest runs), so over the whole week it narrows the gap to always-vm;
+    // without it, the week is the one the bound was stated for.
+    const cpuOnly = (result: SimulationResult) =>
+      result.outcomes
+        .filter((o) => workload.rules[o.rule].accelerator === undefined)
+        .reduce((sum, o) => sum + o.usd, 0);
+    for (const result of fixed)
+      expect(cpuOnly(by.cost), result.policy).toBeLessThanOrEqual(cpuOnly(result) * 0.75);
+  });
+
+  it("prices its L4 jobs with the GPU: Cloud Run's L4 per second, g2 VMs, and none beyond 1 h on Cloud Run", () => {
+    const gpuTasks = workload.tasks.filter((task) => workload.rules[task.rule].accelerator !== undefined);
+    const byId = new Map(gpuTasks.map((task) => [task.id, task]));
+    expect(gpuTasks.some((task) => task.trueSeconds > 3600)).toBe(true);
+    const l4 = { type: 'nvidia-l4', count: 1 };
+    for (const result of results) {
+      const outcomes = result.outcomes.filter((o) => byId.has(o.id));
+      expect(outcomes).toHaveLength(gpuTasks.length);
+      for (const o of outcomes) {
+        const seconds = byId.get(o.id)!.trueSeconds;
+        if (o.target === 'vm') {
+          expect(o.machineType, `${result.policy} ${o.id}`).toBe('g2-standard-4');
+          continue;
+        }
+        expect(seconds, `${result.policy} ${o.id}`).toBeLessThanOrEqual(3600);
+        const shape = { target: 'cloud-run-job' as const, cpu: 4, memoryBytes: 16 * GiB, spot: false };
+        expect(o.usd).toBeCloseTo(runCost(DEFAULT_PRICES, { ...shape, accelerator: l4 }, seconds).usd, 12);
+        expect(o.usd).toBeGreaterThan(runCost(DEFAULT_PRICES, shape, seconds).usd);
+      }
+    }
+    // The cost policy uses both: Cloud Run's L4 for the short runs, a g2 VM for the long ones.
+    const targets = new Set(by.cost.outcomes.filter((o) => byId.has(o.id)).map((o) => o.target));
+    expect(targets).toEqual(new Set(['cloud-run-job', 'vm']));
   });
 
   it('beats each fixed policy where its platform is the dearer one: Cloud Run on long runs, VMs on short ones', () => {
@@ -284,6 +324,36 @@ describe('parseWorkload', () => {
     ],
     ['duplicate id', { rules, tasks: [task, task] }, 'tasks[1].id', '"t" is already the id of another task'],
     ['unknown task key', { rules, tasks: [{ ...task, gpu: 1 }] }, 'tasks[0].gpu', 'unknown key'],
+    [
+      'accelerator not an object',
+      { rules: { quick: { cpu: 1, memory: '1GiB', accelerator: 'nvidia-l4' } }, tasks: [task] },
+      'rules.quick.accelerator',
+      'must be an object like {"type": "nvidia-l4", "count": 1}, got "nvidia-l4"',
+    ],
+    [
+      'accelerator without a type',
+      { rules: { quick: { cpu: 1, memory: '1GiB', accelerator: { count: 1 } } }, tasks: [task] },
+      'rules.quick.accelerator.type',
+      'must be a GPU type like "nvidia-l4", got nothing',
+    ],
+    [
+      'accelerator type not a name',
+      { rules, tasks: [{ ...task, accelerator: { type: 'NVIDIA L4' } }] },
+      'tasks[0].accelerator.type',
+      'must be a GPU type like "nvidia-l4", got "NVIDIA L4"',
+    ],
+    [
+      'accelerator count',
+      { rules, tasks: [{ ...task, accelerator: { type: 'nvidia-l4', count: 0 } }] },
+      'tasks[0].accelerator.count',
+      'must be a whole number of at least 1, got 0',
+    ],
+    [
+      'accelerator typo',
+      { rules, tasks: [{ ...task, accelerator: { type: 'nvidia-l4', cnt: 1 } }] },
+      'tasks[0].accelerator.cnt',
+      'unknown key (expected one of type, count)',
+    ],
   ])('%s', (_, raw, field, message) => {
     let error: unknown;
     try {
@@ -294,6 +364,20 @@ describe('parseWorkload', () => {
     expect(error).toBeInstanceOf(WorkloadError);
     expect((error as WorkloadError).message).toContain(message);
     expect(error).toMatchObject({ code: 'WORKLOAD', field });
+  });
+
+  it("reads a rule's accelerator (one GPU when the count is left out) and a task's override", () => {
+    const parsed = parseWorkload({
+      rules: { ...rules, embed: { cpu: 4, memory: '16GiB', accelerator: { type: 'nvidia-l4' } } },
+      tasks: [
+        { ...task, rule: 'embed' },
+        { ...task, id: 'u', rule: 'embed', accelerator: { type: 'nvidia-l4', count: 2 } },
+      ],
+    });
+    expect(parsed.rules.embed.accelerator).toEqual({ type: 'nvidia-l4', count: 1 });
+    expect(parsed.rules.quick.accelerator).toBeUndefined();
+    expect(parsed.tasks[0]).toEqual({ ...task, rule: 'embed' });
+    expect(parsed.tasks[1].accelerator).toEqual({ type: 'nvidia-l4', count: 2 });
   });
 
   it('reads a task overriding its rule shape', () => {
