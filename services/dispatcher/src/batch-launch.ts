@@ -30,6 +30,7 @@ import {
   type SlotHolder,
 } from '@pipeline/core';
 import type { Dispatcher } from './dispatcher.ts';
+import { withinDeadline } from './deadline.ts';
 import { writeJob } from './job-writes.ts';
 import type { LaunchQueue } from './launch-queue.ts';
 
@@ -185,24 +186,17 @@ function taskEnv(d: Dispatcher, job: Job): Record<string, string> {
 async function writeManifest(d: Dispatcher, name: string, manifest: BatchManifest): Promise<void> {
   const { blobs, outputBucket } = d.ports;
   const data = Buffer.from(JSON.stringify(manifest));
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no answer within ${MANIFEST_DEADLINE_MS / 1000} s`)),
-      MANIFEST_DEADLINE_MS,
-    );
-  });
-  try {
-    // false: it is there already, written by an earlier try of this same batch (the same bytes).
-    await Promise.race([blobs.putIf(outputBucket, name, data, 'application/json', '0'), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+  // false: it is there already, written by an earlier try of this same batch (the same bytes).
+  await withinDeadline(
+    blobs.putIf(outputBucket, name, data, 'application/json', '0'),
+    MANIFEST_DEADLINE_MS,
+    () => {
+      throw new Error(`no answer within ${MANIFEST_DEADLINE_MS / 1000} s`);
+    },
+  );
 }
 
-/** A 403 (or 401) from Cloud Storage: a grant is missing, and waiting will not bring it. */
+/** A 403 from Cloud Storage: a grant is missing, and waiting will not bring it (gcs-blob-store.ts passes it on as it is). */
 function isPermissionRefusal(err: unknown): boolean {
-  const code = (err as { code?: unknown; cause?: { code?: unknown } } | null)?.code;
-  const causeCode = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
-  return code === 403 || causeCode === 403;
+  return (err as { code?: unknown } | null)?.code === 403;
 }

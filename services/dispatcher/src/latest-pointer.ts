@@ -3,6 +3,7 @@
 // back. Called after the ledger records SUCCEEDED: a completion delivered again (a dispatcher that
 // died in between, or a push answered 503 because Cloud Storage refused for now) moves it again, a
 // no-op once moved.
+import { withinDeadline } from './deadline.ts';
 import { RetryLaterError } from './errors.ts';
 import {
   formatLatestPointer,
@@ -43,22 +44,10 @@ export async function moveLatestPointer(
 ): Promise<PointerProblem | undefined> {
   const target = latestPointerOf(job, at);
   if (target === undefined) return undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<PointerProblem>((resolve) => {
-    timer = setTimeout(
-      () =>
-        resolve({
-          problem: `${target.name} was not moved: Cloud Storage did not take it within ${deadlineMs / 1000} s`,
-          passing: true,
-        }),
-      deadlineMs,
-    );
-  });
-  try {
-    return await Promise.race([move(blobs, outputBucket, target), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return withinDeadline(move(blobs, outputBucket, target), deadlineMs, () => ({
+    problem: `${target.name} was not moved: Cloud Storage did not take it within ${deadlineMs / 1000} s`,
+    passing: true,
+  }));
 }
 
 async function move(
