@@ -70,6 +70,7 @@ import {
   simulateAll,
   type WorkloadTask,
 } from '../packages/core/src/simulation.ts';
+import { normal, random } from './seeded-random.ts';
 
 const SEED = 8; // the issue's number
 const DAYS = 7;
@@ -80,18 +81,6 @@ const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 const OUT = fileURLToPath(new URL('./week.json', import.meta.url));
 
-/** mulberry32: a small seeded generator, so the file is the same on every machine. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 /** The distributions the kinds of work are drawn from, each taking its numbers from `next`. */
 function draws(next: () => number) {
   const uniform = (low: number, high: number) => low + (high - low) * next();
@@ -99,8 +88,7 @@ function draws(next: () => number) {
     uniform,
     logUniform: (low: number, high: number) => Math.exp(uniform(Math.log(low), Math.log(high))),
     /** A lognormal factor around 1: most runs within +-15%, like the same work on a shared machine. */
-    jitter: (sigma = 0.15) =>
-      Math.exp(sigma * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next())),
+    jitter: (sigma = 0.15) => Math.exp(sigma * normal(next)),
     /** Office hours mostly, some at any time. */
     timeOfDay: () => (next() < 0.75 ? uniform(8, 19) : uniform(0, 24)) * 3600,
   };

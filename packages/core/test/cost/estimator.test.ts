@@ -148,3 +148,25 @@ describe('fitDurations', () => {
     expect(estimateDuration(model, 0).seconds).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('median', () => {
+  it('is the middle of the sorted values, or the mean of the two middles, with ties and any order', async () => {
+    const { median } = await import('../../src/cost/estimator.ts');
+    const { random } = await import('../../../../workloads/seeded-random.ts');
+    const next = random(7);
+    const sorted = (values: number[]) => [...values].sort((a, b) => a - b);
+    for (let trial = 0; trial < 500; trial += 1) {
+      const length = 1 + Math.floor(next() * 60);
+      // Few distinct values, so that many are tied; some runs sorted or reversed, as history comes.
+      const values = Array.from({ length }, () => Math.floor(next() * 8) - 3);
+      if (trial % 5 === 0) values.sort((a, b) => a - b);
+      if (trial % 5 === 1) values.sort((a, b) => b - a);
+      const s = sorted(values);
+      const expected = length % 2 === 1 ? s[length >> 1] : (s[length / 2 - 1] + s[length / 2]) / 2;
+      expect(median(values)).toBe(expected);
+    }
+    const values = [3, 1, 2];
+    median(values);
+    expect(values).toEqual([3, 1, 2]);
+  });
+});

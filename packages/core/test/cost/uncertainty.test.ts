@@ -14,24 +14,10 @@ import {
 } from '../../src/index.ts';
 import { savingShare, simulate, simulateAll, type SimulationResult } from '../../src/simulation.ts';
 import type { Workload, WorkloadTask } from '../../src/cost/workload.ts';
+import { normal, random } from '../../../../workloads/seeded-random.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
-
-/** mulberry32: seeded, so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-/** A standard normal draw (Box–Muller). */
-const normal = (next: () => number) => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
 
 describe('normalQuantile', () => {
   it.each([
@@ -116,6 +102,35 @@ function oneRule(
   };
 }
 
+/** Of a result's outcomes, those of the tasks with a deadline (`urgent`) or without. */
+const share = (result: SimulationResult, workload: Workload, urgent: boolean) => {
+  const due = new Set(workload.tasks.filter((t) => t.deadlineSeconds !== undefined).map((t) => t.id));
+  const outcomes = result.outcomes.filter((o) => due.has(o.id) === urgent);
+  return {
+    usd: outcomes.reduce((sum, o) => sum + o.usd, 0),
+    misses: outcomes.filter((o) => o.missedDeadline).length,
+  };
+};
+
+/**
+ * The cheapest a policy without hindsight could pay on a rule whose runs don't follow their input:
+ * knowing the runs' distribution exactly but not each run, it has nothing to tell one task from
+ * another but whether it has a deadline, so it sends each of the two kinds to one place. Of the fixed
+ * places (Cloud Run; a spot VM, cheaper than a standard one for runs of minutes), the cheapest for
+ * each kind that misses no more of its deadlines than the oracle.
+ */
+function withoutHindsight(workload: Workload, oracle: SimulationResult): number {
+  const fixed = (['always-cloud-run', 'always-vm'] as const).map((p) =>
+    simulate(workload, DEFAULT_PRICES, p),
+  );
+  const cheapest = (urgent: boolean) => {
+    const most = share(oracle, workload, urgent).misses;
+    const fits = fixed.map((r) => share(r, workload, urgent)).filter((part) => part.misses <= most);
+    return Math.min(...fits.map((part) => part.usd));
+  };
+  return cheapest(true) + cheapest(false);
+}
+
 const policies = (workload: Workload) => {
   const [oracle, cost, point] = [
     simulate(workload, DEFAULT_PRICES, 'oracle'),
@@ -127,35 +142,88 @@ const policies = (workload: Workload) => {
 const extraMisses = (result: SimulationResult, oracle: SimulationResult) =>
   result.deadlineMisses - oracle.deadlineMisses;
 
-describe('the cost policy on heavy-tailed work with 2-minute deadlines', () => {
-  // Lognormal runs (σ 1.2) unrelated to their input, median 30 s: from a few seconds to minutes.
-  // With the median alone a spot VM's 90 s of start-up plus 30 s "fits" the deadline.
-  const { oracle, cost, point, tasks } = policies(
-    oneRule(18, (_, next) => 30 * Math.exp(1.2 * normal(next))),
-  );
+const SEEDS = [1, 2, 3, 4, 5, 6];
 
-  it('misses no more deadlines than hindsight, within 1% of the tasks, at most 5% above its cost', () => {
-    expect(extraMisses(cost, oracle)).toBeLessThanOrEqual(0.01 * tasks);
-    expect(cost.usd).toBeLessThanOrEqual(1.05 * oracle.usd);
-  });
+describe.each([30, 18])(
+  'the cost policy on heavy-tailed work of median %s s with 2-minute deadlines',
+  (median) => {
+    // Lognormal runs (σ 1.2) unrelated to their input: from a few seconds to minutes. With the median
+    // alone a spot VM's 90 s of start-up plus the run "fits" the deadline. Six workloads of 1,000 tasks.
+    const runs = SEEDS.map((seed) => {
+      const workload = oneRule(seed, (_, next) => median * Math.exp(1.2 * normal(next)));
+      const result = policies(workload);
+      return { seed, ...result, bound: withoutHindsight(workload, result.oracle) };
+    });
 
-  it('where the point estimate missed many more', () => {
-    // The same test fails the policy as it was: it sent urgent work to spot VMs on the median.
-    expect(extraMisses(point, oracle)).toBeGreaterThan(0.02 * tasks);
-  });
-});
+    it('misses no more deadlines than hindsight, within 1% of the tasks, on every workload', () => {
+      for (const { cost, oracle, tasks } of runs)
+        expect(extraMisses(cost, oracle)).toBeLessThanOrEqual(0.01 * tasks);
+    });
+
+    it('pays within 1% of the cheapest a policy without hindsight could, on every workload', () => {
+      for (const { cost, bound } of runs) expect(cost.usd).toBeLessThanOrEqual(1.01 * bound);
+    });
+
+    it('stays within 5% of the oracle’s cost wherever any policy without hindsight can', () => {
+      for (const { cost, oracle, bound } of runs)
+        if (bound <= 1.05 * oracle.usd) expect(cost.usd).toBeLessThanOrEqual(1.05 * oracle.usd);
+      // At a median of 30 s that is 5 workloads of 6, and the cost policy's average is within 5% too.
+      // At 18 s, near the 9 s break-even between Cloud Run and a spot VM, what hindsight knows of each
+      // run is worth 9-12% on every workload: no policy that doesn't know it can come within 5%.
+      const within = runs.filter(({ bound, oracle }) => bound <= 1.05 * oracle.usd).length;
+      const mean = runs.reduce((sum, { cost, oracle }) => sum + cost.usd / oracle.usd, 0) / runs.length;
+      if (median === 30) {
+        expect(within).toBeGreaterThanOrEqual(5);
+        expect(mean).toBeLessThanOrEqual(1.05);
+      } else {
+        expect(within).toBe(0);
+        for (const { bound, oracle } of runs) expect(bound).toBeGreaterThan(1.08 * oracle.usd);
+      }
+    });
+
+    it('where the point estimate missed at least 2% of the tasks more, on every workload', () => {
+      // The same test fails the policy as it was: it sent urgent work to spot VMs on the median.
+      for (const { point, oracle, tasks } of runs)
+        expect(extraMisses(point, oracle)).toBeGreaterThanOrEqual(0.02 * tasks);
+    });
+  },
+);
 
 describe('the cost policy on work that scales with its input', () => {
   // 5 s + 800 s/GiB, within +-15%: the estimator's line is nearly the truth.
-  const { oracle, cost, point } = policies(
-    oneRule(19, (inputBytes, next) => (5 + 800 * (inputBytes / GiB)) * Math.exp(0.15 * normal(next))),
+  const workload = oneRule(
+    19,
+    (inputBytes, next) => (5 + 800 * (inputBytes / GiB)) * Math.exp(0.15 * normal(next)),
   );
+  const { oracle, cost, point } = policies(workload);
 
   it('is no worse than the point estimate: no more misses, within 1% of its cost, 2% of the oracle’s', () => {
     expect(cost.deadlineMisses).toBeLessThanOrEqual(point.deadlineMisses);
     expect(cost.deadlineMisses).toBeLessThanOrEqual(oracle.deadlineMisses + 1);
     expect(cost.usd).toBeLessThanOrEqual(1.01 * point.usd);
     expect(cost.usd).toBeLessThanOrEqual(1.02 * oracle.usd);
+  });
+
+  it('pays the same where there is no deadline, and more only to meet deadlines the point estimate missed', () => {
+    const [relaxed, relaxedBefore] = [share(cost, workload, false), share(point, workload, false)];
+    expect(Math.abs(relaxed.usd / relaxedBefore.usd - 1)).toBeLessThan(0.001);
+    const [urgent, urgentBefore] = [share(cost, workload, true), share(point, workload, true)];
+    expect(urgentBefore.misses).toBeGreaterThan(urgent.misses);
+    // Every task it placed otherwise has a deadline but one (near the break-even, on mean or median).
+    const before = new Map(point.outcomes.map((o) => [o.id, o]));
+    const due = new Set(workload.tasks.filter((t) => t.deadlineSeconds !== undefined).map((t) => t.id));
+    const moved = cost.outcomes.filter((o) => {
+      const other = before.get(o.id)!;
+      return o.target !== other.target || o.spot !== other.spot;
+    });
+    expect(moved.filter((o) => !due.has(o.id)).length).toBeLessThanOrEqual(1);
+    expect(urgent.usd - urgentBefore.usd).toBeGreaterThan(0);
+  });
+
+  it('decides deadlines as before at deadlineQuantile 0.5, the median', () => {
+    const atMedian = simulate(workload, DEFAULT_PRICES, 'cost', { deadlineQuantile: 0.5 });
+    expect(atMedian.deadlineMisses).toBe(point.deadlineMisses);
+    expect(Math.abs(atMedian.usd / point.usd - 1)).toBeLessThan(0.001);
   });
 });
 
