@@ -309,11 +309,20 @@ export class CloudRunJobLauncher implements Launcher {
     const finishedAt = isoTime(found.completionTime);
     const ended = { kind: 'ended' as const, ...(finishedAt === undefined ? {} : { finishedAt }) };
     const message = completedMessage(found.conditions);
-    if ((found.succeededCount ?? 0) >= 1) return { ...ended, exitCode: 0 };
-    if ((found.cancelledCount ?? 0) >= 1) {
+    // The execution as a whole: it succeeded only when every task did (a batch's execution has one
+    // task per job; one failed task is its failure, however many others succeeded).
+    const [succeeded, failed, cancelled] = [
+      found.succeededCount,
+      found.failedCount,
+      found.cancelledCount,
+    ].map((count) => count ?? 0);
+    if (failed === 0 && cancelled === 0 && succeeded >= Math.max(1, found.taskCount ?? 1)) {
+      return { ...ended, exitCode: 0 };
+    }
+    if (failed === 0 && cancelled >= 1) {
       return { ...ended, exitCode: CANCELLED_EXIT_CODE, error: 'the execution was cancelled' };
     }
-    if ((found.failedCount ?? 0) >= 1) {
+    if (failed >= 1) {
       // The exit code is the task's, not the execution's: read it from the task's last attempt.
       // Listed afresh, not from the cache of inspectTask: a listing from before the task ended has
       // no exit code to read.

@@ -220,6 +220,21 @@ describe("CloudRunJobLauncher.inspect of a batch's tasks", () => {
     expect(run.requests[0].path).toBe(`/v2/${execution}/tasks`);
   });
 
+  it('reports a whole execution as failed when one of its tasks failed, whatever the others did', async () => {
+    const execution = await startedBatch();
+    run.settleTask(execution, 0, { phase: 'succeeded' });
+    run.settleTask(execution, 1, {
+      phase: 'failed',
+      exitCode: 3,
+      message: 'Application exited with an error',
+    });
+    run.settleTask(execution, 2, { phase: 'succeeded' });
+    expect(await launcher.inspect(execution)).toMatchObject({ kind: 'ended', exitCode: 3 });
+    const all = await startedBatch();
+    for (const task of [0, 1, 2]) run.settleTask(all, task, { phase: 'succeeded' });
+    expect(await launcher.inspect(all)).toMatchObject({ kind: 'ended', exitCode: 0 });
+  });
+
   it("lists an execution's tasks once for inspects within the cache time, at once or one after another", async () => {
     const execution = await startedBatch();
     await Promise.all([0, 1, 2].map((task) => launcher.inspect(execution, task)));
