@@ -7,12 +7,16 @@ locals {
   # The dispatcher's environment: every variable services/dispatcher/src/config.ts requires, plus
   # the optional ones this deployment decides.
   dispatcher_env = {
-    GOOGLE_CLOUD_PROJECT   = var.project_id
-    REGION                 = var.region
-    ZONE                   = var.zone
-    VM_ZONES               = join(",", local.vm_zones)
-    OUTPUT_BUCKET          = google_storage_bucket.output.name
-    WORKER_JOB             = local.job_name
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    REGION               = var.region
+    ZONE                 = var.zone
+    VM_ZONES             = join(",", local.vm_zones)
+    OUTPUT_BUCKET        = google_storage_bucket.output.name
+    WORKER_JOB           = local.job_name
+    # What the worker job below is defined with: an execution can't change it, so the router sends
+    # a job that needs more to a VM (config.ts, cloudRunJob).
+    WORKER_JOB_CPU         = var.worker_cpu
+    WORKER_JOB_MEMORY      = var.worker_memory
     WORKER_IMAGE           = var.worker_image
     AGENT_IMAGE            = var.agent_image
     WORKER_SERVICE_ACCOUNT = google_service_account.worker.email
@@ -163,8 +167,8 @@ resource "google_cloud_run_v2_job" "worker" {
 
         resources {
           limits = {
-            cpu    = "2"
-            memory = "4Gi"
+            cpu    = var.worker_cpu
+            memory = var.worker_memory
           }
         }
       }

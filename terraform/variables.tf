@@ -249,6 +249,28 @@ variable "worker_timeout_seconds" {
   }
 }
 
+variable "worker_cpu" {
+  type        = string
+  description = "vCPUs of the worker job's tasks (Cloud Run's steps: 1, 2, 4, 6 or 8). Every Cloud Run task runs, and is billed, with this; a job that needs more runs on a VM. The dispatcher's WORKER_JOB_CPU."
+  default     = "2"
+
+  validation {
+    condition     = contains(["1", "2", "4", "6", "8"], var.worker_cpu)
+    error_message = "worker_cpu must be 1, 2, 4, 6 or 8."
+  }
+}
+
+variable "worker_memory" {
+  type        = string
+  description = "Memory of the worker job's tasks, as Cloud Run writes it (512Mi to 32Gi; more than 4Gi needs 2 vCPU, 8Gi 4, 16Gi 6, 24Gi 8). The dispatcher's WORKER_JOB_MEMORY."
+  default     = "4Gi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.worker_memory))
+    error_message = "worker_memory must be like 4Gi or 512Mi."
+  }
+}
+
 variable "dispatcher_max_instances" {
   type        = number
   description = "Maximum number of dispatcher instances."

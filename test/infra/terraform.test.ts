@@ -692,7 +692,20 @@ describe('Cloud Run', () => {
     expect(tf.variables.worker_timeout_seconds!.default).toBe(3600);
     const container = nested(inner, 'containers');
     expect(container.image).toBe('${var.worker_image}');
-    expect(nested(container, 'resources').limits).toEqual({ cpu: '2', memory: '4Gi' });
+    expect(nested(container, 'resources').limits).toEqual({
+      cpu: '${var.worker_cpu}',
+      memory: '${var.worker_memory}',
+    });
+    expect([tf.variables.worker_cpu!.default, tf.variables.worker_memory!.default]).toEqual(['2', '4Gi']);
+    // The dispatcher is told the same, so that it sends what needs more to a VM.
+    const env = tf.locals.dispatcher_env as Record<string, string>;
+    expect([env.WORKER_JOB_CPU, env.WORKER_JOB_MEMORY]).toEqual([
+      '${var.worker_cpu}',
+      '${var.worker_memory}',
+    ]);
+    expect(
+      parseConfig({ ...MINIMAL_DISPATCHER_ENV, WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '4Gi' }).cloudRunJob,
+    ).toEqual({ cpu: 2, memoryBytes: 4 * 1024 ** 3 });
   });
 });
 

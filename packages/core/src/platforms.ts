@@ -91,6 +91,51 @@ export function shapeForCloudRun(job: JobTemplate): JobTemplate {
   return { ...job, cpu, memoryBytes: Math.max(memory, memoryForCpu) };
 }
 
+/**
+ * What the worker's Cloud Run job is defined with (terraform: its container's cpu and memory limits,
+ * and a GPU when it has one). An execution overrides env, args, task count and timeout only
+ * (RunJobRequest.Overrides: https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs/run),
+ * so every task runs, and is billed, with these resources, whatever its job asks for.
+ */
+export interface CloudRunJobShape {
+  cpu: number;
+  memoryBytes: number;
+  accelerator?: Accelerator;
+}
+
+/**
+ * Why `job` can't run in a Cloud Run job defined as `defined`, one phrase per resource it lacks:
+ * "4 vCPU (the Cloud Run job has 2)". Empty when it fits. `job` is shaped first, as Cloud Run would
+ * need it (an L4 needs 4 vCPU and 16 GiB).
+ */
+export function cloudRunShapeBreaches(job: JobTemplate, defined: CloudRunJobShape): string[] {
+  const shaped = shapeForCloudRun(job);
+  const breaches: string[] = [];
+  if (shaped.cpu! > defined.cpu) breaches.push(`${shaped.cpu} vCPU (the Cloud Run job has ${defined.cpu})`);
+  if (shaped.memoryBytes! > defined.memoryBytes) {
+    breaches.push(
+      `${formatBytes(shaped.memoryBytes!)} memory (the Cloud Run job has ${formatBytes(defined.memoryBytes)})`,
+    );
+  }
+  const [wanted, has] = [job.accelerator, defined.accelerator];
+  if (wanted && (has === undefined || has.type !== wanted.type || has.count < wanted.count)) {
+    const what = has === undefined ? 'no GPU' : `${has.count} ${has.type}`;
+    breaches.push(`${wanted.count} ${wanted.type} (the Cloud Run job has ${what})`);
+  }
+  return breaches;
+}
+
+/** `job` as it runs in the Cloud Run job defined as `defined`: with the job's cpu, memory and GPU. */
+export function onDefinedCloudRunJob(job: JobTemplate, defined: CloudRunJobShape): JobTemplate {
+  const { accelerator: _accelerator, ...rest } = job;
+  return {
+    ...rest,
+    cpu: defined.cpu,
+    memoryBytes: defined.memoryBytes,
+    ...(defined.accelerator === undefined ? {} : { accelerator: { ...defined.accelerator } }),
+  };
+}
+
 export interface MachineType {
   name: string;
   cpu: number;

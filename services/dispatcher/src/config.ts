@@ -2,10 +2,13 @@
 // variable has a validator, and a bad one throws a ConfigError that names it.
 import path from 'node:path';
 import {
+  CLOUD_RUN_JOB_LIMITS,
   CLOUD_RUN_MAX_RUNNING_EXECUTIONS,
   DEFAULT_RUN_EXECUTIONS,
   DEFAULT_RUN_JOBS_PER_MINUTE,
+  parseBytes,
   parseDuration,
+  type CloudRunJobShape,
 } from '@pipeline/core';
 
 export class ConfigError extends Error {
@@ -24,6 +27,12 @@ export interface CloudConfig {
   zone: string;
   outputBucket: string;
   workerJob: string;
+  /**
+   * WORKER_JOB_CPU, WORKER_JOB_MEMORY and WORKER_JOB_GPU: what WORKER_JOB is defined with, which an
+   * execution can't change. The router sends a job that needs more to a VM; absent, it takes the job
+   * to hold whatever fits Cloud Run Jobs' limits.
+   */
+  cloudRunJob?: CloudRunJobShape;
   /** WORKER_IMAGE: the worker job's image, and a VM task's when its route names none (`logreg`). */
   workerImage: string;
   /** AGENT_IMAGE: the VM agent's image (jobs/agent), which every task VM's start-up script runs. */
@@ -196,6 +205,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
     zone,
     outputBucket: matching('OUTPUT_BUCKET', /^[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9]$/, 'a bucket name'),
     workerJob: matching('WORKER_JOB', NAME, 'a Cloud Run job name'),
+    ...withDefined('cloudRunJob', cloudRunJobShape(optional)),
     workerImage: text('WORKER_IMAGE'),
     // It reaches the start-up script as data (metadata), and `docker pull` and `docker run` as one
     // argument each: a reference, not something that could be read as an option.
@@ -263,6 +273,47 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
     runApiEndpoint: endpoint('RUN_API_ENDPOINT'),
     computeApiEndpoint: endpoint('COMPUTE_API_ENDPOINT'),
   };
+}
+
+/**
+ * WORKER_JOB_CPU ("2") and WORKER_JOB_MEMORY ("4Gi", as terraform writes the job's limits), both or
+ * neither; WORKER_JOB_GPU ("nvidia-l4", only with them) when the job has one.
+ */
+function cloudRunJobShape(optional: (name: string) => string | undefined): CloudRunJobShape | undefined {
+  const [cpuText, memoryText, gpu] = ['WORKER_JOB_CPU', 'WORKER_JOB_MEMORY', 'WORKER_JOB_GPU'].map(optional);
+  if (cpuText === undefined && memoryText === undefined) {
+    if (gpu !== undefined)
+      throw new ConfigError('WORKER_JOB_GPU', 'needs WORKER_JOB_CPU and WORKER_JOB_MEMORY');
+    return undefined;
+  }
+  if (cpuText === undefined) throw new ConfigError('WORKER_JOB_CPU', 'is required with WORKER_JOB_MEMORY');
+  if (memoryText === undefined) throw new ConfigError('WORKER_JOB_MEMORY', 'is required with WORKER_JOB_CPU');
+  const cpu = Number(cpuText);
+  if (![1, 2, 4, 6, 8].includes(cpu)) {
+    throw new ConfigError(
+      'WORKER_JOB_CPU',
+      `${JSON.stringify(cpuText)} is not 1, 2, 4, 6 or 8 (Cloud Run's vCPU steps)`,
+    );
+  }
+  let memoryBytes: number;
+  try {
+    memoryBytes = parseBytes(memoryText, 'WORKER_JOB_MEMORY');
+  } catch {
+    throw new ConfigError('WORKER_JOB_MEMORY', `${JSON.stringify(memoryText)} is not a size like "4Gi"`);
+  }
+  if (memoryBytes < 512 * 1024 ** 2 || memoryBytes > CLOUD_RUN_JOB_LIMITS.memoryBytes) {
+    throw new ConfigError(
+      'WORKER_JOB_MEMORY',
+      `${memoryText} is not from 512Mi to 32Gi (Cloud Run's limits)`,
+    );
+  }
+  if (gpu !== undefined && !CLOUD_RUN_JOB_LIMITS.gpuTypes.includes(gpu)) {
+    throw new ConfigError(
+      'WORKER_JOB_GPU',
+      `${JSON.stringify(gpu)} is not ${CLOUD_RUN_JOB_LIMITS.gpuTypes.join(' or ')}`,
+    );
+  }
+  return { cpu, memoryBytes, ...(gpu === undefined ? {} : { accelerator: { type: gpu, count: 1 } }) };
 }
 
 function withDefined<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {

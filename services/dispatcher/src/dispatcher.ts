@@ -37,6 +37,7 @@ import {
   type BlobStore,
   type Completion,
   type Job,
+  type CloudRunJobShape,
   type JobSource,
   type Launcher,
   type Ledger,
@@ -69,6 +70,8 @@ export interface DispatcherPorts {
   blobs: BlobStore;
   launchers: Record<Target, Launcher>;
   routing: RoutingConfig;
+  /** What the Cloud Run job is defined with (config's cloudRunJob); absent: what each job asks. */
+  cloudRunJob?: CloudRunJobShape;
   outputBucket: string;
   logger: Logger;
   leaseMs?: number;
@@ -137,6 +140,7 @@ export class Dispatcher {
     this.estimates = new DurationEstimates({
       ledger: ports.ledger,
       routing: ports.routing,
+      ...(ports.cloudRunJob === undefined ? {} : { cloudRunJob: ports.cloudRunJob }),
       logger: ports.logger,
       now: () => this.now().getTime(),
     });

@@ -10,6 +10,7 @@ import {
   fitDurations,
   type DurationModel,
   type Ledger,
+  type CloudRunJobShape,
   type RouteContext,
   type RoutingConfig,
 } from '@pipeline/core';
@@ -24,6 +25,7 @@ export class DurationEstimates {
   private loading: Promise<void> | undefined;
   private readonly ledger: Ledger;
   private readonly routing: RoutingConfig;
+  private readonly cloudRunJob: CloudRunJobShape | undefined;
   private readonly logger: Logger;
   private readonly maxAgeMs: number;
   private readonly now: () => number;
@@ -31,21 +33,24 @@ export class DurationEstimates {
   constructor(options: {
     ledger: Ledger;
     routing: RoutingConfig;
+    cloudRunJob?: CloudRunJobShape;
     logger: Logger;
     maxAgeMs?: number;
     now?: () => number;
   }) {
     this.ledger = options.ledger;
     this.routing = options.routing;
+    this.cloudRunJob = options.cloudRunJob;
     this.logger = options.logger;
     this.maxAgeMs = options.maxAgeMs ?? 60_000;
     this.now = options.now ?? Date.now;
   }
 
-  /** The router's context: the config's prices, and each rule's model (or its prior). */
+  /** The router's context: the config's prices, each rule's model (or its prior), the Cloud Run job. */
   get context(): RouteContext {
     return {
       prices: this.routing.prices ?? DEFAULT_PRICES,
+      ...(this.cloudRunJob === undefined ? {} : { cloudRunJob: this.cloudRunJob }),
       estimate: (rule, inputBytes) =>
         estimateDuration(
           this.models.get(rule.name) ?? fitDurations([], rule.prior ?? DEFAULT_PRIOR),

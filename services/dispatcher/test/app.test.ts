@@ -267,6 +267,22 @@ describe('POST /jobs', () => {
     });
   });
 
+  it('runs a task that needs more than the Cloud Run job is defined with on a VM, saying why', async () => {
+    t.cleanup();
+    t = testApp('acme-pipeline-output', { cloudRunJob: { cpu: 2, memoryBytes: 4 * 1024 ** 3 } });
+    const big = await request(t.app).post('/jobs').send({ task: 'logreg', cpu: 4 }).expect(201);
+    expect(big.body.job).toMatchObject({ state: 'LAUNCHED', target: 'vm', rule: 'containers' });
+    expect(big.body.job.reason).toContain('but it needs 4 vCPU (the Cloud Run job has 2): vm e2-standard-4');
+    // One that fits runs there, as the job is defined: 2 vCPU, 4 GiB, whatever it asked.
+    const small = await request(t.app).post('/jobs').send({ task: 'logreg', cpu: 1 }).expect(201);
+    expect(small.body.job).toMatchObject({
+      target: 'cloud-run-job',
+      template: { cpu: 2, memoryBytes: 4 * 1024 ** 3 },
+    });
+    expect(t.launchers.vm.launched).toHaveLength(1);
+    expect(t.launchers['cloud-run-job'].launched).toHaveLength(1);
+  });
+
   it.each([
     { body: [], error: 'the body must be a JSON object' },
     { body: { inputUri: 's3://x/y' }, error: 'inputUri must look like gs://bucket/object' },

@@ -53,6 +53,20 @@ describe('parseConfig', () => {
     expect(config.jobEventsTopic).toBeUndefined();
   });
 
+  it('reads what the Cloud Run job is defined with, as terraform writes it; absent, there is none', () => {
+    expect(parseConfig(VALID)).not.toHaveProperty('cloudRunJob');
+    expect(parseConfig({ ...VALID, WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '4Gi' }).cloudRunJob).toEqual({
+      cpu: 2,
+      memoryBytes: 4 * 1024 ** 3,
+    });
+    const withL4 = { ...VALID, WORKER_JOB_CPU: '4', WORKER_JOB_MEMORY: '16Gi', WORKER_JOB_GPU: 'nvidia-l4' };
+    expect(parseConfig(withL4).cloudRunJob).toEqual({
+      cpu: 4,
+      memoryBytes: 16 * 1024 ** 3,
+      accelerator: { type: 'nvidia-l4', count: 1 },
+    });
+  });
+
   it('reads JOB_EVENTS_TOPIC, where job state changes are published', () => {
     expect(parseConfig({ ...VALID, JOB_EVENTS_TOPIC: 'pipeline-job-events' }).jobEventsTopic).toBe(
       'pipeline-job-events',
@@ -192,6 +206,25 @@ describe('parseConfig', () => {
       { VM_MACHINE_TYPE: 'big' },
       'VM_MACHINE_TYPE',
       'VM_MACHINE_TYPE: "big" is not a machine type like e2-standard-4',
+    ],
+    [{ WORKER_JOB_CPU: '3', WORKER_JOB_MEMORY: '4Gi' }, 'WORKER_JOB_CPU', /is not 1, 2, 4, 6 or 8/],
+    [{ WORKER_JOB_CPU: '2' }, 'WORKER_JOB_MEMORY', 'WORKER_JOB_MEMORY: is required with WORKER_JOB_CPU'],
+    [{ WORKER_JOB_MEMORY: '4Gi' }, 'WORKER_JOB_CPU', 'WORKER_JOB_CPU: is required with WORKER_JOB_MEMORY'],
+    [
+      { WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: 'lots' },
+      'WORKER_JOB_MEMORY',
+      /"lots" is not a size like "4Gi"/,
+    ],
+    [
+      { WORKER_JOB_CPU: '8', WORKER_JOB_MEMORY: '64Gi' },
+      'WORKER_JOB_MEMORY',
+      /64Gi is not from 512Mi to 32Gi/,
+    ],
+    [{ WORKER_JOB_GPU: 'nvidia-l4' }, 'WORKER_JOB_GPU', /needs WORKER_JOB_CPU and WORKER_JOB_MEMORY/],
+    [
+      { WORKER_JOB_CPU: '4', WORKER_JOB_MEMORY: '16Gi', WORKER_JOB_GPU: 'nvidia-a100' },
+      'WORKER_JOB_GPU',
+      /"nvidia-a100" is not nvidia-l4/,
     ],
     ...deadLetterCases(),
   ])('refuses %j, naming %s', (changes, variable, message) => {

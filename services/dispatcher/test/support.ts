@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import {
   parseRoutingConfig,
+  type CloudRunJobShape,
   type FoundLaunch,
   type Job,
   type LaunchRequest,
@@ -93,6 +94,8 @@ export function reconcilerBeside(dispatcher: Dispatcher): Reconciler {
 
 export interface TestAppOptions {
   routing?: RoutingConfig;
+  /** What the Cloud Run job is defined with (WORKER_JOB_CPU, ...); absent: what each job asks. */
+  cloudRunJob?: CloudRunJobShape;
   /** The dispatcher's clock; real time when not given. */
   now?: () => Date;
 }
@@ -118,6 +121,7 @@ export function testApp(outputBucket = 'acme-pipeline-output', options: TestAppO
     blobs,
     launchers,
     routing: options.routing ?? TEST_ROUTING,
+    ...(options.cloudRunJob === undefined ? {} : { cloudRunJob: options.cloudRunJob }),
     outputBucket,
     logger,
     now: options.now,

@@ -10,9 +10,12 @@
 
 import {
   cloudRunLimitBreaches,
+  cloudRunShapeBreaches,
+  onDefinedCloudRunJob,
   machineFits,
   MACHINE_TYPES,
   shapeForCloudRun,
+  type CloudRunJobShape,
   type MachineType,
 } from '../platforms.ts';
 import type { JobTemplate, Target } from '../template.ts';
@@ -55,6 +58,8 @@ export interface OptionsRequest {
   /** Spot VMs are considered only when allowed. */
   spotAllowed: boolean;
   deadlineSeconds?: number;
+  /** What the worker's Cloud Run job is defined with; absent: as the job asks (platforms.ts). */
+  cloudRunJob?: CloudRunJobShape;
 }
 
 /** Every placement of the candidates, priced, with why the impossible ones are. */
@@ -114,7 +119,13 @@ export function summarizeOption(option: PlacementOption): string {
   return option.feasible ? `${name}: ${numbers}` : `${name}: ${numbers}, ${option.why}`;
 }
 
-function onCloudRun({ job, runSeconds, quantileRunSeconds, prices }: OptionsRequest): PlacementOption {
+function onCloudRun({
+  job,
+  runSeconds,
+  quantileRunSeconds,
+  prices,
+  cloudRunJob,
+}: OptionsRequest): PlacementOption {
   const impossible = (why: string): PlacementOption => ({
     target: 'cloud-run-job',
     job,
@@ -132,7 +143,10 @@ function onCloudRun({ job, runSeconds, quantileRunSeconds, prices }: OptionsRequ
   const timeout = Math.max(job.timeoutSeconds ?? 0, Math.ceil(runSeconds));
   const breaches = cloudRunLimitBreaches({ ...job, timeoutSeconds: timeout });
   if (breaches.length > 0) return impossible(`needs ${breaches.join(' and ')}`);
-  const shaped = shapeForCloudRun(job);
+  const lacks = cloudRunJob === undefined ? [] : cloudRunShapeBreaches(job, cloudRunJob);
+  if (lacks.length > 0) return impossible(`needs ${lacks.join(' and ')}`);
+  // A task runs, and is billed, with what the Cloud Run job is defined with.
+  const shaped = cloudRunJob === undefined ? shapeForCloudRun(job) : onDefinedCloudRunJob(job, cloudRunJob);
   if (shaped.accelerator && prices.cloudRun.gpuSecond[shaped.accelerator.type] === undefined) {
     return impossible(`no Cloud Run price for a ${shaped.accelerator.type} GPU`);
   }

@@ -19,6 +19,7 @@
 // arrival order; a file a policy sends to a VM leaves its batch without closing it sooner. Policies
 // judge a batched file's deadline as if its batch waited its whole maxWait.
 
+import type { CloudRunJobShape } from '../platforms.ts';
 import type { JobTemplate, Target } from '../template.ts';
 import { formatDuration } from '../format.ts';
 import {
@@ -53,6 +54,12 @@ export interface SimulationOptions {
   deadlineQuantile?: number;
   /** 'distribution' (default): as the router decides; 'point': the learned median taken as exact. */
   estimates?: 'distribution' | 'point';
+  /**
+   * What the Cloud Run job is defined with, as the dispatcher's WORKER_JOB_CPU and WORKER_JOB_MEMORY
+   * say: a task that needs more can't run there, and one that runs there is billed as defined.
+   * Absent: each task's own shape, as if a job were defined for it.
+   */
+  cloudRunJob?: CloudRunJobShape;
 }
 
 export interface TaskOutcome {
@@ -130,6 +137,7 @@ export function simulate(
         candidates,
         spotAllowed: rule.spot,
         deadlineSeconds: deadline ? deadlineSeconds : undefined,
+        ...(options.cloudRunJob === undefined ? {} : { cloudRunJob: options.cloudRunJob }),
       });
     const truth = exactDuration(task.trueSeconds, 'the true duration');
     let chosen: PlacementOption | undefined;

@@ -16,6 +16,7 @@ import { choosePlacement, placementOptions, summarizeOption, type PlacementOptio
 import { DEFAULT_PRICES, runCost, type PriceTable } from '../cost/prices.ts';
 import type { StorageObject } from '../events.ts';
 import { formatDuration, formatSeconds } from '../format.ts';
+import type { CloudRunJobShape } from '../platforms.ts';
 import type { JobTemplate, Resources, Rule, Target } from './types.ts';
 
 /** What route() needs to price a run: prices, and how long the rule's runs take (from history). */
@@ -23,6 +24,11 @@ export interface RouteContext {
   prices: PriceTable;
   /** The dispatcher builds it from the ledger's finished runs; without it, the rule's prior is used. */
   estimate?: (rule: Rule, inputBytes: number | undefined) => DurationEstimate;
+  /**
+   * What the worker's Cloud Run job is defined with: a job that needs more runs on a VM, and one that
+   * runs there gets (and pays for) these. Without it, the job is taken to be defined as each task asks.
+   */
+  cloudRunJob?: CloudRunJobShape;
 }
 
 export interface EstimateOption {
@@ -92,6 +98,7 @@ export function placeByCost(
       candidates,
       spotAllowed: job.spot,
       deadlineSeconds: rule.deadlineSeconds,
+      ...(context?.cloudRunJob === undefined ? {} : { cloudRunJob: context.cloudRunJob }),
     });
   let options = ask(rule.target);
   let note = '';
@@ -175,6 +182,7 @@ export function estimateOf(
     prices: context.prices,
     candidates: ['cloud-run-job', 'vm'],
     spotAllowed: true,
+    ...(context.cloudRunJob === undefined ? {} : { cloudRunJob: context.cloudRunJob }),
   });
   const vm = decided.target === 'vm';
   const spread = runSpread(run, rule.deadlineQuantile ?? DEFAULT_DEADLINE_QUANTILE);

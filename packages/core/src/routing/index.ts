@@ -19,9 +19,12 @@ export {
   CLOUD_RUN_DEFAULTS,
   CLOUD_RUN_JOB_LIMITS,
   cloudRunLimitBreaches,
+  cloudRunShapeBreaches,
   hasBuiltInGpus,
   MACHINE_TYPES,
   machineTypeFor,
+  onDefinedCloudRunJob,
   shapeForCloudRun,
+  type CloudRunJobShape,
   type MachineType,
 } from '../platforms.ts';

@@ -7,10 +7,13 @@ import { estimateOf, placeByCost, type CostEstimate, type RouteContext } from '.
 import { RUNTIME_METADATA_KEY } from './metadata.ts';
 import {
   cloudRunLimitBreaches,
+  cloudRunShapeBreaches,
+  onDefinedCloudRunJob,
   machineFits,
   machineTypeFor,
   MACHINE_TYPES,
   shapeForCloudRun,
+  type CloudRunJobShape,
 } from '../platforms.ts';
 import type { Accelerator, JobTemplate, Resources, Rule, RuleMatch, Target } from './types.ts';
 import type { RetryPolicy } from '../retry.ts';
@@ -69,7 +72,7 @@ export function route(
       if (placed.action === 'ignore') return { action: 'ignore', rule: rule.name, reason: placed.reason };
       return { ...placed, rule: rule.name, retry: rule.retry };
     }
-    const placed = launch(rule, rule.target, job, matched, request.image !== undefined);
+    const placed = launch(rule, rule.target, job, matched, request.image !== undefined, context?.cloudRunJob);
     if (placed.action === 'ignore') return placed;
     const estimate = context && estimateOf(rule, placed, request, context);
     return { ...placed, retry: rule.retry, ...(estimate ? { estimate } : {}) };
@@ -82,8 +85,18 @@ type Placement =
   | Extract<RouteDecision, { action: 'ignore' }>
   | Omit<Extract<RouteDecision, { action: 'launch' }>, 'retry' | 'estimate'>;
 
-/** `ownImage`: the image is the request's, not the rule's (the reason says whose it is). */
-function launch(rule: Rule, target: Target, job: JobTemplate, matched: string, ownImage: boolean): Placement {
+/**
+ * `ownImage`: the image is the request's, not the rule's (the reason says whose it is); `defined`:
+ * what the Cloud Run job is defined with, when known.
+ */
+function launch(
+  rule: Rule,
+  target: Target,
+  job: JobTemplate,
+  matched: string,
+  ownImage: boolean,
+  defined: CloudRunJobShape | undefined,
+): Placement {
   if (target === 'vm') return onVm(rule.name, job, matched);
   if (job.image !== undefined) {
     // A Cloud Run job execution can override env, args and timeout, but not the image: the pipeline's
@@ -95,7 +108,10 @@ function launch(rule: Rule, target: Target, job: JobTemplate, matched: string, o
       `${matched} and chose cloud-run-job, but ${whose} ${job.image} can only run on a VM`,
     );
   }
-  const breaches = cloudRunLimitBreaches(job);
+  const breaches = [
+    ...cloudRunLimitBreaches(job),
+    ...(defined === undefined ? [] : cloudRunShapeBreaches(job, defined)),
+  ];
   if (breaches.length > 0) {
     return onVm(rule.name, job, `${matched} and chose cloud-run-job, but it needs ${breaches.join(' and ')}`);
   }
@@ -103,7 +119,7 @@ function launch(rule: Rule, target: Target, job: JobTemplate, matched: string, o
     action: 'launch',
     rule: rule.name,
     target,
-    job: shapeForCloudRun(job),
+    job: defined === undefined ? shapeForCloudRun(job) : onDefinedCloudRunJob(job, defined),
     reason: `${matched}: cloud-run-job`,
   };
 }

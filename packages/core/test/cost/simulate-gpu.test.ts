@@ -126,3 +126,31 @@ describe('simulate with GPUs', () => {
     }
   });
 });
+
+describe('simulate with the Cloud Run job as defined', () => {
+  // As terraform defines it by default: 2 vCPU, 4 GiB, no GPU.
+  const cloudRunJob = { cpu: 2, memoryBytes: 4 * GiB };
+
+  it("sends what the job can't hold to a VM, counted as a fallback under always-cloud-run", () => {
+    const result = simulate(workload, DEFAULT_PRICES, 'always-cloud-run', { cloudRunJob });
+    // Every task here has an L4 and the job none: all fall back to g2 VMs.
+    expect(result.placements.cloudRun).toBe(0);
+    expect(result.fallbacks).toBe(workload.tasks.length);
+    for (const policy of ['cost', 'oracle'] as const)
+      expect(simulate(workload, DEFAULT_PRICES, policy, { cloudRunJob }).placements.cloudRun).toBe(0);
+  });
+
+  it('bills a task that runs there as the job is defined', () => {
+    const small = parseWorkload({
+      rules: { tiny: { cpu: 1, memory: '1GiB', prior: { base: '10s' } } },
+      tasks: [{ id: 'a', rule: 'tiny', arrival: 0, inputBytes: MiB, trueSeconds: 10 }],
+    });
+    const [alone, defined] = [{}, { cloudRunJob }].map(
+      (options) => simulate(small, DEFAULT_PRICES, 'always-cloud-run', options).outcomes[0]!,
+    );
+    const billed = (cpu: number, gib: number) =>
+      runCost(DEFAULT_PRICES, { target: 'cloud-run-job', cpu, memoryBytes: gib * GiB, spot: false }, 10).usd;
+    expect(alone.usd).toBeCloseTo(billed(1, 1), 12);
+    expect(defined.usd).toBeCloseTo(billed(2, 4), 12);
+  });
+});

@@ -134,6 +134,7 @@ export function buildCloudDispatcher(config: CloudConfig, logger: Logger, overri
     blobs,
     launchers,
     routing,
+    ...(config.cloudRunJob === undefined ? {} : { cloudRunJob: config.cloudRunJob }),
     outputBucket: config.outputBucket,
     logger,
     leaseMs: config.leaseMs,
