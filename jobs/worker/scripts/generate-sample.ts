@@ -6,6 +6,7 @@
 //   node jobs/worker/scripts/generate-sample.ts [OUT]
 import fs from 'node:fs';
 import path from 'node:path';
+import { random } from '../../../workloads/seeded-random.ts';
 
 const SEED = 20261122;
 const COMPANIES = 600;
@@ -19,17 +20,8 @@ const SECTORS = [
   { name: 'Construction', margin: 0.05, risk: 0.5 },
 ];
 
-/** mulberry32: a small, well-mixed 32-bit generator. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32, the generator the workloads are drawn from too.
+export { random };
 
 export function normal(rand: () => number): () => number {
   return () => {

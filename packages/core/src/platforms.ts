@@ -93,9 +93,11 @@ export function shapeForCloudRun(job: JobTemplate): JobTemplate {
 
 /**
  * What the worker's Cloud Run job is defined with (terraform: its container's cpu and memory limits,
- * and a GPU when it has one). An execution overrides env, args, task count and timeout only
- * (RunJobRequest.Overrides: https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs/run),
- * so every task runs, and is billed, with these resources, whatever its job asks for.
+ * and a GPU when it has one). RunJob's Overrides hold containerOverrides (name, args, env, clearArgs),
+ * taskCount and timeout, nothing of resources
+ * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs/run, and the client's
+ * google.cloud.run.v2.RunJobRequest.Overrides), so every task runs, and is billed, with these,
+ * whatever its job asks for.
  */
 export interface CloudRunJobShape {
   cpu: number;
