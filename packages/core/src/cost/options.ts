@@ -51,6 +51,11 @@ export interface OptionsRequest {
   runSeconds: number;
   /** The run at the deadline's quantile; absent: runSeconds (a duration known exactly). */
   quantileRunSeconds?: number;
+  /**
+   * The run at LIMIT_QUANTILE (p99), judged against Cloud Run's task timeout (1 h with a GPU, 168 h
+   * without); absent: runSeconds. A run that passes it is killed, and a timeout is not retried.
+   */
+  limitRunSeconds?: number;
   /** Which quantile that is (0.9), for reasons. */
   quantile?: number;
   prices: PriceTable;
@@ -61,6 +66,12 @@ export interface OptionsRequest {
   /** What the worker's Cloud Run job is defined with; absent: as the job asks (platforms.ts). */
   cloudRunJob?: CloudRunJobShape;
 }
+
+/**
+ * The quantile of a run's duration judged against Cloud Run's task timeout: 0.99. Passing a deadline
+ * is a late result; passing the timeout is a killed task and a failed job, so the bar is higher.
+ */
+export const LIMIT_QUANTILE = 0.99;
 
 /** Every placement of the candidates, priced, with why the impossible ones are. */
 export function placementOptions(request: OptionsRequest): PlacementOption[] {
@@ -123,6 +134,7 @@ function onCloudRun({
   job,
   runSeconds,
   quantileRunSeconds,
+  limitRunSeconds,
   prices,
   cloudRunJob,
 }: OptionsRequest): PlacementOption {
@@ -139,10 +151,16 @@ function onCloudRun({
   });
   // The pipeline's Cloud Run job runs the worker image; an execution can't swap it.
   if (job.image !== undefined) return impossible(`its image ${job.image} can only run on a VM`);
-  // The run must fit the task timeout too: the estimate counts as a declared duration.
-  const timeout = Math.max(job.timeoutSeconds ?? 0, Math.ceil(runSeconds));
-  const breaches = cloudRunLimitBreaches({ ...job, timeoutSeconds: timeout });
+  // The run must fit the task timeout too, at LIMIT_QUANTILE: the task timeout kills a run that
+  // passes it, and the job fails (a timeout is not retried), where a deadline is only missed.
+  const expected = Math.max(job.timeoutSeconds ?? 0, Math.ceil(runSeconds));
+  const breaches = cloudRunLimitBreaches({ ...job, timeoutSeconds: expected });
   if (breaches.length > 0) return impossible(`needs ${breaches.join(' and ')}`);
+  const unlikely = Math.max(expected, Math.ceil(limitRunSeconds ?? 0));
+  const atLimit = cloudRunLimitBreaches({ ...job, timeoutSeconds: unlikely });
+  if (atLimit.length > 0) {
+    return impossible(`needs ${atLimit.join(' and ')} at p${Math.round(LIMIT_QUANTILE * 100)} of the run`);
+  }
   const lacks = cloudRunJob === undefined ? [] : cloudRunShapeBreaches(job, cloudRunJob);
   if (lacks.length > 0) return impossible(`needs ${lacks.join(' and ')}`);
   // A task runs, and is billed, with what the Cloud Run job is defined with.

@@ -31,7 +31,7 @@ import {
   type DurationModel,
   type DurationSample,
 } from './estimator.ts';
-import { choosePlacement, placementOptions, type PlacementOption } from './options.ts';
+import { choosePlacement, LIMIT_QUANTILE, placementOptions, type PlacementOption } from './options.ts';
 import { gatherBatches } from './batching.ts';
 import { runCost, type PriceTable } from './prices.ts';
 import type { Workload, WorkloadTask } from './workload.ts';
@@ -132,7 +132,13 @@ export function simulate(
       placementOptions({
         job,
         runSeconds: run.seconds,
-        ...(run.logSigma === 0 ? {} : { quantileRunSeconds: durationQuantile(run, quantile), quantile }),
+        ...(run.logSigma === 0
+          ? {}
+          : {
+              quantileRunSeconds: durationQuantile(run, quantile),
+              quantile,
+              limitRunSeconds: durationQuantile(run, LIMIT_QUANTILE),
+            }),
         prices,
         candidates,
         spotAllowed: rule.spot,

@@ -12,7 +12,13 @@ import {
   fitDurations,
   type DurationEstimate,
 } from '../cost/estimator.ts';
-import { choosePlacement, placementOptions, summarizeOption, type PlacementOption } from '../cost/options.ts';
+import {
+  choosePlacement,
+  LIMIT_QUANTILE,
+  placementOptions,
+  summarizeOption,
+  type PlacementOption,
+} from '../cost/options.ts';
 import { DEFAULT_PRICES, runCost, type PriceTable } from '../cost/prices.ts';
 import type { StorageObject } from '../events.ts';
 import { formatDuration, formatSeconds } from '../format.ts';
@@ -132,8 +138,16 @@ export function placeByCost(
 export const DEFAULT_DEADLINE_QUANTILE = 0.9;
 
 /** The run at quantile `q`, when its duration is not known exactly. */
-function runSpread(run: DurationEstimate, q: number): { quantileRunSeconds?: number; quantile?: number } {
-  return run.logSigma === 0 ? {} : { quantileRunSeconds: durationQuantile(run, q), quantile: q };
+function runSpread(
+  run: DurationEstimate,
+  q: number,
+): { quantileRunSeconds?: number; quantile?: number; limitRunSeconds?: number } {
+  if (run.logSigma === 0) return {};
+  return {
+    quantileRunSeconds: durationQuantile(run, q),
+    quantile: q,
+    limitRunSeconds: durationQuantile(run, LIMIT_QUANTILE),
+  };
 }
 
 /** "est. median 18 s, mean 37 s, p90 1m 35s", or "est. 45 s" for a duration known exactly. */

@@ -143,7 +143,29 @@ describe('route: cost mode', () => {
       accelerator: { type: 'nvidia-l4', count: 1 },
     });
     // The expected run (the prior's 2h, a mean of 2h 16m) is over Cloud Run's hour with a GPU.
-    expect(gpu.reason).toMatch(/cloud-run-job: needs 2h \d+m \d+s with a GPU \(Cloud Run Jobs allow 1h\)/);
+    expect(gpu.reason).toMatch(/cloud-run-job: needs 2h \d+m \d+s with a GPU \(Cloud Run Jobs allow 1h\);/);
+    // An expected 45 minutes fits the hour, but the run's p99 (2h 8m at the prior's σ) does not:
+    // killed at the hour, the job would fail, so a g2 VM runs it.
+    const likelyLong = launched(
+      route(
+        { declared: { gpu: { type: 'nvidia-l4', count: 1 } } },
+        costRule({ spot: true }, { prior: { base: '40m' } }),
+      ),
+    );
+    expect(likelyLong.job).toMatchObject({ machineType: 'g2-standard-4' });
+    expect(likelyLong.reason).toMatch(
+      /cloud-run-job: needs 2h \d+m( \d+s)? with a GPU \(Cloud Run Jobs allow 1h\) at p99 of the run;/,
+    );
+    // Where the p99 fits too (a prior of 15 minutes: p99 48m), Cloud Run's L4 is a candidate.
+    const short = launched(
+      route(
+        { declared: { gpu: { type: 'nvidia-l4', count: 1 } } },
+        costRule({ spot: true }, { prior: { base: '15m' } }),
+      ),
+    );
+    expect(short.estimate!.options.find((o) => o.target === 'cloud-run-job')).toMatchObject({
+      feasible: true,
+    });
   });
 
   it('sends to a VM what no listed target can run, as fixed mode does', () => {
