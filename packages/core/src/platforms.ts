@@ -69,7 +69,7 @@ export function cloudRunLimitBreaches(job: JobTemplate): string[] {
 }
 
 /** Cloud Run accepts 1, 2, 4, 6 or 8 vCPU, each with a memory range (jobs/cpu page above). */
-const CLOUD_RUN_CPU_STEPS = [1, 2, 4, 6, 8];
+export const CLOUD_RUN_CPU_STEPS: readonly number[] = [1, 2, 4, 6, 8];
 
 /**
  * The smallest shape Cloud Run accepts that holds `job` (which must be within the limits):

@@ -2,6 +2,7 @@
 // variable has a validator, and a bad one throws a ConfigError that names it.
 import path from 'node:path';
 import {
+  CLOUD_RUN_CPU_STEPS,
   CLOUD_RUN_JOB_LIMITS,
   CLOUD_RUN_MAX_RUNNING_EXECUTIONS,
   DEFAULT_RUN_EXECUTIONS,
@@ -289,7 +290,7 @@ function cloudRunJobShape(optional: (name: string) => string | undefined): Cloud
   if (cpuText === undefined) throw new ConfigError('WORKER_JOB_CPU', 'is required with WORKER_JOB_MEMORY');
   if (memoryText === undefined) throw new ConfigError('WORKER_JOB_MEMORY', 'is required with WORKER_JOB_CPU');
   const cpu = Number(cpuText);
-  if (![1, 2, 4, 6, 8].includes(cpu)) {
+  if (!CLOUD_RUN_CPU_STEPS.includes(cpu)) {
     throw new ConfigError(
       'WORKER_JOB_CPU',
       `${JSON.stringify(cpuText)} is not 1, 2, 4, 6 or 8 (Cloud Run's vCPU steps)`,

@@ -20,6 +20,7 @@ import {
 } from '../platforms.ts';
 import type { JobTemplate, Target } from '../template.ts';
 import { formatBytes, formatDuration, formatSeconds, formatUsd } from '../format.ts';
+import { durationQuantile, type DurationEstimate } from './estimator.ts';
 import { runCost, type PriceTable } from './prices.ts';
 
 export interface PlacementOption {
@@ -72,6 +73,25 @@ export interface OptionsRequest {
  * is a late result; passing the timeout is a killed task and a failed job, so the bar is higher.
  */
 export const LIMIT_QUANTILE = 0.99;
+
+/** The quantile a deadline is judged at when a rule names none: p90. */
+export const DEFAULT_DEADLINE_QUANTILE = 0.9;
+
+/**
+ * What a request needs of a run's distribution: the run at the deadline's quantile `q` and at
+ * LIMIT_QUANTILE; nothing for a duration known exactly.
+ */
+export function runSpread(
+  run: DurationEstimate,
+  q: number,
+): Pick<OptionsRequest, 'quantileRunSeconds' | 'quantile' | 'limitRunSeconds'> {
+  if (run.logSigma === 0) return {};
+  return {
+    quantileRunSeconds: durationQuantile(run, q),
+    quantile: q,
+    limitRunSeconds: durationQuantile(run, LIMIT_QUANTILE),
+  };
+}
 
 /** Every placement of the candidates, priced, with why the impossible ones are. */
 export function placementOptions(request: OptionsRequest): PlacementOption[] {

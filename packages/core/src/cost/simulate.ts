@@ -23,7 +23,6 @@ import type { CloudRunJobShape } from '../platforms.ts';
 import type { JobTemplate, Target } from '../template.ts';
 import { formatDuration } from '../format.ts';
 import {
-  durationQuantile,
   estimateDuration,
   exactDuration,
   fitDurations,
@@ -31,7 +30,13 @@ import {
   type DurationModel,
   type DurationSample,
 } from './estimator.ts';
-import { choosePlacement, LIMIT_QUANTILE, placementOptions, type PlacementOption } from './options.ts';
+import {
+  choosePlacement,
+  DEFAULT_DEADLINE_QUANTILE,
+  placementOptions,
+  runSpread,
+  type PlacementOption,
+} from './options.ts';
 import { gatherBatches } from './batching.ts';
 import { runCost, type PriceTable } from './prices.ts';
 import type { Workload, WorkloadTask } from './workload.ts';
@@ -127,18 +132,12 @@ export function simulate(
       task.deadlineSeconds === undefined || gathered === undefined
         ? task.deadlineSeconds
         : Math.max(task.deadlineSeconds - gathered.maxWaitSeconds, Number.MIN_VALUE);
-    const quantile = options.deadlineQuantile ?? 0.9;
+    const quantile = options.deadlineQuantile ?? DEFAULT_DEADLINE_QUANTILE;
     const ask = (run: DurationEstimate, candidates: readonly Target[], deadline = true) =>
       placementOptions({
         job,
         runSeconds: run.seconds,
-        ...(run.logSigma === 0
-          ? {}
-          : {
-              quantileRunSeconds: durationQuantile(run, quantile),
-              quantile,
-              limitRunSeconds: durationQuantile(run, LIMIT_QUANTILE),
-            }),
+        ...runSpread(run, quantile),
         prices,
         candidates,
         spotAllowed: rule.spot,

@@ -6,7 +6,6 @@
 
 import {
   DEFAULT_PRIOR,
-  durationQuantile,
   estimateDuration,
   exactDuration,
   fitDurations,
@@ -14,8 +13,9 @@ import {
 } from '../cost/estimator.ts';
 import {
   choosePlacement,
-  LIMIT_QUANTILE,
+  DEFAULT_DEADLINE_QUANTILE,
   placementOptions,
+  runSpread,
   summarizeOption,
   type PlacementOption,
 } from '../cost/options.ts';
@@ -131,22 +131,6 @@ export function placeByCost(
     job: chosen.job,
     reason: `${matched}, by cost: ${note}${missed}${list([chosen, ...others])}; ${runText}`,
     estimate: toEstimate(chosen, options, run, spread),
-  };
-}
-
-/** The quantile a deadline is judged at when a rule names none: p90. */
-export const DEFAULT_DEADLINE_QUANTILE = 0.9;
-
-/** The run at quantile `q`, when its duration is not known exactly. */
-function runSpread(
-  run: DurationEstimate,
-  q: number,
-): { quantileRunSeconds?: number; quantile?: number; limitRunSeconds?: number } {
-  if (run.logSigma === 0) return {};
-  return {
-    quantileRunSeconds: durationQuantile(run, q),
-    quantile: q,
-    limitRunSeconds: durationQuantile(run, LIMIT_QUANTILE),
   };
 }
 

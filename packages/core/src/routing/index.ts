@@ -16,6 +16,7 @@ export {
 } from './params.ts';
 export type { CostEstimate, EstimateOption, RouteContext } from './cost.ts';
 export {
+  CLOUD_RUN_CPU_STEPS,
   CLOUD_RUN_DEFAULTS,
   CLOUD_RUN_JOB_LIMITS,
   cloudRunLimitBreaches,
