@@ -233,7 +233,10 @@ describeWithDocker('the VM agent on the real Docker engine', () => {
       });
       expect(messages[0]).toMatchObject({ exitCode: 0, preempted: true });
       expect(run.stdout).not.toMatch(/watching for preemption failed/);
-    });
+      // The 16 s wait comes on top of what every test here spends on the container (create, start,
+      // stop, remove: on the vfs driver under a full suite's load, up to 25 s for a create alone), so
+      // this one gets the shared 30 s plus its wait and a margin; it had run out at 30 s in CI.
+    }, 90_000);
 
     it('sends SIGKILL after the grace to a preempted task that ignores SIGTERM', async () => {
       const script = 'trap "" TERM; echo working; while true; do sleep 0.1; done';
