@@ -30,8 +30,12 @@ export const CLOUD_RUN_JOB_LIMITS = {
 /** Used when neither the template nor the request says: Cloud Run's 1 vCPU, and room for pandas. */
 export const CLOUD_RUN_DEFAULTS = { cpu: 1, memoryBytes: 2 * GIB };
 
-/** Why `job` can't run as a Cloud Run Job, one phrase per broken limit; empty when it can. */
-export function cloudRunLimitBreaches(job: JobTemplate): string[] {
+/**
+ * Why `job` can't run as a Cloud Run Job, one phrase per broken limit; empty when it can. With
+ * `defined`, the Cloud Run job it would run in: a task gets that job's GPU whether it asks for one or
+ * not (RunJob can't override resources), and with it the GPU's task timeout.
+ */
+export function cloudRunLimitBreaches(job: JobTemplate, defined?: CloudRunJobShape): string[] {
   const limits = CLOUD_RUN_JOB_LIMITS;
   const breaches: string[] = [];
   if (job.cpu !== undefined && job.cpu > limits.cpu) {
@@ -55,14 +59,14 @@ export function cloudRunLimitBreaches(job: JobTemplate): string[] {
     breaches.push(`${gpu.count} GPUs (Cloud Run Jobs allow ${limits.maxGpuCount})`);
   }
   const timeout = job.timeoutSeconds;
-  if (
-    gpu &&
-    timeout !== undefined &&
-    timeout > limits.gpuTimeoutSeconds &&
-    timeout <= limits.timeoutSeconds
-  ) {
+  const gpuLimited =
+    timeout !== undefined && timeout > limits.gpuTimeoutSeconds && timeout <= limits.timeoutSeconds;
+  const gpuLimit = formatDuration(limits.gpuTimeoutSeconds);
+  if (gpuLimited && gpu) {
+    breaches.push(`${formatDuration(timeout)} with a GPU (Cloud Run Jobs allow ${gpuLimit})`);
+  } else if (gpuLimited && defined?.accelerator) {
     breaches.push(
-      `${formatDuration(timeout)} with a GPU (Cloud Run Jobs allow ${formatDuration(limits.gpuTimeoutSeconds)})`,
+      `${formatDuration(timeout)} (the Cloud Run job has a GPU, and Cloud Run Jobs allow ${gpuLimit} with one)`,
     );
   }
   return breaches;

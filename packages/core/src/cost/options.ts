@@ -174,10 +174,10 @@ function onCloudRun({
   // The run must fit the task timeout too, at LIMIT_QUANTILE: the task timeout kills a run that
   // passes it, and the job fails (a timeout is not retried), where a deadline is only missed.
   const expected = Math.max(job.timeoutSeconds ?? 0, Math.ceil(runSeconds));
-  const breaches = cloudRunLimitBreaches({ ...job, timeoutSeconds: expected });
+  const breaches = cloudRunLimitBreaches({ ...job, timeoutSeconds: expected }, cloudRunJob);
   if (breaches.length > 0) return impossible(`needs ${breaches.join(' and ')}`);
   const unlikely = Math.max(expected, Math.ceil(limitRunSeconds ?? 0));
-  const atLimit = cloudRunLimitBreaches({ ...job, timeoutSeconds: unlikely });
+  const atLimit = cloudRunLimitBreaches({ ...job, timeoutSeconds: unlikely }, cloudRunJob);
   if (atLimit.length > 0) {
     return impossible(`needs ${atLimit.join(' and ')} at p${Math.round(LIMIT_QUANTILE * 100)} of the run`);
   }

@@ -109,7 +109,7 @@ function launch(
     );
   }
   const breaches = [
-    ...cloudRunLimitBreaches(job),
+    ...cloudRunLimitBreaches(job, defined),
     ...(defined === undefined ? [] : cloudRunShapeBreaches(job, defined)),
   ];
   if (breaches.length > 0) {

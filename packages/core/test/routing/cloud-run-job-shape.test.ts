@@ -87,3 +87,44 @@ describe('route with the Cloud Run job as defined', () => {
     expect(small.estimate!.usd).toBeCloseTo(billed.usd, 12);
   });
 });
+
+describe('a Cloud Run job defined with a GPU', () => {
+  // Every task of it gets the L4 and, with it, the 1 h task timeout of GPU tasks
+  // (https://cloud.google.com/run/docs/configuring/task-timeout), whether it asked for a GPU or not.
+  const WITH_L4: CloudRunJobShape = {
+    cpu: 4,
+    memoryBytes: 16 * GiB,
+    accelerator: { type: 'nvidia-l4', count: 1 },
+  };
+  const gpuContext = { prices: DEFAULT_PRICES, cloudRunJob: WITH_L4 };
+
+  it('sends a CPU job that needs more than the hour to a VM, and says why', () => {
+    const decision = launched(route({ object: input, declared: {} }, fixed({ timeout: '2h' }), gpuContext));
+    expect(decision.target).toBe('vm');
+    expect(decision.reason).toContain(
+      'chose cloud-run-job, but it needs 2h (the Cloud Run job has a GPU, and Cloud Run Jobs allow 1h with one)',
+    );
+    // Within the hour, or on a Cloud Run job with no GPU, it runs there.
+    expect(
+      launched(route({ object: input, declared: {} }, fixed({ timeout: '50m' }), gpuContext)).target,
+    ).toBe('cloud-run-job');
+    expect(launched(route({ object: input, declared: {} }, fixed({ timeout: '2h' }), context)).target).toBe(
+      'cloud-run-job',
+    );
+  });
+
+  it('in cost mode, counts it out for a CPU run expected past the hour', () => {
+    const long = config({
+      name: 'work',
+      mode: 'cost',
+      target: ['cloud-run-job', 'vm'],
+      job: {},
+      prior: { base: '90m' },
+    });
+    const decision = launched(route({ object: input, declared: {} }, long, gpuContext));
+    expect(decision.target).toBe('vm');
+    const cloudRun = decision.estimate!.options.find((option) => option.target === 'cloud-run-job')!;
+    expect(cloudRun).toMatchObject({ feasible: false });
+    expect(cloudRun.why).toContain('the Cloud Run job has a GPU, and Cloud Run Jobs allow 1h with one');
+  });
+});
