@@ -13,10 +13,12 @@ locals {
     VM_ZONES             = join(",", local.vm_zones)
     OUTPUT_BUCKET        = google_storage_bucket.output.name
     WORKER_JOB           = local.job_name
-    # What the worker job below is defined with: an execution can't change it, so the router sends
-    # a job that needs more to a VM (config.ts, cloudRunJob).
+    # What the worker job below is defined with: an execution can't change its resources, so the
+    # router sends a job that needs more to a VM, nor the timeout of a job without its own, so the
+    # cost router counts Cloud Run out for a run likely to outlast it (config.ts, cloudRunJob).
     WORKER_JOB_CPU         = var.worker_cpu
     WORKER_JOB_MEMORY      = var.worker_memory
+    WORKER_JOB_TIMEOUT     = "${var.worker_timeout_seconds}s"
     WORKER_IMAGE           = var.worker_image
     AGENT_IMAGE            = var.agent_image
     WORKER_SERVICE_ACCOUNT = google_service_account.worker.email

@@ -255,9 +255,11 @@ export class CloudBox {
       VM_ZONES: ZONE,
       OUTPUT_BUCKET,
       WORKER_JOB: 'pipeline-worker',
-      // As terraform defines the worker job by default (variables.tf, worker_cpu and worker_memory).
+      // As terraform defines the worker job by default (variables.tf: worker_cpu, worker_memory and
+      // worker_timeout_seconds).
       WORKER_JOB_CPU: '2',
       WORKER_JOB_MEMORY: '4Gi',
+      WORKER_JOB_TIMEOUT: '3600s',
       WORKER_IMAGE: this.workerImage,
       AGENT_IMAGE: this.agentImage,
       WORKER_SERVICE_ACCOUNT: sa('pipeline-worker'),

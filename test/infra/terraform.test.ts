@@ -699,13 +699,18 @@ describe('Cloud Run', () => {
     expect([tf.variables.worker_cpu!.default, tf.variables.worker_memory!.default]).toEqual(['2', '4Gi']);
     // The dispatcher is told the same, so that it sends what needs more to a VM.
     const env = tf.locals.dispatcher_env as Record<string, string>;
-    expect([env.WORKER_JOB_CPU, env.WORKER_JOB_MEMORY]).toEqual([
+    expect([env.WORKER_JOB_CPU, env.WORKER_JOB_MEMORY, env.WORKER_JOB_TIMEOUT]).toEqual([
       '${var.worker_cpu}',
       '${var.worker_memory}',
+      // Written as the job's own timeout is, so that both say the same.
+      inner.timeout,
     ]);
-    expect(
-      parseConfig({ ...MINIMAL_DISPATCHER_ENV, WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '4Gi' }).cloudRunJob,
-    ).toEqual({ cpu: 2, memoryBytes: 4 * 1024 ** 3 });
+    const defaults = { WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '4Gi', WORKER_JOB_TIMEOUT: '3600s' };
+    expect(parseConfig({ ...MINIMAL_DISPATCHER_ENV, ...defaults }).cloudRunJob).toEqual({
+      cpu: 2,
+      memoryBytes: 4 * 1024 ** 3,
+      timeoutSeconds: 3600,
+    });
   });
 });
 

@@ -6,6 +6,7 @@ export * from './job.ts';
 export * from './ports.ts';
 export * from './routing/index.ts';
 export * from './units.ts';
+export * from './cloud-run-job-definition.ts';
 export * from './format.ts';
 export * from './glob.ts';
 export * from './worker-env.ts';

@@ -107,6 +107,22 @@ export interface CloudRunJobShape {
   cpu: number;
   memoryBytes: number;
   accelerator?: Accelerator;
+  /**
+   * Its task timeout (terraform's worker_timeout_seconds, 1 h by default). An execution may override
+   * it, and the launcher does for a job with a timeout of its own; one without runs with this.
+   */
+  timeoutSeconds?: number;
+}
+
+/**
+ * The task timeout `job` runs with on Cloud Run: its own, else the Cloud Run job's definition's,
+ * else Cloud Run's limit (168 h; 1 h with a GPU, the job's or the definition's).
+ */
+export function cloudRunTaskTimeout(job: JobTemplate, defined?: CloudRunJobShape): number {
+  if (job.timeoutSeconds !== undefined) return job.timeoutSeconds;
+  if (defined?.timeoutSeconds !== undefined) return defined.timeoutSeconds;
+  const gpu = job.accelerator ?? defined?.accelerator;
+  return gpu === undefined ? CLOUD_RUN_JOB_LIMITS.timeoutSeconds : CLOUD_RUN_JOB_LIMITS.gpuTimeoutSeconds;
 }
 
 /**

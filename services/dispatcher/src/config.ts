@@ -2,12 +2,11 @@
 // variable has a validator, and a bad one throws a ConfigError that names it.
 import path from 'node:path';
 import {
-  CLOUD_RUN_CPU_STEPS,
-  CLOUD_RUN_JOB_LIMITS,
+  CloudRunJobDefinitionError,
   CLOUD_RUN_MAX_RUNNING_EXECUTIONS,
   DEFAULT_RUN_EXECUTIONS,
   DEFAULT_RUN_JOBS_PER_MINUTE,
-  parseBytes,
+  parseCloudRunJobDefinition,
   parseDuration,
   type CloudRunJobShape,
 } from '@pipeline/core';
@@ -31,7 +30,8 @@ export interface CloudConfig {
   /**
    * WORKER_JOB_CPU, WORKER_JOB_MEMORY and WORKER_JOB_GPU: what WORKER_JOB is defined with, which an
    * execution can't change. The router sends a job that needs more to a VM; absent, it takes the job
-   * to hold whatever fits Cloud Run Jobs' limits.
+   * to hold whatever fits Cloud Run Jobs' limits. WORKER_JOB_TIMEOUT: its task timeout, which a job
+   * without a timeout of its own runs with.
    */
   cloudRunJob?: CloudRunJobShape;
   /** WORKER_IMAGE: the worker job's image, and a VM task's when its route names none (`logreg`). */
@@ -278,43 +278,23 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
 
 /**
  * WORKER_JOB_CPU ("2") and WORKER_JOB_MEMORY ("4Gi", as terraform writes the job's limits), both or
- * neither; WORKER_JOB_GPU ("nvidia-l4", only with them) when the job has one.
+ * neither; WORKER_JOB_GPU ("nvidia-l4", only with them) when the job has one; WORKER_JOB_TIMEOUT
+ * ("3600s", as terraform writes the job's timeout; only with them).
  */
 function cloudRunJobShape(optional: (name: string) => string | undefined): CloudRunJobShape | undefined {
-  const [cpuText, memoryText, gpu] = ['WORKER_JOB_CPU', 'WORKER_JOB_MEMORY', 'WORKER_JOB_GPU'].map(optional);
-  if (cpuText === undefined && memoryText === undefined) {
-    if (gpu !== undefined)
-      throw new ConfigError('WORKER_JOB_GPU', 'needs WORKER_JOB_CPU and WORKER_JOB_MEMORY');
-    return undefined;
-  }
-  if (cpuText === undefined) throw new ConfigError('WORKER_JOB_CPU', 'is required with WORKER_JOB_MEMORY');
-  if (memoryText === undefined) throw new ConfigError('WORKER_JOB_MEMORY', 'is required with WORKER_JOB_CPU');
-  const cpu = Number(cpuText);
-  if (!CLOUD_RUN_CPU_STEPS.includes(cpu)) {
-    throw new ConfigError(
-      'WORKER_JOB_CPU',
-      `${JSON.stringify(cpuText)} is not 1, 2, 4, 6 or 8 (Cloud Run's vCPU steps)`,
-    );
-  }
-  let memoryBytes: number;
+  const names = {
+    cpu: 'WORKER_JOB_CPU',
+    memory: 'WORKER_JOB_MEMORY',
+    gpu: 'WORKER_JOB_GPU',
+    timeout: 'WORKER_JOB_TIMEOUT',
+  } as const;
+  const text = Object.fromEntries(Object.entries(names).map(([field, name]) => [field, optional(name)]));
   try {
-    memoryBytes = parseBytes(memoryText, 'WORKER_JOB_MEMORY');
-  } catch {
-    throw new ConfigError('WORKER_JOB_MEMORY', `${JSON.stringify(memoryText)} is not a size like "4Gi"`);
+    return parseCloudRunJobDefinition(text, names);
+  } catch (err) {
+    if (err instanceof CloudRunJobDefinitionError) throw new ConfigError(err.field, err.problem);
+    throw err;
   }
-  if (memoryBytes < 512 * 1024 ** 2 || memoryBytes > CLOUD_RUN_JOB_LIMITS.memoryBytes) {
-    throw new ConfigError(
-      'WORKER_JOB_MEMORY',
-      `${memoryText} is not from 512Mi to 32Gi (Cloud Run's limits)`,
-    );
-  }
-  if (gpu !== undefined && !CLOUD_RUN_JOB_LIMITS.gpuTypes.includes(gpu)) {
-    throw new ConfigError(
-      'WORKER_JOB_GPU',
-      `${JSON.stringify(gpu)} is not ${CLOUD_RUN_JOB_LIMITS.gpuTypes.join(' or ')}`,
-    );
-  }
-  return { cpu, memoryBytes, ...(gpu === undefined ? {} : { accelerator: { type: gpu, count: 1 } }) };
 }
 
 function withDefined<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {

@@ -65,6 +65,12 @@ describe('parseConfig', () => {
       memoryBytes: 16 * 1024 ** 3,
       accelerator: { type: 'nvidia-l4', count: 1 },
     });
+    const timed = { ...VALID, WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '4Gi', WORKER_JOB_TIMEOUT: '3600s' };
+    expect(parseConfig(timed).cloudRunJob).toEqual({
+      cpu: 2,
+      memoryBytes: 4 * 1024 ** 3,
+      timeoutSeconds: 3600,
+    });
   });
 
   it('reads JOB_EVENTS_TOPIC, where job state changes are published', () => {
@@ -221,6 +227,32 @@ describe('parseConfig', () => {
       /64Gi is not from 512Mi to 32Gi/,
     ],
     [{ WORKER_JOB_GPU: 'nvidia-l4' }, 'WORKER_JOB_GPU', /needs WORKER_JOB_CPU and WORKER_JOB_MEMORY/],
+    [{ WORKER_JOB_TIMEOUT: '3600s' }, 'WORKER_JOB_TIMEOUT', /needs WORKER_JOB_CPU and WORKER_JOB_MEMORY/],
+    [
+      { WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '4Gi', WORKER_JOB_TIMEOUT: 'soon' },
+      'WORKER_JOB_TIMEOUT',
+      /"soon" is not a duration like "3600s"/,
+    ],
+    [
+      { WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '4Gi', WORKER_JOB_TIMEOUT: '0s' },
+      'WORKER_JOB_TIMEOUT',
+      /0s is not at least 1s/,
+    ],
+    [
+      { WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '4Gi', WORKER_JOB_TIMEOUT: '169h' },
+      'WORKER_JOB_TIMEOUT',
+      /169h is beyond Cloud Run's 7d for a task/,
+    ],
+    [
+      {
+        WORKER_JOB_CPU: '4',
+        WORKER_JOB_MEMORY: '16Gi',
+        WORKER_JOB_GPU: 'nvidia-l4',
+        WORKER_JOB_TIMEOUT: '7200s',
+      },
+      'WORKER_JOB_TIMEOUT',
+      /7200s is beyond Cloud Run's 1h for a task with a GPU/,
+    ],
     [
       { WORKER_JOB_CPU: '4', WORKER_JOB_MEMORY: '16Gi', WORKER_JOB_GPU: 'nvidia-a100' },
       'WORKER_JOB_GPU',

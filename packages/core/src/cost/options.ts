@@ -181,6 +181,14 @@ function onCloudRun({
   if (atLimit.length > 0) {
     return impossible(`needs ${atLimit.join(' and ')} at p${Math.round(LIMIT_QUANTILE * 100)} of the run`);
   }
+  // A job without a timeout of its own runs with the definition's, which kills a longer run.
+  const defined = job.timeoutSeconds === undefined ? cloudRunJob?.timeoutSeconds : undefined;
+  if (defined !== undefined && unlikely > defined) {
+    return impossible(
+      `needs ${formatDuration(unlikely)} at p${Math.round(LIMIT_QUANTILE * 100)} of the run ` +
+        `(the Cloud Run job's timeout is ${formatDuration(defined)}; the rule's job.timeout overrides it)`,
+    );
+  }
   const lacks = cloudRunJob === undefined ? [] : cloudRunShapeBreaches(job, cloudRunJob);
   if (lacks.length > 0) return impossible(`needs ${lacks.join(' and ')}`);
   // A task runs, and is billed, with what the Cloud Run job is defined with.

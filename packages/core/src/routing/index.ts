@@ -21,6 +21,7 @@ export {
   CLOUD_RUN_JOB_LIMITS,
   cloudRunLimitBreaches,
   cloudRunShapeBreaches,
+  cloudRunTaskTimeout,
   hasBuiltInGpus,
   MACHINE_TYPES,
   machineTypeFor,

@@ -3,7 +3,7 @@
 // priced, as the job is defined.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PRICES, runCost } from '../../src/cost/prices.ts';
-import { cloudRunShapeBreaches, type CloudRunJobShape } from '../../src/platforms.ts';
+import { cloudRunShapeBreaches, cloudRunTaskTimeout, type CloudRunJobShape } from '../../src/platforms.ts';
 import { route } from '../../src/routing/route.ts';
 import { config, GiB, launched, object } from './support.ts';
 
@@ -126,5 +126,53 @@ describe('a Cloud Run job defined with a GPU', () => {
     const cloudRun = decision.estimate!.options.find((option) => option.target === 'cloud-run-job')!;
     expect(cloudRun).toMatchObject({ feasible: false });
     expect(cloudRun.why).toContain('the Cloud Run job has a GPU, and Cloud Run Jobs allow 1h with one');
+  });
+});
+
+describe('the Cloud Run job’s own task timeout', () => {
+  // A job without a timeout of its own runs with the definition's (terraform's worker_timeout_seconds,
+  // 1 h): the execution would be killed at it, so a run likely to outlast it is no Cloud Run option.
+  const TIMED: CloudRunJobShape = { ...DEFINED, timeoutSeconds: 3600 };
+  const timedContext = { prices: DEFAULT_PRICES, cloudRunJob: TIMED };
+  const long = (job: Record<string, unknown>, base: string) =>
+    config({ name: 'work', mode: 'cost', target: ['cloud-run-job', 'vm'], job, prior: { base } });
+
+  it('counts Cloud Run out, in cost mode, for a run whose p99 passes it, and says how to give more', () => {
+    const decision = launched(route({ object: input, declared: {} }, long({}, '50m'), timedContext));
+    expect(decision.target).toBe('vm');
+    const cloudRun = decision.estimate!.options.find((option) => option.target === 'cloud-run-job')!;
+    expect(cloudRun).toMatchObject({ feasible: false });
+    expect(cloudRun).not.toHaveProperty('usd'); // it can't run there, at any price
+    expect(cloudRun.why).toMatch(
+      /^needs [\dhms ]+ at p99 of the run \(the Cloud Run job's timeout is 1h; the rule's job\.timeout overrides it\)$/,
+    );
+    // Without the definition's timeout the same run is a Cloud Run option, as it is with a rule
+    // timeout that covers it (the launcher passes that timeout to the execution).
+    const open = launched(route({ object: input, declared: {} }, long({}, '50m'), context));
+    expect(open.estimate!.options.find((o) => o.target === 'cloud-run-job')).toHaveProperty('usd');
+    const covered = launched(
+      route({ object: input, declared: {} }, long({ timeout: '4h' }, '50m'), timedContext),
+    );
+    expect(covered.estimate!.options.find((o) => o.target === 'cloud-run-job')).toHaveProperty('usd');
+  });
+
+  it('keeps Cloud Run for a run well inside it', () => {
+    const decision = launched(route({ object: input, declared: {} }, long({}, '30s'), timedContext));
+    expect(decision.estimate!.options.find((o) => o.target === 'cloud-run-job')).toHaveProperty('usd');
+  });
+});
+
+describe('cloudRunTaskTimeout', () => {
+  const job = { args: [], env: {}, spot: false };
+  it('is the job’s own, else the definition’s, else Cloud Run’s limit (1 h with a GPU)', () => {
+    expect(cloudRunTaskTimeout({ ...job, timeoutSeconds: 120 }, { ...DEFINED, timeoutSeconds: 3600 })).toBe(
+      120,
+    );
+    expect(cloudRunTaskTimeout(job, { ...DEFINED, timeoutSeconds: 3600 })).toBe(3600);
+    expect(cloudRunTaskTimeout(job, DEFINED)).toBe(168 * 3600);
+    expect(cloudRunTaskTimeout(job)).toBe(168 * 3600);
+    expect(cloudRunTaskTimeout({ ...job, accelerator: { type: 'nvidia-l4', count: 1 } })).toBe(3600);
+    const withL4 = { cpu: 4, memoryBytes: 16 * GiB, accelerator: { type: 'nvidia-l4', count: 1 } };
+    expect(cloudRunTaskTimeout(job, withL4)).toBe(3600);
   });
 });

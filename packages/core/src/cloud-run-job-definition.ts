@@ -1,0 +1,79 @@
+// What the worker's Cloud Run job is defined with, read from text as terraform writes it (cpu "2",
+// memory "4Gi", gpu "nvidia-l4", timeout "3600s"): by the dispatcher from WORKER_JOB_CPU, _MEMORY,
+// _GPU and _TIMEOUT, and by `pipeline simulate --cloud-run-job`. One reader, so both accept and refuse
+// the same; each caller names the fields as its user writes them.
+import { formatDuration } from './format.ts';
+import { CLOUD_RUN_CPU_STEPS, CLOUD_RUN_JOB_LIMITS, type CloudRunJobShape } from './platforms.ts';
+import { parseBytes, parseDuration } from './units.ts';
+
+export type CloudRunJobField = 'cpu' | 'memory' | 'gpu' | 'timeout';
+
+export class CloudRunJobDefinitionError extends Error {
+  override readonly name = 'CloudRunJobDefinitionError';
+  readonly code = 'CLOUD_RUN_JOB_DEFINITION';
+  /** The field at fault, as the caller named it. */
+  readonly field: string;
+  /** What is wrong with it, without its name. */
+  readonly problem: string;
+  constructor(field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.field = field;
+    this.problem = problem;
+  }
+}
+
+/**
+ * The definition from its fields' text: cpu and memory both or neither (neither: undefined, no
+ * definition known); gpu and timeout only with them. `names` says how the caller's user writes each
+ * field, for the errors.
+ */
+export function parseCloudRunJobDefinition(
+  text: Partial<Record<CloudRunJobField, string>>,
+  names: Record<CloudRunJobField, string>,
+): CloudRunJobShape | undefined {
+  const fail = (field: CloudRunJobField, problem: string) =>
+    new CloudRunJobDefinitionError(names[field], problem);
+  const { cpu: cpuText, memory: memoryText, gpu, timeout } = text;
+  if (cpuText === undefined && memoryText === undefined) {
+    for (const field of ['gpu', 'timeout'] as const)
+      if (text[field] !== undefined) throw fail(field, `needs ${names.cpu} and ${names.memory}`);
+    return undefined;
+  }
+  if (cpuText === undefined) throw fail('cpu', `is required with ${names.memory}`);
+  if (memoryText === undefined) throw fail('memory', `is required with ${names.cpu}`);
+  const cpu = Number(cpuText);
+  if (!CLOUD_RUN_CPU_STEPS.includes(cpu))
+    throw fail('cpu', `${JSON.stringify(cpuText)} is not 1, 2, 4, 6 or 8 (Cloud Run's vCPU steps)`);
+  let memoryBytes: number;
+  try {
+    memoryBytes = parseBytes(memoryText, names.memory);
+  } catch {
+    throw fail('memory', `${JSON.stringify(memoryText)} is not a size like "4Gi"`);
+  }
+  if (memoryBytes < 512 * 1024 ** 2 || memoryBytes > CLOUD_RUN_JOB_LIMITS.memoryBytes)
+    throw fail('memory', `${memoryText} is not from 512Mi to 32Gi (Cloud Run's limits)`);
+  if (gpu !== undefined && !CLOUD_RUN_JOB_LIMITS.gpuTypes.includes(gpu))
+    throw fail('gpu', `${JSON.stringify(gpu)} is not ${CLOUD_RUN_JOB_LIMITS.gpuTypes.join(' or ')}`);
+  let timeoutSeconds: number | undefined;
+  if (timeout !== undefined) {
+    try {
+      timeoutSeconds = parseDuration(timeout, names.timeout);
+    } catch {
+      throw fail('timeout', `${JSON.stringify(timeout)} is not a duration like "3600s"`);
+    }
+    // Cloud Run's task timeout: 168 h, 1 h with a GPU (platforms.ts).
+    const limit =
+      gpu === undefined ? CLOUD_RUN_JOB_LIMITS.timeoutSeconds : CLOUD_RUN_JOB_LIMITS.gpuTimeoutSeconds;
+    if (timeoutSeconds < 1) throw fail('timeout', `${timeout} is not at least 1s`);
+    if (timeoutSeconds > limit) {
+      const what = gpu === undefined ? 'a task' : 'a task with a GPU';
+      throw fail('timeout', `${timeout} is beyond Cloud Run's ${formatDuration(limit)} for ${what}`);
+    }
+  }
+  return {
+    cpu,
+    memoryBytes,
+    ...(gpu === undefined ? {} : { accelerator: { type: gpu, count: 1 } }),
+    ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
+  };
+}
