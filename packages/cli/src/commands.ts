@@ -216,6 +216,11 @@ export const COMMANDS = {
         value: 'SIZE',
         description: "the size-threshold policy's size: inputs from it run on a VM (default 2GiB)",
       },
+      'cloud-run-job': {
+        value: 'cpu=N,memory=SIZE[,gpu=TYPE][,timeout=DURATION]',
+        description:
+          "what the worker's Cloud Run job is defined with, as terraform's worker_cpu, worker_memory and worker_timeout_seconds say (cpu=2,memory=4Gi,timeout=3600s): a task that needs more runs on a VM, one on Cloud Run is billed so, and one past the timeout is killed there",
+      },
     },
   }),
   backfill: command({

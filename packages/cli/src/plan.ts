@@ -4,11 +4,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
+  CloudRunJobDefinitionError,
   DEFAULT_PRICES,
   formatSeconds,
   formatUsd,
   parseBytes,
+  parseCloudRunJobDefinition,
   parseRoutingConfig,
+  type CloudRunJobField,
+  type CloudRunJobShape,
   type CostEstimate,
   type Placement,
 } from '@pipeline/core';
@@ -102,7 +106,11 @@ export async function simulateCommand(args: string[], _env: NodeJS.ProcessEnv, i
   } catch (err) {
     throw new Failure(`cannot read workload ${positionals[0]}: ${(err as Error).message}`);
   }
-  const options = sizeThresholdBytes === undefined ? {} : { sizeThresholdBytes };
+  const cloudRunJob = cloudRunJobOption(values['cloud-run-job']);
+  const options = {
+    ...(sizeThresholdBytes === undefined ? {} : { sizeThresholdBytes }),
+    ...(cloudRunJob === undefined ? {} : { cloudRunJob }),
+  };
   const results = simulateAll(workload, prices, options);
   if (values.json) {
     say(
@@ -122,6 +130,32 @@ export async function simulateCommand(args: string[], _env: NodeJS.ProcessEnv, i
     say(io, `\n${formatBatching(results, alone)}`);
   }
   return 0;
+}
+
+/** --cloud-run-job cpu=2,memory=4Gi[,gpu=nvidia-l4][,timeout=3600s], read as the dispatcher reads WORKER_JOB_*. */
+function cloudRunJobOption(value: string | undefined): CloudRunJobShape | undefined {
+  if (value === undefined) return undefined;
+  const fields = ['cpu', 'memory', 'gpu', 'timeout'] as const;
+  const text: Partial<Record<CloudRunJobField, string>> = {};
+  for (const pair of value.split(',')) {
+    const eq = pair.indexOf('=');
+    const key = pair.slice(0, eq) as CloudRunJobField;
+    if (eq <= 0 || !fields.includes(key) || text[key] !== undefined)
+      throw new UsageError(
+        `--cloud-run-job takes cpu=N,memory=SIZE[,gpu=TYPE][,timeout=DURATION], each once; got ${JSON.stringify(pair)}`,
+        'simulate',
+      );
+    text[key] = pair.slice(eq + 1);
+  }
+  const names = Object.fromEntries(fields.map((field) => [field, `--cloud-run-job ${field}`]));
+  try {
+    const shape = parseCloudRunJobDefinition(text, names as Record<CloudRunJobField, string>);
+    if (shape === undefined) throw new CloudRunJobDefinitionError('--cloud-run-job', 'needs cpu and memory');
+    return shape;
+  } catch (err) {
+    if (err instanceof CloudRunJobDefinitionError) throw new UsageError(err.message, 'simulate');
+    throw err;
+  }
 }
 
 /** The price table of a routing config file (its `prices`, over the defaults). */

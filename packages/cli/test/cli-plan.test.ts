@@ -139,6 +139,51 @@ describe('pipeline simulate', () => {
     expect((await cliRun(['simulate', WORKLOAD, '--threshold', 'big'])).code).toBe(2);
     expect((await cliRun(['simulate'])).code).toBe(2);
   });
+
+  it('takes what the Cloud Run job is defined with, as the dispatcher reads it, and refuses what it would', async () => {
+    // A tiny workload of one 2 h CPU run: a Cloud Run job whose 1 h timeout is its own kills it there
+    // (always-cloud-run falls back to a VM, knowing it); without one, Cloud Run allows 168 h.
+    const workload = path.join(root, 'one-long.json');
+    fs.writeFileSync(
+      workload,
+      JSON.stringify({
+        rules: { long: { cpu: 2, memory: '4GiB', spot: false, prior: { base: '2h' } } },
+        tasks: [{ id: 'a', rule: 'long', arrival: 0, inputBytes: 1, trueSeconds: 7200 }],
+      }),
+    );
+    const fallbacks = async (args: string[]) => {
+      const run = await cliRun(['simulate', workload, '--json', ...args]);
+      expect(run.stderr).toBe('');
+      const results = JSON.parse(run.stdout) as { policy: string; fallbacks: number }[];
+      return results.find((r) => r.policy === 'always-cloud-run')!.fallbacks;
+    };
+    expect(await fallbacks([])).toBe(0);
+    expect(await fallbacks(['--cloud-run-job', 'cpu=2,memory=4Gi,timeout=3600s'])).toBe(1);
+    // 4 vCPU is more than the job has: it can't run there either.
+    const bigger = path.join(root, 'one-big.json');
+    fs.writeFileSync(
+      bigger,
+      JSON.stringify({
+        rules: { big: { cpu: 4, memory: '8GiB', spot: false } },
+        tasks: [{ id: 'b', rule: 'big', arrival: 0, inputBytes: 1, trueSeconds: 60 }],
+      }),
+    );
+    const run = await cliRun(['simulate', bigger, '--json', '--cloud-run-job', 'cpu=2,memory=4Gi']);
+    const results = JSON.parse(run.stdout) as { policy: string; fallbacks: number }[];
+    expect(results.find((r) => r.policy === 'always-cloud-run')!.fallbacks).toBe(1);
+
+    for (const [value, error] of [
+      ['cpu=3,memory=4Gi', /^pipeline: --cloud-run-job cpu: "3" is not 1, 2, 4, 6 or 8/],
+      ['cpu=2', /--cloud-run-job memory: is required with --cloud-run-job cpu/],
+      ['cpu=2,memory=4Gi,timeout=200h', /--cloud-run-job timeout: 200h is beyond Cloud Run's 7d for a task/],
+      ['cpu=2,memory=4Gi,disk=10Gi', /--cloud-run-job takes cpu=N,memory=SIZE.*got "disk=10Gi"/],
+      ['timeout=1h', /--cloud-run-job timeout: needs --cloud-run-job cpu and --cloud-run-job memory/],
+    ] as const) {
+      const refused = await cliRun(['simulate', workload, '--cloud-run-job', value]);
+      expect(refused.code, value).toBe(2);
+      expect(refused.stderr, value).toMatch(error);
+    }
+  });
 });
 
 describe('estimates and costs on jobs', () => {

@@ -14,12 +14,17 @@
 // L4, a GPU run over 1 h) falls back to a VM, as the router does; the fallback is counted. A task's or
 // its rule's GPUs are priced as the router prices them (Cloud Run's L4 per second, g2/a2 VMs).
 //
+// A run the cost policy sends to Cloud Run that outlasts its task timeout (cloudRunTaskTimeout: the
+// Cloud Run job's, or Cloud Run's 168 h, 1 h with a GPU) is killed there, as Cloud Run kills it: it
+// is paid up to the timeout, and then runs again on a VM (as a retry of the FAILED job on the VM
+// route would), paid and waited for too. The kills are counted.
+//
 // Batching (a rule's `batch`, batching.ts): the rule's files that run on Cloud Run wait for their batch
 // to close and run as tasks of one execution. The batches are gathered from all of the rule's files in
 // arrival order; a file a policy sends to a VM leaves its batch without closing it sooner. Policies
 // judge a batched file's deadline as if its batch waited its whole maxWait.
 
-import type { CloudRunJobShape } from '../platforms.ts';
+import { cloudRunTaskTimeout, type CloudRunJobShape } from '../platforms.ts';
 import type { JobTemplate, Target } from '../template.ts';
 import { formatDuration } from '../format.ts';
 import {
@@ -83,6 +88,8 @@ export interface TaskOutcome {
   missedDeadline: boolean;
   /** A fixed policy's target couldn't run it; it went to a VM. */
   fellBack: boolean;
+  /** Cloud Run killed it at its task timeout; it ran again on a VM (both are in usd and the wait). */
+  killed?: { afterSeconds: number; rerunMachineType?: string };
 }
 
 export interface SimulationResult {
@@ -96,6 +103,8 @@ export interface SimulationResult {
   /** The Cloud Run executions it launched: one per batch, one per file that ran alone. */
   cloudRunExecutions: number;
   fallbacks: number;
+  /** Runs Cloud Run killed at their task timeout (each ran again on a VM). */
+  killed: number;
   outcomes: TaskOutcome[];
 }
 
@@ -164,7 +173,19 @@ export function simulate(
     const batched = chosen.target === 'cloud-run-job' ? gathered : undefined;
     if (batched !== undefined) batchesLaunched.add(batched.batch);
     else if (chosen.target === 'cloud-run-job') launchedAlone++;
-    const outcome = actual(task, chosen, prices, fellBack, estimatedSeconds, batched?.delaySeconds ?? 0);
+    // Cloud Run kills a run that outlasts its task timeout; the job runs again on a VM.
+    const timeout =
+      chosen.target === 'cloud-run-job' ? cloudRunTaskTimeout(chosen.job, options.cloudRunJob) : 0;
+    const killed =
+      chosen.target === 'cloud-run-job' && task.trueSeconds > timeout
+        ? { afterSeconds: timeout, rerun: ask(truth, ['vm'], false).find((o) => o.spot === rule.spot)! }
+        : undefined;
+    const outcome = actual(task, chosen, prices, {
+      fellBack,
+      estimatedSeconds,
+      gatheredSeconds: batched?.delaySeconds ?? 0,
+      killed,
+    });
     learner.finished(task, outcome.finishSeconds);
     return outcome;
   });
@@ -206,28 +227,46 @@ export function simulateAll(
   return POLICIES.map((policy) => simulate(workload, prices, policy, options));
 }
 
-/** What the chosen place really cost, with the task's true duration. */
+/** What the chosen place really cost, with the task's true duration (and, killed, its run again). */
 function actual(
   task: WorkloadTask,
   chosen: PlacementOption,
   prices: PriceTable,
-  fellBack: boolean,
-  estimatedSeconds: number | undefined,
-  gatheredSeconds: number,
+  {
+    fellBack,
+    estimatedSeconds,
+    gatheredSeconds,
+    killed,
+  }: {
+    fellBack: boolean;
+    estimatedSeconds: number | undefined;
+    gatheredSeconds: number;
+    killed?: { afterSeconds: number; rerun: PlacementOption };
+  },
 ): TaskOutcome {
-  const { job } = chosen;
-  const cost = runCost(
-    prices,
-    {
-      target: chosen.target,
-      cpu: job.cpu!,
-      memoryBytes: job.memoryBytes!,
-      machineType: chosen.machineType,
-      spot: chosen.spot === true,
-      accelerator: job.accelerator,
-    },
-    task.trueSeconds,
-  );
+  const costOf = (option: PlacementOption, seconds: number) =>
+    runCost(
+      prices,
+      {
+        target: option.target,
+        cpu: option.job.cpu!,
+        memoryBytes: option.job.memoryBytes!,
+        machineType: option.machineType,
+        spot: option.spot === true,
+        accelerator: option.job.accelerator,
+      },
+      seconds,
+    );
+  let cost = costOf(chosen, task.trueSeconds);
+  if (killed !== undefined) {
+    const [first, again] = [costOf(chosen, killed.afterSeconds), costOf(killed.rerun, task.trueSeconds)];
+    cost = {
+      ...again,
+      usd: first.usd + again.usd,
+      billedSeconds: first.billedSeconds + again.billedSeconds,
+      waitedSeconds: first.waitedSeconds + again.waitedSeconds,
+    };
+  }
   return {
     id: task.id,
     rule: task.rule,
@@ -241,6 +280,9 @@ function actual(
     missedDeadline:
       task.deadlineSeconds !== undefined && gatheredSeconds + cost.waitedSeconds > task.deadlineSeconds,
     fellBack,
+    ...(killed === undefined
+      ? {}
+      : { killed: { afterSeconds: killed.afterSeconds, rerunMachineType: killed.rerun.machineType } }),
   };
 }
 
@@ -308,6 +350,7 @@ function summarize(
     },
     cloudRunExecutions,
     fallbacks: count((outcome) => outcome.fellBack),
+    killed: count((outcome) => outcome.killed !== undefined),
     outcomes,
   };
 }
@@ -325,6 +368,7 @@ export function formatSimulation(results: readonly SimulationResult[]): string {
     'vm spot',
     'vm standard',
     'fallbacks',
+    'killed',
   ];
   const rows = results.map((result) => [
     result.policy,
@@ -338,6 +382,7 @@ export function formatSimulation(results: readonly SimulationResult[]): string {
     String(result.placements.vmSpot),
     String(result.placements.vmStandard),
     String(result.fallbacks),
+    String(result.killed),
   ]);
   const measure = savingShare(results);
   return measure === undefined

@@ -146,7 +146,7 @@ describe('formatSimulation', () => {
       /^cost: the cheapest fixed policy, always-vm, costs no more than the oracle \(\$\d+\.\d\d, \$\d+\.\d\d\), so there is no saving to share; deadline misses \d+, the oracle's \d+ \(of \d+\)$/,
     );
     expect(lines[0]).toMatch(
-      /^policy +cost \(USD\) +vs oracle +makespan +deadline misses +cloud-run +vm spot +vm standard +fallbacks$/,
+      /^policy +cost \(USD\) +vs oracle +makespan +deadline misses +cloud-run +vm spot +vm standard +fallbacks +killed$/,
     );
     expect(new Set(lines.map((line) => line.length)).size).toBe(1);
     expect(lines[5]).toMatch(/^oracle +\d+\.\d\d +\+0\.0% /);
