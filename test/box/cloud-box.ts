@@ -47,6 +47,11 @@ const REAP_EVERY_MS = 30_000;
 export interface CloudBoxOptions {
   /** Whether Compute preempts this spot instance once its task runs. */
   preempt?: (instance: Record<string, unknown>) => boolean;
+  /**
+   * Rules put before the shipped pipeline.config.json's, in the dispatcher's config file (mounted
+   * where its image has the shipped one), as a user who edits that file deploys them.
+   */
+  rules?: Record<string, unknown>[];
 }
 
 export interface BoxImages {
@@ -171,7 +176,7 @@ export class CloudBox {
       env: { COMPLETIONS_TOPIC: 'completions', GCE_METADATA_HOST: this.metadata.host, ...toBox },
       label: this.label,
       logDir: path.join(this.dir, 'run'),
-      settle: (execution, outcome) => this.run.settle(execution, outcome),
+      settleTask: (execution, index, outcome) => this.run.settleTask(execution, index, outcome),
     });
     this.compute = await startFakeCompute({ onInstanceCreated: (instance) => this.vmHost.boot(instance) });
     this.vmHost = new VmHost({
@@ -194,6 +199,17 @@ export class CloudBox {
       setInterval(() => void this.post('/reconcile').catch(() => undefined), RECONCILE_EVERY_MS),
       setInterval(() => void this.post('/reap').catch(() => undefined), REAP_EVERY_MS),
     ];
+  }
+
+  /** The shipped routing config with `rules` first, as a file for the dispatcher's image. */
+  private routingConfig(rules: Record<string, unknown>[]): { host: string; container: string } {
+    const shipped = JSON.parse(fs.readFileSync(path.join(ROOT, 'pipeline.config.json'), 'utf8')) as {
+      rules: unknown[];
+    };
+    const host = path.join(this.dir, 'pipeline.config.json');
+    fs.writeFileSync(host, JSON.stringify({ ...shipped, rules: [...rules, ...shipped.rules] }, null, 2));
+    fs.chmodSync(host, 0o644);
+    return { host, container: '/app/pipeline.config.json' };
   }
 
   /** The topics and subscriptions of terraform/pubsub.tf; the push ones once the dispatcher listens. */
@@ -309,6 +325,7 @@ export class CloudBox {
    */
   async startDispatcher(image: string, mounts: { host: string; container: string }[] = []): Promise<void> {
     await this.stopDispatcher();
+    if (this.options.rules !== undefined) mounts = [this.routingConfig(this.options.rules), ...mounts];
     const port = this.url === '' ? await freePort() : Number(new URL(this.url).port);
     const env = await this.dispatcherEnv(port);
     this.dispatcher = `box-dispatcher-${this.label}-${randomBytes(3).toString('hex')}`;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium } from 'playwright-core';
-import type { Job } from '@pipeline/core';
+import { currentBatchTask, type Job } from '@pipeline/core';
 import { describeWithDocker } from '../support/docker-engine.ts';
 import { CHROMIUM, CHROMIUM_ARGS } from '../support/chromium.ts';
 import { describeWithEmulators } from '../support/emulators.ts';
@@ -17,6 +17,15 @@ import { boxImages, CloudBox, INPUT_BUCKET, OUTPUT_BUCKET, type BoxImages } from
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const SAMPLE = path.join(ROOT, 'jobs/worker/data/financial_statements.csv');
 const WINE = path.join(ROOT, 'jobs/worker/data/wine.csv');
+/** A batching rule before the shipped ones: its CSVs run as the tasks of one execution. */
+const BATCH_RULE = {
+  name: 'box-batch',
+  match: { path: 'batched/**.csv' },
+  target: 'cloud-run-job',
+  job: { task: 'logreg', cpu: 2, memory: '4GiB', timeout: '1h' },
+  // maxFiles closes it as the third file is queued; maxWait is there only if an upload is slow.
+  batch: { maxFiles: 3, maxWait: '90s' },
+};
 /** Upload (or request) to `_SUCCESS`, per case, for the README. */
 const timings: Record<string, number> = {};
 
@@ -32,6 +41,7 @@ describeWithDocker('the cloud in a box', () => {
       // Spot capacity is being reclaimed for one object: every spot VM of its job is preempted.
       box = await CloudBox.start(images, {
         preempt: (instance) => JSON.stringify(instance.metadata).includes(`gs://${INPUT_BUCKET}/preempted/`),
+        rules: [BATCH_RULE],
       });
       dir = path.join(box.dir, 'inputs');
       fs.mkdirSync(dir);
@@ -51,6 +61,38 @@ describeWithDocker('the cloud in a box', () => {
         expect(box.runHost.executions.filter((e) => e.jobId === job)).toHaveLength(1);
         timings['Cloud Run task (sample CSV, 418 KB)'] = successAt(done) - started;
         ended.cloudRun = done;
+      });
+
+      it('three CSVs of a batching rule run as the three tasks of one Cloud Run execution', async () => {
+        const started = Date.now();
+        const names = [0, 1, 2].map((i) => `batched/part-${i}.csv`);
+        const submitted = await Promise.all(names.map((name) => submit(SAMPLE, name)));
+        const done = await Promise.all(
+          submitted.map(({ job, generation }, i) => expectLanded(job, `${names[i]}/${generation}/`)),
+        );
+        timings['Cloud Run batch of 3 (sample CSV each, to the last)'] =
+          Math.max(...done.map(successAt)) - started;
+        // One batch of three: each job's attempt was a task of it, the tasks 0, 1 and 2.
+        const batches = done.map((job) => currentBatchTask(job));
+        expect(new Set(batches.map((b) => b?.id)).size).toBe(1);
+        expect(batches.map((b) => [b?.index, b?.size]).sort()).toEqual([
+          [0, 3],
+          [1, 3],
+          [2, 3],
+        ]);
+        // Run as the host ran them: one execution, a container per task with its index, each exit 0
+        // (a task's completion can land before the host has seen its container exit).
+        const tasks = box.runHost.executions.filter((e) => e.batchId === batches[0]!.id);
+        for (let i = 0; i < 600 && tasks.some((t) => t.exitCode === undefined); i++)
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(new Set(tasks.map((t) => t.name)).size).toBe(1);
+        expect(tasks.map((t) => [t.task, t.taskCount, t.exitCode]).sort()).toEqual([
+          [0, 3, 0],
+          [1, 3, 0],
+          [2, 3, 0],
+        ]);
+        for (const job of done) expect(job.target).toBe('cloud-run-job');
+        ended.batch = done[0]!;
       });
 
       it('a CSV with pipeline-runtime: vm runs on a spot VM, which deletes itself', async () => {
@@ -145,7 +187,7 @@ describeWithDocker('the cloud in a box', () => {
 
     it('the CLI and the dashboard show every job, and nothing is left running', async () => {
       const jobs = Object.values(ended);
-      expect(jobs).toHaveLength(5);
+      expect(jobs).toHaveLength(6);
       for (const job of jobs) {
         const shown = await box.cli(['job', job.id]);
         expect(shown.code, shown.stderr).toBe(0);

@@ -1,11 +1,14 @@
 // What Cloud Run does with an execution, on the real Docker engine: the Run double (fake-run.ts)
-// accepts RunJob, and this host runs its one task as a container of the job's image, pulled from the
-// registry, with the job's own env, the execution's overrides (env, args) and the variables Cloud Run
-// sets for a task (https://cloud.google.com/run/docs/container-contract#jobs-env-vars:
-// CLOUD_RUN_JOB, CLOUD_RUN_EXECUTION, CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_ATTEMPT,
-// CLOUD_RUN_TASK_COUNT). The container runs as its image's user on the host network; a task past its
-// timeout is killed. Its exit settles the execution in the double, as Cloud Run reports it: exit 0
-// succeeded, any other code failed with that code. A cancelled execution's container is killed.
+// accepts RunJob, and this host runs each of its tasks (the overrides' taskCount; a batch has one per
+// file) as a container of the job's image, pulled from the registry, with the job's own env, the
+// execution's overrides (env, args) and the variables Cloud Run sets for a task
+// (https://cloud.google.com/run/docs/container-contract#jobs-env-vars: CLOUD_RUN_JOB,
+// CLOUD_RUN_EXECUTION, CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_ATTEMPT, CLOUD_RUN_TASK_COUNT). The tasks
+// run side by side, as a job without a parallelism limit runs them, two at a time here (the vfs
+// driver copies an image per container). A container runs as its image's user on the host network;
+// a task past its timeout is killed. Its exit settles its task in the double, as Cloud Run reports
+// it: exit 0 succeeded, any other code failed with that code; the last task's end completes the
+// execution. A cancelled execution's containers are killed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { docker } from '../support/docker-engine.ts';
@@ -22,14 +25,24 @@ export interface RunHostOptions {
   label: string;
   /** Where each execution's container output is kept, as NAME.log. */
   logDir: string;
-  settle(execution: string, outcome: ExecutionOutcome): void;
+  /** Ends task `index` of an execution in the Run double (FakeRun.settleTask). */
+  settleTask(execution: string, index: number, outcome: ExecutionOutcome): void;
 }
 
+/** Tasks of one execution that run at a time. */
+const TASKS_AT_ONCE = 2;
+
+/** One task of an execution, as a container. */
 export interface HostedExecution {
   name: string;
   container: string;
+  /** The execution's JOB_ID and ATTEMPT; a batch's name neither (its tasks read theirs from the manifest). */
   jobId: string;
   attempt: string;
+  /** The execution's BATCH_ID, when it runs a batch. */
+  batchId?: string;
+  task: number;
+  taskCount: number;
   /** The container's exit code, once it ended; undefined while it runs. */
   exitCode?: number;
   startedMs: number;
@@ -50,41 +63,62 @@ export class RunHost {
     fs.mkdirSync(options.logDir, { recursive: true });
   }
 
-  /** The Run double's onExecutionStarted. */
+  /** The Run double's onExecutionStarted: its tasks, TASKS_AT_ONCE at a time. */
   start(execution: StartedExecution): void {
     const short = execution.name.split('/').at(-1)!;
-    const hosted: HostedExecution = {
+    const tasks = Array.from({ length: execution.taskCount }, (_, task): HostedExecution => ({
       name: execution.name,
-      container: `box-run-${short}`,
+      container: execution.taskCount === 1 ? `box-run-${short}` : `box-run-${short}-${task}`,
       jobId: execution.env.JOB_ID ?? '',
       attempt: execution.env.ATTEMPT ?? '',
+      ...(execution.env.BATCH_ID === undefined ? {} : { batchId: execution.env.BATCH_ID }),
+      task,
+      taskCount: execution.taskCount,
       startedMs: Date.now(),
-    };
-    this.executions.push(hosted);
-    const run = this.run(execution, hosted).catch((err: Error) => {
-      this.failures.push(`${short}: ${err.message}`);
-      this.options.settle(execution.name, {
-        phase: 'failed',
-        message: `the box could not run it: ${err.message}`,
+    }));
+    this.executions.push(...tasks);
+    const runOne = (hosted: HostedExecution) =>
+      this.run(execution, hosted).catch((err: Error) => {
+        this.failures.push(`${short} task ${hosted.task}: ${err.message}`);
+        this.settle(hosted, { phase: 'failed', message: `the box could not run it: ${err.message}` });
       });
+    const queue = [...tasks];
+    const lanes = Array.from({ length: Math.min(TASKS_AT_ONCE, tasks.length) }, async () => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        // A task not started when its execution was cancelled never runs (the double ended it).
+        if (next.cancelled === true) continue;
+        next.startedMs = Date.now();
+        await runOne(next);
+      }
     });
+    const run = Promise.all(lanes).then(() => undefined);
     this.running.add(run);
     void run.finally(() => this.running.delete(run));
   }
 
-  /** The Run double's onExecutionEnded: a cancelled execution's container is stopped. */
+  /** The Run double's onExecutionEnded: a cancelled execution's containers are stopped. */
   ended(execution: EndedExecution): void {
     if (execution.outcome.phase !== 'cancelled') return;
-    const hosted = this.executions.find((e) => e.name === execution.name);
-    if (hosted === undefined || hosted.exitCode !== undefined) return;
-    hosted.cancelled = true;
-    void docker(['kill', hosted.container]).catch(() => undefined);
+    for (const hosted of this.executions.filter((e) => e.name === execution.name)) {
+      if (hosted.exitCode !== undefined) continue;
+      hosted.cancelled = true;
+      void docker(['kill', hosted.container]).catch(() => undefined);
+    }
   }
 
   /** Waits for every container started so far to end; what went wrong in the host itself, if anything. */
   async settled(): Promise<string[]> {
     while (this.running.size > 0) await Promise.all([...this.running]);
     return [...this.failures];
+  }
+
+  /** Ends the task in the double, unless it ended already (its execution was cancelled as it exited). */
+  private settle(hosted: HostedExecution, outcome: ExecutionOutcome): void {
+    try {
+      this.options.settleTask(hosted.name, hosted.task, outcome);
+    } catch (err) {
+      if (!/already ended/.test((err as Error).message)) this.failures.push((err as Error).message);
+    }
   }
 
   private async run(execution: StartedExecution, hosted: HostedExecution): Promise<void> {
@@ -96,9 +130,9 @@ export class RunHost {
       ...execution.env,
       CLOUD_RUN_JOB: execution.job,
       CLOUD_RUN_EXECUTION: execution.name.split('/').at(-1)!,
-      CLOUD_RUN_TASK_INDEX: '0',
+      CLOUD_RUN_TASK_INDEX: String(hosted.task),
       CLOUD_RUN_TASK_ATTEMPT: '0',
-      CLOUD_RUN_TASK_COUNT: '1',
+      CLOUD_RUN_TASK_COUNT: String(hosted.taskCount),
     };
     await docker([
       'run',
@@ -134,17 +168,10 @@ export class RunHost {
     await docker(['rm', '--force', hosted.container]).catch(() => undefined);
     if (hosted.cancelled === true) return;
     // As Cloud Run words it: the task's message (fake-run.ts puts it after "Task ... failed with message:").
-    if (timedOut)
-      this.options.settle(execution.name, {
-        phase: 'failed',
-        message: `The configured timeout was reached.`,
-      });
-    else if (hosted.exitCode === 0) this.options.settle(execution.name, { phase: 'succeeded' });
+    const settle = (outcome: ExecutionOutcome) => this.settle(hosted, outcome);
+    if (timedOut) settle({ phase: 'failed', message: `The configured timeout was reached.` });
+    else if (hosted.exitCode === 0) settle({ phase: 'succeeded' });
     else
-      this.options.settle(execution.name, {
-        phase: 'failed',
-        exitCode: hosted.exitCode,
-        message: `The container exited with an error.`,
-      });
+      settle({ phase: 'failed', exitCode: hosted.exitCode, message: `The container exited with an error.` });
   }
 }
