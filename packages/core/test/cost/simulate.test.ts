@@ -190,6 +190,24 @@ describe('the shipped workload', () => {
     expect(best - cost.usd).toBeGreaterThanOrEqual(0.9 * (best - by.oracle.usd));
   });
 
+  it('holds with the Cloud Run job as terraform defines it (2 vCPU, 4 GiB, 1 h): the cost policy at the oracle, nothing killed', () => {
+    const definition = { cpu: 2, memoryBytes: 4 * GiB, timeoutSeconds: 3600 };
+    const defined = Object.fromEntries(
+      simulateAll(workload, DEFAULT_PRICES, { cloudRunJob: definition }).map((r) => [r.policy, r]),
+    );
+    expect(defined.cost.usd).toBeLessThanOrEqual(defined.oracle.usd * 1.01);
+    expect(defined.cost.deadlineMisses).toBeLessThanOrEqual(defined.oracle.deadlineMisses);
+    for (const result of Object.values(defined)) expect(result.killed, result.policy).toBe(0);
+    // One shape for every Cloud Run task costs more than each task's own, even in hindsight...
+    expect(defined.oracle.usd).toBeGreaterThan(by.oracle.usd);
+    // ...and the GPU team runs on g2 VMs: the job has no GPU.
+    const gpuRules = Object.keys(workload.rules).filter((name) => workload.rules[name].accelerator);
+    const gpuOnCloudRun = defined.cost.outcomes.filter(
+      (o) => gpuRules.includes(o.rule) && o.target === 'cloud-run-job',
+    );
+    expect(gpuOnCloudRun).toEqual([]);
+  });
+
   it('costs, on the CPU teams, at least 25% below every fixed policy', () => {
     // The GPU team's work costs about the same under every policy that can place it well (a standard
     // g2 VM for all but its shortest runs), so over the whole week it narrows the gap to always-vm;
