@@ -8,7 +8,9 @@
 // counts, so that a backfill outlives the request that started it and the instance that served it:
 // POST /backfill does pages for a few seconds, and every reconcile pass continues RUNNING backfills
 // from their cursor. One step at a time holds the record's lease; a stepper that died leaves a lease
-// that runs out, and the next pass lists that page again.
+// that runs out, and the next pass lists that page again. The lease's owner is the stepper, not the
+// process: one instance serves POST /backfill and a reconcile pass at once, and two steppers there
+// would list the same page and count it by whichever finished first.
 //
 // A crash between submitting a page and saving the cursor costs nothing but time: the page is
 // submitted again, and the ledger's claim (create-if-absent on the object version's job id) makes
@@ -72,7 +74,7 @@ export interface BackfillPassReport {
 
 export class Backfiller {
   private readonly ports: BackfillerPorts;
-  /** This process's name as a lease owner. */
+  /** This process's name; each stepper's lease owner is it and a name of the stepper's own. */
   private readonly owner = randomBytes(8).toString('hex');
 
   constructor(ports: BackfillerPorts) {
@@ -165,9 +167,12 @@ export class Backfiller {
    */
   private async advance(backfill: Backfill, end: number): Promise<Backfill> {
     const filter = backfillFilter(backfill);
+    // This stepper's own: another stepper in this process (a request beside a reconcile pass) must
+    // find the step held, as one in another instance does.
+    const owner = `${this.owner}.${randomBytes(4).toString('hex')}`;
     let record = backfill;
     while (record.state === 'RUNNING' && Date.now() < end) {
-      const leased = takeStep(record, this.owner, this.dispatcher.iso(), this.leaseMs);
+      const leased = takeStep(record, owner, this.dispatcher.iso(), this.leaseMs);
       if (leased === undefined || !(await this.ports.store.update(leased))) {
         return (await this.ports.store.get(record.id)) ?? record; // another stepper, or cancelled
       }
@@ -175,8 +180,8 @@ export class Backfiller {
       const outcome = 'error' in page ? undefined : await this.submitPage(leased, page, filter);
       const written = await this.finishStep(leased.id, (current) =>
         'error' in page
-          ? pageFailed(current, this.owner, page.error, page.passing, this.dispatcher.iso())
-          : pageDone(current, this.owner, outcome!, this.dispatcher.iso()),
+          ? pageFailed(current, owner, page.error, page.passing, this.dispatcher.iso())
+          : pageDone(current, owner, outcome!, this.dispatcher.iso()),
       );
       if (written === undefined) return (await this.ports.store.get(record.id)) ?? record;
       record = written;

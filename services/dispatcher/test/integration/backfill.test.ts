@@ -339,6 +339,36 @@ describe('cancel', () => {
   });
 });
 
+describe('two steppers in one instance (POST /backfill beside a reconcile pass)', () => {
+  it('take turns: the page is listed and counted once, by the one that holds the step', async () => {
+    putObjects(names(0, 50));
+    const started = await world.backfiller.start({ bucket: BUCKET, prefix: '', failedOnly: false }, 0);
+    const real = new GcsBlobStore({ retryOptions: { autoRetry: false } });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let listings = 0;
+    // One Backfiller, as one instance has: the first stepper's listing waits until the second has tried.
+    const backfiller = world.backfillerWith({
+      lister: {
+        async listPage(bucket, prefix, size, token) {
+          if (++listings === 1) await held;
+          return real.listPage(bucket, prefix, size, token);
+        },
+      },
+    });
+    const first = backfiller.continueRunning(60_000);
+    while (listings === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    const second = await backfiller.continueRunning(60_000);
+    expect(second.pages).toBe(0); // the step is held: it did nothing
+    release();
+    expect((await first).pages).toBe(1);
+    expect(listings).toBe(1);
+    const record = (await world.store.get(started.id))!;
+    expect(record).toMatchObject({ state: 'DONE', counts: { listed: 50, submitted: 50, skipped: 0 } });
+    expect(await allJobs()).toHaveLength(50);
+  });
+});
+
 describe('a stepper that dies between submitting a page and saving the cursor', () => {
   it('costs only a second submission of that page: each job once, counted as skipped', async () => {
     putObjects(names(0, 150));
