@@ -84,8 +84,9 @@ describe('pipeline backfill in local mode', () => {
       'bf/bad-[12].csv',
     ]);
     expect(retried.code).toBe(0);
-    // Once, under a full suite's load, this said "0 retried, 2 skipped": the failure shows each job as
-    // the ledger holds it, so that case can be read rather than guessed at.
+    // Under load this once said "0 retried, 2 skipped" with both jobs at attempt 2: the reconcile pass
+    // had stepped the same backfill beside the request (fixed: the lease names the stepper). A failure
+    // shows each job as the ledger holds it.
     const held = await Promise.all(
       [...jobs.values()].map(async (job) => {
         const now = await pipeline.ledger.get(job.id);
