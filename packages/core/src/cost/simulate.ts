@@ -178,7 +178,7 @@ export function simulate(
       chosen.target === 'cloud-run-job' ? cloudRunTaskTimeout(chosen.job, options.cloudRunJob) : 0;
     const killed =
       chosen.target === 'cloud-run-job' && task.trueSeconds > timeout
-        ? { afterSeconds: timeout, rerun: ask(truth, ['vm'], false).find((o) => o.spot === rule.spot)! }
+        ? { afterSeconds: timeout, rerun: rerunOnVm(task.id, ask(truth, ['vm'], false), rule.spot) }
         : undefined;
     const outcome = actual(task, chosen, prices, {
       fellBack,
@@ -190,6 +190,16 @@ export function simulate(
     return outcome;
   });
   return summarize(policy, tasks, outcomes, batchesLaunched.size + launchedAlone);
+}
+
+/** The VM a killed Cloud Run run is retried on; a task no VM can run is an error in the workload. */
+function rerunOnVm(taskId: string, vmOptions: readonly PlacementOption[], spot: boolean): PlacementOption {
+  const rerun = vmOptions.find((o) => o.spot === spot);
+  if (!rerun?.possible)
+    throw new Error(
+      `simulate: task ${taskId} outlasted Cloud Run and can run on no VM: ${rerun?.why ?? 'no option'}`,
+    );
+  return rerun;
 }
 
 /** A batched file: its batch (an id), the wait for it to close, and its rule's maxWait. */

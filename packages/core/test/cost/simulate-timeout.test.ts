@@ -80,6 +80,14 @@ describe('a run past the Cloud Run task timeout', () => {
       if (result.policy !== 'cost') expect(result.killed, result.policy).toBe(0);
   });
 
+  it('says which task it is when no VM could run it again', () => {
+    const noVms = { ...DEFAULT_PRICES, machineTypes: {} };
+    const firstKilled = workload.tasks.find((task) => task.trueSeconds > 60)!;
+    expect(() => simulate(workload, noVms, 'cost', { estimates: 'point', cloudRunJob: TIMED })).toThrow(
+      `simulate: task ${firstKilled.id} outlasted Cloud Run and can run on no VM: no priced machine type fits 2 vCPU, 4 GiB memory`,
+    );
+  });
+
   it('is no kill without the definition’s timeout: Cloud Run allows 168 h', () => {
     expect(simulate(workload, DEFAULT_PRICES, 'cost', { estimates: 'point' }).killed).toBe(0);
   });
