@@ -178,6 +178,11 @@ describe('pipeline simulate', () => {
       ['cpu=2,memory=4Gi,timeout=200h', /--cloud-run-job timeout: 200h is beyond Cloud Run's 7d for a task/],
       ['cpu=2,memory=4Gi,disk=10Gi', /--cloud-run-job takes cpu=N,memory=SIZE.*got "disk=10Gi"/],
       ['timeout=1h', /--cloud-run-job timeout: needs --cloud-run-job cpu and --cloud-run-job memory/],
+      [
+        'cpu=1,memory=8Gi',
+        /--cloud-run-job memory: 8Gi is not from 512Mi to 4Gi, what Cloud Run allows with 1 vCPU/,
+      ],
+      ['cpu=2,memory=8Gi,gpu=nvidia-l4', /--cloud-run-job gpu: nvidia-l4 needs at least 4 vCPU and 16Gi/],
     ] as const) {
       const refused = await cliRun(['simulate', workload, '--cloud-run-job', value]);
       expect(refused.code, value).toBe(2);

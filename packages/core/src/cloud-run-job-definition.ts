@@ -22,6 +22,26 @@ export class CloudRunJobDefinitionError extends Error {
   }
 }
 
+const GIB = 1024 ** 3;
+
+/**
+ * The memory a Cloud Run task may have with `cpu` vCPU: 1 up to 4 GiB, 2 up to 8, 4 from 2 to 16,
+ * 6 from 4 to 24, 8 from 4 to 32; 512 MiB at least in the second generation environment jobs run in
+ * (https://cloud.google.com/run/docs/configuring/jobs/cpu, .../jobs/memory-limits).
+ */
+function memoryRangeFor(cpu: number): { min: number; max: number } {
+  const least = 512 * 1024 ** 2;
+  if (cpu >= 8) return { min: 4 * GIB, max: 32 * GIB };
+  if (cpu >= 6) return { min: 4 * GIB, max: 24 * GIB };
+  if (cpu >= 4) return { min: 2 * GIB, max: 16 * GIB };
+  return { min: least, max: (cpu >= 2 ? 8 : 4) * GIB };
+}
+
+/** "512Mi", "16Gi": a size as Cloud Run (and terraform) write it. */
+function asCloudRunWrites(bytes: number): string {
+  return bytes < GIB ? `${bytes / 1024 ** 2}Mi` : `${bytes / GIB}Gi`;
+}
+
 /**
  * The definition from its fields' text: cpu and memory both or neither (neither: undefined, no
  * definition known); gpu and timeout only with them. `names` says how the caller's user writes each
@@ -52,8 +72,24 @@ export function parseCloudRunJobDefinition(
   }
   if (memoryBytes < 512 * 1024 ** 2 || memoryBytes > CLOUD_RUN_JOB_LIMITS.memoryBytes)
     throw fail('memory', `${memoryText} is not from 512Mi to 32Gi (Cloud Run's limits)`);
+  const range = memoryRangeFor(cpu);
+  if (memoryBytes < range.min || memoryBytes > range.max) {
+    throw fail(
+      'memory',
+      `${memoryText} is not from ${asCloudRunWrites(range.min)} to ${asCloudRunWrites(range.max)}, ` +
+        `what Cloud Run allows with ${cpu} vCPU (${names.cpu})`,
+    );
+  }
   if (gpu !== undefined && !CLOUD_RUN_JOB_LIMITS.gpuTypes.includes(gpu))
     throw fail('gpu', `${JSON.stringify(gpu)} is not ${CLOUD_RUN_JOB_LIMITS.gpuTypes.join(' or ')}`);
+  // "For L4 GPUs, you must use a minimum of 4 CPU and 16 GiB of memory."
+  // (https://cloud.google.com/run/docs/configuring/jobs/gpu)
+  if (gpu !== undefined && (cpu < 4 || memoryBytes < 16 * GIB)) {
+    throw fail(
+      'gpu',
+      `${gpu} needs at least 4 vCPU and 16Gi (${names.cpu} is ${cpuText}, ${names.memory} ${memoryText})`,
+    );
+  }
   let timeoutSeconds: number | undefined;
   if (timeout !== undefined) {
     try {

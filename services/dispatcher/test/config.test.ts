@@ -73,6 +73,21 @@ describe('parseConfig', () => {
     });
   });
 
+  it('takes each edge of Cloud Run’s vCPU and memory table', () => {
+    const edges: [string, string][] = [
+      ['1', '512Mi'],
+      ['1', '4Gi'],
+      ['2', '8Gi'],
+      ['4', '2Gi'],
+      ['6', '24Gi'],
+      ['8', '32Gi'],
+    ];
+    for (const [cpu, memory] of edges) {
+      const job = parseConfig({ ...VALID, WORKER_JOB_CPU: cpu, WORKER_JOB_MEMORY: memory }).cloudRunJob;
+      expect(job, `${cpu} vCPU, ${memory}`).toMatchObject({ cpu: Number(cpu) });
+    }
+  });
+
   it('reads JOB_EVENTS_TOPIC, where job state changes are published', () => {
     expect(parseConfig({ ...VALID, JOB_EVENTS_TOPIC: 'pipeline-job-events' }).jobEventsTopic).toBe(
       'pipeline-job-events',
@@ -225,6 +240,31 @@ describe('parseConfig', () => {
       { WORKER_JOB_CPU: '8', WORKER_JOB_MEMORY: '64Gi' },
       'WORKER_JOB_MEMORY',
       /64Gi is not from 512Mi to 32Gi/,
+    ],
+    // Cloud Run's vCPU and memory table (https://cloud.google.com/run/docs/configuring/jobs/cpu).
+    [
+      { WORKER_JOB_CPU: '1', WORKER_JOB_MEMORY: '8Gi' },
+      'WORKER_JOB_MEMORY',
+      'WORKER_JOB_MEMORY: 8Gi is not from 512Mi to 4Gi, what Cloud Run allows with 1 vCPU (WORKER_JOB_CPU)',
+    ],
+    [
+      { WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '9Gi' },
+      'WORKER_JOB_MEMORY',
+      /9Gi is not from 512Mi to 8Gi, what Cloud Run allows with 2 vCPU/,
+    ],
+    [{ WORKER_JOB_CPU: '4', WORKER_JOB_MEMORY: '1Gi' }, 'WORKER_JOB_MEMORY', /1Gi is not from 2Gi to 16Gi/],
+    [{ WORKER_JOB_CPU: '6', WORKER_JOB_MEMORY: '25Gi' }, 'WORKER_JOB_MEMORY', /25Gi is not from 4Gi to 24Gi/],
+    [{ WORKER_JOB_CPU: '8', WORKER_JOB_MEMORY: '2Gi' }, 'WORKER_JOB_MEMORY', /2Gi is not from 4Gi to 32Gi/],
+    // "For L4 GPUs, you must use a minimum of 4 CPU and 16 GiB" (https://cloud.google.com/run/docs/configuring/jobs/gpu).
+    [
+      { WORKER_JOB_CPU: '4', WORKER_JOB_MEMORY: '8Gi', WORKER_JOB_GPU: 'nvidia-l4' },
+      'WORKER_JOB_GPU',
+      'WORKER_JOB_GPU: nvidia-l4 needs at least 4 vCPU and 16Gi (WORKER_JOB_CPU is 4, WORKER_JOB_MEMORY 8Gi)',
+    ],
+    [
+      { WORKER_JOB_CPU: '2', WORKER_JOB_MEMORY: '8Gi', WORKER_JOB_GPU: 'nvidia-l4' },
+      'WORKER_JOB_GPU',
+      /nvidia-l4 needs at least 4 vCPU and 16Gi/,
     ],
     [{ WORKER_JOB_GPU: 'nvidia-l4' }, 'WORKER_JOB_GPU', /needs WORKER_JOB_CPU and WORKER_JOB_MEMORY/],
     [{ WORKER_JOB_TIMEOUT: '3600s' }, 'WORKER_JOB_TIMEOUT', /needs WORKER_JOB_CPU and WORKER_JOB_MEMORY/],
