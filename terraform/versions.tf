@@ -1,6 +1,6 @@
 # Terraform and provider versions. Only the google provider is needed: everything here is GA.
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.9"
 
   required_providers {
     google = {
