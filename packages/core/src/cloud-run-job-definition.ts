@@ -3,7 +3,12 @@
 // _GPU and _TIMEOUT, and by `pipeline simulate --cloud-run-job`. One reader, so both accept and refuse
 // the same; each caller names the fields as its user writes them.
 import { formatDuration } from './format.ts';
-import { CLOUD_RUN_CPU_STEPS, CLOUD_RUN_JOB_LIMITS, type CloudRunJobShape } from './platforms.ts';
+import {
+  CLOUD_RUN_CPU_STEPS,
+  CLOUD_RUN_JOB_LIMITS,
+  CLOUD_RUN_MEMORY_FOR_CPU,
+  type CloudRunJobShape,
+} from './platforms.ts';
 import { parseBytes, parseDuration } from './units.ts';
 
 export type CloudRunJobField = 'cpu' | 'memory' | 'gpu' | 'timeout';
@@ -23,19 +28,6 @@ export class CloudRunJobDefinitionError extends Error {
 }
 
 const GIB = 1024 ** 3;
-
-/**
- * The memory a Cloud Run task may have with `cpu` vCPU: 1 up to 4 GiB, 2 up to 8, 4 from 2 to 16,
- * 6 from 4 to 24, 8 from 4 to 32; 512 MiB at least in the second generation environment jobs run in
- * (https://cloud.google.com/run/docs/configuring/jobs/cpu, .../jobs/memory-limits).
- */
-function memoryRangeFor(cpu: number): { min: number; max: number } {
-  const least = 512 * 1024 ** 2;
-  if (cpu >= 8) return { min: 4 * GIB, max: 32 * GIB };
-  if (cpu >= 6) return { min: 4 * GIB, max: 24 * GIB };
-  if (cpu >= 4) return { min: 2 * GIB, max: 16 * GIB };
-  return { min: least, max: (cpu >= 2 ? 8 : 4) * GIB };
-}
 
 /** "512Mi", "16Gi": a size as Cloud Run (and terraform) write it. */
 function asCloudRunWrites(bytes: number): string {
@@ -70,24 +62,29 @@ export function parseCloudRunJobDefinition(
   } catch {
     throw fail('memory', `${JSON.stringify(memoryText)} is not a size like "4Gi"`);
   }
-  if (memoryBytes < 512 * 1024 ** 2 || memoryBytes > CLOUD_RUN_JOB_LIMITS.memoryBytes)
-    throw fail('memory', `${memoryText} is not from 512Mi to 32Gi (Cloud Run's limits)`);
-  const range = memoryRangeFor(cpu);
-  if (memoryBytes < range.min || memoryBytes > range.max) {
+  const { minMemoryBytes, memoryBytes: maxMemoryBytes, gpuMinimum } = CLOUD_RUN_JOB_LIMITS;
+  if (memoryBytes < minMemoryBytes || memoryBytes > maxMemoryBytes) {
     throw fail(
       'memory',
-      `${memoryText} is not from ${asCloudRunWrites(range.min)} to ${asCloudRunWrites(range.max)}, ` +
+      `${memoryText} is not from ${asCloudRunWrites(minMemoryBytes)} to ${asCloudRunWrites(maxMemoryBytes)} (Cloud Run's limits)`,
+    );
+  }
+  const least = Math.max(minMemoryBytes, CLOUD_RUN_MEMORY_FOR_CPU[cpu]!.minBytes);
+  const most = CLOUD_RUN_MEMORY_FOR_CPU[cpu]!.maxBytes;
+  if (memoryBytes < least || memoryBytes > most) {
+    throw fail(
+      'memory',
+      `${memoryText} is not from ${asCloudRunWrites(least)} to ${asCloudRunWrites(most)}, ` +
         `what Cloud Run allows with ${cpu} vCPU (${names.cpu})`,
     );
   }
   if (gpu !== undefined && !CLOUD_RUN_JOB_LIMITS.gpuTypes.includes(gpu))
     throw fail('gpu', `${JSON.stringify(gpu)} is not ${CLOUD_RUN_JOB_LIMITS.gpuTypes.join(' or ')}`);
-  // "For L4 GPUs, you must use a minimum of 4 CPU and 16 GiB of memory."
-  // (https://cloud.google.com/run/docs/configuring/jobs/gpu)
-  if (gpu !== undefined && (cpu < 4 || memoryBytes < 16 * GIB)) {
+  if (gpu !== undefined && (cpu < gpuMinimum.cpu || memoryBytes < gpuMinimum.memoryBytes)) {
     throw fail(
       'gpu',
-      `${gpu} needs at least 4 vCPU and 16Gi (${names.cpu} is ${cpuText}, ${names.memory} ${memoryText})`,
+      `${gpu} needs at least ${gpuMinimum.cpu} vCPU and ${asCloudRunWrites(gpuMinimum.memoryBytes)} ` +
+        `(${names.cpu} is ${cpuText}, ${names.memory} ${memoryText})`,
     );
   }
   let timeoutSeconds: number | undefined;

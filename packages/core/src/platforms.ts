@@ -23,6 +23,10 @@ export const CLOUD_RUN_JOB_LIMITS = {
   gpuTimeoutSeconds: 1 * HOUR,
   gpuTypes: ['nvidia-l4'] as readonly string[],
   maxGpuCount: 1,
+  /** "For L4 GPUs, you must use a minimum of 4 CPU and 16 GiB of memory" (jobs/gpu, above). */
+  gpuMinimum: { cpu: 4, memoryBytes: 16 * GIB },
+  /** The least memory in the second generation environment jobs run in (jobs/memory-limits). */
+  minMemoryBytes: 512 * 1024 ** 2,
   /** Tasks in one execution ("Maximum number of tasks in a single job": https://cloud.google.com/run/quotas). */
   maxTasks: 10_000,
 };
@@ -76,6 +80,18 @@ export function cloudRunLimitBreaches(job: JobTemplate, defined?: CloudRunJobSha
 export const CLOUD_RUN_CPU_STEPS: readonly number[] = [1, 2, 4, 6, 8];
 
 /**
+ * The memory a Cloud Run task may have with each vCPU step, above the floor every job has
+ * (`minMemoryBytes`): https://cloud.google.com/run/docs/configuring/jobs/cpu, "vCPU and memory table".
+ */
+export const CLOUD_RUN_MEMORY_FOR_CPU: Readonly<Record<number, { minBytes: number; maxBytes: number }>> = {
+  1: { minBytes: 0, maxBytes: 4 * GIB },
+  2: { minBytes: 0, maxBytes: 8 * GIB },
+  4: { minBytes: 2 * GIB, maxBytes: 16 * GIB },
+  6: { minBytes: 4 * GIB, maxBytes: 24 * GIB },
+  8: { minBytes: 4 * GIB, maxBytes: 32 * GIB },
+};
+
+/**
  * The smallest shape Cloud Run accepts that holds `job` (which must be within the limits):
  * defaults filled in, cpu rounded up to a step, and each raised to what the other requires
  * (more than 4/8/16/24 GiB needs 2/4/6/8 vCPU; 4 vCPU needs 2 GiB, 6 or 8 need 4 GiB; an L4
@@ -85,14 +101,14 @@ export function shapeForCloudRun(job: JobTemplate): JobTemplate {
   let cpu = job.cpu ?? CLOUD_RUN_DEFAULTS.cpu;
   let memory = job.memoryBytes ?? CLOUD_RUN_DEFAULTS.memoryBytes;
   if (job.accelerator) {
-    cpu = Math.max(cpu, 4);
-    memory = Math.max(memory, 16 * GIB);
+    cpu = Math.max(cpu, CLOUD_RUN_JOB_LIMITS.gpuMinimum.cpu);
+    memory = Math.max(memory, CLOUD_RUN_JOB_LIMITS.gpuMinimum.memoryBytes);
   }
+  const limit = CLOUD_RUN_JOB_LIMITS.cpu;
   const cpuForMemory =
-    memory > 24 * GIB ? 8 : memory > 16 * GIB ? 6 : memory > 8 * GIB ? 4 : memory > 4 * GIB ? 2 : 1;
-  cpu = CLOUD_RUN_CPU_STEPS.find((step) => step >= Math.max(cpu, cpuForMemory)) ?? CLOUD_RUN_JOB_LIMITS.cpu;
-  const memoryForCpu = cpu >= 6 ? 4 * GIB : cpu >= 4 ? 2 * GIB : 0;
-  return { ...job, cpu, memoryBytes: Math.max(memory, memoryForCpu) };
+    CLOUD_RUN_CPU_STEPS.find((step) => CLOUD_RUN_MEMORY_FOR_CPU[step]!.maxBytes >= memory) ?? limit;
+  cpu = CLOUD_RUN_CPU_STEPS.find((step) => step >= Math.max(cpu, cpuForMemory)) ?? limit;
+  return { ...job, cpu, memoryBytes: Math.max(memory, CLOUD_RUN_MEMORY_FOR_CPU[cpu]!.minBytes) };
 }
 
 /**
