@@ -270,16 +270,29 @@ variable "worker_memory" {
     error_message = "worker_memory must be like 4Gi or 512Mi."
   }
 
-  # Cloud Run's vCPU and memory table (https://cloud.google.com/run/docs/configuring/jobs/cpu), in
-  # MiB; Cloud Run would refuse the job at apply, and the dispatcher at its start (WORKER_JOB_MEMORY).
-  # A malformed size or vCPU passes here: the checks above and on worker_cpu name it.
+  # Cloud Run's vCPU and memory table (below); Cloud Run would refuse the job at apply, and the
+  # dispatcher at its start (WORKER_JOB_MEMORY). A malformed size or vCPU passes here: the check above
+  # and worker_cpu's name it.
   validation {
-    condition = try(
-      (endswith(var.worker_memory, "Gi") ? tonumber(trimsuffix(var.worker_memory, "Gi")) * 1024 : tonumber(trimsuffix(var.worker_memory, "Mi"))) >= { "1" = 512, "2" = 512, "4" = 2048, "6" = 4096, "8" = 4096 }[var.worker_cpu] &&
-      (endswith(var.worker_memory, "Gi") ? tonumber(trimsuffix(var.worker_memory, "Gi")) * 1024 : tonumber(trimsuffix(var.worker_memory, "Mi"))) <= { "1" = 4096, "2" = 8192, "4" = 16384, "6" = 24576, "8" = 32768 }[var.worker_cpu],
-      !can(regex("^[0-9]+(Mi|Gi)$", var.worker_memory)) || !contains(["1", "2", "4", "6", "8"], var.worker_cpu)
-    )
+    # One size in MiB, named once: the condition must read var.worker_memory itself, not a local.
+    condition = try(alltrue([
+      for mib in [endswith(var.worker_memory, "Gi") ? tonumber(trimsuffix(var.worker_memory, "Gi")) * 1024 : tonumber(trimsuffix(var.worker_memory, "Mi"))] :
+      mib >= local.cloud_run_memory_mib_for_cpu[var.worker_cpu].min && mib <= local.cloud_run_memory_mib_for_cpu[var.worker_cpu].max
+    ]), true)
     error_message = "worker_memory must fit worker_cpu as Cloud Run requires: 1 vCPU 512Mi to 4Gi, 2 vCPU 512Mi to 8Gi, 4 vCPU 2Gi to 16Gi, 6 vCPU 4Gi to 24Gi, 8 vCPU 4Gi to 32Gi."
+  }
+}
+
+# Cloud Run's vCPU and memory table, in MiB (https://cloud.google.com/run/docs/configuring/jobs/cpu),
+# for worker_memory's validation. Here, beside it, so the variables alone evaluate
+# (test/infra/terraform-variables.test.ts plans this file by itself).
+locals {
+  cloud_run_memory_mib_for_cpu = {
+    "1" = { min = 512, max = 4096 }
+    "2" = { min = 512, max = 8192 }
+    "4" = { min = 2048, max = 16384 }
+    "6" = { min = 4096, max = 24576 }
+    "8" = { min = 4096, max = 32768 }
   }
 }
 
